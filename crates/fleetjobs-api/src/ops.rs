@@ -1,0 +1,189 @@
+//! The one table of API operations: name, signing service, method, URI template, and where
+//! each non-body member travels (query string or header), as in the botocore models. The
+//! handler receives every member merged into one [`Input`] object.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use fleetjobs_core::ApiResult;
+use fleetjobs_engine::{Engine, Input};
+use serde_json::Value;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type Handler = for<'a> fn(&'a Engine, Input) -> BoxFuture<'a, ApiResult<Value>>;
+
+/// The SigV4 signing name that selects the service (`iot` vs `iot-jobs-data` share paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Iot,
+}
+
+impl Service {
+    pub fn from_signing_name(name: &str) -> Option<Service> {
+        match name {
+            "iot" => Some(Service::Iot),
+            _ => None,
+        }
+    }
+}
+
+/// How a query-string member is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+}
+
+pub struct Operation {
+    pub name: &'static str,
+    pub service: Service,
+    pub method: &'static str,
+    pub path: &'static str,
+    /// (wire name, member name, type).
+    pub query: &'static [(&'static str, &'static str, Kind)],
+    /// (header name, member name).
+    pub headers: &'static [(&'static str, &'static str)],
+    pub handler: Handler,
+}
+
+use Kind::{Bool, Int, Str};
+
+macro_rules! op {
+    ($name:literal, $method:literal, $path:literal, $f:ident $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])? $(, headers: [$(($hw:literal, $hm:literal)),* $(,)?])?) => {
+        Operation {
+            name: $name,
+            service: Service::Iot,
+            method: $method,
+            path: $path,
+            query: &[$($(($qw, $qm, $qk)),*)?],
+            headers: &[$($(($hw, $hm)),*)?],
+            handler: |engine, input| Box::pin(engine.$f(input)),
+        }
+    };
+}
+
+pub static OPERATIONS: &[Operation] = &[
+    // Things
+    op!("CreateThing", "POST", "/things/{thingName}", create_thing),
+    op!("DescribeThing", "GET", "/things/{thingName}", describe_thing),
+    op!("ListThings", "GET", "/things", list_things, query: [
+        ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int), ("attributeName", "attributeName", Str),
+        ("attributeValue", "attributeValue", Str), ("thingTypeName", "thingTypeName", Str),
+        ("usePrefixAttributeValue", "usePrefixAttributeValue", Bool)]),
+    op!("UpdateThing", "PATCH", "/things/{thingName}", update_thing),
+    op!("DeleteThing", "DELETE", "/things/{thingName}", delete_thing, query: [("expectedVersion", "expectedVersion", Int)]),
+    // Certificates
+    op!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
+    op!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),
+    op!("ListCertificates", "GET", "/certificates", list_certificates, query: [
+        ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool)]),
+    op!("UpdateCertificate", "PUT", "/certificates/{certificateId}", update_certificate, query: [("newStatus", "newStatus", Str)]),
+    op!("DeleteCertificate", "DELETE", "/certificates/{certificateId}", delete_certificate, query: [("forceDelete", "forceDelete", Bool)]),
+    // Policies
+    op!("CreatePolicy", "POST", "/policies/{policyName}", create_policy),
+    op!("GetPolicy", "GET", "/policies/{policyName}", get_policy),
+    op!("ListPolicies", "GET", "/policies", list_policies, query: [
+        ("marker", "marker", Str), ("pageSize", "pageSize", Int), ("isAscendingOrder", "ascendingOrder", Bool)]),
+    op!("DeletePolicy", "DELETE", "/policies/{policyName}", delete_policy),
+    op!("AttachPolicy", "PUT", "/target-policies/{policyName}", attach_policy),
+    op!("DetachPolicy", "POST", "/target-policies/{policyName}", detach_policy),
+    op!("ListAttachedPolicies", "POST", "/attached-policies/{target}", list_attached_policies, query: [
+        ("recursive", "recursive", Bool), ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
+    op!("ListTargetsForPolicy", "POST", "/policy-targets/{policyName}", list_targets_for_policy, query: [
+        ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
+    // Thing principals
+    op!("AttachThingPrincipal", "PUT", "/things/{thingName}/principals", attach_thing_principal,
+        query: [("thingPrincipalType", "thingPrincipalType", Str)], headers: [("x-amzn-principal", "principal")]),
+    op!("DetachThingPrincipal", "DELETE", "/things/{thingName}/principals", detach_thing_principal,
+        headers: [("x-amzn-principal", "principal")]),
+    op!("ListThingPrincipals", "GET", "/things/{thingName}/principals", list_thing_principals,
+        query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
+    op!("ListPrincipalThings", "GET", "/principals/things", list_principal_things,
+        query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)], headers: [("x-amzn-principal", "principal")]),
+    // Endpoint and events
+    op!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
+    op!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),
+    op!("DescribeEventConfigurations", "GET", "/event-configurations", describe_event_configurations),
+    // Jobs
+    op!("CreateJob", "PUT", "/jobs/{jobId}", create_job),
+    op!("UpdateJob", "PATCH", "/jobs/{jobId}", update_job, query: [("namespaceId", "namespaceId", Str)]),
+    op!("DescribeJob", "GET", "/jobs/{jobId}", describe_job, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
+    op!("ListJobs", "GET", "/jobs", list_jobs, query: [
+        ("status", "status", Str), ("targetSelection", "targetSelection", Str), ("maxResults", "maxResults", Int),
+        ("nextToken", "nextToken", Str), ("thingGroupName", "thingGroupName", Str), ("thingGroupId", "thingGroupId", Str),
+        ("namespaceId", "namespaceId", Str)]),
+    op!("CancelJob", "PUT", "/jobs/{jobId}/cancel", cancel_job, query: [("force", "force", Bool)]),
+    op!("DeleteJob", "DELETE", "/jobs/{jobId}", delete_job, query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
+    op!("GetJobDocument", "GET", "/jobs/{jobId}/job-document", get_job_document, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
+    op!("AssociateTargetsWithJob", "POST", "/jobs/{jobId}/targets", associate_targets_with_job, query: [("namespaceId", "namespaceId", Str)]),
+    op!("ListJobExecutionsForJob", "GET", "/jobs/{jobId}/things", list_job_executions_for_job, query: [
+        ("status", "status", Str), ("maxResults", "maxResults", Int), ("nextToken", "nextToken", Str)]),
+    op!("ListJobExecutionsForThing", "GET", "/things/{thingName}/jobs", list_job_executions_for_thing, query: [
+        ("status", "status", Str), ("namespaceId", "namespaceId", Str), ("maxResults", "maxResults", Int),
+        ("nextToken", "nextToken", Str), ("jobId", "jobId", Str)]),
+    op!("DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", describe_job_execution, query: [("executionNumber", "executionNumber", Int)]),
+    op!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
+    op!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution,
+        query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
+];
+
+/// Find the operation for a request. `segments` are the path's segments, percent-decoded.
+/// Returns the operation and its path labels (label name, value).
+pub fn route<'s>(
+    service: Service,
+    method: &str,
+    segments: &'s [String],
+) -> Option<(&'static Operation, Vec<(&'static str, &'s str)>)> {
+    OPERATIONS.iter().filter(|op| op.service == service && op.method == method).find_map(|op| {
+        let template: Vec<&'static str> = op.path.split('/').skip(1).filter(|s| !s.is_empty()).collect();
+        if template.len() != segments.len() {
+            return None;
+        }
+        let mut labels = Vec::new();
+        for (t, s) in template.iter().zip(segments) {
+            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(label) if !s.is_empty() => labels.push((label, s.as_str())),
+                Some(_) => return None,
+                None if t == s => {}
+                None => return None,
+            }
+        }
+        Some((op, labels))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/').skip(1).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn routes_by_method_and_literal_segments() {
+        let s = segs("/jobs/example-job-01");
+        assert_eq!(route(Service::Iot, "PUT", &s).unwrap().0.name, "CreateJob");
+        assert_eq!(route(Service::Iot, "GET", &s).unwrap().0.name, "DescribeJob");
+        let s = segs("/jobs/j1/cancel");
+        assert_eq!(route(Service::Iot, "PUT", &s).unwrap().0.name, "CancelJob");
+        let s = segs("/things/t1/jobs/j1/executionNumber/3");
+        let (op, labels) = route(Service::Iot, "DELETE", &s).unwrap();
+        assert_eq!(op.name, "DeleteJobExecution");
+        assert_eq!(labels, vec![("thingName", "t1"), ("jobId", "j1"), ("executionNumber", "3")]);
+        assert!(route(Service::Iot, "GET", &segs("/nope")).is_none());
+    }
+
+    #[test]
+    fn every_operation_is_listed_once() {
+        let mut names: Vec<_> = OPERATIONS.iter().map(|o| o.name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        for op in OPERATIONS {
+            assert!(op.path.starts_with('/'), "{}", op.name);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The pure core of Fleetjobs: the AWS IoT Jobs domain with no I/O.
+//!
+//! Everything here is deterministic given its inputs; the clock is always passed in
+//! (`now`, epoch milliseconds). Adapters (store, MQTT, HTTP) live in other crates and call in.
+//!
+//! Layout:
+//! - [`model`]: the records (`Job`, `JobExecution`, `Thing`, `Certificate`, `Policy`) and enums.
+//! - [`error`]: `ErrorCode`, the AWS exception names with their HTTP status, and `ApiError`.
+//! - [`validate`]: field limits and patterns from the botocore model, enforced server-side.
+//! - [`execution`]: the job execution state machine (device updates, start-next, cancel).
+//! - [`pending`]: a thing's pending queue, `$next`, and when `notify`/`notify-next` fire.
+//! - [`events`]: `$aws/events/job/...` and `$aws/events/jobExecution/...` payloads.
+//! - [`topics`]: parsing `$aws/things/{thing}/jobs/...` request topics.
+//! - [`policy`]: AWS IoT policy documents and their evaluation.
+//! - [`arn`]: ARN formatting and parsing.
+
+pub mod arn;
+pub mod error;
+pub mod events;
+pub mod execution;
+pub mod model;
+pub mod pending;
+pub mod policy;
+pub mod topics;
+pub mod validate;
+
+pub use error::{ApiError, ApiResult, ErrorCode};
+
+/// Epoch milliseconds: the one clock unit inside Fleetjobs. Wire formats convert at the edge.
+pub type Millis = i64;

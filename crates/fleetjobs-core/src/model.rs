@@ -1,0 +1,315 @@
+//! The records Fleetjobs keeps, named as AWS names them. They serialize (serde, camelCase) to
+//! the store; wire shapes are built from them by the adapters.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Millis;
+
+/// `statusDetails`: at most 10 string pairs.
+pub type StatusDetails = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    InProgress,
+    Canceled,
+    Completed,
+    DeletionInProgress,
+    Scheduled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobExecutionStatus {
+    Queued,
+    InProgress,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Rejected,
+    Removed,
+    Canceled,
+}
+
+impl JobExecutionStatus {
+    pub const ALL: [JobExecutionStatus; 8] = [
+        Self::Queued,
+        Self::InProgress,
+        Self::Succeeded,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Rejected,
+        Self::Removed,
+        Self::Canceled,
+    ];
+
+    /// Everything but QUEUED and IN_PROGRESS is terminal.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Queued | Self::InProgress)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::TimedOut => "TIMED_OUT",
+            Self::Rejected => "REJECTED",
+            Self::Removed => "REMOVED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Canceled => "CANCELED",
+            Self::Completed => "COMPLETED",
+            Self::DeletionInProgress => "DELETION_IN_PROGRESS",
+            Self::Scheduled => "SCHEDULED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::InProgress, Self::Canceled, Self::Completed, Self::DeletionInProgress, Self::Scheduled]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TargetSelection {
+    Continuous,
+    #[default]
+    Snapshot,
+}
+
+impl TargetSelection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continuous => "CONTINUOUS",
+            Self::Snapshot => "SNAPSHOT",
+        }
+    }
+}
+
+/// The job configurations that are accepted, validated and stored but whose behaviour
+/// (rollout, abort, timeouts, retries, scheduling) belongs to the rollout engine. Kept as the
+/// validated JSON the caller sent so they echo back exactly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobConfigs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presigned_url_config: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_executions_rollout_config: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_config: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_config: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_executions_retry_config: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduling_config: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub job_id: String,
+    pub job_arn: String,
+    pub targets: Vec<String>,
+    pub document: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub target_selection: TargetSelection,
+    pub status: JobStatus,
+    #[serde(default)]
+    pub force_canceled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub created_at: Millis,
+    pub last_updated_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_parameters: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_package_versions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<serde_json::Value>,
+    #[serde(default)]
+    pub configs: JobConfigs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobExecution {
+    pub job_id: String,
+    pub thing_name: String,
+    pub execution_number: i64,
+    pub status: JobExecutionStatus,
+    #[serde(default)]
+    pub status_details: StatusDetails,
+    pub queued_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    pub last_updated_at: Millis,
+    pub version_number: i64,
+    #[serde(default)]
+    pub force_canceled: bool,
+    #[serde(default)]
+    pub retry_attempt: i32,
+}
+
+impl JobExecution {
+    /// A new QUEUED execution (version 1).
+    pub fn queued(job_id: &str, thing_name: &str, execution_number: i64, now: Millis) -> Self {
+        JobExecution {
+            job_id: job_id.to_string(),
+            thing_name: thing_name.to_string(),
+            execution_number,
+            status: JobExecutionStatus::Queued,
+            status_details: StatusDetails::new(),
+            queued_at: now,
+            started_at: None,
+            last_updated_at: now,
+            version_number: 1,
+            force_canceled: false,
+            retry_attempt: 0,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        !self.status.is_terminal()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thing {
+    pub thing_name: String,
+    pub thing_id: String,
+    pub thing_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thing_type_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_group_name: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    pub version: i64,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertificateStatus {
+    Active,
+    Inactive,
+    Revoked,
+    PendingTransfer,
+    RegisterInactive,
+    PendingActivation,
+}
+
+impl CertificateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+            Self::Revoked => "REVOKED",
+            Self::PendingTransfer => "PENDING_TRANSFER",
+            Self::RegisterInactive => "REGISTER_INACTIVE",
+            Self::PendingActivation => "PENDING_ACTIVATION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Active,
+            Self::Inactive,
+            Self::Revoked,
+            Self::PendingTransfer,
+            Self::RegisterInactive,
+            Self::PendingActivation,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    pub certificate_pem: String,
+    pub status: CertificateStatus,
+    pub created_at: Millis,
+    pub last_modified_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub policy_name: String,
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub created_at: Millis,
+    pub last_modified_at: Millis,
+}
+
+/// Which `$aws/events/...` families are published (UpdateEventConfigurations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventConfigurations {
+    pub enabled: BTreeMap<String, bool>,
+    pub created_at: Millis,
+    pub last_modified_at: Millis,
+}
+
+impl EventConfigurations {
+    /// The AWS `EventType` enum.
+    pub const EVENT_TYPES: [&'static str; 11] = [
+        "THING",
+        "THING_GROUP",
+        "THING_TYPE",
+        "THING_GROUP_MEMBERSHIP",
+        "THING_GROUP_HIERARCHY",
+        "THING_TYPE_ASSOCIATION",
+        "JOB",
+        "JOB_EXECUTION",
+        "POLICY",
+        "CERTIFICATE",
+        "CA_CERTIFICATE",
+    ];
+
+    /// Fleetjobs' default: JOB and JOB_EXECUTION on (the tutorial expects them), the rest off.
+    pub fn fleetjobs_default(now: Millis) -> Self {
+        let enabled =
+            Self::EVENT_TYPES.iter().map(|t| (t.to_string(), matches!(*t, "JOB" | "JOB_EXECUTION"))).collect();
+        EventConfigurations { enabled, created_at: now, last_modified_at: now }
+    }
+
+    pub fn is_enabled(&self, event_type: &str) -> bool {
+        self.enabled.get(event_type).copied().unwrap_or(false)
+    }
+}

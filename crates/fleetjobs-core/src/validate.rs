@@ -1,0 +1,232 @@
+//! Field constraints from the botocore models (length, pattern, range, enum). botocore checks
+//! only required members, types and minimums client-side, so everything else is ours to
+//! enforce. Messages follow the AWS "1 validation error detected" style.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::error::{ApiError, ApiResult};
+use crate::model::StatusDetails;
+
+/// Inline job document limit (bytes).
+pub const MAX_DOCUMENT_BYTES: usize = 32_768;
+/// `targets` per job.
+pub const MAX_TARGETS: usize = 100;
+/// `statusDetails` pairs.
+pub const MAX_STATUS_DETAILS: usize = 10;
+/// `statusDetails` value length (characters).
+pub const MAX_DETAILS_VALUE_CHARS: usize = 1024;
+/// `stepTimeoutInMinutes` / `inProgressTimeoutInMinutes` upper bound (7 days).
+pub const MAX_TIMEOUT_MINUTES: i64 = 10_080;
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(&format!("^(?:{pattern})$")).expect("static pattern")
+}
+
+static JOB_ID: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9_-]+"));
+static THING_NAME: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9:_-]+"));
+static NO_CONTROL: LazyLock<Regex> = LazyLock::new(|| re(r"[^\p{C}]+"));
+static REASON_CODE: LazyLock<Regex> = LazyLock::new(|| re(r"[\p{Lu}\p{Nd}_]+"));
+static DETAILS_KEY: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9:_-]+"));
+static POLICY_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[\w+=,.@-]+"));
+static ATTRIBUTE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#-]+"));
+static ATTRIBUTE_VALUE: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#=\[\]-]*"));
+static CERTIFICATE_ID: LazyLock<Regex> = LazyLock::new(|| re("(0x)?[a-fA-F0-9]+"));
+
+fn violation(value: &str, member: &str, constraint: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
+    ))
+}
+
+/// Length (in characters) within `min..=max` and the whole string matching `pattern`.
+fn string(value: &str, member: &str, min: usize, max: usize, pattern: Option<(&Regex, &str)>) -> ApiResult<()> {
+    let len = value.chars().count();
+    if len < min || len > max {
+        return Err(violation(value, member, &format!("Member must have length between {min} and {max}")));
+    }
+    if let Some((re, text)) = pattern {
+        if !re.is_match(value) {
+            return Err(violation(value, member, &format!("Member must satisfy regular expression pattern: {text}")));
+        }
+    }
+    Ok(())
+}
+
+pub fn job_id(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 64, Some((&JOB_ID, "[a-zA-Z0-9_-]+")))
+}
+
+pub fn thing_name(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 128, Some((&THING_NAME, "[a-zA-Z0-9:_-]+")))
+}
+
+pub fn namespace_id(value: &str) -> ApiResult<()> {
+    string(value, "namespaceId", 1, 64, Some((&JOB_ID, "[a-zA-Z0-9_-]+")))
+}
+
+/// `description` / `comment`: at most 2028 characters, no control characters.
+pub fn free_text(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 2028, Some((&NO_CONTROL, r"[^\p{C}]+")))
+}
+
+pub fn reason_code(value: &str) -> ApiResult<()> {
+    string(value, "reasonCode", 1, 128, Some((&REASON_CODE, r"[\p{Upper}\p{Digit}_]+")))
+}
+
+pub fn policy_name(value: &str) -> ApiResult<()> {
+    string(value, "policyName", 1, 128, Some((&POLICY_NAME, r"[\w+=,.@-]+")))
+}
+
+pub fn certificate_id(value: &str) -> ApiResult<()> {
+    string(value, "certificateId", 64, 64, Some((&CERTIFICATE_ID, "(0x)?[a-fA-F0-9]+")))
+}
+
+pub fn attribute(name: &str, value: &str) -> ApiResult<()> {
+    string(name, "attributePayload.attributes.key", 1, 128, Some((&ATTRIBUTE_NAME, "[a-zA-Z0-9_.,@/:#-]+")))?;
+    string(value, "attributePayload.attributes.value", 0, 800, Some((&ATTRIBUTE_VALUE, r"[a-zA-Z0-9_.,@/:#=\[\]-]*")))
+}
+
+/// `maxResults` on list calls: 1..250.
+pub fn max_results(value: i64) -> ApiResult<()> {
+    if !(1..=250).contains(&value) {
+        return Err(violation(&value.to_string(), "maxResults", "Member must have value between 1 and 250"));
+    }
+    Ok(())
+}
+
+/// A job document: at most 32 KB, valid UTF-8 JSON.
+pub fn job_document(document: &str) -> ApiResult<serde_json::Value> {
+    if document.len() > MAX_DOCUMENT_BYTES {
+        return Err(ApiError::invalid(format!(
+            "The job document exceeds the maximum size of {MAX_DOCUMENT_BYTES} bytes."
+        )));
+    }
+    match serde_json::from_str::<serde_json::Value>(document) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::invalid("The job document must be a JSON object.")),
+        Err(e) => Err(ApiError::invalid(format!("The job document is not valid JSON: {e}"))),
+    }
+}
+
+/// `stepTimeoutInMinutes`: 1..10080, and -1 (discard the step timer) where `allow_discard`.
+pub fn step_timeout(value: i64, allow_discard: bool) -> Result<(), String> {
+    if (1..=MAX_TIMEOUT_MINUTES).contains(&value) || (allow_discard && value == -1) {
+        Ok(())
+    } else {
+        Err(format!("stepTimeoutInMinutes must be between 1 and {MAX_TIMEOUT_MINUTES}"))
+    }
+}
+
+/// Validate a `statusDetails` object. Non-string scalar values (numbers, booleans) are
+/// accepted and stored as their JSON text: devices such as the JS `jobs-agent.js` send them.
+pub fn status_details(value: &serde_json::Value) -> Result<StatusDetails, String> {
+    let map = value.as_object().ok_or("statusDetails must be an object of string values")?;
+    if map.len() > MAX_STATUS_DETAILS {
+        return Err(format!("statusDetails can have at most {MAX_STATUS_DETAILS} entries"));
+    }
+    let mut out = StatusDetails::new();
+    for (key, v) in map {
+        if key.is_empty() || key.chars().count() > 128 || !DETAILS_KEY.is_match(key) {
+            return Err(format!("statusDetails key '{key}' must match [a-zA-Z0-9:_-]+ and have 1 to 128 characters"));
+        }
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => return Err(format!("statusDetails value of '{key}' must be a string")),
+        };
+        if text.is_empty() || text.chars().count() > MAX_DETAILS_VALUE_CHARS || !NO_CONTROL.is_match(&text) {
+            return Err(format!(
+                "statusDetails value of '{key}' must have 1 to {MAX_DETAILS_VALUE_CHARS} characters and no control characters"
+            ));
+        }
+        out.insert(key.clone(), text);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn job_ids() {
+        assert!(job_id("example-job-01", "jobId").is_ok());
+        assert!(job_id("a_B-9", "jobId").is_ok());
+        let err = job_id("bad id!", "jobId").unwrap_err();
+        assert!(err.message.contains("regular expression"), "{}", err.message);
+        assert!(job_id("", "jobId").is_err());
+        assert!(job_id(&"a".repeat(64), "jobId").is_ok());
+        assert!(job_id(&"a".repeat(65), "jobId").is_err());
+    }
+
+    #[test]
+    fn thing_names() {
+        assert!(thing_name("MyRaspberryPi", "thingName").is_ok());
+        assert!(thing_name("a:b_c-d", "thingName").is_ok());
+        assert!(thing_name("a/b", "thingName").is_err());
+        assert!(thing_name(&"a".repeat(129), "thingName").is_err());
+    }
+
+    #[test]
+    fn free_text_rejects_control_chars() {
+        assert!(free_text("My First test job", "description").is_ok());
+        assert!(free_text("line\nbreak", "description").is_err());
+        assert!(free_text(&"x".repeat(2029), "description").is_err());
+    }
+
+    #[test]
+    fn reason_codes() {
+        assert!(reason_code("USER_CANCEL_1").is_ok());
+        assert!(reason_code("lower").is_err());
+    }
+
+    #[test]
+    fn documents() {
+        assert!(job_document(r#"{"operation":"customJob","otherInfo":"someValue"}"#).is_ok());
+        assert!(job_document("not json").is_err());
+        assert!(job_document("[1]").is_err());
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_DOCUMENT_BYTES));
+        assert!(job_document(&big).unwrap_err().message.contains("maximum size"));
+    }
+
+    #[test]
+    fn status_details_rules() {
+        let ok = status_details(&json!({"step": "1 of 2", "uptime": 0.81, "ok": true})).unwrap();
+        assert_eq!(ok["uptime"], "0.81");
+        assert_eq!(ok["ok"], "true");
+        assert!(status_details(&json!("x")).is_err());
+        assert!(status_details(&json!({"bad key": "v"})).is_err());
+        assert!(status_details(&json!({"k": ""})).is_err());
+        assert!(status_details(&json!({"k": {"nested": 1}})).is_err());
+        assert!(status_details(&json!({"k": "a\u{0007}b"})).is_err());
+        assert!(status_details(&json!({"k": "v".repeat(1025)})).is_err());
+        let eleven: serde_json::Map<_, _> = (0..11).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(status_details(&serde_json::Value::Object(eleven)).is_err());
+    }
+
+    #[test]
+    fn step_timeouts_and_max_results() {
+        assert!(step_timeout(1, false).is_ok());
+        assert!(step_timeout(10_080, false).is_ok());
+        assert!(step_timeout(0, false).is_err());
+        assert!(step_timeout(-1, false).is_err());
+        assert!(step_timeout(-1, true).is_ok());
+        assert!(step_timeout(10_081, true).is_err());
+        assert!(max_results(250).is_ok());
+        assert!(max_results(251).is_err());
+        assert!(max_results(0).is_err());
+    }
+
+    #[test]
+    fn certificate_ids_and_policy_names() {
+        assert!(certificate_id(&"a".repeat(64)).is_ok());
+        assert!(certificate_id(&"g".repeat(64)).is_err());
+        assert!(certificate_id("abc").is_err());
+        assert!(policy_name("MyIotPolicy").is_ok());
+        assert!(policy_name("bad name").is_err());
+    }
+}

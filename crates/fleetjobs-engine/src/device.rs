@@ -1,0 +1,360 @@
+//! The device side: who a connection is (certificate → session), what its policies allow, and
+//! the Jobs MQTT API (`$aws/things/{thing}/jobs/...`), answered on `/accepted` or
+//! `/rejected` to the requester only.
+
+use fleetjobs_core::execution::{self, DeviceUpdate, Rejection};
+use fleetjobs_core::model::{CertificateStatus, JobExecution, JobExecutionStatus, StatusDetails};
+use fleetjobs_core::policy::{self, IotAction, PolicyContext};
+use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
+use fleetjobs_core::validate;
+use serde_json::{json, Map, Value};
+
+use crate::state::State;
+use crate::wire::{self, secs};
+use crate::Engine;
+
+/// An authenticated MQTT connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSession {
+    pub client_id: String,
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    /// Set when the client id is the name of a thing attached to the certificate (as AWS
+    /// sets `iot:Connection.Thing.ThingName`).
+    pub thing_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceAuthError {
+    #[error("no client certificate")]
+    NoCertificate,
+    #[error("certificate {0} is not registered")]
+    UnknownCertificate(String),
+    #[error("certificate {0} is not ACTIVE")]
+    NotActive(String),
+    #[error("iot:Connect denied for client id {0}")]
+    ConnectDenied(String),
+}
+
+/// A request rejected with an MQTT Jobs error code.
+struct Rejected {
+    code: &'static str,
+    message: String,
+    execution_state: Option<Value>,
+}
+
+impl Rejected {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Rejected { code, message: message.into(), execution_state: None }
+    }
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new("InvalidRequest", message)
+    }
+}
+
+fn resource(action: IotAction, name: &str) -> String {
+    match action {
+        IotAction::Connect => format!("client/{name}"),
+        IotAction::Publish | IotAction::Receive => format!("topic/{name}"),
+        IotAction::Subscribe => format!("topicfilter/{name}"),
+    }
+}
+
+fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) -> bool {
+    let active = s.certificates.get(&session.certificate_id).is_some_and(|c| c.status == CertificateStatus::Active);
+    if !active {
+        return false;
+    }
+    let docs: Vec<_> = s.policies_of_target(&session.certificate_arn).map(|(_, d)| d.as_ref()).collect();
+    let ctx = PolicyContext {
+        client_id: &session.client_id,
+        thing_name: session.thing_name.as_deref(),
+        certificate_id: Some(&session.certificate_id),
+    };
+    policy::is_allowed(&docs, action, &resource(action, name), &ctx)
+}
+
+/// The request payload as a JSON object (an empty payload is `{}`).
+fn parse_payload(payload: &[u8]) -> Result<Map<String, Value>, Rejected> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Rejected::new("InvalidJson", "The request payload must be a JSON object")),
+        Err(e) => Err(Rejected::new("InvalidJson", format!("The request payload is not valid JSON: {e}"))),
+    }
+}
+
+fn integer(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, Rejected> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| Rejected::invalid(format!("{key} must be an integer")))
+        }
+        Some(Value::String(s)) => {
+            s.trim().parse().map(Some).map_err(|_| Rejected::invalid(format!("{key} must be an integer")))
+        }
+        Some(_) => Err(Rejected::invalid(format!("{key} must be an integer"))),
+    }
+}
+
+fn boolean(m: &Map<String, Value>, key: &str, default: bool) -> Result<bool, Rejected> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Rejected::invalid(format!("{key} must be a boolean"))),
+    }
+}
+
+fn status_details(m: &Map<String, Value>) -> Result<Option<StatusDetails>, Rejected> {
+    match m.get("statusDetails") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => validate::status_details(v).map(Some).map_err(Rejected::invalid),
+    }
+}
+
+fn step_timeout(m: &Map<String, Value>, allow_discard: bool) -> Result<Option<i64>, Rejected> {
+    let v = integer(m, "stepTimeoutInMinutes")?;
+    if let Some(t) = v {
+        validate::step_timeout(t, allow_discard).map_err(Rejected::invalid)?;
+    }
+    Ok(v)
+}
+
+fn rejection(r: Rejection, e: &JobExecution) -> Rejected {
+    let (code, message) = match r {
+        Rejection::VersionMismatch => {
+            ("VersionMismatch", "The expected version does not match the job execution version.".to_string())
+        }
+        Rejection::InvalidStateTransition(m) => ("InvalidStateTransition", m),
+    };
+    Rejected { code, message, execution_state: Some(wire::execution_state(e)) }
+}
+
+impl Engine {
+    /// Authenticate a CONNECT: an ACTIVE certificate of ours whose policies allow
+    /// `iot:Connect` on `client/{clientId}`.
+    pub fn authenticate_device(
+        &self,
+        cert_der: Option<&[u8]>,
+        client_id: &str,
+    ) -> Result<DeviceSession, DeviceAuthError> {
+        let der = cert_der.ok_or(DeviceAuthError::NoCertificate)?;
+        let certificate_id = fleetjobs_pki::certificate_id(der);
+        let s = self.lock();
+        let cert = s
+            .certificates
+            .get(&certificate_id)
+            .ok_or_else(|| DeviceAuthError::UnknownCertificate(certificate_id.clone()))?;
+        if cert.status != CertificateStatus::Active {
+            return Err(DeviceAuthError::NotActive(certificate_id));
+        }
+        let thing_name = s.things_of_principal(&cert.certificate_arn).find(|t| *t == client_id).map(str::to_string);
+        let session = DeviceSession {
+            client_id: client_id.to_string(),
+            certificate_arn: cert.certificate_arn.clone(),
+            certificate_id,
+            thing_name,
+        };
+        if !allowed(&s, &session, IotAction::Connect, client_id) {
+            return Err(DeviceAuthError::ConnectDenied(client_id.to_string()));
+        }
+        Ok(session)
+    }
+
+    /// Authorize one MQTT action on a topic (or topic filter) for a session. The policies are
+    /// read at each call, so attaching, detaching or deactivating takes effect at once.
+    pub fn authorize_device(&self, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
+        allowed(&self.lock(), session, action, topic)
+    }
+
+    /// Handle a publish if it is a Jobs API request. `None`: not a jobs topic. `Some`: the
+    /// replies, `(topic, payload)`, for the requester only.
+    pub async fn handle_jobs_request(&self, topic: &str, payload: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+        let (thing, request) = match topics::parse(topic) {
+            JobsTopic::NotJobs => return None,
+            JobsTopic::Invalid { .. } => {
+                let r = Rejected::new("InvalidTopic", format!("The topic {topic} is not a valid jobs topic"));
+                return Some(vec![self.reply(topic, Err(r), None)]);
+            }
+            JobsTopic::Request { thing, request } => (thing, request),
+        };
+        let (result, token) = match parse_payload(payload) {
+            Err(r) => (Err(r), None),
+            Ok(m) => match m.get("clientToken") {
+                None | Some(Value::Null) => (self.jobs_request(thing, request, &m).await, None),
+                Some(Value::String(t)) if t.chars().count() <= 64 => {
+                    (self.jobs_request(thing, request, &m).await, Some(t.clone()))
+                }
+                Some(_) => (Err(Rejected::invalid("clientToken must be a string of at most 64 characters")), None),
+            },
+        };
+        Some(vec![self.reply(topic, result, token.as_deref())])
+    }
+
+    fn reply(
+        &self,
+        topic: &str,
+        result: Result<Map<String, Value>, Rejected>,
+        token: Option<&str>,
+    ) -> (String, Vec<u8>) {
+        let now = secs(self.now());
+        let (suffix, mut body) = match result {
+            Ok(body) => ("accepted", body),
+            Err(r) => {
+                let mut m = Map::new();
+                m.insert("code".into(), json!(r.code));
+                m.insert("message".into(), json!(r.message));
+                if let Some(state) = r.execution_state {
+                    m.insert("executionState".into(), state);
+                }
+                ("rejected", m)
+            }
+        };
+        body.insert("timestamp".into(), json!(now));
+        if let Some(t) = token {
+            body.insert("clientToken".into(), json!(t));
+        }
+        (format!("{topic}/{suffix}"), serde_json::to_vec(&body).expect("json serializes"))
+    }
+
+    async fn jobs_request(
+        &self,
+        thing: &str,
+        request: JobsRequest<'_>,
+        m: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Rejected> {
+        match request {
+            JobsRequest::GetPending => self.mqtt_get_pending(thing).await,
+            JobsRequest::StartNext => self.mqtt_start_next(thing, m).await,
+            JobsRequest::Describe { job_id } => self.mqtt_describe(thing, job_id, m).await,
+            JobsRequest::Update { job_id } => self.mqtt_update(thing, job_id, m).await,
+        }
+    }
+
+    async fn mqtt_get_pending(&self, thing: &str) -> Result<Map<String, Value>, Rejected> {
+        let out = self
+            .read(|s| {
+                let pending = s.pending_of_thing(thing);
+                let list = |status| -> Vec<Value> {
+                    pending
+                        .iter()
+                        .take(fleetjobs_core::pending::MAX_PENDING_SHOWN)
+                        .filter(|e| e.status == status)
+                        .map(|e| wire::mqtt_summary(e))
+                        .collect()
+                };
+                let mut m = Map::new();
+                m.insert("inProgressJobs".into(), json!(list(JobExecutionStatus::InProgress)));
+                m.insert("queuedJobs".into(), json!(list(JobExecutionStatus::Queued)));
+                Ok(m)
+            })
+            .await;
+        out.map_err(|e| Rejected::new("InternalError", e.message))
+    }
+
+    async fn mqtt_start_next(&self, thing: &str, m: &Map<String, Value>) -> Result<Map<String, Value>, Rejected> {
+        let details = status_details(m)?;
+        step_timeout(m, false)?;
+        let out = self
+            .write(|txn| {
+                let mut out = Map::new();
+                let Some(head) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else { return Ok(out) };
+                let mut e = head;
+                if execution::start(&mut e, details.as_ref(), txn.now) {
+                    txn.put_execution(e.clone());
+                }
+                out.insert("execution".into(), wire::mqtt_execution(&e, txn.s.jobs.get(&e.job_id), true));
+                Ok(out)
+            })
+            .await;
+        out.map_err(|e| Rejected::new("InternalError", e.message))
+    }
+
+    async fn mqtt_describe(
+        &self,
+        thing: &str,
+        job_id: &str,
+        m: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Rejected> {
+        let number = integer(m, "executionNumber")?;
+        let include_document = boolean(m, "includeJobDocument", true)?;
+        let out = self
+            .read(|s| {
+                let e = if job_id == "$next" {
+                    match s.pending_of_thing(thing).first() {
+                        Some(e) => *e,
+                        None => return Ok(Ok(Map::new())),
+                    }
+                } else {
+                    match s.execution(job_id, thing, number) {
+                        Some(e) => e,
+                        None => {
+                            return Ok(Err(Rejected::new(
+                                "ResourceNotFound",
+                                format!("Job execution for job {job_id} and thing {thing} does not exist."),
+                            )))
+                        }
+                    }
+                };
+                let mut out = Map::new();
+                out.insert("execution".into(), wire::mqtt_execution(e, s.jobs.get(&e.job_id), include_document));
+                Ok(Ok(out))
+            })
+            .await;
+        out.map_err(|e| Rejected::new("InternalError", e.message))?
+    }
+
+    async fn mqtt_update(
+        &self,
+        thing: &str,
+        job_id: &str,
+        m: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Rejected> {
+        let status = match m.get("status") {
+            Some(Value::String(s)) => {
+                JobExecutionStatus::parse(s).ok_or_else(|| Rejected::invalid(format!("Invalid status: {s}")))?
+            }
+            Some(_) => return Err(Rejected::invalid("status must be a string")),
+            None => return Err(Rejected::invalid("Missing required field: status")),
+        };
+        if !execution::is_device_settable(status) {
+            return Err(Rejected::invalid(format!("A device cannot set the status {}", status.as_str())));
+        }
+        let update = DeviceUpdate {
+            status,
+            status_details: status_details(m)?,
+            expected_version: integer(m, "expectedVersion")?,
+        };
+        let number = integer(m, "executionNumber")?;
+        let include_state = boolean(m, "includeJobExecutionState", false)?;
+        let include_document = boolean(m, "includeJobDocument", false)?;
+        step_timeout(m, true)?;
+        let out = self
+            .write(|txn| {
+                let Some(mut e) = txn.s.execution(job_id, thing, number).cloned() else {
+                    return Ok(Err(Rejected::new(
+                        "ResourceNotFound",
+                        format!("Job execution for job {job_id} and thing {thing} does not exist."),
+                    )));
+                };
+                if let Err(r) = execution::apply_device_update(&mut e, &update, txn.now) {
+                    return Ok(Err(rejection(r, &e)));
+                }
+                let mut out = Map::new();
+                if include_state {
+                    out.insert("executionState".into(), wire::execution_state(&e));
+                }
+                if include_document {
+                    if let Some(job) = txn.s.jobs.get(job_id) {
+                        out.insert("jobDocument".into(), wire::document_object(job));
+                    }
+                }
+                txn.put_execution(e);
+                Ok(Ok(out))
+            })
+            .await;
+        out.map_err(|e| Rejected::new("InternalError", e.message))?
+    }
+}

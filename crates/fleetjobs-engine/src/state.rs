@@ -1,0 +1,463 @@
+//! The in-memory state and `Txn`, the only way to change it.
+//!
+//! A `Txn` applies each change to the maps at once, records the matching store mutation,
+//! and remembers which things' pending queues and which jobs it touched. `finish` then
+//! derives what follows from the changes: SNAPSHOT job completion, `jobs/notify` and
+//! `jobs/notify-next` for every thing whose queue changed, and the events, in that order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use fleetjobs_core::arn::{ArnScope, ResourceKind};
+use fleetjobs_core::events::{self, Event, ExecutionCounts, JobEvent};
+use fleetjobs_core::model::{
+    Certificate, EventConfigurations, Job, JobExecution, JobStatus, Policy, TargetSelection, Thing,
+};
+use fleetjobs_core::pending::{self, QueueShape};
+use fleetjobs_core::policy::PolicyDocument;
+use fleetjobs_core::Millis;
+use fleetjobs_store::{Mutation, Record, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::credentials::{AdminKey, SealedKey, SecretBox};
+use crate::{wire, DeviceCommand};
+
+/// (jobId, thingName, executionNumber).
+pub type ExecKey = (String, String, i64);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt {kind} record {key}: {reason}")]
+    Corrupt { kind: String, key: String, reason: String },
+}
+
+const THING: &str = "thing";
+const CERTIFICATE: &str = "certificate";
+const POLICY: &str = "policy";
+const POLICY_TARGET: &str = "policy_target";
+const THING_PRINCIPAL: &str = "thing_principal";
+const JOB: &str = "job";
+const EXECUTION: &str = "execution";
+const EVENT_CONFIGURATIONS: &str = "event_configurations";
+const ACCESS_KEY: &str = "access_key";
+
+/// Keys made of several parts join them with a newline (never valid inside any part).
+fn join_key(parts: &[&str]) -> String {
+    parts.join("\n")
+}
+
+fn exec_store_key(k: &ExecKey) -> String {
+    join_key(&[&k.0, &k.1, &k.2.to_string()])
+}
+
+#[derive(Default)]
+pub struct State {
+    /// Sequence number of the last batch handed to the store.
+    pub seq: u64,
+    pub things: BTreeMap<String, Thing>,
+    pub certificates: BTreeMap<String, Certificate>,
+    pub policies: BTreeMap<String, (Policy, Arc<PolicyDocument>)>,
+    /// (target ARN, policy name).
+    pub policy_targets: BTreeSet<(String, String)>,
+    /// (thing name, principal ARN).
+    pub thing_principals: BTreeSet<(String, String)>,
+    pub jobs: BTreeMap<String, Job>,
+    /// Derived: per-job execution counts by status.
+    pub counts: HashMap<String, ExecutionCounts>,
+    pub executions: BTreeMap<ExecKey, JobExecution>,
+    /// Derived: thing name -> its executions (jobId, executionNumber).
+    pub by_thing: HashMap<String, BTreeSet<(String, i64)>>,
+    pub events: Option<EventConfigurations>,
+    pub admin_keys: BTreeMap<String, AdminKey>,
+}
+
+fn decode<T: DeserializeOwned>(r: &Record) -> Result<T, LoadError> {
+    serde_json::from_str(&r.value).map_err(|e| LoadError::Corrupt {
+        kind: r.kind.clone(),
+        key: r.key.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn split2(r: &Record) -> Result<(String, String), LoadError> {
+    r.key.split_once('\n').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| LoadError::Corrupt {
+        kind: r.kind.clone(),
+        key: r.key.clone(),
+        reason: "bad key".into(),
+    })
+}
+
+impl State {
+    pub fn load(records: Vec<Record>, secrets: &SecretBox, now: Millis) -> Result<State, LoadError> {
+        let mut s = State::default();
+        for r in &records {
+            match r.kind.as_str() {
+                THING => {
+                    let t: Thing = decode(r)?;
+                    s.things.insert(t.thing_name.clone(), t);
+                }
+                CERTIFICATE => {
+                    let c: Certificate = decode(r)?;
+                    s.certificates.insert(c.certificate_id.clone(), c);
+                }
+                POLICY => {
+                    let p: Policy = decode(r)?;
+                    let doc = PolicyDocument::parse(&p.policy_document).map_err(|e| LoadError::Corrupt {
+                        kind: r.kind.clone(),
+                        key: r.key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    s.policies.insert(p.policy_name.clone(), (p, Arc::new(doc)));
+                }
+                POLICY_TARGET => {
+                    let (policy, target) = split2(r)?;
+                    s.policy_targets.insert((target, policy));
+                }
+                THING_PRINCIPAL => {
+                    s.thing_principals.insert(split2(r)?);
+                }
+                JOB => {
+                    let j: Job = decode(r)?;
+                    s.jobs.insert(j.job_id.clone(), j);
+                }
+                EXECUTION => {
+                    let e: JobExecution = decode(r)?;
+                    s.index_execution(&e, 1);
+                    s.executions.insert((e.job_id.clone(), e.thing_name.clone(), e.execution_number), e);
+                }
+                EVENT_CONFIGURATIONS => s.events = Some(decode(r)?),
+                ACCESS_KEY => {
+                    let sealed: SealedKey = decode(r)?;
+                    let key = secrets.open(&sealed).map_err(|reason| LoadError::Corrupt {
+                        kind: r.kind.clone(),
+                        key: r.key.clone(),
+                        reason,
+                    })?;
+                    s.admin_keys.insert(key.access_key_id.clone(), key);
+                }
+                other => tracing::warn!(kind = other, "ignoring unknown record kind"),
+            }
+        }
+        if s.events.is_none() {
+            s.events = Some(EventConfigurations::fleetjobs_default(now));
+        }
+        Ok(s)
+    }
+
+    /// Keep the derived indexes in step with one execution being added (+1) or removed (-1).
+    fn index_execution(&mut self, e: &JobExecution, delta: i64) {
+        self.counts.entry(e.job_id.clone()).or_default().add(e.status, delta);
+        let set = self.by_thing.entry(e.thing_name.clone()).or_default();
+        if delta > 0 {
+            set.insert((e.job_id.clone(), e.execution_number));
+        } else {
+            set.remove(&(e.job_id.clone(), e.execution_number));
+        }
+    }
+
+    pub fn event_configurations(&self) -> &EventConfigurations {
+        self.events.as_ref().expect("set at load")
+    }
+
+    /// All executions of a thing.
+    pub fn executions_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a JobExecution> + 'a {
+        let thing = thing.to_string();
+        self.by_thing
+            .get(&thing)
+            .into_iter()
+            .flatten()
+            .filter_map(move |(job, n)| self.executions.get(&(job.clone(), thing.clone(), *n)))
+    }
+
+    /// The thing's pending executions in `$next` order.
+    pub fn pending_of_thing(&self, thing: &str) -> Vec<&JobExecution> {
+        pending::ordered(self.executions_of_thing(thing))
+    }
+
+    /// The latest execution of (job, thing), or the given execution number.
+    pub fn execution(&self, job: &str, thing: &str, number: Option<i64>) -> Option<&JobExecution> {
+        match number {
+            Some(n) => self.executions.get(&(job.to_string(), thing.to_string(), n)),
+            None => self
+                .executions
+                .range((job.to_string(), thing.to_string(), i64::MIN)..=(job.to_string(), thing.to_string(), i64::MAX))
+                .next_back()
+                .map(|(_, e)| e),
+        }
+    }
+
+    /// All executions of a job.
+    pub fn executions_of_job<'a>(&'a self, job: &str) -> impl Iterator<Item = &'a JobExecution> + 'a {
+        let lo = (job.to_string(), String::new(), i64::MIN);
+        let job = job.to_string();
+        self.executions.range(lo..).take_while(move |(k, _)| k.0 == job).map(|(_, e)| e)
+    }
+
+    pub fn counts(&self, job: &str) -> ExecutionCounts {
+        self.counts.get(job).copied().unwrap_or_default()
+    }
+
+    /// Policies attached to a target (certificate ARN).
+    pub fn policies_of_target<'a>(
+        &'a self,
+        target: &str,
+    ) -> impl Iterator<Item = &'a (Policy, Arc<PolicyDocument>)> + 'a {
+        let lo = (target.to_string(), String::new());
+        let target = target.to_string();
+        self.policy_targets.range(lo..).take_while(move |(t, _)| *t == target).filter_map(|(_, p)| self.policies.get(p))
+    }
+
+    /// Things a principal (certificate ARN) is attached to.
+    pub fn things_of_principal<'a>(&'a self, principal: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.thing_principals.iter().filter(move |(_, p)| p == principal).map(|(t, _)| t.as_str())
+    }
+
+    pub fn principals_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let lo = (thing.to_string(), String::new());
+        let thing = thing.to_string();
+        self.thing_principals.range(lo..).take_while(move |(t, _)| *t == thing).map(|(_, p)| p.as_str())
+    }
+}
+
+/// What a transaction produced: store mutations, then device commands to run once durable.
+#[derive(Default)]
+pub struct Changes {
+    pub mutations: Vec<Mutation>,
+    pub commands: Vec<DeviceCommand>,
+}
+
+pub struct Txn<'a> {
+    pub s: &'a mut State,
+    pub scope: &'a ArnScope,
+    pub now: Millis,
+    changes: Changes,
+    /// Things whose pending queue may have changed, with its shape before the first change.
+    touched_things: BTreeMap<String, QueueShape>,
+    touched_jobs: BTreeSet<String>,
+    /// Events in the order they happened (execution events before the job's completion).
+    events: Vec<Event>,
+}
+
+fn put<T: Serialize>(kind: &'static str, key: String, value: &T) -> Mutation {
+    Mutation::Put { kind, key, value: serde_json::to_string(value).expect("records serialize") }
+}
+
+impl<'a> Txn<'a> {
+    pub fn begin(s: &'a mut State, scope: &'a ArnScope, now: Millis) -> Self {
+        Txn {
+            s,
+            scope,
+            now,
+            changes: Changes::default(),
+            touched_things: BTreeMap::new(),
+            touched_jobs: BTreeSet::new(),
+            events: vec![],
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.changes.mutations.is_empty() && self.changes.commands.is_empty() && self.events.is_empty()
+    }
+
+    // --- registry -------------------------------------------------------------------------
+
+    pub fn put_thing(&mut self, t: Thing) {
+        self.changes.mutations.push(put(THING, t.thing_name.clone(), &t));
+        self.s.things.insert(t.thing_name.clone(), t);
+    }
+
+    pub fn delete_thing(&mut self, name: &str) {
+        self.s.things.remove(name);
+        self.changes.mutations.push(Mutation::Delete { kind: THING, key: name.to_string() });
+    }
+
+    pub fn put_certificate(&mut self, c: Certificate) {
+        self.changes.mutations.push(put(CERTIFICATE, c.certificate_id.clone(), &c));
+        self.s.certificates.insert(c.certificate_id.clone(), c);
+    }
+
+    pub fn delete_certificate(&mut self, id: &str) {
+        self.s.certificates.remove(id);
+        self.changes.mutations.push(Mutation::Delete { kind: CERTIFICATE, key: id.to_string() });
+    }
+
+    pub fn put_policy(&mut self, p: Policy, doc: PolicyDocument) {
+        self.changes.mutations.push(put(POLICY, p.policy_name.clone(), &p));
+        self.s.policies.insert(p.policy_name.clone(), (p, Arc::new(doc)));
+    }
+
+    pub fn delete_policy(&mut self, name: &str) {
+        self.s.policies.remove(name);
+        self.changes.mutations.push(Mutation::Delete { kind: POLICY, key: name.to_string() });
+    }
+
+    pub fn attach_policy(&mut self, policy: &str, target: &str) {
+        self.s.policy_targets.insert((target.to_string(), policy.to_string()));
+        self.changes.mutations.push(Mutation::Put {
+            kind: POLICY_TARGET,
+            key: join_key(&[policy, target]),
+            value: "{}".into(),
+        });
+    }
+
+    pub fn detach_policy(&mut self, policy: &str, target: &str) {
+        self.s.policy_targets.remove(&(target.to_string(), policy.to_string()));
+        self.changes.mutations.push(Mutation::Delete { kind: POLICY_TARGET, key: join_key(&[policy, target]) });
+    }
+
+    pub fn attach_principal(&mut self, thing: &str, principal: &str) {
+        self.s.thing_principals.insert((thing.to_string(), principal.to_string()));
+        self.changes.mutations.push(Mutation::Put {
+            kind: THING_PRINCIPAL,
+            key: join_key(&[thing, principal]),
+            value: "{}".into(),
+        });
+    }
+
+    pub fn detach_principal(&mut self, thing: &str, principal: &str) {
+        self.s.thing_principals.remove(&(thing.to_string(), principal.to_string()));
+        self.changes.mutations.push(Mutation::Delete { kind: THING_PRINCIPAL, key: join_key(&[thing, principal]) });
+    }
+
+    pub fn put_event_configurations(&mut self, c: EventConfigurations) {
+        self.changes.mutations.push(put(EVENT_CONFIGURATIONS, "default".into(), &c));
+        self.s.events = Some(c);
+    }
+
+    pub fn put_admin_key(&mut self, key: AdminKey, sealed: &SealedKey) {
+        self.changes.mutations.push(put(ACCESS_KEY, key.access_key_id.clone(), sealed));
+        self.s.admin_keys.insert(key.access_key_id.clone(), key);
+    }
+
+    pub fn disconnect_certificate(&mut self, certificate_id: &str) {
+        self.changes.commands.push(DeviceCommand::DisconnectCertificate { certificate_id: certificate_id.to_string() });
+    }
+
+    // --- jobs -----------------------------------------------------------------------------
+
+    pub fn put_job(&mut self, j: Job) {
+        self.changes.mutations.push(put(JOB, j.job_id.clone(), &j));
+        self.touched_jobs.insert(j.job_id.clone());
+        self.s.jobs.insert(j.job_id.clone(), j);
+    }
+
+    pub fn delete_job(&mut self, id: &str) {
+        self.s.jobs.remove(id);
+        self.s.counts.remove(id);
+        self.changes.mutations.push(Mutation::Delete { kind: JOB, key: id.to_string() });
+    }
+
+    /// A job-level event (JOB events enabled).
+    pub fn job_event(&mut self, kind: JobEvent, job_id: &str) {
+        if let Some(job) = self.s.jobs.get(job_id) {
+            let ev = events::job_event(kind, job, &self.s.counts(job_id), &uuid::Uuid::new_v4().to_string(), self.now);
+            self.push_event("JOB", ev);
+        }
+    }
+
+    fn push_event(&mut self, event_type: &str, ev: Event) {
+        if self.s.event_configurations().is_enabled(event_type) {
+            self.events.push(ev);
+        }
+    }
+
+    fn touch_thing(&mut self, thing: &str) {
+        if !self.touched_things.contains_key(thing) {
+            let shape = QueueShape::of(self.s.executions_of_thing(thing));
+            self.touched_things.insert(thing.to_string(), shape);
+        }
+    }
+
+    /// Insert or replace an execution. A newly terminal status publishes its event.
+    pub fn put_execution(&mut self, e: JobExecution) {
+        self.touch_thing(&e.thing_name);
+        self.touched_jobs.insert(e.job_id.clone());
+        let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
+        let old_status = self.s.executions.get(&key).map(|old| old.status);
+        if let Some(old) = self.s.executions.get(&key).cloned() {
+            self.s.index_execution(&old, -1);
+        }
+        self.s.index_execution(&e, 1);
+        if e.status.is_terminal() && old_status != Some(e.status) {
+            let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+            if let Some(ev) = events::execution_event(&e, &arn, false, &uuid::Uuid::new_v4().to_string(), self.now) {
+                self.push_event("JOB_EXECUTION", ev);
+            }
+        }
+        self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
+        self.s.executions.insert(key, e);
+    }
+
+    pub fn delete_execution(&mut self, key: &ExecKey) {
+        self.touch_thing(&key.1);
+        self.touched_jobs.insert(key.0.clone());
+        if let Some(e) = self.s.executions.remove(key) {
+            self.s.index_execution(&e, -1);
+            let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+            if let Some(ev) = events::execution_event(&e, &arn, true, &uuid::Uuid::new_v4().to_string(), self.now) {
+                self.push_event("JOB_EXECUTION", ev);
+            }
+            self.changes.mutations.push(Mutation::Delete { kind: EXECUTION, key: exec_store_key(key) });
+        }
+    }
+
+    /// Derive what follows from the changes and hand them over.
+    pub fn finish(mut self) -> Changes {
+        self.complete_snapshot_jobs();
+        let now = self.now;
+        let touched = std::mem::take(&mut self.touched_things);
+        for (thing, before) in touched {
+            let after = QueueShape::of(self.s.executions_of_thing(&thing));
+            let n = pending::notifications(&before, &after);
+            if n.notify {
+                let payload = wire::notify_payload(&self.s.pending_of_thing(&thing), now);
+                self.publish(format!("$aws/things/{thing}/jobs/notify"), payload);
+            }
+            if n.notify_next {
+                let payload = match self.s.pending_of_thing(&thing).first() {
+                    Some(head) => json!({
+                        "timestamp": wire::secs(now),
+                        "execution": wire::mqtt_execution(head, self.s.jobs.get(&head.job_id), true),
+                    }),
+                    None => json!({ "timestamp": wire::secs(now) }),
+                };
+                self.publish(format!("$aws/things/{thing}/jobs/notify-next"), payload);
+            }
+        }
+        for ev in std::mem::take(&mut self.events) {
+            self.publish(ev.topic, ev.payload);
+        }
+        self.changes
+    }
+
+    fn publish(&mut self, topic: String, payload: Value) {
+        let payload = serde_json::to_vec(&payload).expect("json serializes");
+        self.changes.commands.push(DeviceCommand::Publish { topic, payload });
+    }
+
+    /// A SNAPSHOT job whose executions are all terminal is COMPLETED.
+    fn complete_snapshot_jobs(&mut self) {
+        for job_id in std::mem::take(&mut self.touched_jobs) {
+            let Some(job) = self.s.jobs.get(&job_id) else { continue };
+            let counts = self.s.counts(&job_id);
+            let total: i64 = counts.by_status.iter().sum();
+            if job.status == JobStatus::InProgress
+                && job.target_selection == TargetSelection::Snapshot
+                && total > 0
+                && counts.pending() == 0
+            {
+                let mut job = job.clone();
+                job.status = JobStatus::Completed;
+                job.completed_at = Some(self.now);
+                job.last_updated_at = self.now;
+                self.changes.mutations.push(put(JOB, job.job_id.clone(), &job));
+                self.s.jobs.insert(job_id.clone(), job);
+                self.job_event(JobEvent::Completed, &job_id);
+            }
+        }
+    }
+}

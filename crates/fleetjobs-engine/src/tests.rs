@@ -1,0 +1,1 @@
+//! Engine tests against a real SQLite store in a temp dir.

@@ -1,0 +1,175 @@
+//! Wire shapes built from the records. Three timestamp conventions meet here: the control
+//! plane sends fractional epoch seconds, the MQTT API integer epoch seconds, events (in
+//! `fleetjobs_core::events`) a mix. Everything inside is epoch milliseconds.
+
+use fleetjobs_core::arn::{ArnScope, ResourceKind};
+use fleetjobs_core::events::ExecutionCounts;
+use fleetjobs_core::model::{Job, JobExecution, JobExecutionStatus};
+use fleetjobs_core::pending::MAX_PENDING_SHOWN;
+use fleetjobs_core::Millis;
+use serde_json::{json, Map, Value};
+
+/// Control-plane timestamp: epoch seconds with millisecond fraction.
+pub fn ts(ms: Millis) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+/// MQTT / data-plane timestamp: integer epoch seconds.
+pub fn secs(ms: Millis) -> i64 {
+    ms.div_euclid(1000)
+}
+
+fn insert_opt(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        m.insert(key.to_string(), v);
+    }
+}
+
+/// The job document as a JSON object (MQTT embeds it; it was validated at creation).
+pub fn document_object(job: &Job) -> Value {
+    serde_json::from_str(&job.document).unwrap_or(Value::Null)
+}
+
+/// MQTT `JobExecutionSummary` (also in `jobs/notify`).
+pub fn mqtt_summary(e: &JobExecution) -> Value {
+    let mut m = Map::new();
+    m.insert("jobId".into(), json!(e.job_id));
+    m.insert("queuedAt".into(), json!(secs(e.queued_at)));
+    insert_opt(&mut m, "startedAt", e.started_at.map(|t| json!(secs(t))));
+    m.insert("lastUpdatedAt".into(), json!(secs(e.last_updated_at)));
+    m.insert("versionNumber".into(), json!(e.version_number));
+    m.insert("executionNumber".into(), json!(e.execution_number));
+    Value::Object(m)
+}
+
+/// MQTT `JobExecution`, with the job document as an object when asked for.
+pub fn mqtt_execution(e: &JobExecution, job: Option<&Job>, include_document: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("jobId".into(), json!(e.job_id));
+    m.insert("thingName".into(), json!(e.thing_name));
+    if include_document {
+        insert_opt(&mut m, "jobDocument", job.map(document_object));
+    }
+    m.insert("status".into(), json!(e.status.as_str()));
+    m.insert("statusDetails".into(), json!(e.status_details));
+    m.insert("queuedAt".into(), json!(secs(e.queued_at)));
+    insert_opt(&mut m, "startedAt", e.started_at.map(|t| json!(secs(t))));
+    m.insert("lastUpdatedAt".into(), json!(secs(e.last_updated_at)));
+    m.insert("versionNumber".into(), json!(e.version_number));
+    m.insert("executionNumber".into(), json!(e.execution_number));
+    Value::Object(m)
+}
+
+/// MQTT `executionState` (update responses and rejections).
+pub fn execution_state(e: &JobExecution) -> Value {
+    json!({ "status": e.status.as_str(), "statusDetails": e.status_details, "versionNumber": e.version_number })
+}
+
+/// `jobs/notify`: pending executions by status, IN_PROGRESS first, at most 10.
+pub fn notify_payload(pending: &[&JobExecution], now: Millis) -> Value {
+    let mut jobs = Map::new();
+    for status in [JobExecutionStatus::InProgress, JobExecutionStatus::Queued] {
+        let list: Vec<Value> =
+            pending.iter().take(MAX_PENDING_SHOWN).filter(|e| e.status == status).map(|e| mqtt_summary(e)).collect();
+        if !list.is_empty() {
+            jobs.insert(status.as_str().to_string(), Value::Array(list));
+        }
+    }
+    json!({ "timestamp": secs(now), "jobs": jobs })
+}
+
+/// Control-plane `JobExecutionSummary`.
+pub fn control_summary(e: &JobExecution) -> Value {
+    let mut m = Map::new();
+    m.insert("status".into(), json!(e.status.as_str()));
+    m.insert("queuedAt".into(), ts(e.queued_at));
+    insert_opt(&mut m, "startedAt", e.started_at.map(ts));
+    m.insert("lastUpdatedAt".into(), ts(e.last_updated_at));
+    m.insert("executionNumber".into(), json!(e.execution_number));
+    m.insert("retryAttempt".into(), json!(e.retry_attempt));
+    Value::Object(m)
+}
+
+/// Control-plane `JobExecution` (DescribeJobExecution).
+pub fn control_execution(e: &JobExecution, scope: &ArnScope) -> Value {
+    let mut m = Map::new();
+    m.insert("jobId".into(), json!(e.job_id));
+    m.insert("status".into(), json!(e.status.as_str()));
+    m.insert("forceCanceled".into(), json!(e.force_canceled));
+    let details = if e.status_details.is_empty() { json!({}) } else { json!({ "detailsMap": e.status_details }) };
+    m.insert("statusDetails".into(), details);
+    m.insert("thingArn".into(), json!(scope.arn(ResourceKind::Thing, &e.thing_name)));
+    m.insert("queuedAt".into(), ts(e.queued_at));
+    insert_opt(&mut m, "startedAt", e.started_at.map(ts));
+    m.insert("lastUpdatedAt".into(), ts(e.last_updated_at));
+    m.insert("executionNumber".into(), json!(e.execution_number));
+    m.insert("versionNumber".into(), json!(e.version_number));
+    Value::Object(m)
+}
+
+/// Control-plane `Job` (DescribeJob).
+pub fn job(j: &Job, counts: &ExecutionCounts) -> Value {
+    let mut m = Map::new();
+    m.insert("jobArn".into(), json!(j.job_arn));
+    m.insert("jobId".into(), json!(j.job_id));
+    m.insert("targetSelection".into(), json!(j.target_selection.as_str()));
+    m.insert("status".into(), json!(j.status.as_str()));
+    m.insert("forceCanceled".into(), json!(j.force_canceled));
+    insert_opt(&mut m, "reasonCode", j.reason_code.as_ref().map(|v| json!(v)));
+    insert_opt(&mut m, "comment", j.comment.as_ref().map(|v| json!(v)));
+    m.insert("targets".into(), json!(j.targets));
+    insert_opt(&mut m, "description", j.description.as_ref().map(|v| json!(v)));
+    let c = &j.configs;
+    for (key, v) in [
+        ("presignedUrlConfig", &c.presigned_url_config),
+        ("jobExecutionsRolloutConfig", &c.job_executions_rollout_config),
+        ("abortConfig", &c.abort_config),
+        ("timeoutConfig", &c.timeout_config),
+        ("jobExecutionsRetryConfig", &c.job_executions_retry_config),
+        ("schedulingConfig", &c.scheduling_config),
+    ] {
+        insert_opt(&mut m, key, v.clone());
+    }
+    m.insert("createdAt".into(), ts(j.created_at));
+    m.insert("lastUpdatedAt".into(), ts(j.last_updated_at));
+    insert_opt(&mut m, "completedAt", j.completed_at.map(ts));
+    m.insert("jobProcessDetails".into(), Value::Object(counts.job_process_details()));
+    insert_opt(&mut m, "namespaceId", j.namespace_id.as_ref().map(|v| json!(v)));
+    insert_opt(&mut m, "jobTemplateArn", j.job_template_arn.as_ref().map(|v| json!(v)));
+    insert_opt(&mut m, "documentParameters", j.document_parameters.as_ref().map(|v| json!(v)));
+    insert_opt(&mut m, "destinationPackageVersions", j.destination_package_versions.as_ref().map(|v| json!(v)));
+    m.insert("isConcurrent".into(), json!(false));
+    Value::Object(m)
+}
+
+/// Control-plane `JobSummary` (ListJobs).
+pub fn job_summary(j: &Job) -> Value {
+    let mut m = Map::new();
+    m.insert("jobArn".into(), json!(j.job_arn));
+    m.insert("jobId".into(), json!(j.job_id));
+    m.insert("targetSelection".into(), json!(j.target_selection.as_str()));
+    m.insert("status".into(), json!(j.status.as_str()));
+    m.insert("createdAt".into(), ts(j.created_at));
+    m.insert("lastUpdatedAt".into(), ts(j.last_updated_at));
+    insert_opt(&mut m, "completedAt", j.completed_at.map(ts));
+    m.insert("isConcurrent".into(), json!(false));
+    Value::Object(m)
+}
+
+/// One page of `items` from an opaque `nextToken` (an offset).
+pub fn page<T>(
+    items: Vec<T>,
+    next_token: Option<&str>,
+    max_results: Option<i64>,
+    default_size: usize,
+) -> Result<(Vec<T>, Option<String>), String> {
+    let start = match next_token {
+        None => 0,
+        Some(t) => t.parse::<usize>().map_err(|_| "The nextToken is invalid".to_string())?,
+    };
+    let size = max_results.map(|m| m as usize).unwrap_or(default_size);
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let next = (start + size < total).then(|| (start + size).to_string());
+    Ok((page, next))
+}

@@ -1,0 +1,270 @@
+//! One client connection: the CONNECT handshake, then a reader and a writer polled together in
+//! the same task until either ends or the connection is kicked.
+//!
+//! The reader handles one packet at a time, awaiting the service's answer to a request before
+//! reading the next packet. The writer drains the session queue into the socket.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqtt_proto::v3::{Connack, Connect, ConnectReturnCode, Packet, Publish, Suback, SubscribeReturnCode};
+use mqtt_proto::QosPid;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+use tracing::{debug, debug_span, field, warn, Instrument, Span};
+
+use crate::broker::Broker;
+use crate::error::{ConnectionError, FrameError};
+use crate::frame::{self, ClientPacket, FrameReader, SubscribeRequest, UnsubscribeRequest};
+use crate::hooks::{DeviceHooks, PeerInfo};
+use crate::session::{Link, Message, Session};
+use crate::topic;
+
+/// Bytes the writer encodes before writing them out.
+const WRITE_BATCH: usize = 64 * 1024;
+/// Time allowed to close the stream politely (TLS close_notify) or to deliver a refusal.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serve one stream until it ends.
+pub(crate) async fn serve<H, S>(broker: Arc<Broker<H>>, stream: S, peer: PeerInfo)
+where
+    H: DeviceHooks,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let span = debug_span!("mqtt", remote = ?peer.remote_addr, client_id = field::Empty);
+    run(broker, stream, peer).instrument(span).await;
+}
+
+async fn run<H, S>(broker: Arc<Broker<H>>, stream: S, peer: PeerInfo)
+where
+    H: DeviceHooks,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut frames = FrameReader::new(reader, broker.config().max_packet_size);
+
+    let Some(connect) = read_connect(&mut frames, &mut writer, broker.config().connect_timeout).await else {
+        return;
+    };
+    let established = match broker.open_session(&peer, &connect) {
+        Ok(established) => established,
+        Err(code) => {
+            debug!(client_id = %connect.client_id, ?code, "connection refused");
+            return refuse(&mut writer, code).await;
+        }
+    };
+    Span::current().record("client_id", &*established.session.client_id);
+    debug!(clean_session = connect.clean_session, keep_alive = connect.keep_alive, "connected");
+
+    let connection = Connection {
+        broker: &broker,
+        session: &established.session,
+        hook: &established.hook,
+        link: &established.link,
+        keep_alive: keep_alive_limit(connect.keep_alive),
+    };
+    let ended = tokio::select! {
+        ended = connection.read_loop(&mut frames) => ended,
+        Err(error) = connection.write_loop(&mut writer) => Ended::Error(error),
+        () = established.link.killed() => Ended::Kicked,
+    };
+    ended.log();
+    let _ = timeout(CLOSE_GRACE, writer.shutdown()).await;
+    drop((frames, writer));
+
+    let will = connect.last_will.filter(|_| ended.publishes_will());
+    broker.close_session(established, will).await;
+}
+
+/// Wait for the CONNECT that must open the connection (§3.1).
+async fn read_connect<R, W>(frames: &mut FrameReader<R>, writer: &mut W, limit: Duration) -> Option<Box<Connect>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match timeout(limit, frames.next()).await {
+        Ok(Ok(Some(ClientPacket::Connect(connect)))) => return Some(connect),
+        Ok(Ok(Some(other))) => warn!(packet = ?other.packet_type(), "first packet is not CONNECT"),
+        Ok(Ok(None)) => debug!("closed before CONNECT"),
+        Ok(Err(FrameError::UnsupportedProtocol(level))) => {
+            warn!(level, "unsupported protocol level");
+            refuse(writer, ConnectReturnCode::UnacceptableProtocolVersion).await;
+        }
+        Ok(Err(error)) => warn!(%error, "invalid CONNECT"),
+        Err(_) => debug!("no CONNECT in time"),
+    }
+    None
+}
+
+/// Answer a refused CONNECT and close.
+async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, code: ConnectReturnCode) {
+    let connack = Packet::Connack(Connack::new(false, code));
+    let _ = timeout(CLOSE_GRACE, async {
+        frame::write_packet(writer, &connack).await?;
+        writer.shutdown().await?;
+        Ok::<_, FrameError>(())
+    })
+    .await;
+}
+
+/// §3.1.2.10: silence for one and a half times the keep-alive closes the connection.
+fn keep_alive_limit(keep_alive_secs: u16) -> Option<Duration> {
+    (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500))
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+enum Ended {
+    /// The client sent DISCONNECT: the only ending without the will.
+    Disconnect,
+    /// The stream ended without DISCONNECT.
+    Eof,
+    /// Kicked: client id taken over, session discarded, or disconnected by the service.
+    Kicked,
+    Error(ConnectionError),
+}
+
+impl Ended {
+    fn publishes_will(&self) -> bool {
+        !matches!(self, Ended::Disconnect)
+    }
+
+    fn log(&self) {
+        match self {
+            Ended::Error(error) if error.is_misbehaviour() => warn!(%error, "closing connection"),
+            Ended::Error(error) => debug!(%error, "connection closed"),
+            other => debug!(ended = ?other, "connection closed"),
+        }
+    }
+}
+
+impl ConnectionError {
+    /// Whether the client broke the protocol or the rules (as opposed to a network problem).
+    fn is_misbehaviour(&self) -> bool {
+        match self {
+            ConnectionError::Frame(FrameError::Io(_) | FrameError::Truncated) => false,
+            ConnectionError::Frame(_) | ConnectionError::Protocol(_) | ConnectionError::PublishDenied(_) => true,
+            ConnectionError::Io(_) | ConnectionError::KeepAliveExpired | ConnectionError::Superseded => false,
+        }
+    }
+}
+
+/// Whether to keep reading after a packet.
+enum Flow {
+    Continue,
+    Disconnect,
+}
+
+/// An established connection.
+struct Connection<'a, H: DeviceHooks> {
+    broker: &'a Arc<Broker<H>>,
+    session: &'a Arc<Session<H::Session>>,
+    hook: &'a H::Session,
+    link: &'a Link,
+    keep_alive: Option<Duration>,
+}
+
+impl<H: DeviceHooks> Connection<'_, H> {
+    async fn read_loop<R: AsyncRead + Unpin>(&self, frames: &mut FrameReader<R>) -> Ended {
+        loop {
+            let next = match self.keep_alive {
+                Some(limit) => match timeout(limit, frames.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ended::Error(ConnectionError::KeepAliveExpired),
+                },
+                None => frames.next().await,
+            };
+            let flow = match next {
+                Ok(Some(packet)) => self.handle(packet).await,
+                Ok(None) => return Ended::Eof,
+                Err(error) => Err(error.into()),
+            };
+            match flow {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Disconnect) => return Ended::Disconnect,
+                Err(error) => return Ended::Error(error),
+            }
+        }
+    }
+
+    async fn handle(&self, packet: ClientPacket) -> Result<Flow, ConnectionError> {
+        match packet {
+            ClientPacket::Publish(publish) => self.on_publish(publish).await?,
+            ClientPacket::Puback(pid) => {
+                if !self.session.ack(pid) {
+                    debug!(pid = pid.value(), "PUBACK for a packet id not in flight");
+                }
+            }
+            ClientPacket::Subscribe(request) => self.on_subscribe(request).await?,
+            ClientPacket::Unsubscribe(request) => self.on_unsubscribe(request).await?,
+            ClientPacket::Pingreq => self.send(Packet::Pingresp).await?,
+            ClientPacket::Disconnect => return Ok(Flow::Disconnect),
+            ClientPacket::Connect(_) => return Err(ConnectionError::Protocol("second CONNECT")),
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn send(&self, packet: Packet) -> Result<(), ConnectionError> {
+        Ok(self.session.send(self.link, packet).await?)
+    }
+
+    async fn on_publish(&self, publish: Publish) -> Result<(), ConnectionError> {
+        let pid = match publish.qos_pid {
+            QosPid::Level0 => None,
+            QosPid::Level1(pid) => Some(pid),
+            QosPid::Level2(_) => return Err(ConnectionError::Protocol("QoS 2 is not supported")),
+        };
+        if !topic::is_valid_topic_name(&publish.topic_name) {
+            return Err(ConnectionError::Protocol("invalid topic name"));
+        }
+        self.broker.publish_from(self.session, self.hook, Message::from(publish)).await?;
+        if let Some(pid) = pid {
+            self.send(Packet::Puback(pid)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_subscribe(&self, request: SubscribeRequest) -> Result<(), ConnectionError> {
+        let granted: Vec<_> = request
+            .filters
+            .iter()
+            .map(|(filter, qos)| self.broker.subscribe(self.session, self.hook, filter, *qos))
+            .collect();
+        let codes = granted.iter().map(|qos| qos.map_or(SubscribeReturnCode::Failure, Into::into)).collect();
+        self.send(Suback::new(request.pid, codes).into()).await?;
+        for ((filter, _), granted) in request.filters.iter().zip(granted) {
+            if let Some(qos) = granted {
+                self.broker.deliver_retained(self.session, self.hook, filter, qos);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_unsubscribe(&self, request: UnsubscribeRequest) -> Result<(), ConnectionError> {
+        for filter in &request.filters {
+            self.broker.unsubscribe(self.session, filter);
+        }
+        self.send(Packet::Unsuback(request.pid)).await
+    }
+
+    /// Write whatever the session queue holds for this connection, batch by batch. Ends only on
+    /// an error (the peer went away, or the session moved to another connection).
+    async fn write_loop<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> Result<Infallible, ConnectionError> {
+        let mut buf = BytesMut::new();
+        loop {
+            self.session.drain_into(self.link, &mut buf, WRITE_BATCH)?;
+            if buf.is_empty() {
+                // Idle: hold no buffer while waiting.
+                buf = BytesMut::new();
+                self.link.woken().await;
+                continue;
+            }
+            writer.write_all(&buf).await?;
+            writer.flush().await?;
+            buf.clear();
+            self.link.notify_drained();
+        }
+    }
+}

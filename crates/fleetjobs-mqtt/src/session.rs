@@ -1,0 +1,528 @@
+//! Per-client session state: subscriptions, the outbound queue and the QoS 1 in-flight window.
+//!
+//! A [`Session`] outlives its connections when the client asked for a persistent session
+//! (`clean_session = 0`). The connection currently serving it is its [`Link`]: producers push
+//! onto the session queue and wake the link's writer, which drains the queue into the socket.
+//! Everything here is synchronous and guarded by one short-lived mutex per session, so
+//! publishing never waits on a client.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_proto::v3::{Connack, LastWill, Packet, Publish};
+use mqtt_proto::{Pid, QoS, QosPid, TopicName};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::error::Superseded;
+use crate::frame;
+use crate::topic;
+
+/// An application message on its way to one or more sessions.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub topic: TopicName,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+impl Message {
+    /// This message as delivered to one subscriber: QoS capped by the grant, RETAIN as given.
+    pub fn delivery(&self, granted: QoS, retain: bool) -> Message {
+        Message { qos: self.qos.min(granted), retain, ..self.clone() }
+    }
+
+    fn to_packet(&self, qos_pid: QosPid, dup: bool) -> Packet {
+        Packet::Publish(Publish {
+            dup,
+            retain: self.retain,
+            qos_pid,
+            topic_name: self.topic.clone(),
+            payload: self.payload.clone(),
+        })
+    }
+}
+
+impl From<Publish> for Message {
+    fn from(publish: Publish) -> Self {
+        Message {
+            topic: publish.topic_name,
+            payload: publish.payload,
+            qos: publish.qos_pid.qos(),
+            retain: publish.retain,
+        }
+    }
+}
+
+impl From<LastWill> for Message {
+    fn from(will: LastWill) -> Self {
+        Message {
+            topic: will.topic_name,
+            payload: will.message,
+            // QoS 2 is not supported: a QoS 2 will is delivered at QoS 1.
+            qos: will.qos.min(QoS::Level1),
+            retain: will.retain,
+        }
+    }
+}
+
+/// Queue bounds of a session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Unacknowledged outbound QoS 1 messages.
+    pub max_inflight: usize,
+    /// Queued outbound items (not yet written, or waiting for the in-flight window).
+    pub max_queued: usize,
+}
+
+/// The connection currently serving a session.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub id: u64,
+    /// Something was queued for the writer.
+    wake: Notify,
+    /// The writer wrote a batch: there is room in the queue again.
+    drained: Notify,
+    /// The connection must close (taken over, discarded, disconnected by the service).
+    kill: Notify,
+}
+
+impl Link {
+    pub fn new(id: u64) -> Self {
+        Link { id, wake: Notify::new(), drained: Notify::new(), kill: Notify::new() }
+    }
+
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+
+    pub async fn killed(&self) {
+        self.kill.notified().await;
+    }
+
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The writer wrote a batch.
+    pub fn notify_drained(&self) {
+        self.drained.notify_one();
+    }
+}
+
+/// An item of the outbound queue.
+#[derive(Debug)]
+enum Outbound {
+    /// Written as is (acknowledgements, CONNACK, re-sent in-flight messages).
+    Packet(Packet),
+    /// An application message; a QoS 1 one gets a packet id and waits for the in-flight window.
+    Message(Message),
+}
+
+impl Outbound {
+    fn survives_disconnect(&self) -> bool {
+        matches!(self, Outbound::Message(message) if message.qos == QoS::Level1)
+    }
+}
+
+/// The state of one client session. `S` is the hooks' per-connection session.
+#[derive(Debug)]
+pub(crate) struct Session<S> {
+    pub id: u64,
+    pub client_id: Arc<str>,
+    pub persistent: bool,
+    limits: Limits,
+    state: Mutex<State<S>>,
+}
+
+#[derive(Debug)]
+struct State<S> {
+    /// The hooks session of the latest connection; kept while offline to authorize deliveries.
+    hook: Arc<S>,
+    link: Option<Arc<Link>>,
+    /// Removed from the broker: accepts nothing any more.
+    discarded: bool,
+    subscriptions: Vec<(Box<str>, QoS)>,
+    queue: VecDeque<Outbound>,
+    /// QoS 1 messages waiting for room in the in-flight window, in order.
+    held: VecDeque<Message>,
+    /// Sent QoS 1 messages not acknowledged yet, oldest first.
+    inflight: VecDeque<(Pid, Message)>,
+    next_pid: Pid,
+    offline_since: Option<Instant>,
+}
+
+impl<S> State<S> {
+    fn is_current(&self, link: &Link) -> bool {
+        self.link.as_ref().is_some_and(|current| current.id == link.id)
+    }
+
+    fn wake_writer(&self) {
+        if let Some(link) = &self.link {
+            link.wake.notify_one();
+        }
+    }
+
+    /// Drop what only made sense for the connection that went away.
+    fn keep_offline_items(&mut self) {
+        self.queue.retain(Outbound::survives_disconnect);
+    }
+
+    fn allocate_pid(&mut self) -> Pid {
+        loop {
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            if !self.inflight.iter().any(|(used, _)| *used == pid) {
+                return pid;
+            }
+        }
+    }
+
+    fn send_qos1(&mut self, message: Message, buf: &mut BytesMut) {
+        let pid = self.allocate_pid();
+        if encode(&message.to_packet(QosPid::Level1(pid), false), buf) {
+            self.inflight.push_back((pid, message));
+        }
+    }
+}
+
+/// Append `packet` to `buf`; an unencodable packet (only possible for absurd sizes) is dropped.
+fn encode(packet: &Packet, buf: &mut BytesMut) -> bool {
+    match frame::encode(packet, buf) {
+        Ok(()) => true,
+        Err(error) => {
+            warn!(%error, "dropping unencodable outbound packet");
+            false
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S> Session<S> {
+    pub fn new(id: u64, client_id: Arc<str>, persistent: bool, hook: Arc<S>, limits: Limits) -> Self {
+        Session {
+            id,
+            client_id,
+            persistent,
+            limits: Limits { max_inflight: limits.max_inflight.max(1), max_queued: limits.max_queued.max(1) },
+            state: Mutex::new(State {
+                hook,
+                link: None,
+                discarded: false,
+                subscriptions: Vec::new(),
+                queue: VecDeque::new(),
+                held: VecDeque::new(),
+                inflight: VecDeque::new(),
+                next_pid: Pid::default(),
+                offline_since: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<S>> {
+        lock(&self.state)
+    }
+
+    /// The hooks session to authorize deliveries with.
+    pub fn hook(&self) -> Arc<S> {
+        Arc::clone(&self.state().hook)
+    }
+
+    /// The hooks session and link, if a connection is serving this session.
+    pub fn live(&self) -> Option<(Arc<S>, Arc<Link>)> {
+        let state = self.state();
+        let link = state.link.clone()?;
+        Some((Arc::clone(&state.hook), link))
+    }
+
+    /// Make `link` the serving connection (kicking the previous one) and queue, in order: the
+    /// CONNACK, the unacknowledged messages again (DUP set, same ids), then the rest.
+    pub fn attach(&self, link: Arc<Link>, hook: Arc<S>, connack: Connack) {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        if let Some(previous) = state.link.replace(link) {
+            previous.kill();
+        }
+        state.hook = hook;
+        state.offline_since = None;
+        state.keep_offline_items();
+        let resend =
+            state.inflight.iter().map(|(pid, message)| Outbound::Packet(message.to_packet(QosPid::Level1(*pid), true)));
+        let mut queue: VecDeque<Outbound> = std::iter::once(Outbound::Packet(connack.into()))
+            .chain(resend)
+            .chain(state.held.drain(..).map(Outbound::Message))
+            .collect();
+        queue.append(&mut state.queue);
+        state.queue = queue;
+    }
+
+    /// The connection `link` ended. Returns whether it was still the serving one (then the
+    /// session is now offline).
+    pub fn detach(&self, link: &Link) -> bool {
+        let mut state = self.state();
+        if !state.is_current(link) {
+            return false;
+        }
+        state.link = None;
+        state.offline_since = Some(Instant::now());
+        state.keep_offline_items();
+        true
+    }
+
+    /// Offline for at least `expiry`.
+    pub fn is_expired(&self, expiry: Duration) -> bool {
+        let state = self.state();
+        state.link.is_none() && state.offline_since.is_some_and(|since| since.elapsed() >= expiry)
+    }
+
+    /// End the session for good: kick its connection, drop its messages and hand its
+    /// subscriptions to `unindex` (called under the session lock so that no subscription can be
+    /// added concurrently).
+    pub fn discard(&self, unindex: impl FnOnce(&[(Box<str>, QoS)])) {
+        let mut state = self.state();
+        if state.discarded {
+            return;
+        }
+        state.discarded = true;
+        if let Some(link) = state.link.take() {
+            link.kill();
+        }
+        unindex(&std::mem::take(&mut state.subscriptions));
+        state.queue = VecDeque::new();
+        state.held = VecDeque::new();
+        state.inflight = VecDeque::new();
+    }
+
+    /// Record a subscription (replacing the QoS of an existing one) and call `index` under the
+    /// session lock. Returns false if the session was discarded meanwhile.
+    pub fn subscribe(&self, filter: &str, qos: QoS, index: impl FnOnce()) -> bool {
+        let mut state = self.state();
+        if state.discarded {
+            return false;
+        }
+        match state.subscriptions.iter_mut().find(|(existing, _)| **existing == *filter) {
+            Some((_, granted)) => *granted = qos,
+            None => state.subscriptions.push((filter.into(), qos)),
+        }
+        index();
+        true
+    }
+
+    /// Remove a subscription; `unindex` is called under the session lock if it existed.
+    pub fn unsubscribe(&self, filter: &str, unindex: impl FnOnce()) {
+        let mut state = self.state();
+        let before = state.subscriptions.len();
+        state.subscriptions.retain(|(existing, _)| **existing != *filter);
+        if state.subscriptions.len() != before {
+            unindex();
+        }
+    }
+
+    /// The highest QoS granted by this session's subscriptions matching `topic`.
+    pub fn granted_qos(&self, topic: &str) -> Option<QoS> {
+        let state = self.state();
+        state.subscriptions.iter().filter(|(filter, _)| topic::matches(filter, topic)).map(|(_, qos)| *qos).max()
+    }
+
+    /// Queue a message without waiting. Offline, only a persistent session keeps QoS 1
+    /// messages. Returns whether it was queued.
+    pub fn enqueue(&self, message: Message) -> bool {
+        let mut state = self.state();
+        let qos1 = message.qos == QoS::Level1;
+        let offline = state.link.is_none();
+        if state.discarded || (offline && !(qos1 && self.persistent)) {
+            return false;
+        }
+        // QoS 0 only waits for the writer; QoS 1 also for the in-flight window.
+        let backlog = state.queue.len() + if qos1 { state.held.len() } else { 0 };
+        if backlog >= self.limits.max_queued {
+            if qos1 {
+                warn!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 1 message");
+            } else {
+                debug!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 0 message");
+            }
+            return false;
+        }
+        state.queue.push_back(Outbound::Message(message));
+        state.wake_writer();
+        true
+    }
+
+    /// Queue a control packet for `link`'s writer, waiting while the queue is full so that a
+    /// client that does not read cannot make it grow without bound.
+    pub async fn send(&self, link: &Link, packet: Packet) -> Result<(), Superseded> {
+        loop {
+            {
+                let mut state = self.state();
+                if !state.is_current(link) {
+                    return Err(Superseded);
+                }
+                if state.queue.len() < self.limits.max_queued {
+                    state.queue.push_back(Outbound::Packet(packet));
+                    state.wake_writer();
+                    return Ok(());
+                }
+            }
+            link.drained.notified().await;
+        }
+    }
+
+    /// A PUBACK arrived. Returns whether `pid` was in flight.
+    pub fn ack(&self, pid: Pid) -> bool {
+        let mut state = self.state();
+        let Some(position) = state.inflight.iter().position(|(used, _)| *used == pid) else {
+            return false;
+        };
+        state.inflight.remove(position);
+        if !state.held.is_empty() {
+            state.wake_writer();
+        }
+        true
+    }
+
+    /// Encode what `link` may send now into `buf`, stopping once it holds `max_bytes`.
+    pub fn drain_into(&self, link: &Link, buf: &mut BytesMut, max_bytes: usize) -> Result<(), Superseded> {
+        let mut guard = self.state();
+        if !guard.is_current(link) {
+            return Err(Superseded);
+        }
+        let state = &mut *guard;
+        let max_inflight = self.limits.max_inflight;
+        while state.inflight.len() < max_inflight && buf.len() < max_bytes {
+            let Some(message) = state.held.pop_front() else {
+                break;
+            };
+            state.send_qos1(message, buf);
+        }
+        while buf.len() < max_bytes {
+            let Some(item) = state.queue.pop_front() else {
+                break;
+            };
+            match item {
+                Outbound::Packet(packet) => {
+                    encode(&packet, buf);
+                }
+                Outbound::Message(message) if message.qos == QoS::Level0 => {
+                    encode(&message.to_packet(QosPid::Level0, false), buf);
+                }
+                Outbound::Message(message) if state.held.is_empty() && state.inflight.len() < max_inflight => {
+                    state.send_qos1(message, buf);
+                }
+                Outbound::Message(message) => state.held.push_back(message),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mqtt_proto::v3::ConnectReturnCode;
+
+    const LIMITS: Limits = Limits { max_inflight: 2, max_queued: 4 };
+
+    fn message(topic: &str, qos: QoS) -> Message {
+        Message { topic: TopicName::try_from(topic).unwrap(), payload: Bytes::from_static(b"x"), qos, retain: false }
+    }
+
+    fn connack(present: bool) -> Connack {
+        Connack::new(present, ConnectReturnCode::Accepted)
+    }
+
+    fn session(persistent: bool) -> (Session<()>, Arc<Link>) {
+        let session = Session::new(1, "c".into(), persistent, Arc::new(()), LIMITS);
+        let link = Arc::new(Link::new(10));
+        session.attach(Arc::clone(&link), Arc::new(()), connack(false));
+        (session, link)
+    }
+
+    fn drain(session: &Session<()>, link: &Link) -> Vec<Packet> {
+        let mut buf = BytesMut::new();
+        session.drain_into(link, &mut buf, usize::MAX).unwrap();
+        let mut packets = Vec::new();
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            let packet = Packet::decode(rest).unwrap().unwrap();
+            rest = &rest[packet.encode_len().unwrap()..];
+            packets.push(packet);
+        }
+        packets
+    }
+
+    fn publish_pids(packets: &[Packet]) -> Vec<(Option<u16>, bool)> {
+        packets
+            .iter()
+            .filter_map(|packet| match packet {
+                Packet::Publish(publish) => Some((publish.qos_pid.pid().map(Pid::value), publish.dup)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inflight_window_holds_qos1_but_not_qos0() {
+        let (session, link) = session(false);
+        assert!(matches!(drain(&session, &link)[..], [Packet::Connack(_)]));
+        for _ in 0..3 {
+            assert!(session.enqueue(message("t", QoS::Level1)));
+        }
+        assert!(session.enqueue(message("t", QoS::Level0)));
+        let sent = drain(&session, &link);
+        assert_eq!(publish_pids(&sent), vec![(Some(1), false), (Some(2), false), (None, false)]);
+        assert!(drain(&session, &link).is_empty());
+        assert!(session.ack(Pid::try_from(1).unwrap()));
+        assert!(!session.ack(Pid::try_from(1).unwrap()));
+        assert_eq!(publish_pids(&drain(&session, &link)), vec![(Some(3), false)]);
+    }
+
+    #[test]
+    fn queue_is_bounded() {
+        let (session, _link) = session(false);
+        // The CONNACK occupies one slot.
+        for _ in 0..3 {
+            assert!(session.enqueue(message("t", QoS::Level1)));
+        }
+        assert!(!session.enqueue(message("t", QoS::Level1)));
+        assert!(!session.enqueue(message("t", QoS::Level0)));
+    }
+
+    #[test]
+    fn persistent_session_keeps_qos1_offline_and_resends_unacked() {
+        let (session, link) = session(true);
+        session.enqueue(message("t", QoS::Level1));
+        assert_eq!(publish_pids(&drain(&session, &link)), vec![(Some(1), false)]);
+        assert!(session.detach(&link));
+        assert!(!session.enqueue(message("t", QoS::Level0)));
+        assert!(session.enqueue(message("t", QoS::Level1)));
+
+        let link2 = Arc::new(Link::new(11));
+        session.attach(Arc::clone(&link2), Arc::new(()), connack(true));
+        assert!(session.drain_into(&link, &mut BytesMut::new(), usize::MAX).is_err());
+        let sent = drain(&session, &link2);
+        assert!(matches!(sent[0], Packet::Connack(Connack { session_present: true, .. })));
+        assert_eq!(publish_pids(&sent), vec![(Some(1), true), (Some(2), false)]);
+    }
+
+    #[test]
+    fn clean_session_keeps_nothing_offline_and_discard_unindexes() {
+        let (session, link) = session(false);
+        assert!(session.subscribe("a/+", QoS::Level1, || {}));
+        assert!(session.subscribe("a/#", QoS::Level0, || {}));
+        assert_eq!(session.granted_qos("a/b"), Some(QoS::Level1));
+        assert_eq!(session.granted_qos("b"), None);
+        assert!(session.detach(&link));
+        assert!(!session.enqueue(message("t", QoS::Level1)));
+        let mut unindexed = Vec::new();
+        session.discard(|subscriptions| unindexed.extend(subscriptions.iter().map(|(f, _)| f.to_string())));
+        assert_eq!(unindexed, vec!["a/+", "a/#"]);
+        assert!(!session.subscribe("x", QoS::Level0, || panic!("indexed a discarded session")));
+    }
+}

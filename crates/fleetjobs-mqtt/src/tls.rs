@@ -1,0 +1,60 @@
+//! The TLS accept loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::{sleep, timeout};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use crate::broker::Broker;
+use crate::hooks::{DeviceHooks, PeerInfo};
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accept loop: TCP accept, TLS handshake (within [`BrokerConfig::connect_timeout`]), then
+/// [`Broker::serve_connection`] in its own task, with the client's leaf certificate (DER) and
+/// address as [`PeerInfo`]. Stops accepting when `shutdown` resolves; connections already
+/// accepted keep running.
+///
+/// [`BrokerConfig::connect_timeout`]: crate::BrokerConfig::connect_timeout
+pub async fn serve_tls<H: DeviceHooks>(
+    broker: Arc<Broker<H>>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let handshake_timeout = broker.config().connect_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote_addr) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = tcp.set_nodelay(true) {
+            debug!(%remote_addr, %error, "cannot set TCP_NODELAY");
+        }
+        let (broker, acceptor) = (Arc::clone(&broker), acceptor.clone());
+        tokio::spawn(async move {
+            let stream = match timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return debug!(%remote_addr, %error, "TLS handshake failed"),
+                Err(_) => return debug!(%remote_addr, "TLS handshake timed out"),
+            };
+            let cert_der = stream.get_ref().1.peer_certificates().and_then(<[_]>::first).map(|cert| cert.to_vec());
+            broker.serve_connection(stream, PeerInfo { cert_der, remote_addr: Some(remote_addr) }).await;
+        });
+    }
+    debug!("stopped accepting connections");
+}

@@ -1,0 +1,224 @@
+//! Topic names, topic filters and the subscription tree (MQTT 3.1.1 §4.7).
+//!
+//! Filters are stored in a trie keyed by topic level, with `+` and `#` as ordinary keys, so a
+//! lookup visits only the branches that can match instead of every subscription.
+
+use std::collections::HashMap;
+
+const SEPARATOR: char = '/';
+const MATCH_ONE: &str = "+";
+const MATCH_ALL: &str = "#";
+const MAX_LEN: usize = u16::MAX as usize;
+
+/// A valid topic name (what a PUBLISH is sent to): non-empty, no wildcard, no NUL (§4.7.3).
+pub fn is_valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty() && topic.len() <= MAX_LEN && !topic.contains(['+', '#', '\0'])
+}
+
+/// A valid topic filter (§4.7.1): non-empty, no NUL, `+` and `#` each occupy a whole level, and
+/// `#` is the last level.
+pub fn is_valid_filter(filter: &str) -> bool {
+    if filter.is_empty() || filter.len() > MAX_LEN || filter.contains('\0') {
+        return false;
+    }
+    let mut levels = filter.split(SEPARATOR).peekable();
+    while let Some(level) = levels.next() {
+        match level {
+            MATCH_ALL => return levels.peek().is_none(),
+            MATCH_ONE => {}
+            literal if literal.contains(['+', '#']) => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether a topic starting with `$` may be matched by a filter whose first level is `level`
+/// (§4.7.2: a wildcard first level never matches a `$` topic).
+fn wildcard_allowed(dollar_topic: bool, level: &str) -> bool {
+    !(dollar_topic && (level == MATCH_ONE || level == MATCH_ALL))
+}
+
+/// Whether the (valid) `filter` matches the (valid) topic name `topic`.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let first = filter.split(SEPARATOR).next().unwrap_or_default();
+    if !wildcard_allowed(topic.starts_with('$'), first) {
+        return false;
+    }
+    let mut filter_levels = filter.split(SEPARATOR);
+    let mut topic_levels = topic.split(SEPARATOR);
+    loop {
+        match (filter_levels.next(), topic_levels.next()) {
+            (Some(MATCH_ALL), _) => return true,
+            (Some(f), Some(t)) if f == MATCH_ONE || f == t => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Subscriptions indexed by filter. Each filter holds at most one value per subscriber key.
+#[derive(Debug)]
+pub struct TopicTree<T> {
+    root: Node<T>,
+}
+
+#[derive(Debug)]
+struct Node<T> {
+    children: HashMap<Box<str>, Node<T>>,
+    subscribers: HashMap<u64, T>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Self { children: HashMap::new(), subscribers: HashMap::new() }
+    }
+}
+
+impl<T> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty() && self.subscribers.is_empty()
+    }
+
+    fn remove<'f>(&mut self, mut levels: impl Iterator<Item = &'f str>, key: u64) -> Option<T> {
+        let Some(level) = levels.next() else {
+            return self.subscribers.remove(&key);
+        };
+        let child = self.children.get_mut(level)?;
+        let removed = child.remove(levels, key);
+        if child.is_empty() {
+            self.children.remove(level);
+        }
+        removed
+    }
+
+    fn visit<'a>(&'a self, levels: &[&str], dollar: bool, visit: &mut impl FnMut(u64, &'a T)) {
+        if let Some(all) = self.children.get(MATCH_ALL).filter(|_| wildcard_allowed(dollar, MATCH_ALL)) {
+            all.subscribers.iter().for_each(|(key, value)| visit(*key, value));
+        }
+        let Some((level, rest)) = levels.split_first() else {
+            self.subscribers.iter().for_each(|(key, value)| visit(*key, value));
+            return;
+        };
+        if let Some(child) = self.children.get(*level) {
+            child.visit(rest, false, visit);
+        }
+        if let Some(one) = self.children.get(MATCH_ONE).filter(|_| wildcard_allowed(dollar, MATCH_ONE)) {
+            one.visit(rest, false, visit);
+        }
+    }
+}
+
+impl<T> Default for TopicTree<T> {
+    fn default() -> Self {
+        Self { root: Node::default() }
+    }
+}
+
+impl<T> TopicTree<T> {
+    /// Add (or replace) `key`'s subscription to `filter`; returns the replaced value.
+    pub fn insert(&mut self, filter: &str, key: u64, value: T) -> Option<T> {
+        let node =
+            filter.split(SEPARATOR).fold(&mut self.root, |node, level| node.children.entry(level.into()).or_default());
+        node.subscribers.insert(key, value)
+    }
+
+    /// Remove `key`'s subscription to `filter`, pruning branches left empty.
+    pub fn remove(&mut self, filter: &str, key: u64) -> Option<T> {
+        self.root.remove(filter.split(SEPARATOR), key)
+    }
+
+    /// Call `visit` for every subscription whose filter matches `topic`. A key subscribed through
+    /// several matching filters is visited once per filter.
+    pub fn for_each_match<'a>(&'a self, topic: &str, mut visit: impl FnMut(u64, &'a T)) {
+        let levels: Vec<&str> = topic.split(SEPARATOR).collect();
+        self.root.visit(&levels, topic.starts_with('$'), &mut visit);
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.root.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_validation() {
+        for valid in ["a", "a/b", "+", "#", "a/+/c", "a/#", "+/+", "/", "//", "$aws/things/+/jobs/#"] {
+            assert!(is_valid_filter(valid), "{valid}");
+        }
+        for invalid in ["", "a+", "a/b#", "#/a", "a/#/b", "++", "a/+b", "a\0b"] {
+            assert!(!is_valid_filter(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn topic_name_validation() {
+        assert!(is_valid_topic_name("a/b"));
+        assert!(is_valid_topic_name("/"));
+        for invalid in ["", "a/+", "#", "a\0"] {
+            assert!(!is_valid_topic_name(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn matching() {
+        let cases = [
+            ("a/b", "a/b", true),
+            ("a/+", "a/b", true),
+            ("a/+", "a", false),
+            ("a/+", "a/b/c", false),
+            ("a/#", "a", true),
+            ("a/#", "a/b/c", true),
+            ("#", "a/b", true),
+            ("+/b", "/b", true),
+            ("+/b", "x/b", true),
+            ("+", "", true),
+            ("#", "$aws/x", false),
+            ("+/x", "$aws/x", false),
+            ("$aws/#", "$aws/x", true),
+            ("$aws/+", "$aws/x", true),
+        ];
+        for (filter, topic, expected) in cases {
+            assert_eq!(matches(filter, topic), expected, "{filter} vs {topic}");
+        }
+    }
+
+    fn matched(tree: &TopicTree<&'static str>, topic: &str) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        tree.for_each_match(topic, |_, value| found.push(*value));
+        found.sort_unstable();
+        found
+    }
+
+    #[test]
+    fn tree_matches_like_matches() {
+        let filters = ["a/b", "a/+", "a/#", "#", "+/b", "+", "$aws/#", "$aws/+/b", "a/+/c"];
+        let mut tree = TopicTree::default();
+        for (key, filter) in filters.iter().enumerate() {
+            tree.insert(filter, key as u64, *filter);
+        }
+        for topic in ["a/b", "a", "a/x/c", "b", "$aws/x/b", "$aws", "/b", "x/y/z"] {
+            let mut expected: Vec<_> = filters.iter().copied().filter(|f| matches(f, topic)).collect();
+            expected.sort_unstable();
+            assert_eq!(matched(&tree, topic), expected, "topic {topic}");
+        }
+    }
+
+    #[test]
+    fn tree_remove_prunes() {
+        let mut tree = TopicTree::default();
+        tree.insert("a/b/c", 1, "x");
+        tree.insert("a/b/c", 2, "y");
+        tree.insert("a/#", 1, "z");
+        assert_eq!(tree.remove("a/b/c", 1), Some("x"));
+        assert_eq!(tree.remove("a/b/c", 1), None);
+        assert_eq!(matched(&tree, "a/b/c"), vec!["y", "z"]);
+        tree.remove("a/b/c", 2);
+        tree.remove("a/#", 1);
+        assert!(tree.is_empty());
+    }
+}

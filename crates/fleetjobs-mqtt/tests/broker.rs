@@ -1,0 +1,524 @@
+//! The broker driven end to end over `tokio::io::duplex`, with `mqtt-proto` packets as the
+//! client. Time is paused: timers (keep-alive, expiry, "nothing arrives") run instantly.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use fleetjobs_mqtt::BrokerConfig;
+use mqtt_proto::v3::{ConnectReturnCode, LastWill, Packet, SubscribeReturnCode, Unsubscribe};
+use mqtt_proto::{Protocol, QoS, QosPid, TopicFilter};
+
+fn payload(publish: &mqtt_proto::v3::Publish) -> &str {
+    std::str::from_utf8(&publish.payload).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_accepted_or_refused_with_return_code() {
+    let (broker, hooks) = broker();
+    let (_client, connack) = Client::connect_with(&broker, connect_packet("device-1", true)).await;
+    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+    assert!(!connack.session_present);
+    assert_eq!(broker.connection_count(), 1);
+
+    for (client_id, code) in [
+        ("refuse-auth", ConnectReturnCode::NotAuthorized),
+        ("refuse-creds", ConnectReturnCode::BadUserNameOrPassword),
+        ("refuse-unavailable", ConnectReturnCode::ServerUnavailable),
+    ] {
+        let (mut client, connack) = Client::connect_with(&broker, connect_packet(client_id, true)).await;
+        assert_eq!(connack.code, code, "{client_id}");
+        assert!(client.expect_closed().await.is_empty());
+    }
+    assert_eq!(broker.connection_count(), 1);
+    let connects = hooks.connects.lock().unwrap();
+    assert_eq!(connects[0].0.client_id, "device-1");
+    assert!(connects[0].0.clean_session);
+}
+
+#[tokio::test(start_paused = true)]
+async fn mqtt_3_1_accepted_and_mqtt_5_refused() {
+    let (broker, _) = broker();
+    let mut connect = connect_packet("old-device", true);
+    connect.protocol = Protocol::V310;
+    let (_client, connack) = Client::connect_with(&broker, connect).await;
+    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+
+    let mut client = Client::open(&broker);
+    // CONNECT, protocol "MQTT" level 5, no properties, empty client id.
+    client.send_raw(b"\x10\x0d\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x00").await;
+    let received = client.expect_closed().await;
+    assert!(
+        matches!(&received[..], [Packet::Connack(c)] if c.code == ConnectReturnCode::UnacceptableProtocolVersion),
+        "{received:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_client_id_needs_clean_session() {
+    let (broker, hooks) = broker();
+    let (mut client, connack) = Client::connect_with(&broker, connect_packet("", false)).await;
+    assert_eq!(connack.code, ConnectReturnCode::IdentifierRejected);
+    client.expect_closed().await;
+
+    let (_a, connack) = Client::connect_with(&broker, connect_packet("", true)).await;
+    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+    let (_b, connack) = Client::connect_with(&broker, connect_packet("", true)).await;
+    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+    // Two distinct generated ids: the second did not take over the first.
+    assert_eq!(broker.connection_count(), 2);
+    let connects = hooks.connects.lock().unwrap();
+    assert!(!connects[0].0.client_id.is_empty());
+    assert_ne!(connects[0].0.client_id, connects[1].0.client_id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn routes_with_wildcards_once_per_session_at_highest_qos() {
+    let (broker, _) = broker();
+    let mut sub = Client::connect(&broker, "sub").await;
+    let codes = sub.subscribe(&[("a/+/c", QoS::Level0), ("a/#", QoS::Level1), ("x/+", QoS::Level0)]).await;
+    assert_eq!(
+        codes,
+        vec![SubscribeReturnCode::MaxLevel0, SubscribeReturnCode::MaxLevel1, SubscribeReturnCode::MaxLevel0]
+    );
+    let mut publisher = Client::connect(&broker, "pub").await;
+
+    publisher.publish_qos1("a/b/c", "both filters").await;
+    let delivered = sub.recv_publish().await;
+    assert_eq!((&*delivered.topic_name, payload(&delivered)), ("a/b/c", "both filters"));
+    assert!(matches!(delivered.qos_pid, QosPid::Level1(_)), "highest granted QoS");
+    sub.send(Packet::Puback(delivered.qos_pid.pid().unwrap())).await;
+
+    publisher.publish("a", "parent of a/#").await;
+    assert_eq!(payload(&sub.recv_publish().await), "parent of a/#");
+
+    publisher.publish("x/y/z", "too deep for x/+").await;
+    publisher.publish("b/c", "no match").await;
+    publisher.publish("x/y", "x/+").await;
+    let delivered = sub.recv_publish().await;
+    assert_eq!(payload(&delivered), "x/+");
+    assert_eq!(delivered.qos_pid, QosPid::Level0, "min(publish QoS, granted QoS)");
+    sub.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dollar_topics_are_not_matched_by_leading_wildcards() {
+    let (broker, _) = broker();
+    let mut wildcards = Client::connect(&broker, "wildcards").await;
+    wildcards.subscribe(&[("#", QoS::Level0), ("+/things/x", QoS::Level0)]).await;
+    let mut explicit = Client::connect(&broker, "explicit").await;
+    explicit.subscribe(&[("$aws/things/+", QoS::Level0)]).await;
+
+    assert_eq!(broker.publish("$aws/things/x", Bytes::from_static(b"sys"), QoS::Level0), 1);
+    assert_eq!(payload(&explicit.recv_publish().await), "sys");
+    wildcards.expect_nothing().await;
+
+    assert_eq!(broker.publish("aws/things/x", Bytes::from_static(b"plain"), QoS::Level0), 1);
+    assert_eq!(payload(&wildcards.recv_publish().await), "plain");
+}
+
+#[tokio::test(start_paused = true)]
+async fn suback_failure_for_denied_or_invalid_filters_and_qos2_granted_as_1() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    // SUBSCRIBE pid 7: "ok/1" QoS 1, "secret/x" QoS 0 (denied), "a/#/b" QoS 0 (invalid), "q" QoS 2.
+    let mut body = vec![0x00, 0x07];
+    for (filter, qos) in [("ok/1", 1u8), ("secret/x", 0), ("a/#/b", 0), ("q", 2)] {
+        body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+        body.extend_from_slice(filter.as_bytes());
+        body.push(qos);
+    }
+    let mut packet = vec![0x82, body.len() as u8];
+    packet.extend_from_slice(&body);
+    client.send_raw(&packet).await;
+    let Packet::Suback(suback) = client.recv().await else { panic!("expected SUBACK") };
+    assert_eq!(suback.pid, pid(7));
+    assert_eq!(
+        suback.topics,
+        vec![
+            SubscribeReturnCode::MaxLevel1,
+            SubscribeReturnCode::Failure,
+            SubscribeReturnCode::Failure,
+            SubscribeReturnCode::MaxLevel1,
+        ]
+    );
+    assert_eq!(broker.publish("secret/x", Bytes::new(), QoS::Level0), 0);
+    assert_eq!(broker.publish("q", Bytes::new(), QoS::Level1), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsubscribe_stops_delivery() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    client.subscribe(&[("t/+", QoS::Level0)]).await;
+    assert_eq!(broker.publish("t/1", Bytes::from_static(b"x"), QoS::Level0), 1);
+    client.recv_publish().await;
+    client.send(Unsubscribe::new(pid(9), vec![TopicFilter::try_from("t/+").unwrap()])).await;
+    assert_eq!(client.recv().await, Packet::Unsuback(pid(9)));
+    assert_eq!(broker.publish("t/1", Bytes::from_static(b"x"), QoS::Level0), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn denied_publish_disconnects_the_client() {
+    let (broker, _) = broker();
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("forbidden/#", QoS::Level0)]).await;
+
+    for qos_pid in [QosPid::Level0, QosPid::Level1(pid(1))] {
+        let mut client = Client::connect(&broker, "offender").await;
+        client.send(publish_packet("forbidden/x", "nope", qos_pid)).await;
+        assert!(client.expect_closed().await.is_empty(), "no PUBACK for a denied publish");
+    }
+    watcher.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn receive_is_authorized_per_delivery() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    client.subscribe(&[("#", QoS::Level0)]).await;
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    publisher.publish("hidden/x", "not for you").await;
+    publisher.publish("visible/x", "for you").await;
+    assert_eq!(payload(&client.recv_publish().await), "for you");
+    assert_eq!(broker.publish("hidden/y", Bytes::new(), QoS::Level0), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_replies_go_to_the_requester_only() {
+    let (broker, _) = broker();
+    let mut eavesdropper = Client::connect(&broker, "eavesdropper").await;
+    eavesdropper.subscribe(&[("reply/#", QoS::Level1), ("req/#", QoS::Level1)]).await;
+
+    // Not subscribed: the reply still arrives, at QoS 0.
+    let mut requester = Client::connect(&broker, "requester").await;
+    requester.send(publish_packet("req/get", "hello", QosPid::Level1(pid(5)))).await;
+    let reply = requester.recv_publish().await;
+    assert_eq!((&*reply.topic_name, payload(&reply), reply.qos_pid), ("reply/get", "hello", QosPid::Level0));
+    assert_eq!(requester.recv().await, Packet::Puback(pid(5)));
+
+    // Subscribed at QoS 1: the reply comes at QoS 1. A reply the requester may not receive is dropped.
+    requester.subscribe(&[("reply/+", QoS::Level1)]).await;
+    requester.publish("req/hidden", "dropped").await;
+    requester.publish("req/get", "again").await;
+    let reply = requester.recv_publish().await;
+    assert_eq!(payload(&reply), "again");
+    assert!(matches!(reply.qos_pid, QosPid::Level1(_)));
+
+    // Requests are not routed to subscribers, replies are not either.
+    eavesdropper.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_of_one_connection_are_handled_in_order() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    // The first request takes 200 ms, the second none: the second still waits for the first.
+    client.publish("req/one", "slow first").await;
+    client.publish("req/two", "fast second").await;
+    assert_eq!(payload(&client.recv_publish().await), "slow first");
+    assert_eq!(payload(&client.recv_publish().await), "fast second");
+}
+
+#[tokio::test(start_paused = true)]
+async fn qos1_publish_is_acknowledged_after_the_request_completes() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    client.send(publish_packet("req/x", "slow", QosPid::Level1(pid(42)))).await;
+    // Reply first, then the PUBACK.
+    assert_eq!(payload(&client.recv_publish().await), "slow");
+    assert_eq!(client.recv().await, Packet::Puback(pid(42)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn outbound_qos1_respects_the_inflight_window() {
+    let (broker, _) = broker_with(BrokerConfig { max_inflight: 2, ..BrokerConfig::default() });
+    let mut client = Client::connect(&broker, "device").await;
+    client.subscribe(&[("t", QoS::Level1)]).await;
+    for i in 0..3 {
+        assert_eq!(broker.publish("t", Bytes::from(i.to_string()), QoS::Level1), 1);
+    }
+    let first = client.recv_publish().await;
+    let second = client.recv_publish().await;
+    assert_eq!((payload(&first), payload(&second)), ("0", "1"));
+    assert_ne!(first.qos_pid, second.qos_pid);
+    client.expect_nothing().await;
+    client.send(Packet::Puback(first.qos_pid.pid().unwrap())).await;
+    assert_eq!(payload(&client.recv_publish().await), "2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retained_messages_are_delivered_on_subscribe() {
+    let (broker, _) = broker();
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    let mut retained = publish_packet("status/a", "up", QosPid::Level1(pid(1)));
+    retained.retain = true;
+    publisher.send(retained.clone()).await;
+    assert_eq!(publisher.recv().await, Packet::Puback(pid(1)));
+    retained.topic_name = topic("status/b");
+    retained.payload = Bytes::from_static(b"down");
+    retained.qos_pid = QosPid::Level0;
+    publisher.send(retained.clone()).await;
+    publisher.sync().await;
+
+    let mut late = Client::connect(&broker, "late").await;
+    late.subscribe(&[("status/a", QoS::Level0)]).await;
+    let message = late.recv_publish().await;
+    assert_eq!((&*message.topic_name, payload(&message), message.retain), ("status/a", "up", true));
+    assert_eq!(message.qos_pid, QosPid::Level0);
+
+    // Live deliveries carry RETAIN 0.
+    late.subscribe(&[("status/b", QoS::Level0)]).await;
+    assert_eq!(payload(&late.recv_publish().await), "down");
+    publisher.send(retained.clone()).await;
+    let live = late.recv_publish().await;
+    assert!(!live.retain);
+
+    // An empty retained payload clears the topic.
+    retained.payload = Bytes::new();
+    publisher.send(retained).await;
+    publisher.sync().await;
+    let mut later = Client::connect(&broker, "later").await;
+    later.subscribe(&[("status/+", QoS::Level1)]).await;
+    let message = later.recv_publish().await;
+    assert_eq!((&*message.topic_name, message.retain), ("status/a", true));
+    assert!(matches!(message.qos_pid, QosPid::Level1(_)));
+    later.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn will_is_published_on_abrupt_close_only() {
+    let (broker, hooks) = broker();
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("wills/+", QoS::Level1)]).await;
+
+    let with_will = |client_id: &str| {
+        let mut connect = connect_packet(client_id, true);
+        connect.last_will =
+            Some(LastWill::new(QoS::Level1, topic(&format!("wills/{client_id}")), Bytes::from_static(b"gone")));
+        connect
+    };
+
+    let (polite, _) = Client::connect_with(&broker, with_will("polite")).await;
+    polite.disconnect().await;
+
+    let (abrupt, _) = Client::connect_with(&broker, with_will("abrupt")).await;
+    drop(abrupt);
+    let will = watcher.recv_publish().await;
+    assert_eq!((&*will.topic_name, payload(&will)), ("wills/abrupt", "gone"));
+    assert!(matches!(will.qos_pid, QosPid::Level1(_)));
+    watcher.expect_nothing().await;
+
+    let disconnected = hooks.disconnected.lock().unwrap().clone();
+    assert_eq!(disconnected, vec!["polite", "abrupt"]);
+    assert_eq!(broker.connection_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn will_goes_through_service_requests_and_authorization() {
+    let (broker, _) = broker();
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("#", QoS::Level0)]).await;
+    for will_topic in ["forbidden/will", "req/will"] {
+        let mut connect = connect_packet("device", true);
+        connect.last_will = Some(LastWill::new(QoS::Level0, topic(will_topic), Bytes::from_static(b"x")));
+        let (client, _) = Client::connect_with(&broker, connect).await;
+        drop(client);
+    }
+    watcher.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn same_client_id_takes_over() {
+    let (broker, _) = broker();
+    let mut first = Client::connect(&broker, "device").await;
+    first.subscribe(&[("t", QoS::Level0)]).await;
+    let mut second = Client::connect(&broker, "device").await;
+    first.expect_closed().await;
+    assert_eq!(broker.connection_count(), 1);
+    // Clean session: the first connection's subscription is gone.
+    assert_eq!(broker.publish("t", Bytes::new(), QoS::Level0), 0);
+    second.sync().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_client_is_dropped_after_one_and_a_half_keep_alive() {
+    let (broker, _) = broker();
+    let mut connect = connect_packet("device", true);
+    connect.keep_alive = 10;
+    let (mut client, _) = Client::connect_with(&broker, connect).await;
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    client.sync().await;
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    client.sync().await;
+    let start = tokio::time::Instant::now();
+    client.expect_closed().await;
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(15) && waited < Duration::from_secs(16), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_session_resumes_with_queued_and_unacked_messages() {
+    let (broker, _) = broker();
+    let (mut client, present) = Client::connect_session(&broker, "device", false).await;
+    assert!(!present);
+    client.subscribe(&[("jobs/#", QoS::Level1)]).await;
+
+    // Delivered but never acknowledged.
+    assert_eq!(broker.publish("jobs/1", Bytes::from_static(b"one"), QoS::Level1), 1);
+    let unacked = client.recv_publish().await;
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    // Offline: QoS 1 is queued, QoS 0 is not.
+    assert_eq!(broker.publish("jobs/2", Bytes::from_static(b"two"), QoS::Level1), 1);
+    assert_eq!(broker.publish("jobs/3", Bytes::from_static(b"three"), QoS::Level0), 0);
+
+    let (mut client, present) = Client::connect_session(&broker, "device", false).await;
+    assert!(present);
+    let resent = client.recv_publish().await;
+    assert_eq!((payload(&resent), resent.dup, resent.qos_pid), ("one", true, unacked.qos_pid));
+    let queued = client.recv_publish().await;
+    assert_eq!((payload(&queued), queued.dup), ("two", false));
+    client.send(Packet::Puback(resent.qos_pid.pid().unwrap())).await;
+    client.send(Packet::Puback(queued.qos_pid.pid().unwrap())).await;
+    client.expect_nothing().await;
+
+    // The subscription survived too.
+    assert_eq!(broker.publish("jobs/4", Bytes::from_static(b"four"), QoS::Level1), 1);
+    assert_eq!(payload(&client.recv_publish().await), "four");
+
+    // A clean session discards it all.
+    drop(client);
+    let (mut client, present) = Client::connect_session(&broker, "device", true).await;
+    assert!(!present);
+    client.expect_nothing().await;
+    assert_eq!(broker.publish("jobs/5", Bytes::new(), QoS::Level1), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_session_expires_offline() {
+    let expiry = Duration::from_secs(60);
+    let (broker, _) = broker_with(BrokerConfig { persistent_session_expiry: expiry, ..BrokerConfig::default() });
+    let (mut client, _) = Client::connect_session(&broker, "device", false).await;
+    client.subscribe(&[("t", QoS::Level1)]).await;
+    client.disconnect().await;
+
+    tokio::time::sleep(expiry / 2).await;
+    let (client, present) = Client::connect_session(&broker, "device", false).await;
+    assert!(present);
+    client.disconnect().await;
+
+    tokio::time::sleep(expiry + Duration::from_secs(1)).await;
+    assert_eq!(broker.publish("t", Bytes::new(), QoS::Level1), 0, "subscription expired");
+    let (_client, present) = Client::connect_session(&broker, "device", false).await;
+    assert!(!present);
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_closes_only_that_connection() {
+    let (broker, _) = broker();
+    let mut bystander = Client::connect(&broker, "bystander").await;
+    bystander.subscribe(&[("t", QoS::Level0)]).await;
+
+    let garbage: [&[u8]; 4] =
+        [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &[0xff; 64], &[0x00, 0x01, 0x02, 0x03], &[0x10, 0x02, 0xde, 0xad]];
+    for bytes in garbage {
+        let mut client = Client::open(&broker);
+        client.send_raw(bytes).await;
+        assert!(client.expect_closed().await.is_empty(), "{bytes:?}");
+    }
+    // Garbage after a valid CONNECT, too.
+    let mut client = Client::connect(&broker, "device").await;
+    client.send_raw(&[0x3f, 0x05, 1, 2, 3, 4, 5]).await;
+    client.expect_closed().await;
+
+    let mut fresh = Client::connect(&broker, "fresh").await;
+    fresh.publish("t", "still serving").await;
+    assert_eq!(payload(&bystander.recv_publish().await), "still serving");
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_packet_must_be_connect_in_time() {
+    let (broker, _) = broker();
+    let mut client = Client::open(&broker);
+    client.send(Packet::Pingreq).await;
+    assert!(client.expect_closed().await.is_empty());
+
+    let start = tokio::time::Instant::now();
+    let mut client = Client::open(&broker);
+    assert!(client.expect_closed().await.is_empty());
+    assert!(start.elapsed() >= BrokerConfig::default().connect_timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oversize_packet_closes_the_connection() {
+    let (broker, _) = broker_with(BrokerConfig { max_packet_size: 1024, ..BrokerConfig::default() });
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("t", QoS::Level0)]).await;
+    let mut client = Client::connect(&broker, "device").await;
+    client.publish("t", &"x".repeat(1000)).await;
+    assert_eq!(watcher.recv_publish().await.payload.len(), 1000);
+    client.publish("t", &"x".repeat(2000)).await;
+    client.expect_closed().await;
+    watcher.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn protocol_violations_close_the_connection() {
+    let (broker, _) = broker();
+    let violations: Vec<Packet> = vec![
+        publish_packet("t", "qos2", QosPid::Level2(pid(1))).into(),
+        connect_packet("device", true).into(),
+        Packet::Pingresp,
+        Packet::Pubrel(pid(1)),
+    ];
+    for packet in violations {
+        let mut client = Client::connect(&broker, "device").await;
+        client.send(packet.clone()).await;
+        assert!(client.expect_closed().await.is_empty(), "{packet:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn disconnect_where_kicks_matching_live_sessions() {
+    let (broker, hooks) = broker();
+    let mut a = Client::connect(&broker, "revoked-a").await;
+    let mut b = Client::connect(&broker, "revoked-b").await;
+    let mut c = Client::connect(&broker, "fine").await;
+    // An offline persistent session does not count.
+    let (offline, _) = Client::connect_session(&broker, "revoked-offline", false).await;
+    offline.disconnect().await;
+
+    assert_eq!(broker.connection_count(), 3);
+    assert_eq!(broker.disconnect_where(|session| session.client_id.starts_with("revoked")), 2);
+    a.expect_closed().await;
+    b.expect_closed().await;
+    c.sync().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(broker.connection_count(), 1);
+    assert_eq!(hooks.disconnected.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_does_not_read_holds_nobody_up() {
+    let (broker, _) = broker_with(BrokerConfig { max_queued_per_session: 10, ..BrokerConfig::default() });
+    let mut stuck = Client::connect(&broker, "stuck").await;
+    stuck.subscribe(&[("t", QoS::Level1)]).await;
+    let mut healthy = Client::connect(&broker, "healthy").await;
+    healthy.subscribe(&[("t", QoS::Level0)]).await;
+
+    // 64 KiB payloads: the stuck client's pipe and queue fill up after a few.
+    let big = Bytes::from(vec![b'x'; 64 * 1024]);
+    let mut queued_for_stuck = 0;
+    for _ in 0..50 {
+        let queued = broker.publish("t", big.clone(), QoS::Level1);
+        assert!(queued >= 1);
+        queued_for_stuck += queued - 1;
+        assert_eq!(healthy.recv_publish().await.payload.len(), big.len());
+    }
+    assert!(queued_for_stuck < 50, "the stuck client's queue is bounded");
+    healthy.sync().await;
+}

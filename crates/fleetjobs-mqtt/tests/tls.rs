@@ -1,0 +1,135 @@
+//! `serve_tls` over real loopback TCP with mutual TLS (rcgen self-signed certificates).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use fleetjobs_mqtt::serve_tls;
+use mqtt_proto::v3::{ConnectReturnCode, Packet};
+use rustls::crypto::ring::default_provider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+
+struct Identity {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn identity(name: &str) -> Identity {
+    let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    Identity {
+        cert: certified.cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()).into(),
+    }
+}
+
+fn roots(cert: &CertificateDer<'static>) -> Arc<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    Arc::new(roots)
+}
+
+#[tokio::test]
+async fn serves_mutual_tls_and_passes_the_client_certificate() {
+    let provider = Arc::new(default_provider());
+    let server = identity("localhost");
+    let client = identity("device-1");
+
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(&client.cert), Arc::clone(&provider)).build().unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server.cert.clone()], server.key)
+        .unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(&server.cert))
+        .with_client_auth_cert(vec![client.cert.clone()], client.key)
+        .unwrap();
+
+    let (broker, hooks) = broker();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server_task = tokio::spawn(serve_tls(Arc::clone(&broker), listener, Arc::new(server_config), async {
+        let _ = stopped.await;
+    }));
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let connector = TlsConnector::from(Arc::new(client_config));
+    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+
+    let connect = Packet::Connect(connect_packet("device-1", true)).encode().unwrap();
+    tls.write_all(connect.as_ref()).await.unwrap();
+    let mut connack = [0u8; 4];
+    tls.read_exact(&mut connack).await.unwrap();
+    assert_eq!(
+        Packet::decode(&connack).unwrap(),
+        Some(Packet::Connack(mqtt_proto::v3::Connack::new(false, ConnectReturnCode::Accepted)))
+    );
+
+    {
+        let connects = hooks.connects.lock().unwrap();
+        let peer = &connects[0].1;
+        assert_eq!(peer.cert_der.as_deref(), Some(client.cert.as_ref()));
+        assert_eq!(peer.remote_addr.unwrap().ip(), addr.ip());
+    }
+    assert_eq!(broker.connection_count(), 1);
+
+    // A peer that is not speaking TLS does not disturb the server.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain.write_all(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest).await;
+
+    stop.send(()).unwrap();
+    server_task.await.unwrap();
+    // Connections accepted before the shutdown keep running.
+    tls.write_all(Packet::Pingreq.encode().unwrap().as_ref()).await.unwrap();
+    let mut pingresp = [0u8; 2];
+    tls.read_exact(&mut pingresp).await.unwrap();
+    assert_eq!(Packet::decode(&pingresp).unwrap(), Some(Packet::Pingresp));
+}
+
+#[tokio::test]
+async fn serves_server_only_tls_without_client_certificate() {
+    // Server-only TLS (e.g. custom authentication): PeerInfo has no certificate.
+    let provider = Arc::new(default_provider());
+    let server = identity("localhost");
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![server.cert.clone()], server.key)
+        .unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(&server.cert))
+        .with_no_client_auth();
+
+    let (broker, hooks) = broker();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(Arc::clone(&broker), listener, Arc::new(server_config), std::future::pending()));
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut tls = TlsConnector::from(Arc::new(client_config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(Packet::Connect(connect_packet("anon", true)).encode().unwrap().as_ref()).await.unwrap();
+    let mut connack = [0u8; 4];
+    tls.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    assert!(hooks.connects.lock().unwrap()[0].1.cert_der.is_none());
+}

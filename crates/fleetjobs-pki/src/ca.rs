@@ -1,0 +1,228 @@
+//! The root CA and the certificates it issues.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
+};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+
+use crate::{certificate_id, PkiError};
+
+/// Common name of the root CA.
+pub(crate) const CA_COMMON_NAME: &str = "Fleetjobs Root CA";
+/// Common name AWS IoT puts in the certificates made by `CreateKeysAndCertificate`.
+pub(crate) const DEVICE_COMMON_NAME: &str = "AWS IoT Certificate";
+/// Common name of the MQTT listener's certificate.
+pub(crate) const SERVER_COMMON_NAME: &str = "Fleetjobs MQTT Server";
+
+const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 24 * 3600 + 3 * 24 * 3600);
+/// Certificates are back-dated a little so that devices with a slightly slow
+/// clock accept them right away.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+/// Fleetjobs' root certificate authority (ECDSA P-256, CN "Fleetjobs Root CA").
+///
+/// It signs the MQTT server certificate and every device certificate. Persist
+/// [`cert_pem`](Self::cert_pem) and [`key_pem`](Self::key_pem) and reload them
+/// with [`from_pem`](Self::from_pem) so that certificates issued before a restart
+/// keep verifying.
+pub struct CertificateAuthority {
+    cert_pem: String,
+    key_pem: String,
+    cert_der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A certificate together with its freshly generated key pair.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedCert {
+    /// The certificate, PEM-encoded.
+    pub cert_pem: String,
+    /// The certificate, DER-encoded.
+    pub cert_der: Vec<u8>,
+    /// The private key, PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub private_key_pem: String,
+    /// The public key, SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub public_key_pem: String,
+    /// The AWS certificate id, see [`certificate_id`](crate::certificate_id).
+    pub certificate_id: String,
+}
+
+impl fmt::Debug for IssuedCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCert")
+            .field("certificate_id", &self.certificate_id)
+            .field("cert_pem", &self.cert_pem)
+            .field("private_key_pem", &"[elided]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"[elided]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateAuthority {
+    /// Generates a new root CA: fresh P-256 key, self-signed, valid for 10 years.
+    pub fn generate() -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(CA_COMMON_NAME);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.serial_number = Some(random_serial()?);
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + TEN_YEARS;
+
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Reloads a CA persisted with [`cert_pem`](Self::cert_pem) and
+    /// [`key_pem`](Self::key_pem).
+    ///
+    /// Fails if either PEM is invalid, if the key does not belong to the
+    /// certificate, or if the certificate is not usable as a trust anchor.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| PkiError::InvalidPem(format!("CA certificate: {e}")))?;
+        let key_der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| PkiError::InvalidPem(format!("CA private key: {e}")))?;
+        check_key_matches(&cert_der, key_der)?;
+
+        // Must parse as a trust anchor, otherwise nothing would ever verify.
+        rustls::RootCertStore::empty().add(cert_der.clone()).map_err(|e| PkiError::InvalidCa(e.to_string()))?;
+
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_der(&cert_der, key)?;
+        Ok(Self { cert_pem: cert_pem.to_owned(), key_pem: key_pem.to_owned(), cert_der: cert_der.to_vec(), issuer })
+    }
+
+    /// The CA certificate, PEM (what devices get as `root-CA.crt`).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The CA private key, PKCS#8 PEM. Keep it secret.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Issues the MQTT listener's certificate with a fresh P-256 key.
+    ///
+    /// Subject alternative names: `localhost` and `127.0.0.1` always, plus each
+    /// of `extra_hosts` (entries that parse as an IP address become IP SANs,
+    /// the others DNS SANs; duplicates and blank entries are skipped). Valid
+    /// for 10 years.
+    pub fn issue_server_cert(&self, extra_hosts: &[String]) -> Result<IssuedCert, PkiError> {
+        let mut sans: Vec<SanType> = Vec::new();
+        let defaults = ["localhost", "127.0.0.1"];
+        for host in defaults.into_iter().chain(extra_hosts.iter().map(|h| h.trim())) {
+            if host.is_empty() {
+                continue;
+            }
+            let san = match host.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(host.to_owned().try_into()?),
+            };
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+        }
+
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(SERVER_COMMON_NAME);
+        params.subject_alt_names = sans;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + TEN_YEARS;
+        self.issue(params)
+    }
+
+    /// Issues a device certificate with a fresh P-256 key pair, like
+    /// `aws iot create-keys-and-certificate`: CN "AWS IoT Certificate", a
+    /// random serial number, valid until 2049-12-31T23:59:59Z.
+    pub fn issue_device_cert(&self) -> Result<IssuedCert, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(DEVICE_COMMON_NAME);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = OffsetDateTime::now_utc() - BACKDATE;
+        params.not_after = rcgen::date_time_ymd(2049, 12, 31) + Duration::from_secs(86_399);
+        self.issue(params)
+    }
+
+    /// Signs `params` (completed with a random serial and the authority key
+    /// identifier) for a freshly generated key pair.
+    fn issue(&self, mut params: CertificateParams) -> Result<IssuedCert, PkiError> {
+        params.serial_number = Some(random_serial()?);
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert_der = cert.der().to_vec();
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            certificate_id: certificate_id(&cert_der),
+            cert_der,
+            private_key_pem: key.serialize_pem(),
+            public_key_pem: key.public_key_pem(),
+        })
+    }
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// A random, positive 128-bit serial number.
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    provider().secure_random.fill(&mut bytes).map_err(|_| rcgen::Error::RingUnspecified)?;
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x01; // no leading zero byte, keeps the length fixed
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// The `ring` crypto provider, used explicitly everywhere.
+pub(crate) fn provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// Checks that `key` is the private key of `cert`.
+pub(crate) fn check_key_matches(cert: &CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Result<(), PkiError> {
+    let signing_key = provider().key_provider.load_private_key(key)?;
+    rustls::sign::CertifiedKey::new(vec![cert.clone()], signing_key).keys_match().map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => PkiError::KeyMismatch,
+        other => PkiError::Tls(other),
+    })
+}

@@ -1,0 +1,59 @@
+//! Fleetjobs' own small PKI.
+//!
+//! AWS IoT Core authenticates devices with X.509 client certificates. Fleetjobs
+//! plays the same game with a self-generated root CA:
+//!
+//! * [`CertificateAuthority`] — an ECDSA P-256 root CA ("Fleetjobs Root CA"),
+//!   generated once and reloaded from PEM after a restart
+//!   ([`CertificateAuthority::from_pem`]).
+//! * [`CertificateAuthority::issue_device_cert`] — what
+//!   `aws iot create-keys-and-certificate` returns: a certificate plus a fresh
+//!   key pair, identified by its [`certificate_id`] (SHA-256 of the DER, as AWS).
+//! * [`CertificateAuthority::issue_server_cert`] and [`mqtt_server_tls_config`] —
+//!   the MQTT listener's certificate and a mutual-TLS `rustls` configuration that
+//!   only admits clients whose certificate chains to the CA. Whether a presented
+//!   certificate is still ACTIVE is for the caller to check, via the
+//!   [`certificate_id`] of the peer certificate.
+//!
+//! All cryptography uses the `ring` provider explicitly; nothing depends on a
+//! process-wide default `rustls` crypto provider being installed.
+
+mod ca;
+mod tls;
+
+pub use ca::{CertificateAuthority, IssuedCert};
+pub use tls::mqtt_server_tls_config;
+
+use sha2::{Digest, Sha256};
+
+/// Errors from certificate generation, loading and TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Key or certificate generation / signing failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A PEM input could not be decoded.
+    #[error("invalid PEM: {0}")]
+    InvalidPem(String),
+    /// A certificate and a private key that should belong together do not.
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    /// The CA certificate cannot be used as a trust anchor.
+    #[error("invalid CA certificate: {0}")]
+    InvalidCa(String),
+    /// Building the `rustls` configuration failed.
+    #[error("TLS configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Building the client certificate verifier failed.
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The AWS IoT `certificateId` of a certificate: lowercase hex SHA-256 of its
+/// DER encoding (64 characters).
+pub fn certificate_id(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+//! Tests: real rustls handshakes in memory, plus certificate contents.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConnection};
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{parse_x509_certificate, X509Certificate};
+
+use crate::ca::provider;
+use crate::*;
+
+fn client_config(
+    ca: &CertificateAuthority,
+    client_cert: Option<&IssuedCert>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.cert_der().to_vec())).unwrap();
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(c.cert_der.clone())],
+                PrivateKeyDer::from_pem_slice(c.private_key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+/// Pumps TLS records between the two ends until both are done (or stuck).
+fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<(), rustls::Error> {
+    for _ in 0..20 {
+        let mut moved = false;
+        let mut buf = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut buf).unwrap();
+        }
+        if !buf.is_empty() {
+            moved = true;
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                server.read_tls(&mut rd).unwrap();
+                server.process_new_packets()?;
+            }
+        }
+        let mut buf = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut buf).unwrap();
+        }
+        if !buf.is_empty() {
+            moved = true;
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).unwrap();
+                client.process_new_packets()?;
+            }
+        }
+        if !moved && !client.is_handshaking() && !server.is_handshaking() {
+            return Ok(());
+        }
+    }
+    panic!("handshake did not finish");
+}
+
+/// Connects a client presenting `client_cert` (trusting `client_ca`) to a
+/// server configured with `server_ca`, using `server_name`.
+fn connect(
+    server_ca: &CertificateAuthority,
+    server_cert: &IssuedCert,
+    client_ca: &CertificateAuthority,
+    client_cert: Option<&IssuedCert>,
+    server_name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<(ClientConnection, ServerConnection), rustls::Error> {
+    let server_config = mqtt_server_tls_config(server_ca, server_cert).unwrap();
+    let mut server = ServerConnection::new(server_config).unwrap();
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    let mut client = ClientConnection::new(client_config(client_ca, client_cert, versions), name).unwrap();
+    handshake(&mut client, &mut server)?;
+    Ok((client, server))
+}
+
+const ALL: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+fn assert_accepted(ca: &CertificateAuthority, server: &IssuedCert, device: &IssuedCert) {
+    for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+        let (_, server_conn) = connect(ca, server, ca, Some(device), "localhost", versions)
+            .unwrap_or_else(|e| panic!("{versions:?}: {e}"));
+        let peer = server_conn.peer_certificates().expect("client certificate");
+        assert_eq!(certificate_id(&peer[0]), device.certificate_id);
+    }
+}
+
+fn parse(der: &[u8]) -> X509Certificate<'_> {
+    let (rest, cert) = parse_x509_certificate(der).unwrap();
+    assert!(rest.is_empty());
+    cert
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> String {
+    cert.subject().iter_common_name().next().unwrap().as_str().unwrap().to_owned()
+}
+
+#[test]
+fn device_cert_from_our_ca_is_accepted_over_tls12_and_tls13() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let server = ca.issue_server_cert(&[]).unwrap();
+    let device = ca.issue_device_cert().unwrap();
+    assert_accepted(&ca, &server, &device);
+}
+
+#[test]
+fn device_cert_from_another_ca_is_rejected() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let other = CertificateAuthority::generate().unwrap();
+    let server = ca.issue_server_cert(&[]).unwrap();
+    let foreign = other.issue_device_cert().unwrap();
+    // The client trusts our CA (so the server side is fine) but presents a
+    // certificate from another CA.
+    let err = connect(&ca, &server, &ca, Some(&foreign), "localhost", ALL).unwrap_err();
+    assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "unexpected error: {err:?}");
+}
+
+#[test]
+fn client_without_certificate_is_rejected() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let server = ca.issue_server_cert(&[]).unwrap();
+    let err = connect(&ca, &server, &ca, None, "localhost", ALL).unwrap_err();
+    assert!(matches!(err, rustls::Error::NoCertificatesPresented), "unexpected error: {err:?}");
+}
+
+#[test]
+fn server_cert_is_valid_for_default_and_extra_names() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let extra = vec![
+        "mqtt.example.com".to_owned(),
+        "10.1.2.3".to_owned(),
+        "::1".to_owned(),
+        "localhost".to_owned(), // duplicate, skipped
+        " ".to_owned(),         // blank, skipped
+    ];
+    let server = ca.issue_server_cert(&extra).unwrap();
+    let device = ca.issue_device_cert().unwrap();
+    for name in ["localhost", "127.0.0.1", "mqtt.example.com", "10.1.2.3", "::1"] {
+        connect(&ca, &server, &ca, Some(&device), name, ALL).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let err = connect(&ca, &server, &ca, Some(&device), "other.example.com", ALL).unwrap_err();
+    assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "{err:?}");
+
+    let cert = parse(&server.cert_der);
+    let san = cert.subject_alternative_name().unwrap().unwrap().value;
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for name in &san.general_names {
+        match name {
+            GeneralName::DNSName(d) => dns.push(d.to_string()),
+            GeneralName::IPAddress(b) => ips.push(match b.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()),
+                16 => IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()),
+                n => panic!("bad IP length {n}"),
+            }),
+            other => panic!("unexpected SAN {other:?}"),
+        }
+    }
+    assert_eq!(dns, ["localhost", "mqtt.example.com"]);
+    assert_eq!(ips, ["127.0.0.1", "10.1.2.3", "::1"].map(|s| s.parse::<IpAddr>().unwrap()).to_vec());
+    assert!(!cert.is_ca());
+}
+
+#[test]
+fn reloaded_ca_still_verifies_old_certs_and_issues_new_ones() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let old_server = ca.issue_server_cert(&[]).unwrap();
+    let old_device = ca.issue_device_cert().unwrap();
+
+    let reloaded = CertificateAuthority::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
+    assert_eq!(reloaded.cert_der(), ca.cert_der());
+    assert_eq!(reloaded.cert_pem(), ca.cert_pem());
+    assert_eq!(reloaded.key_pem(), ca.key_pem());
+
+    // Old certificates against the reloaded CA.
+    assert_accepted(&reloaded, &old_server, &old_device);
+    // New certificates from the reloaded CA against the original one.
+    let new_server = reloaded.issue_server_cert(&[]).unwrap();
+    let new_device = reloaded.issue_device_cert().unwrap();
+    assert_accepted(&ca, &new_server, &new_device);
+    assert_accepted(&reloaded, &old_server, &new_device);
+    // Same issuer name, byte for byte.
+    assert_eq!(parse(&new_device.cert_der).issuer().as_raw(), parse(ca.cert_der()).subject().as_raw());
+}
+
+#[test]
+fn from_pem_rejects_bad_input() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let other = CertificateAuthority::generate().unwrap();
+    assert!(matches!(CertificateAuthority::from_pem(ca.cert_pem(), other.key_pem()), Err(PkiError::KeyMismatch)));
+    assert!(matches!(CertificateAuthority::from_pem("garbage", ca.key_pem()), Err(PkiError::InvalidPem(_))));
+    assert!(matches!(CertificateAuthority::from_pem(ca.cert_pem(), "garbage"), Err(PkiError::InvalidPem(_))));
+    // A key PEM where a certificate is expected.
+    assert!(CertificateAuthority::from_pem(ca.key_pem(), ca.key_pem()).is_err());
+}
+
+#[test]
+fn certificate_id_is_lowercase_hex_sha256_of_der() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let device = ca.issue_device_cert().unwrap();
+    let id = &device.certificate_id;
+    assert_eq!(id.len(), 64);
+    assert!(id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+    assert_eq!(*id, hex::encode(Sha256::digest(&device.cert_der)));
+    assert_eq!(*id, certificate_id(&device.cert_der));
+    // Known answer: SHA-256 of the empty input.
+    assert_eq!(certificate_id(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+#[test]
+fn device_cert_looks_like_an_aws_one() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let a = ca.issue_device_cert().unwrap();
+    let b = ca.issue_device_cert().unwrap();
+    assert_ne!(a.certificate_id, b.certificate_id);
+    assert_ne!(a.private_key_pem, b.private_key_pem);
+
+    let ca_x509 = parse(ca.cert_der());
+    let (cert_a, cert_b) = (parse(&a.cert_der), parse(&b.cert_der));
+    assert_ne!(cert_a.raw_serial(), cert_b.raw_serial());
+    assert_eq!(common_name(&cert_a), "AWS IoT Certificate");
+    assert_eq!(cert_a.issuer().as_raw(), ca_x509.subject().as_raw());
+    assert_eq!(
+        cert_a.validity().not_after.to_datetime().unix_timestamp(),
+        2_524_607_999 // 2049-12-31T23:59:59Z
+    );
+    assert!(cert_a.validity().is_valid());
+    assert!(!cert_a.is_ca());
+    cert_a.verify_signature(Some(ca_x509.public_key())).unwrap();
+
+    // PEM forms match the DER / key pair.
+    assert_eq!(CertificateDer::from_pem_slice(a.cert_pem.as_bytes()).unwrap().as_ref(), &a.cert_der[..]);
+    assert!(a.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(a.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    let spki = rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(a.public_key_pem.as_bytes()).unwrap();
+    assert_eq!(spki.as_ref(), cert_a.public_key().raw);
+}
+
+#[test]
+fn ca_cert_is_a_ten_year_p256_root() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let cert = parse(ca.cert_der());
+    assert!(cert.is_ca());
+    assert_eq!(common_name(&cert), "Fleetjobs Root CA");
+    assert_eq!(cert.subject().as_raw(), cert.issuer().as_raw());
+    let validity = cert.validity();
+    let years = (validity.not_after.timestamp() - validity.not_before.timestamp()) as f64 / (365.25 * 24.0 * 3600.0);
+    assert!((9.99..10.02).contains(&years), "{years}");
+    assert_eq!(
+        cert.public_key().algorithm.parameters.as_ref().unwrap().as_oid().unwrap().to_id_string(),
+        "1.2.840.10045.3.1.7" // prime256v1
+    );
+    cert.verify_signature(None).unwrap();
+}
+
+#[test]
+fn types_are_thread_safe() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CertificateAuthority>();
+    assert_send_sync::<IssuedCert>();
+}
+
+#[test]
+fn debug_does_not_leak_private_keys() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let device = ca.issue_device_cert().unwrap();
+    assert!(!format!("{ca:?}").contains("PRIVATE KEY"));
+    assert!(!format!("{device:?}").contains("PRIVATE KEY"));
+}

@@ -1,0 +1,55 @@
+//! Durable storage for Fleetjobs: a record store with group commit.
+//!
+//! The engine keeps its working state in memory and makes every change durable here before it
+//! acknowledges it. The contract is deliberately small so that a PostgreSQL implementation
+//! can sit beside the SQLite one without changing callers:
+//!
+//! - records are `(kind, key) -> JSON text`;
+//! - [`Store::load`] returns every record (startup);
+//! - [`Store::submit`] queues a [`Batch`] of puts/deletes and returns at once; the batch is
+//!   applied atomically, batches commit in submission order, and each batch's `on_durable`
+//!   runs (in order) once it is on disk. Many batches share one transaction and one fsync
+//!   (group commit).
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// One change to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    Put { kind: &'static str, key: String, value: String },
+    Delete { kind: &'static str, key: String },
+}
+
+/// A record as loaded at startup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// Called on the store's writer once the batch is durable (or failed).
+pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Changes that commit together.
+pub struct Batch {
+    pub mutations: Vec<Mutation>,
+    pub on_durable: OnDurable,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store has shut down")]
+    Closed,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Every record, for building the in-memory state at startup.
+    fn load(&self) -> Result<Vec<Record>, StoreError>;
+    /// Queue a batch. Never blocks on I/O.
+    fn submit(&self, batch: Batch);
+}

@@ -1,0 +1,201 @@
+//! The embedded store: one SQLite file in WAL mode, written by one dedicated thread that
+//! drains every queued batch into a single transaction (group commit, `synchronous=FULL`).
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::thread;
+
+use rusqlite::{params, Connection};
+
+use crate::{Batch, Mutation, Record, Store, StoreError};
+
+/// Most batches folded into one transaction.
+const MAX_GROUP: usize = 4096;
+
+pub struct SqliteStore {
+    tx: Mutex<Option<mpsc::Sender<Batch>>>,
+    path: std::path::PathBuf,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=FULL;
+         PRAGMA busy_timeout=5000;
+         CREATE TABLE IF NOT EXISTS records (
+             kind TEXT NOT NULL,
+             key TEXT NOT NULL,
+             value TEXT NOT NULL,
+             PRIMARY KEY (kind, key)
+         ) WITHOUT ROWID;",
+    )
+    .map_err(db_err)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Open (or create) the database file and start the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open(path)?;
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let writer = thread::Builder::new()
+            .name("fleetjobs-store".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(SqliteStore { tx: Mutex::new(Some(tx)), path: path.to_path_buf(), writer: Mutex::new(Some(writer)) })
+    }
+
+    /// Stop accepting batches, let the writer commit what is queued, and wait for it.
+    pub fn close(&self) {
+        self.tx.lock().expect("store lock").take();
+        if let Some(handle) = self.writer.lock().expect("store lock").take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(b) => group.push(b),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, &group);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, batches = group.len(), "store commit failed");
+        }
+        for batch in group {
+            (batch.on_durable)(result.clone());
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, group: &[Batch]) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db_err)?;
+    {
+        let mut put = tx
+            .prepare_cached("INSERT INTO records (kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value")
+            .map_err(db_err)?;
+        let mut delete = tx.prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2").map_err(db_err)?;
+        for m in group.iter().flat_map(|b| &b.mutations) {
+            match m {
+                Mutation::Put { kind, key, value } => put.execute(params![kind, key, value]).map_err(db_err)?,
+                Mutation::Delete { kind, key } => delete.execute(params![kind, key]).map_err(db_err)?,
+            };
+        }
+    }
+    tx.commit().map_err(db_err)
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> Result<Vec<Record>, StoreError> {
+        let conn = open(&self.path)?;
+        let mut stmt = conn.prepare("SELECT kind, key, value FROM records ORDER BY kind, key").map_err(db_err)?;
+        let rows =
+            stmt.query_map([], |r| Ok(Record { kind: r.get(0)?, key: r.get(1)?, value: r.get(2)? })).map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
+    fn submit(&self, batch: Batch) {
+        let sender = self.tx.lock().expect("store lock").clone();
+        match sender {
+            Some(tx) => {
+                if let Err(mpsc::SendError(batch)) = tx.send(batch) {
+                    (batch.on_durable)(Err(StoreError::Closed));
+                }
+            }
+            None => (batch.on_durable)(Err(StoreError::Closed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn put(key: &str, value: &str) -> Mutation {
+        Mutation::Put { kind: "job", key: key.into(), value: value.into() }
+    }
+
+    fn submit_wait(store: &SqliteStore, mutations: Vec<Mutation>) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::channel();
+        store.submit(Batch { mutations, on_durable: Box::new(move |r| tx.send(r).unwrap()) });
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn puts_deletes_and_reload() {
+        let dir = tempdir();
+        let path = dir.join("db.sqlite");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            submit_wait(&store, vec![put("a", "1"), put("b", "2")]).unwrap();
+            submit_wait(&store, vec![put("a", "3"), Mutation::Delete { kind: "job", key: "b".into() }]).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let records = store.load().unwrap();
+        assert_eq!(records, vec![Record { kind: "job".into(), key: "a".into(), value: "3".into() }]);
+    }
+
+    #[test]
+    fn batches_complete_in_submission_order() {
+        let dir = tempdir();
+        let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (done_tx, done_rx) = mpsc::channel();
+        for i in 0..500 {
+            let order = order.clone();
+            let done_tx = done_tx.clone();
+            store.submit(Batch {
+                mutations: vec![put(&format!("k{i}"), &i.to_string())],
+                on_durable: Box::new(move |r| {
+                    r.unwrap();
+                    order.lock().unwrap().push(i);
+                    done_tx.send(()).unwrap();
+                }),
+            });
+        }
+        for _ in 0..500 {
+            done_rx.recv().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), (0..500).collect::<Vec<_>>());
+        assert_eq!(store.load().unwrap().len(), 500);
+    }
+
+    #[test]
+    fn closed_store_reports_closed() {
+        let dir = tempdir();
+        let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+        store.close();
+        assert!(matches!(submit_wait(&store, vec![put("a", "1")]), Err(StoreError::Closed)));
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fleetjobs-store-test-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn uuid_like() -> String {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        format!("{}-{nanos}", std::process::id())
+    }
+}

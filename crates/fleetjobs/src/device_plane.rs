@@ -1,0 +1,69 @@
+//! The broker hooks: MQTT meets the engine. Authentication and authorization go to the
+//! engine's device side; `$aws/things/{thing}/jobs/...` publishes go to the Jobs MQTT API;
+//! the engine's outbox (notifications, events, disconnects) comes back to the broker.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fleetjobs_core::policy::IotAction;
+use fleetjobs_core::topics::{self, JobsTopic};
+use fleetjobs_engine::{DeviceCommand, DeviceSession, Engine, Outbox};
+use fleetjobs_mqtt::{Action, BoxFuture, Broker, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply};
+
+pub struct Hooks {
+    pub engine: Arc<Engine>,
+}
+
+impl DeviceHooks for Hooks {
+    type Session = DeviceSession;
+
+    fn connect(&self, peer: &PeerInfo, connect: &ConnectInfo) -> Result<DeviceSession, ConnectRefusal> {
+        self.engine.authenticate_device(peer.cert_der.as_deref(), &connect.client_id).map_err(|e| {
+            tracing::info!(client_id = %connect.client_id, remote = ?peer.remote_addr, reason = %e, "connection refused");
+            ConnectRefusal::NotAuthorized
+        })
+    }
+
+    fn authorize(&self, session: &DeviceSession, action: Action, topic: &str) -> bool {
+        let action = match action {
+            Action::Publish => IotAction::Publish,
+            Action::Subscribe => IotAction::Subscribe,
+            Action::Receive => IotAction::Receive,
+        };
+        let ok = self.engine.authorize_device(session, action, topic);
+        if !ok {
+            tracing::debug!(client_id = %session.client_id, ?action, topic, "denied by policy");
+        }
+        ok
+    }
+
+    fn handle_request<'a>(
+        &'a self,
+        _session: &'a DeviceSession,
+        topic: &'a str,
+        payload: Bytes,
+    ) -> Option<BoxFuture<'a, Vec<Reply>>> {
+        if topics::parse(topic) == JobsTopic::NotJobs {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let replies = self.engine.handle_jobs_request(topic, &payload).await.unwrap_or_default();
+            replies.into_iter().map(|(topic, payload)| Reply { topic, payload: Bytes::from(payload) }).collect()
+        }))
+    }
+}
+
+/// Carry the engine's device commands to the broker, in order, until the engine is gone.
+pub async fn pump(mut outbox: Outbox, broker: Arc<Broker<Hooks>>) {
+    while let Some(command) = outbox.recv().await {
+        match command {
+            DeviceCommand::Publish { topic, payload } => {
+                broker.publish(&topic, Bytes::from(payload), mqtt_proto::QoS::Level1);
+            }
+            DeviceCommand::DisconnectCertificate { certificate_id } => {
+                let n = broker.disconnect_where(|s| s.certificate_id == certificate_id);
+                tracing::info!(%certificate_id, connections = n, "certificate no longer active: disconnected");
+            }
+        }
+    }
+}

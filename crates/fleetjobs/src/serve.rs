@@ -1,0 +1,73 @@
+//! `fleetjobs serve`: build the engine over the store, the broker over the engine, the HTTP
+//! API beside it, and run until a stop signal.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use fleetjobs_core::arn::ArnScope;
+use fleetjobs_engine::{system_clock, Engine, EngineConfig};
+use fleetjobs_mqtt::{Broker, BrokerConfig};
+use fleetjobs_store::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::data_dir::DataDir;
+use crate::device_plane::{pump, Hooks};
+use crate::{shutdown, ServeArgs};
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let dir = DataDir::open(&args.data_dir)?;
+    let ca = Arc::new(dir.certificate_authority()?);
+    let server_cert = ca.issue_server_cert(&args.hosts).context("issuing the MQTT server certificate")?;
+    dir.write_server_cert(&server_cert.cert_pem, &server_cert.private_key_pem)?;
+    let tls = fleetjobs_pki::mqtt_server_tls_config(&ca, &server_cert).context("building the TLS config")?;
+
+    let store = Arc::new(SqliteStore::open(&dir.path("fleetjobs.db")).context("opening the database")?);
+    let mqtt_host = args.hosts.first().cloned().unwrap_or_else(|| "localhost".to_string());
+    let mqtt_port = args.mqtt_listen.port();
+    let config = EngineConfig {
+        scope: ArnScope::new(&args.region, &args.account_id),
+        mqtt_endpoint: if mqtt_port == 8883 { mqtt_host.clone() } else { format!("{mqtt_host}:{mqtt_port}") },
+        http_endpoint: format!("http://{}", args.http_listen),
+    };
+    let (engine, outbox) =
+        Engine::open(config, store.clone(), ca.clone(), dir.secret_key()?, system_clock()).context("loading state")?;
+    let admin = engine.ensure_admin_key().await.map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
+    let credentials = dir.write_credentials(&admin, &args.region)?;
+
+    let broker = Broker::new(Arc::new(Hooks { engine: engine.clone() }), BrokerConfig::default());
+    let pump_task = tokio::spawn(pump(outbox, broker.clone()));
+
+    let mqtt_listener =
+        TcpListener::bind(args.mqtt_listen).await.with_context(|| format!("binding MQTT on {}", args.mqtt_listen))?;
+    let http_listener =
+        TcpListener::bind(args.http_listen).await.with_context(|| format!("binding HTTP on {}", args.http_listen))?;
+
+    let stop = shutdown::on_signal();
+    let mqtt_task = tokio::spawn(fleetjobs_mqtt::serve_tls(broker.clone(), mqtt_listener, tls, stop.clone().wait()));
+    let http_task = tokio::spawn(fleetjobs_api::serve(engine.clone(), http_listener, stop.clone().wait()));
+
+    print_banner(&args, &dir, &credentials);
+    tracing::info!(http = %args.http_listen, mqtt = %args.mqtt_listen, "fleetjobs ready");
+
+    stop.wait().await;
+    let _ = mqtt_task.await;
+    http_task.await?.context("HTTP server")?;
+    drop(engine);
+    pump_task.abort();
+    store.close();
+    Ok(())
+}
+
+fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path) {
+    let http = format!("http://{}", args.http_listen);
+    println!("Fleetjobs is running.");
+    println!("  data dir     {}", dir.root.display());
+    println!("  HTTP API     {http}   (AWS `iot` API, SigV4)");
+    println!("  MQTT (mTLS)  {}   (CA: {})", args.mqtt_listen, dir.path("root-CA.crt").display());
+    println!("  credentials  {}", credentials.display());
+    println!();
+    println!("Next:");
+    println!("  export AWS_SHARED_CREDENTIALS_FILE={}", credentials.display());
+    println!("  aws --endpoint-url {http} iot create-thing --thing-name MyRaspberryPi");
+    println!("  aws --endpoint-url {http} iot describe-endpoint --endpoint-type iot:Data-ATS");
+}
