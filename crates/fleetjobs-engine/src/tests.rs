@@ -1,1 +1,322 @@
-//! Engine tests against a real SQLite store in a temp dir.
+//! Engine tests: real SQLite store in a temp dir, a fixed clock, the outbox observed.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::ErrorCode;
+use fleetjobs_pki::CertificateAuthority;
+use fleetjobs_store::SqliteStore;
+use serde_json::{json, Value};
+
+use super::*;
+
+struct Harness {
+    engine: Arc<Engine>,
+    outbox: Outbox,
+    dir: PathBuf,
+    clock: Arc<AtomicI64>,
+    ca: Arc<CertificateAuthority>,
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fleetjobs-engine-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> Harness {
+    let store = Arc::new(SqliteStore::open(&dir.join("db.sqlite")).unwrap());
+    let config = EngineConfig {
+        scope: ArnScope::new("us-east-1", "123456789012"),
+        mqtt_endpoint: "localhost:8883".into(),
+        http_endpoint: "http://127.0.0.1:8080".into(),
+    };
+    let c = clock.clone();
+    let (engine, outbox) =
+        Engine::open(config, store, ca.clone(), [3; 32], Arc::new(move || c.load(Ordering::SeqCst))).unwrap();
+    Harness { engine, outbox, dir, clock, ca }
+}
+
+fn harness() -> Harness {
+    open(temp_dir(), Arc::new(CertificateAuthority::generate().unwrap()), Arc::new(AtomicI64::new(1_700_000_000_000)))
+}
+
+fn input(v: Value) -> Input {
+    Input::from_value(v).unwrap()
+}
+
+impl Harness {
+    fn reopen(self) -> Harness {
+        let Harness { dir, ca, clock, engine, .. } = self;
+        drop(engine);
+        open(dir, ca, clock)
+    }
+
+    fn tick(&self, ms: i64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Everything published since the last call: (topic, payload).
+    fn published(&mut self) -> Vec<(String, Value)> {
+        let mut out = vec![];
+        while let Ok(c) = self.outbox.try_recv() {
+            if let DeviceCommand::Publish { topic, payload } = c {
+                out.push((topic, serde_json::from_slice(&payload).unwrap()));
+            }
+        }
+        out
+    }
+
+    async fn thing(&self, name: &str) {
+        self.engine.create_thing(input(json!({ "thingName": name }))).await.unwrap();
+    }
+
+    async fn job(&self, id: &str, things: &[&str]) -> Result<Value, ApiError> {
+        let targets: Vec<String> = things.iter().map(|t| format!("arn:aws:iot:::thing/{t}")).collect();
+        self.engine
+            .create_job(input(json!({"jobId": id, "targets": targets, "document": "{\"operation\":\"customJob\"}"})))
+            .await
+    }
+
+    async fn mqtt(&self, topic: &str, payload: Value) -> (String, Value) {
+        let replies = self.engine.handle_jobs_request(topic, payload.to_string().as_bytes()).await.unwrap();
+        assert_eq!(replies.len(), 1);
+        let (t, p) = &replies[0];
+        (t.clone(), serde_json::from_slice(p).unwrap())
+    }
+}
+
+fn topics(published: &[(String, Value)]) -> Vec<&str> {
+    published.iter().map(|(t, _)| t.as_str()).collect()
+}
+
+#[tokio::test]
+async fn tutorial_flow_notifies_completes_and_emits_events() {
+    let mut h = harness();
+    h.thing("pi").await;
+    h.published();
+    h.job("job1", &["pi"]).await.unwrap();
+    let p = h.published();
+    assert_eq!(topics(&p), ["$aws/things/pi/jobs/notify", "$aws/things/pi/jobs/notify-next"]);
+    assert_eq!(p[1].1["execution"]["jobDocument"]["operation"], "customJob");
+    assert_eq!(p[1].1["execution"]["status"], "QUEUED");
+
+    let (t, r) = h.mqtt("$aws/things/pi/jobs/$next/get", json!({"clientToken": "c1"})).await;
+    assert_eq!(t, "$aws/things/pi/jobs/$next/get/accepted");
+    assert_eq!((r["clientToken"].as_str(), r["execution"]["jobId"].as_str()), (Some("c1"), Some("job1")));
+
+    h.tick(1000);
+    let (t, _) = h
+        .mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "IN_PROGRESS", "statusDetails": {"step": "1"}}))
+        .await;
+    assert_eq!(t, "$aws/things/pi/jobs/job1/update/accepted");
+    assert!(h.published().is_empty(), "QUEUED -> IN_PROGRESS of the head publishes nothing");
+
+    let (_, r) = h
+        .mqtt(
+            "$aws/things/pi/jobs/job1/update",
+            json!({"status": "SUCCEEDED", "includeJobExecutionState": true, "expectedVersion": "2"}),
+        )
+        .await;
+    assert_eq!(r["executionState"], json!({"status": "SUCCEEDED", "statusDetails": {"step": "1"}, "versionNumber": 3}));
+    let p = h.published();
+    assert_eq!(
+        topics(&p),
+        [
+            "$aws/things/pi/jobs/notify",
+            "$aws/things/pi/jobs/notify-next",
+            "$aws/events/jobExecution/job1/succeeded",
+            "$aws/events/job/job1/completed",
+        ]
+    );
+    assert_eq!(p[0].1["jobs"], json!({}));
+    assert!(p[1].1.get("execution").is_none());
+    assert_eq!(p[3].1["jobProcessDetails"]["numberOfSucceededThings"], 1);
+
+    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
+    assert_eq!(d["job"]["status"], "COMPLETED");
+    assert_eq!(d["job"]["jobProcessDetails"]["numberOfSucceededThings"], 1);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let h = harness();
+    h.thing("pi").await;
+    h.job("job1", &["pi"]).await.unwrap();
+    h.mqtt("$aws/things/pi/jobs/start-next", json!({})).await;
+    let key = h.engine.ensure_admin_key().await.unwrap();
+    let h = h.reopen();
+    assert_eq!(h.engine.secret_for(&key.access_key_id), Some(key.secret_access_key));
+    let e = h.engine.describe_job_execution(input(json!({"jobId": "job1", "thingName": "pi"}))).await.unwrap();
+    assert_eq!(e["execution"]["status"], "IN_PROGRESS");
+    assert_eq!(e["execution"]["versionNumber"], 2);
+    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
+    assert_eq!(d["job"]["jobProcessDetails"]["numberOfInProgressThings"], 1, "derived counts are rebuilt");
+}
+
+#[tokio::test]
+async fn bad_input_changes_nothing() {
+    let mut h = harness();
+    h.thing("pi").await;
+    h.job("job1", &["pi"]).await.unwrap();
+    h.published();
+    let dup = h.job("job1", &["pi"]).await.unwrap_err();
+    assert_eq!(dup.code, ErrorCode::ResourceAlreadyExists);
+    assert_eq!(dup.resource_id.as_deref(), Some("job1"));
+    assert_eq!(h.job("bad id!", &["pi"]).await.unwrap_err().code, ErrorCode::InvalidRequest);
+    assert_eq!(h.job("job2", &["ghost"]).await.unwrap_err().code, ErrorCode::ResourceNotFound);
+    let many: Vec<&str> = vec!["pi"; 101];
+    assert_eq!(h.job("job3", &many).await.unwrap_err().code, ErrorCode::InvalidRequest);
+    let big = format!("{{\"a\":\"{}\"}}", "x".repeat(33_000));
+    let err = h
+        .engine
+        .create_job(input(json!({"jobId": "job4", "targets": ["arn:aws:iot:::thing/pi"], "document": big})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
+    assert!(h.published().is_empty());
+    let list = h.engine.list_jobs(input(json!({}))).await.unwrap();
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+
+    // Device-side rejections carry the AWS codes and leave the execution as it was.
+    let (t, r) =
+        h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "IN_PROGRESS", "expectedVersion": 5})).await;
+    assert_eq!((t.as_str(), r["code"].as_str()), ("$aws/things/pi/jobs/job1/update/rejected", Some("VersionMismatch")));
+    assert_eq!(r["executionState"]["versionNumber"], 1);
+    h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
+    let (_, r) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "IN_PROGRESS", "clientToken": "t"})).await;
+    assert_eq!((r["code"].as_str(), r["clientToken"].as_str()), (Some("InvalidStateTransition"), Some("t")));
+    assert_eq!(r["executionState"]["status"], "SUCCEEDED");
+    let replies = h.engine.handle_jobs_request("$aws/things/pi/jobs/job1/update", b"{not json").await.unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&replies[0].1).unwrap()["code"], "InvalidJson");
+    let (_, r) = h.mqtt("$aws/things/pi/jobs/frobnicate", json!({})).await;
+    assert_eq!(r["code"], "InvalidTopic");
+    let (_, r) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "CANCELED"})).await;
+    assert_eq!(r["code"], "InvalidRequest");
+    let (_, r) = h.mqtt("$aws/things/pi/jobs/nojob/get", json!({})).await;
+    assert_eq!(r["code"], "ResourceNotFound");
+    assert!(h.engine.handle_jobs_request("testTopic", b"{}").await.is_none());
+}
+
+#[tokio::test]
+async fn cancel_and_delete_follow_the_state_rules() {
+    let mut h = harness();
+    for t in ["a", "b"] {
+        h.thing(t).await;
+    }
+    h.job("job1", &["a", "b"]).await.unwrap();
+    h.mqtt("$aws/things/a/jobs/start-next", json!({})).await;
+    h.published();
+    let err = h.engine.delete_job(input(json!({"jobId": "job1"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidStateTransition);
+
+    h.engine.cancel_job(input(json!({"jobId": "job1", "comment": "stop"}))).await.unwrap();
+    let p = h.published();
+    assert_eq!(
+        topics(&p),
+        [
+            "$aws/things/b/jobs/notify",
+            "$aws/things/b/jobs/notify-next",
+            "$aws/events/job/job1/cancellation_in_progress",
+            "$aws/events/jobExecution/job1/canceled",
+            "$aws/events/job/job1/canceled",
+        ]
+    );
+    let a = h.engine.describe_job_execution(input(json!({"jobId": "job1", "thingName": "a"}))).await.unwrap();
+    assert_eq!(a["execution"]["status"], "IN_PROGRESS", "a non-forced cancel leaves IN_PROGRESS running");
+
+    let err = h.engine.cancel_job_execution(input(json!({"jobId": "job1", "thingName": "a"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidStateTransition);
+    let err = h
+        .engine
+        .cancel_job_execution(input(json!({"jobId": "job1", "thingName": "a", "force": true, "expectedVersion": 9})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::VersionConflict);
+    h.engine.cancel_job_execution(input(json!({"jobId": "job1", "thingName": "a", "force": true}))).await.unwrap();
+    let (_, r) = h.mqtt("$aws/things/a/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
+    assert_eq!(r["code"], "InvalidStateTransition", "a force-canceled device is told on its next update");
+
+    h.engine
+        .delete_job_execution(input(json!({"jobId": "job1", "thingName": "b", "executionNumber": 1})))
+        .await
+        .unwrap();
+    let err = h
+        .engine
+        .delete_job_execution(input(json!({"jobId": "job1", "thingName": "b", "executionNumber": 1})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceNotFound);
+    h.engine.delete_job(input(json!({"jobId": "job1"}))).await.unwrap();
+    let err = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceNotFound);
+    let (_, r) = h.mqtt("$aws/things/a/jobs/job1/get", json!({})).await;
+    assert_eq!(r["code"], "ResourceNotFound");
+}
+
+#[tokio::test]
+async fn event_configuration_switches_events() {
+    let mut h = harness();
+    h.thing("pi").await;
+    let d = h.engine.describe_event_configurations(input(json!({}))).await.unwrap();
+    assert_eq!(d["eventConfigurations"]["JOB"], json!({"Enabled": true}));
+    assert_eq!(d["eventConfigurations"]["THING"], json!({"Enabled": false}));
+    h.engine
+        .update_event_configurations(input(json!({"eventConfigurations": {"JOB_EXECUTION": {"Enabled": false}}})))
+        .await
+        .unwrap();
+    h.job("job1", &["pi"]).await.unwrap();
+    h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "FAILED"})).await;
+    let p = h.published();
+    assert!(!topics(&p).iter().any(|t| t.starts_with("$aws/events/jobExecution")));
+    assert!(topics(&p).contains(&"$aws/events/job/job1/completed"));
+    let err =
+        h.engine.update_event_configurations(input(json!({"eventConfigurations": {"NOPE": {"Enabled": true}}}))).await;
+    assert_eq!(err.unwrap_err().code, ErrorCode::InvalidRequest);
+}
+
+#[tokio::test]
+async fn devices_authenticate_by_active_certificate_and_policy() {
+    let h = harness();
+    h.thing("pi").await;
+    let created = h.engine.create_keys_and_certificate(input(json!({"setAsActive": true}))).await.unwrap();
+    let arn = created["certificateArn"].as_str().unwrap().to_string();
+    let pem = created["certificatePem"].as_str().unwrap().to_string();
+    let der = pem_to_der(&pem);
+    let err = h.engine.authenticate_device(Some(&der), "pi").unwrap_err();
+    assert!(matches!(err, DeviceAuthError::ConnectDenied(_)), "no policy, no access");
+
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": "arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*"}]});
+    h.engine.create_policy(input(json!({"policyName": "p", "policyDocument": policy.to_string()}))).await.unwrap();
+    h.engine.attach_policy(input(json!({"policyName": "p", "target": arn}))).await.unwrap();
+    assert!(h.engine.authenticate_device(Some(&der), "pi").is_err(), "thing not attached yet: no ThingName variable");
+    h.engine.attach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
+    let session = h.engine.authenticate_device(Some(&der), "pi").unwrap();
+    assert_eq!(session.thing_name.as_deref(), Some("pi"));
+    use fleetjobs_core::policy::IotAction;
+    assert!(h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
+    assert!(!h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/other/jobs/get"));
+
+    let id = created["certificateId"].as_str().unwrap();
+    h.engine.update_certificate(input(json!({"certificateId": id, "newStatus": "INACTIVE"}))).await.unwrap();
+    assert!(matches!(h.engine.authenticate_device(Some(&der), "pi"), Err(DeviceAuthError::NotActive(_))));
+    assert!(
+        !h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"),
+        "live sessions lose access"
+    );
+    let other = CertificateAuthority::generate().unwrap().issue_device_cert().unwrap();
+    assert!(matches!(
+        h.engine.authenticate_device(Some(&other.cert_der), "pi"),
+        Err(DeviceAuthError::UnknownCertificate(_))
+    ));
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+}

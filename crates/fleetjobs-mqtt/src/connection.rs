@@ -177,7 +177,7 @@ impl<H: DeviceHooks> Connection<'_, H> {
                 None => frames.next().await,
             };
             let flow = match next {
-                Ok(Some(packet)) => self.handle(packet).await,
+                Ok(Some(packet)) => Box::pin(self.handle(packet)).await,
                 Ok(None) => return Ended::Eof,
                 Err(error) => Err(error.into()),
             };
