@@ -55,6 +55,7 @@ where
             return refuse(&mut writer, code).await;
         }
     };
+    drop(peer);
     Span::current().record("client_id", &*established.session.client_id);
     debug!(clean_session = connect.clean_session, keep_alive = connect.keep_alive, "connected");
 
@@ -177,6 +178,8 @@ impl<H: DeviceHooks> Connection<'_, H> {
                 None => frames.next().await,
             };
             let flow = match next {
+                // Boxed: handling a packet takes a large future for a short time; keeping it
+                // out of line keeps idle connections small.
                 Ok(Some(packet)) => Box::pin(self.handle(packet)).await,
                 Ok(None) => return Ended::Eof,
                 Err(error) => Err(error.into()),

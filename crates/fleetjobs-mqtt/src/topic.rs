@@ -3,7 +3,9 @@
 //! Filters are stored in a trie keyed by topic level, with `+` and `#` as ordinary keys, so a
 //! lookup visits only the branches that can match instead of every subscription.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 
 const SEPARATOR: char = '/';
 const MATCH_ONE: &str = "+";
@@ -65,13 +67,13 @@ pub struct TopicTree<T> {
 
 #[derive(Debug)]
 struct Node<T> {
-    children: HashMap<Box<str>, Node<T>>,
-    subscribers: HashMap<u64, T>,
+    children: SmallMap<Box<str>, Node<T>>,
+    subscribers: SmallMap<u64, T>,
 }
 
 impl<T> Default for Node<T> {
     fn default() -> Self {
-        Self { children: HashMap::new(), subscribers: HashMap::new() }
+        Self { children: SmallMap::default(), subscribers: SmallMap::default() }
     }
 }
 
@@ -94,10 +96,10 @@ impl<T> Node<T> {
 
     fn visit<'a>(&'a self, levels: &[&str], dollar: bool, visit: &mut impl FnMut(u64, &'a T)) {
         if let Some(all) = self.children.get(MATCH_ALL).filter(|_| wildcard_allowed(dollar, MATCH_ALL)) {
-            all.subscribers.iter().for_each(|(key, value)| visit(*key, value));
+            all.subscribers.for_each(|key, value| visit(*key, value));
         }
         let Some((level, rest)) = levels.split_first() else {
-            self.subscribers.iter().for_each(|(key, value)| visit(*key, value));
+            self.subscribers.for_each(|key, value| visit(*key, value));
             return;
         };
         if let Some(child) = self.children.get(*level) {
@@ -119,7 +121,7 @@ impl<T> TopicTree<T> {
     /// Add (or replace) `key`'s subscription to `filter`; returns the replaced value.
     pub fn insert(&mut self, filter: &str, key: u64, value: T) -> Option<T> {
         let node =
-            filter.split(SEPARATOR).fold(&mut self.root, |node, level| node.children.entry(level.into()).or_default());
+            filter.split(SEPARATOR).fold(&mut self.root, |node, level| node.children.get_or_default(level.into()));
         node.subscribers.insert(key, value)
     }
 
@@ -138,6 +140,130 @@ impl<T> TopicTree<T> {
     #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.root.is_empty()
+    }
+}
+
+/// Entries a [`SmallMap`] keeps in a vector before switching to a hash map.
+const SMALL_MAP_LEN: usize = 8;
+
+/// A map for the common case of a handful of entries: most trie nodes have one child and at
+/// most one subscriber, and a hash map per node would cost several hundred bytes per device.
+/// It switches to a hash map when it outgrows [`SMALL_MAP_LEN`] (e.g. the level holding every
+/// thing name).
+#[derive(Debug)]
+enum SmallMap<K, V> {
+    Vec(Vec<(K, V)>),
+    #[allow(clippy::box_collection, reason = "keeps the enum, and so every trie node, as small as the vector case")]
+    Hash(Box<HashMap<K, V>>),
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap::Vec(Vec::new())
+    }
+}
+
+impl<K: Eq + Hash, V> SmallMap<K, V> {
+    fn is_empty(&self) -> bool {
+        match self {
+            SmallMap::Vec(entries) => entries.is_empty(),
+            SmallMap::Hash(map) => map.is_empty(),
+        }
+    }
+
+    fn position<Q>(entries: &[(K, V)], key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        entries.iter().position(|(existing, _)| existing.borrow() == key)
+    }
+
+    fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Vec(entries) => Self::position(entries, key).map(|i| &entries[i].1),
+            SmallMap::Hash(map) => map.get(key),
+        }
+    }
+
+    fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Vec(entries) => Self::position(entries, key).map(|i| &mut entries[i].1),
+            SmallMap::Hash(map) => map.get_mut(key),
+        }
+    }
+
+    /// Switch to a hash map if adding `key` would overflow the vector.
+    fn make_room(&mut self, key: &K) {
+        if let SmallMap::Vec(entries) = self {
+            if entries.len() >= SMALL_MAP_LEN && Self::position(entries, key).is_none() {
+                *self = SmallMap::Hash(Box::new(std::mem::take(entries).into_iter().collect()));
+            }
+        }
+    }
+
+    /// Append to the vector without the usual doubling: nodes rarely grow.
+    fn push(entries: &mut Vec<(K, V)>, key: K, value: V) -> usize {
+        entries.reserve_exact(1);
+        entries.push((key, value));
+        entries.len() - 1
+    }
+
+    fn insert(&mut self, key: K, value: V) -> Option<V> {
+        self.make_room(&key);
+        match self {
+            SmallMap::Vec(entries) => match Self::position(entries, &key) {
+                Some(i) => Some(std::mem::replace(&mut entries[i].1, value)),
+                None => {
+                    Self::push(entries, key, value);
+                    None
+                }
+            },
+            SmallMap::Hash(map) => map.insert(key, value),
+        }
+    }
+
+    fn get_or_default(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        self.make_room(&key);
+        match self {
+            SmallMap::Vec(entries) => {
+                let i = match Self::position(entries, &key) {
+                    Some(i) => i,
+                    None => Self::push(entries, key, V::default()),
+                };
+                &mut entries[i].1
+            }
+            SmallMap::Hash(map) => map.entry(key).or_default(),
+        }
+    }
+
+    fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Vec(entries) => Self::position(entries, key).map(|i| entries.swap_remove(i).1),
+            SmallMap::Hash(map) => map.remove(key),
+        }
+    }
+
+    fn for_each<'a>(&'a self, mut f: impl FnMut(&'a K, &'a V)) {
+        match self {
+            SmallMap::Vec(entries) => entries.iter().for_each(|(key, value)| f(key, value)),
+            SmallMap::Hash(map) => map.iter().for_each(|(key, value)| f(key, value)),
+        }
     }
 }
 
@@ -206,6 +332,26 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(matched(&tree, topic), expected, "topic {topic}");
         }
+    }
+
+    #[test]
+    fn tree_with_many_siblings_and_subscribers() {
+        let mut tree = TopicTree::default();
+        for key in 0..100u64 {
+            tree.insert(&format!("things/{key}/jobs"), key, key);
+            tree.insert("broadcast", key, key);
+        }
+        let mut found = Vec::new();
+        tree.for_each_match("things/42/jobs", |key, _| found.push(key));
+        assert_eq!(found, vec![42]);
+        let mut count = 0;
+        tree.for_each_match("broadcast", |_, _| count += 1);
+        assert_eq!(count, 100);
+        for key in 0..100u64 {
+            assert_eq!(tree.remove(&format!("things/{key}/jobs"), key), Some(key));
+            assert_eq!(tree.remove("broadcast", key), Some(key));
+        }
+        assert!(tree.is_empty());
     }
 
     #[test]
