@@ -41,7 +41,10 @@ async fn main() {
         for chunk in (0..devices).collect::<Vec<_>>().chunks(100) {
             let targets: Vec<String> = chunk.iter().map(|d| format!("arn:aws:iot:::thing/dev-{d}")).collect();
             let id = format!("job-{j}-{}", chunk[0]);
-            engine.create_job(input(json!({"jobId": id, "targets": targets, "document": "{\"op\":\"x\"}"}))).await.unwrap();
+            engine
+                .create_job(input(json!({"jobId": id, "targets": targets, "document": "{\"op\":\"x\"}"})))
+                .await
+                .unwrap();
         }
     }
 
@@ -52,11 +55,15 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let thing = format!("dev-{d}");
             for _ in 0..jobs {
-                let r = engine.handle_jobs_request(&format!("$aws/things/{thing}/jobs/start-next"), b"{}").await.unwrap();
+                let r =
+                    engine.handle_jobs_request(&format!("$aws/things/{thing}/jobs/start-next"), b"{}").await.unwrap();
                 let v: serde_json::Value = serde_json::from_slice(&r[0].1).unwrap();
                 let job = v["execution"]["jobId"].as_str().expect("a queued job").to_string();
                 let r = engine
-                    .handle_jobs_request(&format!("$aws/things/{thing}/jobs/{job}/update"), br#"{"status":"SUCCEEDED"}"#)
+                    .handle_jobs_request(
+                        &format!("$aws/things/{thing}/jobs/{job}/update"),
+                        br#"{"status":"SUCCEEDED"}"#,
+                    )
                     .await
                     .unwrap();
                 assert!(r[0].0.ends_with("/accepted"));

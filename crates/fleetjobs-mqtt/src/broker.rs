@@ -5,6 +5,7 @@
 //! Hooks are never called with a lock held.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
@@ -110,12 +111,13 @@ impl<H: DeviceHooks> Broker<H> {
     }
 
     /// Serve one already-accepted byte stream (TLS stream, TCP stream, or `tokio::io::duplex`
-    /// for tests and benchmarks) until it ends.
-    pub async fn serve_connection<S>(self: &Arc<Self>, stream: S, peer: PeerInfo)
+    /// for tests and benchmarks) until it ends. The future does not borrow the broker: it can be
+    /// awaited or handed to `tokio::spawn` directly.
+    pub fn serve_connection<S>(self: &Arc<Self>, stream: S, peer: PeerInfo) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        connection::serve(Arc::clone(self), stream, peer).await;
+        connection::serve(Arc::clone(self), stream, peer)
     }
 
     /// In-process publish from the service (job notifications, events) to every matching

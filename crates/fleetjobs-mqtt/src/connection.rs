@@ -5,6 +5,7 @@
 //! reading the next packet. The writer drains the session queue into the socket.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,22 +28,30 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// Time allowed to close the stream politely (TLS close_notify) or to deliver a refusal.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Serve one stream until it ends.
-pub(crate) async fn serve<H, S>(broker: Arc<Broker<H>>, stream: S, peer: PeerInfo)
+/// The future serving one stream until it ends.
+///
+/// The stream is split here, before any future exists, so that the (possibly large, e.g. TLS)
+/// stream lives once on the heap rather than inline in every layer of the connection's future.
+pub(crate) fn serve<H, S>(
+    broker: Arc<Broker<H>>,
+    stream: S,
+    peer: PeerInfo,
+) -> impl Future<Output = ()> + Send + 'static
 where
     H: DeviceHooks,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = debug_span!("mqtt", remote = ?peer.remote_addr, client_id = field::Empty);
-    run(broker, stream, peer).instrument(span).await;
+    let (reader, writer) = tokio::io::split(stream);
+    run(broker, reader, writer, peer).instrument(span)
 }
 
-async fn run<H, S>(broker: Arc<Broker<H>>, stream: S, peer: PeerInfo)
+async fn run<H, R, W>(broker: Arc<Broker<H>>, reader: R, mut writer: W, peer: PeerInfo)
 where
     H: DeviceHooks,
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let (reader, mut writer) = tokio::io::split(stream);
     let mut frames = FrameReader::new(reader, broker.config().max_packet_size);
 
     let Some(connect) = read_connect(&mut frames, &mut writer, broker.config().connect_timeout).await else {
@@ -55,7 +64,6 @@ where
             return refuse(&mut writer, code).await;
         }
     };
-    drop(peer);
     Span::current().record("client_id", &*established.session.client_id);
     debug!(clean_session = connect.clean_session, keep_alive = connect.keep_alive, "connected");
 
@@ -147,7 +155,10 @@ impl ConnectionError {
         match self {
             ConnectionError::Frame(FrameError::Io(_) | FrameError::Truncated) => false,
             ConnectionError::Frame(_) | ConnectionError::Protocol(_) | ConnectionError::PublishDenied(_) => true,
-            ConnectionError::Io(_) | ConnectionError::KeepAliveExpired | ConnectionError::Superseded => false,
+            ConnectionError::Io(_)
+            | ConnectionError::KeepAliveExpired
+            | ConnectionError::WriteStalled
+            | ConnectionError::Superseded => false,
         }
     }
 }
@@ -169,25 +180,22 @@ struct Connection<'a, H: DeviceHooks> {
 
 impl<H: DeviceHooks> Connection<'_, H> {
     async fn read_loop<R: AsyncRead + Unpin>(&self, frames: &mut FrameReader<R>) -> Ended {
+        match self.read_packets(frames).await {
+            Ok(ended) => ended,
+            Err(error) => Ended::Error(error),
+        }
+    }
+
+    async fn read_packets<R: AsyncRead + Unpin>(&self, frames: &mut FrameReader<R>) -> Result<Ended, ConnectionError> {
         loop {
-            let next = match self.keep_alive {
-                Some(limit) => match timeout(limit, frames.next()).await {
-                    Ok(next) => next,
-                    Err(_) => return Ended::Error(ConnectionError::KeepAliveExpired),
-                },
-                None => frames.next().await,
+            let next = within(self.keep_alive, frames.next()).await.ok_or(ConnectionError::KeepAliveExpired)?;
+            let Some(packet) = next? else {
+                return Ok(Ended::Eof);
             };
-            let flow = match next {
-                // Boxed: handling a packet takes a large future for a short time; keeping it
-                // out of line keeps idle connections small.
-                Ok(Some(packet)) => Box::pin(self.handle(packet)).await,
-                Ok(None) => return Ended::Eof,
-                Err(error) => Err(error.into()),
-            };
-            match flow {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Disconnect) => return Ended::Disconnect,
-                Err(error) => return Ended::Error(error),
+            // Boxed: handling a packet takes a large future for a short time; keeping it out of
+            // line keeps idle connections small.
+            if let Flow::Disconnect = Box::pin(self.handle(packet)).await? {
+                return Ok(Ended::Disconnect);
             }
         }
     }
@@ -253,7 +261,8 @@ impl<H: DeviceHooks> Connection<'_, H> {
     }
 
     /// Write whatever the session queue holds for this connection, batch by batch. Ends only on
-    /// an error (the peer went away, or the session moved to another connection).
+    /// an error: the peer went away, did not take a batch within 1.5 times the keep-alive (a
+    /// peer that stopped reading), or the session moved to another connection.
     async fn write_loop<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> Result<Infallible, ConnectionError> {
         let mut buf = BytesMut::new();
         loop {
@@ -264,10 +273,21 @@ impl<H: DeviceHooks> Connection<'_, H> {
                 self.link.woken().await;
                 continue;
             }
-            writer.write_all(&buf).await?;
-            writer.flush().await?;
+            let write = async {
+                writer.write_all(&buf).await?;
+                writer.flush().await
+            };
+            within(self.keep_alive, write).await.ok_or(ConnectionError::WriteStalled)??;
             buf.clear();
             self.link.notify_drained();
         }
+    }
+}
+
+/// Run `future`, giving up (`None`) after `limit` if there is one.
+async fn within<F: Future>(limit: Option<Duration>, future: F) -> Option<F::Output> {
+    match limit {
+        Some(limit) => timeout(limit, future).await.ok(),
+        None => Some(future.await),
     }
 }

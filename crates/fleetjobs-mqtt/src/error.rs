@@ -32,6 +32,8 @@ pub(crate) enum ConnectionError {
     Io(#[from] io::Error),
     #[error("no packet within 1.5 times the keep-alive")]
     KeepAliveExpired,
+    #[error("client took no data for 1.5 times the keep-alive")]
+    WriteStalled,
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
     #[error("not authorized to publish to {0:?}")]

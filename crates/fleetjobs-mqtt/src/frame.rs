@@ -16,6 +16,9 @@ use crate::error::FrameError;
 /// A read buffer larger than this is released whenever it is empty, so that idle connections
 /// stay small.
 const IDLE_BUFFER_LIMIT: usize = 256;
+/// Most bytes reserved ahead of a read: a large packet's buffer grows with what actually
+/// arrives, not with what its header announces.
+const READ_AHEAD: usize = 8 * 1024;
 /// Fixed header: one type byte and at most four remaining-length bytes.
 const MAX_HEADER_LEN: usize = 5;
 
@@ -108,7 +111,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Decode the packet at the front of the buffer if it is complete; otherwise reserve room
-    /// for the rest of it.
+    /// for (some of) the rest of it.
     fn try_decode(&mut self) -> Result<Option<ClientPacket>, FrameError> {
         let Some((header_len, remaining_len)) = parse_fixed_header(&self.buf)? else {
             return Ok(None);
@@ -118,7 +121,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             return Err(FrameError::TooLarge { size, max: self.max_packet_size });
         }
         if self.buf.len() < size {
-            self.buf.reserve(size - self.buf.len());
+            self.buf.reserve((size - self.buf.len()).min(READ_AHEAD));
             return Ok(None);
         }
         let packet = decode(&self.buf[..size], header_len);
@@ -327,6 +330,25 @@ mod tests {
         assert_eq!(sub.filters, vec![("a".to_owned(), QoS::Level1)]);
         assert!(matches!(out[2], Ok(Some(ClientPacket::Disconnect))));
         assert!(matches!(out[3], Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn reassembles_packets_arriving_in_small_pieces() {
+        let publish = Publish::new(
+            mqtt_proto::QosPid::Level0,
+            mqtt_proto::TopicName::try_from("t").unwrap(),
+            vec![7u8; 20_000].into(),
+        );
+        let mut bytes = Packet::Publish(publish.clone()).encode().unwrap().as_ref().to_vec();
+        bytes.extend_from_slice(Packet::Pingreq.encode().unwrap().as_ref());
+        // A pipe holding 100 bytes at a time.
+        let (mut client, server) = tokio::io::duplex(100);
+        tokio::spawn(async move { client.write_all(&bytes).await });
+        let mut reader = FrameReader::new(server, 64 * 1024);
+        let Ok(Some(ClientPacket::Publish(received))) = reader.next().await else { panic!("expected PUBLISH") };
+        assert_eq!(received, publish);
+        assert!(matches!(reader.next().await, Ok(Some(ClientPacket::Pingreq))));
+        assert!(matches!(reader.next().await, Ok(None)));
     }
 
     #[tokio::test]

@@ -211,7 +211,11 @@ impl<S> Session<S> {
             id,
             client_id,
             persistent,
-            limits: Limits { max_inflight: limits.max_inflight.max(1), max_queued: limits.max_queued.max(1) },
+            // Below 65535 in flight, a free packet id always exists.
+            limits: Limits {
+                max_inflight: limits.max_inflight.clamp(1, usize::from(u16::MAX)),
+                max_queued: limits.max_queued.max(1),
+            },
             state: Mutex::new(State {
                 hook,
                 link: None,

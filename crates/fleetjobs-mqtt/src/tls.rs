@@ -47,7 +47,8 @@ pub async fn serve_tls<H: DeviceHooks>(
         }
         let (broker, acceptor) = (Arc::clone(&broker), acceptor.clone());
         tokio::spawn(async move {
-            let stream = match timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            // Boxed so that the handshake state is freed once done instead of sizing the task.
+            let stream = match timeout(handshake_timeout, Box::pin(acceptor.accept(tcp))).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => return debug!(%remote_addr, %error, "TLS handshake failed"),
                 Err(_) => return debug!(%remote_addr, "TLS handshake timed out"),

@@ -522,3 +522,25 @@ async fn a_client_that_does_not_read_holds_nobody_up() {
     assert!(queued_for_stuck < 50, "the stuck client's queue is bounded");
     healthy.sync().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_is_dropped_after_one_and_a_half_keep_alive() {
+    let (broker, hooks) = broker_with(BrokerConfig { max_queued_per_session: 4, ..BrokerConfig::default() });
+    let mut connect = connect_packet("stuck", true);
+    connect.keep_alive = 10;
+    let (mut stuck, _) = Client::connect_with(&broker, connect).await;
+    stuck.subscribe(&[("t", QoS::Level0)]).await;
+    let big = Bytes::from(vec![b'x'; 64 * 1024]);
+    for _ in 0..10 {
+        broker.publish("t", big.clone(), QoS::Level0);
+    }
+    // Still sending keep-alives (whose answers cannot be written), never reading.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stuck.send(Packet::Pingreq).await;
+    }
+    assert_eq!(broker.connection_count(), 1);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(broker.connection_count(), 0);
+    assert_eq!(*hooks.disconnected.lock().unwrap(), vec!["stuck"]);
+}
