@@ -27,17 +27,14 @@ fn rejection(r: Rejection) -> ApiError {
 }
 
 fn ids(input: &Input) -> ApiResult<(String, String)> {
-    let job = input.req_str("jobId")?;
-    validate::job_id(job, "jobId")?;
-    let thing = input.req_str("thingName")?;
-    validate::thing_name(thing, "thingName")?;
+    let job = input.job_id()?;
+    let thing = input.thing_name()?;
     Ok((job.to_string(), thing.to_string()))
 }
 
 impl Engine {
     pub async fn list_job_executions_for_job(&self, input: Input) -> ApiResult<Value> {
-        let job = input.req_str("jobId")?;
-        validate::job_id(job, "jobId")?;
+        let job = input.job_id()?;
         let status = execution_status_filter(&input)?;
         let max = input.max_results("maxResults")?;
         let token = input.str("nextToken")?;
@@ -57,8 +54,7 @@ impl Engine {
     }
 
     pub async fn list_job_executions_for_thing(&self, input: Input) -> ApiResult<Value> {
-        let thing = input.req_str("thingName")?;
-        validate::thing_name(thing, "thingName")?;
+        let thing = input.thing_name()?;
         let status = execution_status_filter(&input)?;
         let max = input.max_results("maxResults")?;
         let token = input.str("nextToken")?;

@@ -83,6 +83,20 @@ impl Input {
             .map(Some)
     }
 
+    /// The required `jobId` member, validated.
+    pub fn job_id(&self) -> ApiResult<&str> {
+        let id = self.req_str("jobId")?;
+        fleetjobs_core::validate::job_id(id, "jobId")?;
+        Ok(id)
+    }
+
+    /// The required `thingName` member, validated.
+    pub fn thing_name(&self) -> ApiResult<&str> {
+        let name = self.req_str("thingName")?;
+        fleetjobs_core::validate::thing_name(name, "thingName")?;
+        Ok(name)
+    }
+
     /// `maxResults`-style page size, validated 1..=250.
     pub fn max_results(&self, name: &str) -> ApiResult<Option<i64>> {
         let v = self.i64(name)?;

@@ -201,8 +201,7 @@ impl Engine {
     }
 
     pub async fn create_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?.to_string();
-        validate::job_id(&job_id, "jobId")?;
+        let job_id = input.job_id()?.to_string();
         let targets =
             input.strings("targets")?.ok_or_else(|| ApiError::invalid("Missing required parameter: targets"))?;
         if targets.is_empty() || targets.len() > MAX_TARGETS {
@@ -289,8 +288,7 @@ impl Engine {
     }
 
     pub async fn update_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?.to_string();
-        validate::job_id(&job_id, "jobId")?;
+        let job_id = input.job_id()?.to_string();
         let description = input.str("description")?.map(str::to_string);
         if let Some(d) = &description {
             validate::free_text(d, "description")?;
@@ -337,8 +335,7 @@ impl Engine {
     }
 
     pub async fn describe_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?;
-        validate::job_id(job_id, "jobId")?;
+        let job_id = input.job_id()?;
         input.bool("beforeSubstitution")?;
         self.read(|s| {
             let job = s.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
@@ -353,8 +350,7 @@ impl Engine {
     }
 
     pub async fn get_job_document(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?;
-        validate::job_id(job_id, "jobId")?;
+        let job_id = input.job_id()?;
         input.bool("beforeSubstitution")?;
         self.read(|s| {
             let job = s.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
@@ -393,8 +389,7 @@ impl Engine {
     }
 
     pub async fn cancel_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?.to_string();
-        validate::job_id(&job_id, "jobId")?;
+        let job_id = input.job_id()?.to_string();
         let force = input.flag("force")?;
         let reason_code = input.str("reasonCode")?.map(str::to_string);
         if let Some(r) = &reason_code {
@@ -443,8 +438,7 @@ impl Engine {
     }
 
     pub async fn delete_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?.to_string();
-        validate::job_id(&job_id, "jobId")?;
+        let job_id = input.job_id()?.to_string();
         let force = input.flag("force")?;
         if let Some(ns) = input.str("namespaceId")? {
             validate::namespace_id(ns)?;
@@ -486,8 +480,7 @@ impl Engine {
     }
 
     pub async fn associate_targets_with_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.req_str("jobId")?.to_string();
-        validate::job_id(&job_id, "jobId")?;
+        let job_id = input.job_id()?.to_string();
         let targets =
             input.strings("targets")?.ok_or_else(|| ApiError::invalid("Missing required parameter: targets"))?;
         if targets.is_empty() {

@@ -51,8 +51,7 @@ impl Engine {
     // --- things ---------------------------------------------------------------------------
 
     pub async fn create_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.req_str("thingName")?.to_string();
-        validate::thing_name(&name, "thingName")?;
+        let name = input.thing_name()?.to_string();
         let type_name = input.str("thingTypeName")?.map(str::to_string);
         let billing = input.str("billingGroupName")?.map(str::to_string);
         if let Some(t) = &type_name {
@@ -96,8 +95,7 @@ impl Engine {
     }
 
     pub async fn describe_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.req_str("thingName")?;
-        validate::thing_name(name, "thingName")?;
+        let name = input.thing_name()?;
         self.read(|s| {
             let t = s.things.get(name).ok_or_else(|| thing_not_found(name))?;
             let mut out = json!({
@@ -142,8 +140,7 @@ impl Engine {
     }
 
     pub async fn update_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.req_str("thingName")?.to_string();
-        validate::thing_name(&name, "thingName")?;
+        let name = input.thing_name()?.to_string();
         if let Some(t) = input.str("thingTypeName")? {
             return Err(ApiError::not_found(format!("Thing type {t} does not exist")));
         }
@@ -184,8 +181,7 @@ impl Engine {
     }
 
     pub async fn delete_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.req_str("thingName")?.to_string();
-        validate::thing_name(&name, "thingName")?;
+        let name = input.thing_name()?.to_string();
         let expected = input.i64("expectedVersion")?;
         self.write(|txn| {
             let Some(t) = txn.s.things.get(&name) else { return Ok(json!({})) };
@@ -447,20 +443,14 @@ impl Engine {
     }
 
     pub async fn attach_policy(&self, input: Input) -> ApiResult<Value> {
-        let name = input.req_str("policyName")?.to_string();
-        let target = input.req_str("target")?.to_string();
-        self.write(|txn| {
-            if !txn.s.policies.contains_key(&name) {
-                return Err(ApiError::not_found(format!("Policy {name} does not exist")));
-            }
-            self.check_target(txn.s, &target)?;
-            txn.attach_policy(&name, &target);
-            Ok(json!({}))
-        })
-        .await
+        self.policy_attachment(input, true).await
     }
 
     pub async fn detach_policy(&self, input: Input) -> ApiResult<Value> {
+        self.policy_attachment(input, false).await
+    }
+
+    async fn policy_attachment(&self, input: Input, attach: bool) -> ApiResult<Value> {
         let name = input.req_str("policyName")?.to_string();
         let target = input.req_str("target")?.to_string();
         self.write(|txn| {
@@ -468,7 +458,11 @@ impl Engine {
                 return Err(ApiError::not_found(format!("Policy {name} does not exist")));
             }
             self.check_target(txn.s, &target)?;
-            txn.detach_policy(&name, &target);
+            if attach {
+                txn.attach_policy(&name, &target);
+            } else {
+                txn.detach_policy(&name, &target);
+            }
             Ok(json!({}))
         })
         .await
@@ -508,38 +502,33 @@ impl Engine {
     // --- thing principals -----------------------------------------------------------------
 
     pub async fn attach_thing_principal(&self, input: Input) -> ApiResult<Value> {
-        let thing = input.req_str("thingName")?.to_string();
-        validate::thing_name(&thing, "thingName")?;
-        let principal = input.req_str("principal")?.to_string();
-        self.write(|txn| {
-            if !txn.s.things.contains_key(&thing) {
-                return Err(thing_not_found(&thing));
-            }
-            self.check_target(txn.s, &principal)?;
-            txn.attach_principal(&thing, &principal);
-            Ok(json!({}))
-        })
-        .await
+        self.thing_principal(input, true).await
     }
 
     pub async fn detach_thing_principal(&self, input: Input) -> ApiResult<Value> {
-        let thing = input.req_str("thingName")?.to_string();
-        validate::thing_name(&thing, "thingName")?;
+        self.thing_principal(input, false).await
+    }
+
+    async fn thing_principal(&self, input: Input, attach: bool) -> ApiResult<Value> {
+        let thing = input.thing_name()?.to_string();
         let principal = input.req_str("principal")?.to_string();
         self.write(|txn| {
             if !txn.s.things.contains_key(&thing) {
                 return Err(thing_not_found(&thing));
             }
             self.check_target(txn.s, &principal)?;
-            txn.detach_principal(&thing, &principal);
+            if attach {
+                txn.attach_principal(&thing, &principal);
+            } else {
+                txn.detach_principal(&thing, &principal);
+            }
             Ok(json!({}))
         })
         .await
     }
 
     pub async fn list_thing_principals(&self, input: Input) -> ApiResult<Value> {
-        let thing = input.req_str("thingName")?;
-        validate::thing_name(thing, "thingName")?;
+        let thing = input.thing_name()?;
         let max = input.max_results("maxResults")?;
         let token = input.str("nextToken")?;
         self.read(|s| {
