@@ -37,7 +37,6 @@ else
     log "creating python venv in $venv"
     rm -rf "$venv"
     "$python" -m venv "$venv" || die "python3 -m venv failed (is python3-venv installed?)"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip || die "pip upgrade failed"
     "$venv/bin/python" -m pip install --quiet -r requirements.txt || die "pip install -r requirements.txt failed"
     "$venv/bin/aws" --version >/dev/null 2>&1 || die "aws CLI does not run from the venv"
     "$venv/bin/python" -c 'import boto3, paho.mqtt, pytest' || die "python packages do not import"

@@ -104,13 +104,17 @@ def test_unknown_thing_target_is_resource_not_found(server, arn_prefix):
                       "--job-id", "ghost-target")["executionSummaries"] == []
 
 
-def test_more_than_100_targets_is_rejected(server):
+@pytest.fixture(scope="module")
+def many_things(server) -> list[str]:
+    """101 things (created with boto3: the CLI would take a minute)."""
+    iot = server.boto3_client()
+    return [iot.create_thing(thingName=f"many-{i:03d}")["thingArn"] for i in range(101)]
+
+
+def test_more_than_100_targets_is_rejected(server, many_things):
     """A job may have at most 100 targets: 101 existing things are refused with
     InvalidRequestException (or LimitExceededException) and no job is created."""
-    iot = server.boto3_client()
-    names = [f"many-{i:03d}" for i in range(101)]
-    arns = [iot.create_thing(thingName=n)["thingArn"] for n in names]
-    targets_file = server.write_file("101-targets.json", json.dumps(arns))
+    targets_file = server.write_file("101-targets.json", json.dumps(many_things))
     err = server.aws_error(
         "create-job", "--job-id", "too-many-targets", "--targets", f"file://{targets_file}",
         "--document", '{"operation":"x"}',
@@ -119,6 +123,24 @@ def test_more_than_100_targets_is_rejected(server):
     assert err.operation == "CreateJob", err
     assert_no_job(server, "too-many-targets")
     assert server.aws("list-job-executions-for-thing", "--thing-name", "many-000")["executionSummaries"] == []
+
+
+def test_list_things_pages_are_followed_by_the_cli(server, many_things):
+    """With --page-size the CLI fetches list-things page by page through nextToken
+    (maxResults); it must end up with every thing exactly once."""
+    listed = [t["thingName"] for t in server.aws("list-things", "--page-size", "7")["things"]]
+    many = [n for n in listed if n.startswith("many-")]
+    assert sorted(many) == [f"many-{i:03d}" for i in range(101)], listed
+    assert len(listed) == len(set(listed)), "a thing was listed twice"
+
+
+def test_job_without_document_is_invalid_request(server, arn_prefix):
+    """CreateJob needs a document (or a documentSource / template)."""
+    server.expect_error(
+        "InvalidRequestException", "create-job", "--job-id", "no-document",
+        "--targets", f"{arn_prefix}:thing/{THING}", operation="CreateJob",
+    )
+    assert_no_job(server, "no-document")
 
 
 def test_wrong_secret_key_is_invalid_signature(server):

@@ -5,9 +5,12 @@ Each test uses its own things and job ids, so they do not depend on one another.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from e2elib.jobs import assert_counters, describe_execution, describe_job
+from e2elib.mqtt import JobsDevice
 from e2elib.util import assert_epoch_seconds, eventually
 
 
@@ -18,8 +21,14 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
     device = connect_device(make_device("lc-queue"))
     doc_a = {"operation": "first", "n": 1}
     doc_b = {"operation": "second", "n": 2}
+    since = device.mark()
     create_job("lc-queue-a", ["lc-queue"], doc_a)
     create_job("lc-queue-b", ["lc-queue"], doc_b)
+
+    # Creation is announced: notify lists the queue, notify-next names the new head.
+    device.wait_notify(since, predicate=lambda p: _queued_ids(p) == ["lc-queue-a", "lc-queue-b"])
+    head = device.wait_notify_next(since)
+    assert head["execution"]["jobId"] == "lc-queue-a" and head["execution"]["jobDocument"] == doc_a, head
 
     pending = device.get_pending()
     assert pending["inProgressJobs"] == [], pending
@@ -30,6 +39,7 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
         assert isinstance(summary["queuedAt"], int), "MQTT timestamps are integer epoch seconds"
     assert isinstance(pending["timestamp"], int)
 
+    since = device.mark()
     started = device.start_next(statusDetails={"step": "download"})
     execution = started["execution"]
     assert execution["jobId"] == "lc-queue-a", started
@@ -39,6 +49,12 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
     assert execution["jobDocument"] == doc_a, "jobDocument is the document as a JSON object"
     assert execution["versionNumber"] == 2 and execution["executionNumber"] == 1
     assert_epoch_seconds(execution["startedAt"], "startedAt")
+
+    # The head did not change (it only started): AWS sends no notify-next, and the
+    # JS SDK's jobs-agent would run the job a second time if one came.
+    time.sleep(1.0)
+    stray = device.received(lambda m: m.topic == device.topic("notify-next"), since)
+    assert stray == [], f"notify-next sent although the next job stayed the same: {stray}"
 
     # start-next on an IN_PROGRESS head returns it unchanged.
     again = device.start_next()["execution"]
@@ -55,8 +71,8 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
     assert nxt["execution"]["status"] == "QUEUED"
     assert nxt["execution"]["jobDocument"] == doc_b
     notify = device.wait_notify(since)
-    assert [j["jobId"] for j in notify["jobs"].get("QUEUED", [])] == ["lc-queue-b"], notify
-    assert "IN_PROGRESS" not in notify["jobs"] or notify["jobs"]["IN_PROGRESS"] == [], notify
+    assert _queued_ids(notify) == ["lc-queue-b"], notify
+    assert notify["jobs"].get("IN_PROGRESS", []) == [], notify
 
     assert describe_execution(server, "lc-queue-a", "lc-queue")["status"] == "SUCCEEDED"
     assert describe_job(server, "lc-queue-a")["status"] == "COMPLETED"
@@ -65,12 +81,16 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
     assert_counters(job_b, queued=1)
 
 
-def test_cancel_job_cancels_queued_executions_only(server, make_device, connect_device, create_job):
+def test_cancel_job_cancels_queued_executions_only(server, make_device, connect_device, connect_watcher,
+                                                   create_job):
     """cancel-job (no --force): the QUEUED execution becomes CANCELED (its device
-    is told by notify-next that nothing is pending); the IN_PROGRESS one keeps
-    running and may still finish; the job is CANCELED with forceCanceled false."""
+    is told by notify-next that nothing is pending, and a JOB_EXECUTION `canceled`
+    event is sent); the IN_PROGRESS one keeps running and may still finish; the
+    job is CANCELED with forceCanceled false and a JOB `canceled` event."""
     busy = connect_device(make_device("lc-cancel-busy"))
     idle = connect_device(make_device("lc-cancel-idle"))
+    watcher = connect_watcher("lc-cancel-watcher", "$aws/events/job/lc-cancel/#",
+                              "$aws/events/jobExecution/lc-cancel/#")
     create_job("lc-cancel", ["lc-cancel-busy", "lc-cancel-idle"])
     assert busy.start_next()["execution"]["jobId"] == "lc-cancel"
 
@@ -85,6 +105,13 @@ def test_cancel_job_cancels_queued_executions_only(server, make_device, connect_
     assert describe_execution(server, "lc-cancel", "lc-cancel-busy")["status"] == "IN_PROGRESS"
     nxt = idle.wait_notify_next(since)
     assert "execution" not in nxt, f"queue should be empty after cancel: {nxt}"
+
+    event = watcher.wait_topic("$aws/events/jobExecution/lc-cancel/canceled").json
+    assert (event["eventType"], event["operation"], event["status"]) == ("JOB_EXECUTION", "canceled", "CANCELED"), event
+    assert event["thingArn"].endswith(":thing/lc-cancel-idle"), event
+    event = watcher.wait_topic("$aws/events/job/lc-cancel/canceled").json
+    assert (event["eventType"], event["operation"], event["status"]) == ("JOB", "canceled", "CANCELED"), event
+    assert event["jobId"] == "lc-cancel", event
 
     busy.update("lc-cancel", "SUCCEEDED")
     assert describe_execution(server, "lc-cancel", "lc-cancel-busy")["status"] == "SUCCEEDED"
@@ -169,13 +196,16 @@ def test_delete_job_execution(server, make_device, connect_device, create_job):
     assert device.update_rejected("lc-dje-running", "SUCCEEDED")["code"] == "ResourceNotFound"
 
 
-def test_delete_job_needs_force_while_in_progress(server, make_device, connect_device, create_job):
+def test_delete_job_needs_force_while_in_progress(server, make_device, connect_device, connect_watcher,
+                                                  create_job):
     """delete-job on a job with an IN_PROGRESS execution: 409
     InvalidStateTransitionException and nothing changes; with --force the job and
-    its executions go away (describe-job then ResourceNotFoundException) and the
-    device learns from notify-next that its queue is empty."""
+    its executions go away (describe-job then ResourceNotFoundException, JOB
+    `deletion_in_progress` and `deleted` events) and the device learns from
+    notify-next that its queue is empty."""
     aws, expect_error = server.aws, server.expect_error
     device = connect_device(make_device("lc-del"))
+    watcher = connect_watcher("lc-del-watcher", "$aws/events/job/lc-del/#")
     create_job("lc-del", ["lc-del"])
     device.start_next()
 
@@ -193,6 +223,10 @@ def test_delete_job_needs_force_while_in_progress(server, make_device, connect_d
     nxt = device.wait_notify_next(since)
     assert "execution" not in nxt, nxt
     assert device.update_rejected("lc-del", "SUCCEEDED")["code"] == "ResourceNotFound"
+    for operation, status in (("deletion_in_progress", "DELETION_IN_PROGRESS"), ("deleted", "DELETED")):
+        event = watcher.wait_topic(f"$aws/events/job/lc-del/{operation}").json
+        assert (event["eventType"], event["operation"], event["status"], event["jobId"]) == (
+            "JOB", operation, status, "lc-del"), event
 
 
 def test_delete_completed_job_without_force(server, make_device, connect_device, create_job):
@@ -206,7 +240,36 @@ def test_delete_completed_job_without_force(server, make_device, connect_device,
     eventually(lambda: _assert_gone(server, "lc-del-done"), timeout=15)
 
 
+def test_persistent_session_receives_notifications_sent_while_offline(server, make_device, create_job):
+    """A device with cleanSession=false and QoS 1 subscriptions (as the AWS IoT
+    Device Client connects) gets the notify-next published while it was offline
+    when it reconnects with the same client id, and the broker reports the
+    session as present."""
+    identity = make_device("lc-offline")
+    client_id = "lc-offline-persistent"
+    device = JobsDevice(identity, server.mqtt_port, client_id, clean_session=False).connect()
+    try:
+        device.subscribe_ok(device.topic("notify-next"), qos=1)
+    finally:
+        device.close()
+
+    create_job("lc-offline", ["lc-offline"], {"operation": "while-offline"})
+
+    device = JobsDevice(identity, server.mqtt_port, client_id, clean_session=False).connect()
+    try:
+        assert device.session_present, "CONNACK session present flag is 0 for a persistent session"
+        nxt = device.wait_notify_next(0)
+        assert nxt["execution"]["jobId"] == "lc-offline", nxt
+        assert nxt["execution"]["jobDocument"] == {"operation": "while-offline"}, nxt
+    finally:
+        device.close()
+
+
 # ----------------------------------------------------------------------------- helpers
+
+
+def _queued_ids(notify: dict) -> list[str]:
+    return [j["jobId"] for j in notify.get("jobs", {}).get("QUEUED", [])]
 
 
 def _assert_job(server, job_id: str, status: str, **counters: int) -> None:

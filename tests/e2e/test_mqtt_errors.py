@@ -41,6 +41,7 @@ def test_subscribing_to_another_things_jobs_topics_is_refused(server, make_devic
     snoop = connect_device(make_device("mq-snoop"))
     try:
         granted = snoop.subscribe("$aws/things/mq-private/jobs/notify-next")
+        print(f"SUBACK return code {granted:#x}")
         assert granted >= 0x80, f"subscription outside the policy was granted (QoS {granted})"
     except AssertionError:
         if not snoop.wait_disconnected(0):
@@ -93,6 +94,33 @@ def test_stale_expected_version_is_version_mismatch(server, make_device, connect
     assert accepted["executionState"]["status"] == "SUCCEEDED", accepted
 
 
+def test_bad_requests_are_invalid_request_or_resource_not_found(server, make_device, connect_device, create_job):
+    """Well-formed JSON that fails validation (no status, an unknown status, a
+    status only the service may set, statusDetails that is not a string map) is
+    rejected with InvalidRequest; a job the thing has no execution of with
+    ResourceNotFound. Each echoes the clientToken and changes nothing."""
+    device = connect_device(make_device("mq-invalid"))
+    create_job("mq-invalid", ["mq-invalid"])
+
+    for payload in (
+        {},
+        {"status": "DONE"},
+        {"status": "TIMED_OUT"},
+        {"status": "IN_PROGRESS", "statusDetails": "not a map"},
+        {"status": "IN_PROGRESS", "statusDetails": {"bad key!": "x"}},
+    ):
+        resp = device.request("mq-invalid/update", {**payload, "clientToken": "bad-request"})
+        assert resp.outcome == "rejected", f"{payload} was accepted: {resp.payload}"
+        assert resp["code"] == "InvalidRequest", (payload, resp.payload)
+        assert resp["clientToken"] == "bad-request", resp.payload
+    execution = describe_execution(server, "mq-invalid", "mq-invalid")
+    assert (execution["status"], execution["versionNumber"]) == ("QUEUED", 1), execution
+
+    for suffix, payload in (("no-such-job/get", {}), ("no-such-job/update", {"status": "IN_PROGRESS"})):
+        rejected = device.rejected(suffix, {**payload, "clientToken": "missing"})
+        assert rejected["code"] == "ResourceNotFound" and rejected["clientToken"] == "missing", rejected
+
+
 @pytest.mark.parametrize("api, suffix", [("update", "{job}/update"), ("get", "get"), ("start-next", "start-next")])
 def test_malformed_json_is_invalid_json(server, make_device, connect_device, create_job, api, suffix):
     """Payloads that are not JSON are rejected with InvalidJson on `<topic>/rejected`
@@ -114,9 +142,19 @@ def test_unknown_jobs_topic_is_invalid_topic(server, make_device, connect_device
     thing = job = f"mq-topic-{name}"
     device = connect_device(make_device(thing))
     create_job(job, [thing])
-    rejected = device.rejected(suffix.format(job=job), {"status": "SUCCEEDED"})
+    # No clientToken: a request on an unknown topic is not parsed, so there is none to echo.
+    rejected = device.rejected(suffix.format(job=job), {"status": "SUCCEEDED"}, token=False)
     assert rejected["code"] == "InvalidTopic", rejected
     assert describe_execution(server, job, thing)["status"] == "QUEUED"
+
+
+def test_invalid_topic_echoes_the_client_token(server, make_device, connect_device):
+    """AWS documents clientToken as reflected in every response, rejected ones
+    included; Python v2 and Device Client match answers only by it."""
+    device = connect_device(make_device("mq-topic-token"))
+    rejected = device.rejected("some-job/frobnicate", {"status": "SUCCEEDED", "clientToken": "topic-token"},
+                               timeout=3)
+    assert rejected["code"] == "InvalidTopic" and rejected["clientToken"] == "topic-token", rejected
 
 
 def test_garbage_on_the_mqtt_port_closes_only_that_connection(server, make_device, connect_device):

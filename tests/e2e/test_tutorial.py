@@ -218,11 +218,15 @@ def check_completed_event(event: dict) -> None:
 
 
 def test_registry_describes_the_tutorial_resources(server, tutorial):
-    """describe-thing, describe-certificate, get-policy, list-policies, list-things,
-    list-certificates, list-thing-principals and list-attached-policies show what
-    the tutorial created."""
+    """create-thing again (idempotent), describe-thing, describe-certificate,
+    get-policy, list-policies, list-things, list-certificates, list-thing-principals
+    and list-attached-policies show what the tutorial created."""
     aws = server.aws
     cert_arn, cert_id = tutorial.cert["certificateArn"], tutorial.cert["certificateId"]
+
+    # CreateThing is idempotent: the same name with the same (empty) configuration
+    # answers 200 with the existing ids.
+    assert aws("create-thing", "--thing-name", THING) == tutorial.thing
 
     thing = aws("describe-thing", "--thing-name", THING)
     assert thing["thingName"] == THING and thing["thingArn"] == tutorial.thing["thingArn"], thing

@@ -172,23 +172,27 @@ impl Engine {
     /// Handle a publish if it is a Jobs API request. `None`: not a jobs topic. `Some`: the
     /// replies, `(topic, payload)`, for the requester only.
     pub async fn handle_jobs_request(&self, topic: &str, payload: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-        let (thing, request) = match topics::parse(topic) {
-            JobsTopic::NotJobs => return None,
-            JobsTopic::Invalid { .. } => {
-                let r = Rejected::new("InvalidTopic", format!("The topic {topic} is not a valid jobs topic"));
-                return Some(vec![self.reply(topic, Err(r), None)]);
+        let parsed = topics::parse(topic);
+        if parsed == JobsTopic::NotJobs {
+            return None;
+        }
+        // The token is echoed on every answer, rejections of bad topics included.
+        let request = parse_payload(payload).and_then(|m| match m.get("clientToken") {
+            None | Some(Value::Null) => Ok((m, None)),
+            Some(Value::String(t)) if t.chars().count() <= 64 => {
+                let token = Some(t.clone());
+                Ok((m, token))
             }
-            JobsTopic::Request { thing, request } => (thing, request),
-        };
-        let (result, token) = match parse_payload(payload) {
-            Err(r) => (Err(r), None),
-            Ok(m) => match m.get("clientToken") {
-                None | Some(Value::Null) => (self.jobs_request(thing, request, &m).await, None),
-                Some(Value::String(t)) if t.chars().count() <= 64 => {
-                    (self.jobs_request(thing, request, &m).await, Some(t.clone()))
-                }
-                Some(_) => (Err(Rejected::invalid("clientToken must be a string of at most 64 characters")), None),
-            },
+            Some(_) => Err(Rejected::invalid("clientToken must be a string of at most 64 characters")),
+        });
+        let (result, token) = match (parsed, request) {
+            (_, Err(r)) => (Err(r), None),
+            (JobsTopic::Request { thing, request }, Ok((m, token))) => {
+                (self.jobs_request(thing, request, &m).await, token)
+            }
+            (_, Ok((_, token))) => {
+                (Err(Rejected::new("InvalidTopic", format!("The topic {topic} is not a valid jobs topic"))), token)
+            }
         };
         Some(vec![self.reply(topic, result, token.as_deref())])
     }

@@ -191,8 +191,8 @@ async fn bad_input_changes_nothing() {
     assert_eq!(r["executionState"]["status"], "SUCCEEDED");
     let replies = h.engine.handle_jobs_request("$aws/things/pi/jobs/job1/update", b"{not json").await.unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&replies[0].1).unwrap()["code"], "InvalidJson");
-    let (_, r) = h.mqtt("$aws/things/pi/jobs/frobnicate", json!({})).await;
-    assert_eq!(r["code"], "InvalidTopic");
+    let (_, r) = h.mqtt("$aws/things/pi/jobs/frobnicate", json!({"clientToken": "tok"})).await;
+    assert_eq!((r["code"].as_str(), r["clientToken"].as_str()), (Some("InvalidTopic"), Some("tok")));
     let (_, r) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "CANCELED"})).await;
     assert_eq!(r["code"], "InvalidRequest");
     let (_, r) = h.mqtt("$aws/things/pi/jobs/nojob/get", json!({})).await;

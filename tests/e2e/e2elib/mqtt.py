@@ -74,7 +74,8 @@ class MqttClient:
     (``wait_disconnected``) instead of being papered over.
     """
 
-    def __init__(self, identity: DeviceIdentity, port: int, client_id: str | None = None, host: str = HOST):
+    def __init__(self, identity: DeviceIdentity, port: int, client_id: str | None = None, host: str = HOST,
+                 clean_session: bool = True):
         self.identity = identity
         self.port = port
         self.host = host
@@ -82,6 +83,7 @@ class MqttClient:
         self.messages: list[Message] = []
         self._cond = threading.Condition()
         self._connack: int | None = None
+        self.session_present: bool | None = None
         self._connected = threading.Event()
         self._disconnected = threading.Event()
         self.disconnect_reason: str | None = None
@@ -90,7 +92,7 @@ class MqttClient:
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv311,
-            clean_session=True,
+            clean_session=clean_session,
             reconnect_on_failure=False,
         )
         self._client.tls_set_context(tls_context(identity))
@@ -103,6 +105,7 @@ class MqttClient:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         self._connack = reason_code.value
+        self.session_present = bool(flags.session_present)
         if reason_code.value == 0:
             self._connected.set()
         with self._cond:
@@ -243,8 +246,8 @@ class MqttClient:
 class JobsDevice(MqttClient):
     """A device that speaks the AWS IoT Jobs MQTT API for one thing."""
 
-    def __init__(self, identity: DeviceIdentity, port: int, client_id: str | None = None):
-        super().__init__(identity, port, client_id)
+    def __init__(self, identity: DeviceIdentity, port: int, client_id: str | None = None, **kw):
+        super().__init__(identity, port, client_id, **kw)
         self.thing_name = identity.thing_name
 
     def topic(self, suffix: str) -> str:
