@@ -1,0 +1,747 @@
+//! The durable local journal, in `<state dir>/journal.json`.
+//!
+//! Design: the whole journal is one small JSON document, replaced atomically on every change
+//! (write `journal.json.tmp`, fsync it, rename over `journal.json`, fsync the directory).
+//! Every mutating method returns only once the new state is on disk, and the agent calls it
+//! *before* the side effect it records (starting a step, sending a status update), so after a
+//! `kill -9` or a power cut the file describes either the state before or after the change,
+//! never a torn mix. The journal stays small (the current job, the unacknowledged updates, a
+//! bounded history), so rewriting it whole is cheap next to the fsyncs.
+//!
+//! What it holds:
+//! - `current`: the job being run (jobId, executionNumber, document, parsed plan and its
+//!   hash, per-step status and details, the last [`StepCheckpoint`] of the running step);
+//! - `outbox`: status updates not yet acknowledged by the server, in the order they were
+//!   made; they are sent (and re-sent after a reconnect or restart) strictly in that order;
+//! - `versions`: the last known `versionNumber` of each execution with pending updates;
+//! - `history`: the last [`HISTORY_LEN`] finished jobs with their final status, and `log`:
+//!   the last [`LOG_LEN`] notable events, both for `fleetjobs-agent status`.
+//!
+//! One agent per state directory: [`Journal::open`] takes an exclusive lock on
+//! `journal.lock` for the life of the process. [`read_snapshot`] reads without the lock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::details::Details;
+use crate::executor_api::StepCheckpoint;
+use crate::plan::{Plan, Step};
+
+pub const JOURNAL_FILE: &str = "journal.json";
+const LOCK_FILE: &str = "journal.lock";
+pub const HISTORY_LEN: usize = 20;
+
+/// The journal as the agent's tasks share it (held only briefly, never across an await).
+pub type SharedJournal = std::sync::Arc<std::sync::Mutex<Journal>>;
+pub const LOG_LEN: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal I/O on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("journal {path} is corrupt: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("another agent holds the state directory {0} (journal.lock is locked)")]
+    Locked(PathBuf),
+    #[error("no current job {0}")]
+    NoSuchJob(String),
+}
+
+/// Identifies one execution of a job on this thing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecKey {
+    pub job_id: String,
+    pub execution_number: u64,
+}
+
+impl std::fmt::Display for ExecKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.job_id, self.execution_number)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepState {
+    Pending,
+    Running,
+    /// A reboot was issued; done when the boot id has changed.
+    RebootPending,
+    Succeeded,
+    Failed,
+    /// Not run because an earlier step failed.
+    Skipped,
+}
+
+impl StepState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Skipped)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub name: String,
+    pub state: StepState,
+    #[serde(default)]
+    pub details: Details,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub checkpoint: Option<StepCheckpoint>,
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+    /// How many times the step was started (more than 1 = resumed after a restart).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentJob {
+    pub key: ExecKey,
+    pub document: serde_json::Value,
+    pub plan: Plan,
+    pub plan_hash: String,
+    /// One record per step, then one for the final step when the plan has one.
+    pub steps: Vec<StepRecord>,
+    /// Why the job fails (the first failed step that is not `ignoreStepFailure`).
+    #[serde(default)]
+    pub failure: Option<String>,
+    pub started_at: u64,
+}
+
+impl CurrentJob {
+    /// The plan's steps followed by its final step.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.plan.steps.iter().chain(self.plan.final_step.iter())
+    }
+
+    pub fn step(&self, index: usize) -> Option<&Step> {
+        self.all_steps().nth(index)
+    }
+
+    /// The first step not finished yet.
+    pub fn next_step(&self) -> Option<usize> {
+        self.steps.iter().position(|s| !s.state.is_finished())
+    }
+
+    pub fn is_final_step(&self, index: usize) -> bool {
+        self.plan.final_step.is_some() && index + 1 == self.steps.len()
+    }
+}
+
+/// A status update waiting for the server's `accepted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub key: ExecKey,
+    pub status: String,
+    pub details: Details,
+    #[serde(default)]
+    pub step_timeout_minutes: Option<i64>,
+    /// A progress/heartbeat update: a newer one for the same job replaces it while unsent.
+    #[serde(default)]
+    pub coalesce: bool,
+    pub created_at: u64,
+}
+
+/// What the agent wants the server to record (before it is given a sequence number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub status: &'static str,
+    pub details: Details,
+    pub step_timeout_minutes: Option<i64>,
+    pub coalesce: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishedJob {
+    pub key: ExecKey,
+    /// SUCCEEDED, FAILED, REJECTED or CANCELED.
+    pub outcome: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The final statusDetails sent (re-sent if the server still shows the job pending).
+    #[serde(default)]
+    pub details: Details,
+    pub finished_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub at: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalState {
+    #[serde(default)]
+    pub current: Option<CurrentJob>,
+    #[serde(default)]
+    pub outbox: VecDeque<OutboxEntry>,
+    #[serde(default)]
+    pub versions: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub history: VecDeque<FinishedJob>,
+    #[serde(default)]
+    pub log: VecDeque<LogEntry>,
+    #[serde(default)]
+    pub next_seq: u64,
+}
+
+impl JournalState {
+    pub fn finished(&self, key: &ExecKey) -> Option<&FinishedJob> {
+        self.history.iter().rev().find(|f| &f.key == key)
+    }
+
+    pub fn has_outbox_for(&self, key: &ExecKey) -> bool {
+        self.outbox.iter().any(|e| &e.key == key)
+    }
+}
+
+/// The journal of one state directory, owned by the running agent.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    state: JournalState,
+    _lock: File,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// SHA-256 (hex) of the plan's canonical JSON: identifies what was journaled.
+pub fn plan_hash(plan: &Plan) -> String {
+    let bytes = serde_json::to_vec(plan).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Read the journal of `state_dir` without locking it (for `status`). `None`: no journal yet.
+pub fn read_snapshot(state_dir: &Path) -> Result<Option<JournalState>, JournalError> {
+    let path = state_dir.join(JOURNAL_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| JournalError::Corrupt { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(JournalError::Io { path, source }),
+    }
+}
+
+impl Journal {
+    /// Open (or create) the journal in `dir`, taking the directory's lock.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        let io = |source| JournalError::Io { path: dir.to_owned(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| JournalError::Io { path: lock_path, source })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(JournalError::Locked(dir.to_owned())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut journal = Journal { dir: dir.to_owned(), state: JournalState::default(), _lock: lock };
+        match read_snapshot(dir) {
+            Ok(state) => journal.state = state.unwrap_or_default(),
+            // Unreadable (disk corruption: the atomic replace never leaves a torn file). Refusing
+            // to start would make the agent crash-loop for good; set it aside and start afresh
+            // (the server still knows the job, which then runs again from its first step).
+            Err(JournalError::Corrupt { path, source }) => {
+                let aside = dir.join(format!("{JOURNAL_FILE}.corrupt-{}", now_secs()));
+                std::fs::rename(&path, &aside).map_err(|e| JournalError::Io { path: path.clone(), source: e })?;
+                journal.note(format!("journal was unreadable ({source}); kept as {}", aside.display()))?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(journal)
+    }
+
+    pub fn state(&self) -> &JournalState {
+        &self.state
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Apply `change` and make the result durable. On a write error the in-memory state keeps
+    /// the change (the agent goes on; the next successful write persists it).
+    fn commit(&mut self, note: Option<String>, change: impl FnOnce(&mut JournalState)) -> Result<(), JournalError> {
+        change(&mut self.state);
+        if let Some(message) = note {
+            self.state.log.push_back(LogEntry { at: now_secs(), message });
+            while self.state.log.len() > LOG_LEN {
+                self.state.log.pop_front();
+            }
+        }
+        self.write()
+    }
+
+    fn write(&self) -> Result<(), JournalError> {
+        let path = self.dir.join(JOURNAL_FILE);
+        let tmp = self.dir.join(format!("{JOURNAL_FILE}.tmp"));
+        let io = |source| JournalError::Io { path: path.clone(), source };
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("journal state serializes");
+        let mut file = File::create(&tmp).map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+
+    /// Record a note in the log (durably).
+    pub fn note(&mut self, message: String) -> Result<(), JournalError> {
+        self.commit(Some(message), |_| {})
+    }
+
+    fn push_update(state: &mut JournalState, key: &ExecKey, update: Update) {
+        if update.coalesce {
+            if let Some(last) = state.outbox.back() {
+                if last.coalesce && &last.key == key {
+                    state.outbox.pop_back();
+                }
+            }
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.outbox.push_back(OutboxEntry {
+            seq,
+            key: key.clone(),
+            status: update.status.to_owned(),
+            details: update.details,
+            step_timeout_minutes: update.step_timeout_minutes,
+            coalesce: update.coalesce,
+            created_at: now_secs(),
+        });
+    }
+
+    /// Queue a status update (durably) for the uplink to send.
+    pub fn enqueue(&mut self, key: &ExecKey, update: Update) -> Result<(), JournalError> {
+        let note = (!update.coalesce).then(|| format!("{key}: report {}", update.status));
+        self.commit(note, |s| Self::push_update(s, key, update))
+    }
+
+    /// Start a new job: its plan becomes `current` and `first_update` is queued, in one write.
+    pub fn begin(
+        &mut self,
+        key: ExecKey,
+        document: serde_json::Value,
+        plan: Plan,
+        version: Option<u64>,
+        first_update: Update,
+    ) -> Result<(), JournalError> {
+        let steps = plan
+            .steps
+            .iter()
+            .chain(plan.final_step.iter())
+            .map(|s| StepRecord {
+                name: s.name.clone(),
+                state: StepState::Pending,
+                details: Details::new(),
+                reason: None,
+                checkpoint: None,
+                started_at: None,
+                finished_at: None,
+                attempts: 0,
+            })
+            .collect();
+        let job = CurrentJob {
+            plan_hash: plan_hash(&plan),
+            key: key.clone(),
+            document,
+            plan,
+            steps,
+            failure: None,
+            started_at: now_secs(),
+        };
+        let note = format!("{key}: accepted, {} step(s), plan {}", job.steps.len(), &job.plan_hash[..12]);
+        self.commit(Some(note), |s| {
+            if let Some(v) = version {
+                s.versions.insert(key.to_string(), v);
+            }
+            s.current = Some(job);
+            Self::push_update(s, &key, first_update);
+        })
+    }
+
+    fn current_mut<'a>(state: &'a mut JournalState, key: &ExecKey) -> Option<&'a mut CurrentJob> {
+        state.current.as_mut().filter(|c| &c.key == key)
+    }
+
+    fn check_current(&self, key: &ExecKey) -> Result<(), JournalError> {
+        match &self.state.current {
+            Some(c) if &c.key == key => Ok(()),
+            _ => Err(JournalError::NoSuchJob(key.to_string())),
+        }
+    }
+
+    /// A step is about to run (again): durable before the executor touches anything.
+    pub fn step_started(&mut self, key: &ExecKey, index: usize, update: Option<Update>) -> Result<(), JournalError> {
+        self.check_current(key)?;
+        let name = self.state.current.as_ref().and_then(|c| c.steps.get(index)).map(|s| s.name.clone());
+        let note = format!("{key}: step {} ({}) started", index + 1, name.unwrap_or_default());
+        self.commit(Some(note), |s| {
+            if let Some(rec) = Self::current_mut(s, key).and_then(|c| c.steps.get_mut(index)) {
+                rec.state = StepState::Running;
+                rec.attempts += 1;
+                rec.started_at = Some(now_secs());
+            }
+            if let Some(u) = update {
+                Self::push_update(s, key, u);
+            }
+        })
+    }
+
+    /// A fresh copy of the job's document (e.g. new presigned URLs) with the same steps:
+    /// step states and checkpoints are kept. Refused when the steps differ.
+    pub fn replace_document(
+        &mut self,
+        key: &ExecKey,
+        document: serde_json::Value,
+        plan: Plan,
+    ) -> Result<bool, JournalError> {
+        self.check_current(key)?;
+        let names: Vec<&str> = plan.steps.iter().chain(plan.final_step.iter()).map(|s| s.name.as_str()).collect();
+        let same_steps = self
+            .state
+            .current
+            .as_ref()
+            .is_some_and(|c| c.steps.len() == names.len() && c.steps.iter().zip(&names).all(|(r, n)| r.name == *n));
+        if !same_steps {
+            return Ok(false);
+        }
+        let hash = plan_hash(&plan);
+        let note = format!("{key}: fresh job document, plan {}", &hash[..12]);
+        self.commit(Some(note), |s| {
+            if let Some(job) = Self::current_mut(s, key) {
+                job.document = document;
+                job.plan = plan;
+                job.plan_hash = hash;
+            }
+        })?;
+        Ok(true)
+    }
+
+    /// The executor's checkpoint for the running step.
+    pub fn checkpoint(&mut self, key: &ExecKey, index: usize, checkpoint: StepCheckpoint) -> Result<(), JournalError> {
+        self.check_current(key)?;
+        self.commit(None, |s| {
+            if let Some(rec) = Self::current_mut(s, key).and_then(|c| c.steps.get_mut(index)) {
+                rec.checkpoint = Some(checkpoint);
+            }
+        })
+    }
+
+    /// A step ended (or is waiting for a reboot). `failure` is set when it fails the job.
+    pub fn step_finished(
+        &mut self,
+        key: &ExecKey,
+        index: usize,
+        state: StepState,
+        details: Details,
+        reason: Option<String>,
+        failure: Option<String>,
+    ) -> Result<(), JournalError> {
+        self.check_current(key)?;
+        let note = format!(
+            "{key}: step {} {:?}{}",
+            index + 1,
+            state,
+            reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        self.commit(Some(note), |s| {
+            if let Some(job) = Self::current_mut(s, key) {
+                if let Some(rec) = job.steps.get_mut(index) {
+                    rec.state = state;
+                    rec.details = details;
+                    rec.reason = reason;
+                    if state.is_finished() {
+                        rec.finished_at = Some(now_secs());
+                    }
+                }
+                if job.failure.is_none() {
+                    job.failure = failure;
+                }
+            }
+        })
+    }
+
+    /// The job is over: `current` moves to the history and the final update is queued, in
+    /// one write.
+    pub fn finish(&mut self, key: &ExecKey, outcome: &'static str, details: Details) -> Result<(), JournalError> {
+        let reason = details.get("reason").map(str::to_owned);
+        let note = format!("{key}: finished {outcome}");
+        self.commit(Some(note), |s| {
+            if s.current.as_ref().is_some_and(|c| &c.key == key) {
+                s.current = None;
+            }
+            Self::push_history(s, key, outcome, reason, details.clone());
+            Self::push_update(s, key, Update { status: outcome, details, step_timeout_minutes: None, coalesce: false });
+        })
+    }
+
+    /// The server canceled or removed the execution: forget it, send nothing more for it.
+    pub fn cancel(&mut self, key: &ExecKey, reason: &str) -> Result<(), JournalError> {
+        let note = format!("{key}: stopped, nothing more reported: {reason}");
+        self.commit(Some(note), |s| {
+            if s.current.as_ref().is_some_and(|c| &c.key == key) {
+                s.current = None;
+            }
+            s.outbox.retain(|e| &e.key != key);
+            s.versions.remove(&key.to_string());
+            Self::push_history(s, key, "CANCELED", Some(reason.to_owned()), Details::new());
+        })
+    }
+
+    fn push_history(s: &mut JournalState, key: &ExecKey, outcome: &str, reason: Option<String>, details: Details) {
+        s.history.retain(|f| &f.key != key);
+        s.history.push_back(FinishedJob {
+            key: key.clone(),
+            outcome: outcome.to_owned(),
+            reason,
+            details,
+            finished_at: now_secs(),
+        });
+        while s.history.len() > HISTORY_LEN {
+            s.history.pop_front();
+        }
+    }
+
+    /// The oldest unacknowledged update.
+    pub fn front(&self) -> Option<&OutboxEntry> {
+        self.state.outbox.front()
+    }
+
+    pub fn version(&self, key: &ExecKey) -> Option<u64> {
+        self.state.versions.get(&key.to_string()).copied()
+    }
+
+    pub fn set_version(&mut self, key: &ExecKey, version: u64) -> Result<(), JournalError> {
+        if self.version(key) == Some(version) {
+            return Ok(());
+        }
+        self.commit(None, |s| {
+            s.versions.insert(key.to_string(), version);
+        })
+    }
+
+    /// The server accepted update `seq`; `version` is the execution's new versionNumber.
+    pub fn acknowledge(&mut self, seq: u64, version: Option<u64>) -> Result<(), JournalError> {
+        let note = self
+            .state
+            .outbox
+            .iter()
+            .find(|e| e.seq == seq && !e.coalesce)
+            .map(|e| format!("{}: server accepted {}", e.key, e.status));
+        self.commit(note, |s| {
+            let Some(pos) = s.outbox.iter().position(|e| e.seq == seq) else { return };
+            let entry = s.outbox.remove(pos).expect("position is valid");
+            let name = entry.key.to_string();
+            let still_needed = s.current.as_ref().is_some_and(|c| c.key == entry.key) || s.has_outbox_for(&entry.key);
+            match version {
+                Some(v) if still_needed => {
+                    s.versions.insert(name, v);
+                }
+                _ if !still_needed => {
+                    s.versions.remove(&name);
+                }
+                _ => {}
+            }
+        })
+    }
+
+    /// Give up on update `seq` (the server will never take it, e.g. InvalidRequest).
+    pub fn drop_update(&mut self, seq: u64, why: &str) -> Result<(), JournalError> {
+        let note = format!("update {seq} dropped: {why}");
+        self.commit(Some(note), |s| s.outbox.retain(|e| e.seq != seq))
+    }
+
+    /// The server will take no update of `key` any more (canceled, removed): drop them all.
+    pub fn drop_updates_for(&mut self, key: &ExecKey, why: &str) -> Result<(), JournalError> {
+        let note = format!("{key}: pending updates dropped: {why}");
+        self.commit(Some(note), |s| {
+            s.outbox.retain(|e| &e.key != key);
+            s.versions.remove(&key.to_string());
+        })
+    }
+
+    /// Re-queue a finished job's final status (the server still shows it pending and
+    /// nothing is queued for it any more).
+    pub fn resend_final(&mut self, key: &ExecKey) -> Result<bool, JournalError> {
+        let Some(done) = self.state.finished(key).cloned() else { return Ok(false) };
+        if done.outcome == "CANCELED" || self.state.has_outbox_for(key) {
+            return Ok(false);
+        }
+        let status: &'static str = match done.outcome.as_str() {
+            "SUCCEEDED" => "SUCCEEDED",
+            "REJECTED" => "REJECTED",
+            _ => "FAILED",
+        };
+        self.enqueue(key, Update { status, details: done.details, step_timeout_minutes: None, coalesce: false })?;
+        Ok(true)
+    }
+
+    /// A job refused before it started (bad document, bad signature): history + REJECTED update.
+    pub fn reject(&mut self, key: &ExecKey, version: Option<u64>, details: Details) -> Result<(), JournalError> {
+        let reason = details.get("reason").map(str::to_owned);
+        let note = format!("{key}: REJECTED ({})", reason.clone().unwrap_or_default());
+        self.commit(Some(note), |s| {
+            if let Some(v) = version {
+                s.versions.insert(key.to_string(), v);
+            }
+            Self::push_history(s, key, "REJECTED", reason, details.clone());
+            Self::push_update(
+                s,
+                key,
+                Update { status: "REJECTED", details, step_timeout_minutes: None, coalesce: false },
+            );
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::plan::{Action, Step};
+
+    pub(crate) fn plan(n: usize) -> Plan {
+        Plan {
+            operation: "test".into(),
+            steps: (0..n)
+                .map(|i| Step { name: format!("s{i}"), action: Action::Noop, ignore_failure: false, timeout: None })
+                .collect(),
+            final_step: None,
+        }
+    }
+
+    fn key(id: &str) -> ExecKey {
+        ExecKey { job_id: id.into(), execution_number: 1 }
+    }
+
+    fn update(status: &'static str, coalesce: bool) -> Update {
+        Update { status, details: Details::new().with("step", status), step_timeout_minutes: None, coalesce }
+    }
+
+    #[test]
+    fn state_survives_reopen_and_steps_resume_where_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut j = Journal::open(dir.path()).unwrap();
+            j.begin(key("a"), serde_json::json!({"x":1}), plan(3), Some(1), update("IN_PROGRESS", false)).unwrap();
+            j.step_started(&key("a"), 0, None).unwrap();
+            j.step_finished(&key("a"), 0, StepState::Succeeded, Details::new(), None, None).unwrap();
+            j.step_started(&key("a"), 1, None).unwrap();
+            let cp = StepCheckpoint::Marker { value: serde_json::json!(7) };
+            j.checkpoint(&key("a"), 1, cp).unwrap();
+        }
+        let j = Journal::open(dir.path()).unwrap();
+        let cur = j.state().current.as_ref().unwrap();
+        assert_eq!(cur.next_step(), Some(1));
+        assert_eq!(cur.steps[1].state, StepState::Running);
+        assert_eq!(cur.steps[1].checkpoint, Some(StepCheckpoint::Marker { value: serde_json::json!(7) }));
+        assert_eq!(cur.plan_hash, plan_hash(&plan(3)));
+        assert_eq!(j.version(&key("a")), Some(1));
+        assert_eq!(j.front().unwrap().status, "IN_PROGRESS");
+        assert!(!dir.path().join("journal.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_fresh_document_keeps_the_step_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.begin(key("a"), serde_json::json!({"v":1}), plan(2), None, update("IN_PROGRESS", false)).unwrap();
+        j.step_started(&key("a"), 0, None).unwrap();
+        j.step_finished(&key("a"), 0, StepState::Succeeded, Details::new(), None, None).unwrap();
+        assert!(j.replace_document(&key("a"), serde_json::json!({"v":2}), plan(2)).unwrap());
+        let cur = j.state().current.clone().unwrap();
+        assert_eq!(cur.document, serde_json::json!({"v":2}));
+        assert_eq!(cur.next_step(), Some(1));
+        assert!(!j.replace_document(&key("a"), serde_json::json!({"v":3}), plan(3)).unwrap(), "other steps");
+        assert_eq!(j.state().current.as_ref().unwrap().document, serde_json::json!({"v":2}));
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), b"{not json").unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.state().current.is_none());
+        assert!(j.state().log.back().unwrap().message.contains("unreadable"));
+        let aside = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok);
+        assert_eq!(aside.filter(|e| e.file_name().to_string_lossy().contains(".corrupt-")).count(), 1);
+    }
+
+    #[test]
+    fn a_second_agent_cannot_open_the_same_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _j = Journal::open(dir.path()).unwrap();
+        assert!(matches!(Journal::open(dir.path()), Err(JournalError::Locked(_))));
+        assert!(read_snapshot(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn outbox_keeps_order_and_coalesces_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let k = key("a");
+        j.enqueue(&k, update("IN_PROGRESS", false)).unwrap();
+        j.enqueue(&k, update("IN_PROGRESS", true)).unwrap();
+        j.enqueue(&k, update("IN_PROGRESS", true)).unwrap();
+        j.enqueue(&key("b"), update("IN_PROGRESS", true)).unwrap();
+        j.enqueue(&k, update("SUCCEEDED", false)).unwrap();
+        let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![0, 2, 3, 4]);
+        j.acknowledge(0, Some(2)).unwrap();
+        assert_eq!(j.front().unwrap().seq, 2);
+        j.drop_update(2, "test").unwrap();
+        assert_eq!(j.front().unwrap().key, key("b"));
+    }
+
+    #[test]
+    fn finish_cancel_and_resend() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.begin(key("a"), serde_json::json!({}), plan(1), Some(1), update("IN_PROGRESS", false)).unwrap();
+        j.finish(&key("a"), "SUCCEEDED", Details::new().with("step", "done")).unwrap();
+        assert!(j.state().current.is_none());
+        assert_eq!(j.state().finished(&key("a")).unwrap().outcome, "SUCCEEDED");
+        assert_eq!(j.state().outbox.len(), 2);
+        assert!(!j.resend_final(&key("a")).unwrap(), "still queued: nothing to re-send");
+        let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
+        for s in seqs {
+            j.acknowledge(s, Some(3)).unwrap();
+        }
+        assert_eq!(j.version(&key("a")), None, "versions are forgotten once nothing is pending");
+        assert!(j.resend_final(&key("a")).unwrap());
+        assert_eq!(j.front().unwrap().status, "SUCCEEDED");
+
+        j.begin(key("b"), serde_json::json!({}), plan(2), None, update("IN_PROGRESS", false)).unwrap();
+        j.cancel(&key("b"), "CANCELED").unwrap();
+        assert!(j.state().current.is_none());
+        assert!(!j.state().has_outbox_for(&key("b")));
+        assert!(!j.resend_final(&key("b")).unwrap());
+
+        j.reject(&key("c"), Some(1), Details::new().with("reason", "unknown operation")).unwrap();
+        assert_eq!(j.state().finished(&key("c")).unwrap().reason.as_deref(), Some("unknown operation"));
+        assert!(j.state().log.len() <= LOG_LEN);
+    }
+}

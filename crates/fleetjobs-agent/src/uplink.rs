@@ -1,0 +1,288 @@
+//! Sends the journal's outbox to the server, oldest first, one at a time, for ever.
+//!
+//! An update leaves the outbox only when the server accepted it (or can never take it).
+//! Every update carries `expectedVersion` when the execution's version is known, and asks for
+//! `includeJobExecutionState` to learn the next one. The rejections are handled so that the
+//! queue can never wedge:
+//! - `VersionMismatch`: the rejected `executionState` says where the server is. If it already
+//!   shows what this update wanted (a re-send of an update whose `accepted` was lost), the
+//!   update is done; else the version is taken from it and the update is sent again (after
+//!   three mismatches in a row, without `expectedVersion`).
+//! - `InvalidStateTransition` / `ResourceNotFound`: the execution is terminal or gone. If it is
+//!   terminal with the status this update wanted, the update is done; otherwise the server
+//!   canceled or removed it: every update of that execution is dropped and the agent is told
+//!   ([`UplinkEvent::Gone`]) so that it stops the job.
+//! - Other rejections (`InvalidRequest`, ...): the update is dropped (logged in the journal).
+//! - Timeout, offline, throttling, internal errors: retried with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+
+use crate::jobs_client::{backoff, ExecutionState, JobsClient, Rejection, RequestError, UpdateRequest};
+use crate::journal::{ExecKey, Journal, OutboxEntry, SharedJournal};
+
+/// Mismatches in a row after which an update is sent without `expectedVersion`.
+const MAX_MISMATCHES: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkEvent {
+    /// The server no longer has this execution pending (canceled, removed, deleted, timed out).
+    Gone { key: ExecKey, status: Option<String> },
+    /// The outbox became empty.
+    Drained,
+}
+
+/// Wakes the uplink task (new update queued, connection back).
+#[derive(Clone, Default)]
+pub struct UplinkHandle {
+    wake: Arc<Notify>,
+}
+
+impl UplinkHandle {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub fn spawn(
+    journal: SharedJournal,
+    client: JobsClient,
+    events: mpsc::UnboundedSender<UplinkEvent>,
+    reconnect_max: Duration,
+) -> UplinkHandle {
+    let handle = UplinkHandle::default();
+    let task = Uplink { journal, client, events, wake: handle.wake.clone(), reconnect_max };
+    tokio::spawn(task.run());
+    handle
+}
+
+struct Uplink {
+    journal: SharedJournal,
+    client: JobsClient,
+    events: mpsc::UnboundedSender<UplinkEvent>,
+    wake: Arc<Notify>,
+    reconnect_max: Duration,
+}
+
+enum Step {
+    /// Sent (or settled); go on with the next one at once.
+    Next,
+    /// Try again after this pause (or a wake-up).
+    Retry(Duration),
+}
+
+impl Uplink {
+    async fn run(self) {
+        let mut failures = 0u32;
+        let mut mismatches = 0u32;
+        let mut sent_any = false;
+        loop {
+            let front = self.journal.lock().expect("journal lock").front().cloned();
+            let Some(entry) = front else {
+                if sent_any {
+                    sent_any = false;
+                    let _ = self.events.send(UplinkEvent::Drained);
+                }
+                self.wake.notified().await;
+                continue;
+            };
+            if !self.client.is_connected() {
+                // Woken by the agent on reconnect; poll too in case that wake-up raced.
+                let _ = tokio::time::timeout(Duration::from_secs(5), self.wake.notified()).await;
+                continue;
+            }
+            match self.send(&entry, &mut mismatches).await {
+                Step::Next => {
+                    failures = 0;
+                    sent_any = true;
+                }
+                Step::Retry(pause) => {
+                    failures += 1;
+                    let pause = pause.max(backoff(failures, self.reconnect_max));
+                    let _ = tokio::time::timeout(pause, self.wake.notified()).await;
+                }
+            }
+        }
+    }
+
+    fn with_journal<T>(&self, f: impl FnOnce(&mut Journal) -> T) -> T {
+        f(&mut self.journal.lock().expect("journal lock"))
+    }
+
+    async fn send(&self, entry: &OutboxEntry, mismatches: &mut u32) -> Step {
+        let version = if *mismatches >= MAX_MISMATCHES { None } else { self.with_journal(|j| j.version(&entry.key)) };
+        let req = UpdateRequest {
+            status: entry.status.clone(),
+            status_details: entry.details.to_json(),
+            expected_version: version,
+            execution_number: Some(entry.key.execution_number),
+            step_timeout_in_minutes: entry.step_timeout_minutes,
+        };
+        debug!(key = %entry.key, seq = entry.seq, status = %entry.status, ?version, "sending update");
+        match self.client.update(&entry.key.job_id, &req).await {
+            Ok(state) => {
+                *mismatches = 0;
+                let new_version = state.and_then(|s| s.version_number).or(version.map(|v| v + 1));
+                self.settle(|j| j.acknowledge(entry.seq, new_version));
+                Step::Next
+            }
+            Err(RequestError::Rejected(r)) => match judge(&r, entry) {
+                Verdict::AlreadyApplied(v) => {
+                    *mismatches = 0;
+                    info!(key = %entry.key, code = %r.code, "update was already applied");
+                    self.settle(|j| j.acknowledge(entry.seq, v));
+                    Step::Next
+                }
+                Verdict::Resync(v) => {
+                    *mismatches += 1;
+                    if let Some(v) = v {
+                        self.settle(|j| j.set_version(&entry.key, v));
+                    }
+                    warn!(key = %entry.key, mismatches = *mismatches, "version mismatch; resynced");
+                    Step::Next
+                }
+                Verdict::Gone(status) => {
+                    *mismatches = 0;
+                    warn!(key = %entry.key, code = %r.code, ?status, "execution is no longer pending");
+                    let _ = self.events.send(UplinkEvent::Gone { key: entry.key.clone(), status });
+                    // The agent cancels the job (journal) when it runs it; drop what is left.
+                    self.settle(|j| j.drop_updates_for(&entry.key, &r.to_string()));
+                    Step::Next
+                }
+                Verdict::Retry => Step::Retry(Duration::from_secs(2)),
+                Verdict::Refused => {
+                    *mismatches = 0;
+                    warn!(key = %entry.key, rejection = %r, "update refused; dropped");
+                    self.settle(|j| j.drop_update(entry.seq, &r.to_string()));
+                    Step::Next
+                }
+            },
+            Err(e @ (RequestError::Timeout | RequestError::Offline | RequestError::Malformed(_))) => {
+                debug!(key = %entry.key, error = %e, "update not answered; will retry");
+                Step::Retry(Duration::from_millis(500))
+            }
+        }
+    }
+
+    fn settle(&self, f: impl FnOnce(&mut Journal) -> Result<(), crate::journal::JournalError>) {
+        if let Err(e) = self.with_journal(f) {
+            warn!(error = %e, "journal write failed");
+        }
+    }
+}
+
+/// What a rejected update means for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// The server already shows what the update asked for (its `accepted` was lost): done,
+    /// at this version.
+    AlreadyApplied(Option<u64>),
+    /// Stale `expectedVersion`: take the server's version and send again.
+    Resync(Option<u64>),
+    /// The execution is terminal (with this status) or gone: nothing more can be sent for it.
+    Gone(Option<String>),
+    /// A transient server condition: send again later.
+    Retry,
+    /// The server will never take this update (e.g. InvalidRequest): drop it.
+    Refused,
+}
+
+fn judge(r: &Rejection, entry: &OutboxEntry) -> Verdict {
+    let state = r.execution_state.as_ref();
+    if state.is_some_and(|s| shows(s, entry)) {
+        return Verdict::AlreadyApplied(state.and_then(|s| s.version_number));
+    }
+    match r.code.as_str() {
+        "VersionMismatch" => Verdict::Resync(state.and_then(|s| s.version_number)),
+        "InvalidStateTransition" | "ResourceNotFound" | "TerminalStateReached" => {
+            Verdict::Gone(state.map(|s| s.status.clone()))
+        }
+        "RequestThrottled" | "InternalError" => Verdict::Retry,
+        _ => Verdict::Refused,
+    }
+}
+
+/// Whether the server's state is what `entry` asked for (same status and details).
+fn shows(state: &ExecutionState, entry: &OutboxEntry) -> bool {
+    if state.status != entry.status {
+        return false;
+    }
+    let want = entry.details.to_map();
+    let have = state.status_details.clone().unwrap_or_default();
+    have.len() == want.len() && want.iter().all(|(k, v)| have.get(k).and_then(Value::as_str) == Some(v.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::details::Details;
+
+    fn entry() -> OutboxEntry {
+        OutboxEntry {
+            seq: 1,
+            key: ExecKey { job_id: "j".into(), execution_number: 1 },
+            status: "SUCCEEDED".into(),
+            details: Details::new().with("step", "2/2"),
+            step_timeout_minutes: None,
+            coalesce: false,
+            created_at: 0,
+        }
+    }
+
+    fn rejection(code: &str, state: Option<(&str, Value, u64)>) -> Rejection {
+        Rejection {
+            code: code.into(),
+            message: String::new(),
+            execution_state: state.map(|(status, details, v)| ExecutionState {
+                status: status.into(),
+                status_details: details.as_object().cloned(),
+                version_number: Some(v),
+            }),
+        }
+    }
+
+    #[test]
+    fn rejections_never_wedge_the_outbox() {
+        let done = serde_json::json!({"step": "2/2"});
+        let other = serde_json::json!({"step": "1/2"});
+        // A re-sent update whose first `accepted` was lost.
+        assert_eq!(
+            judge(&rejection("VersionMismatch", Some(("SUCCEEDED", done.clone(), 4))), &entry()),
+            Verdict::AlreadyApplied(Some(4))
+        );
+        assert_eq!(
+            judge(&rejection("InvalidStateTransition", Some(("SUCCEEDED", done, 4))), &entry()),
+            Verdict::AlreadyApplied(Some(4))
+        );
+        // Someone else changed the execution: resync.
+        assert_eq!(
+            judge(&rejection("VersionMismatch", Some(("IN_PROGRESS", other, 5))), &entry()),
+            Verdict::Resync(Some(5))
+        );
+        // Canceled or deleted under us.
+        assert_eq!(
+            judge(&rejection("InvalidStateTransition", Some(("CANCELED", Value::Null, 6))), &entry()),
+            Verdict::Gone(Some("CANCELED".into()))
+        );
+        assert_eq!(judge(&rejection("ResourceNotFound", None), &entry()), Verdict::Gone(None));
+        assert_eq!(judge(&rejection("RequestThrottled", None), &entry()), Verdict::Retry);
+        assert_eq!(judge(&rejection("InvalidRequest", None), &entry()), Verdict::Refused);
+    }
+
+    #[test]
+    fn shows_compares_status_and_details() {
+        let state = |status: &str, details: Value| ExecutionState {
+            status: status.into(),
+            status_details: details.as_object().cloned(),
+            version_number: Some(3),
+        };
+        assert!(shows(&state("SUCCEEDED", serde_json::json!({"step": "2/2"})), &entry()));
+        assert!(!shows(&state("CANCELED", serde_json::json!({"step": "2/2"})), &entry()));
+        assert!(!shows(&state("SUCCEEDED", serde_json::json!({"step": "1/2"})), &entry()));
+        assert!(!shows(&state("SUCCEEDED", serde_json::json!({"step": "2/2", "x": "y"})), &entry()));
+    }
+}
