@@ -335,28 +335,26 @@ impl Engine {
     }
 
     pub async fn describe_job(&self, input: Input) -> ApiResult<Value> {
-        let job_id = input.job_id()?;
-        input.bool("beforeSubstitution")?;
-        self.read(|s| {
-            let job = s.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
+        self.read_job(&input, |s, job| {
             let mut out = Map::new();
             if let Some(src) = &job.document_source {
                 out.insert("documentSource".into(), json!(src));
             }
-            out.insert("job".into(), wire::job(job, &s.counts(job_id)));
-            Ok(Value::Object(out))
+            out.insert("job".into(), wire::job(job, &s.counts(&job.job_id)));
+            Value::Object(out)
         })
         .await
     }
 
     pub async fn get_job_document(&self, input: Input) -> ApiResult<Value> {
+        self.read_job(&input, |_, job| json!({ "document": job.document })).await
+    }
+
+    /// Read one job (`jobId`, optional `beforeSubstitution`) and shape the answer with `f`.
+    async fn read_job(&self, input: &Input, f: impl FnOnce(&State, &Job) -> Value) -> ApiResult<Value> {
         let job_id = input.job_id()?;
         input.bool("beforeSubstitution")?;
-        self.read(|s| {
-            let job = s.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?;
-            Ok(json!({ "document": job.document }))
-        })
-        .await
+        self.read(|s| Ok(f(s, s.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?))).await
     }
 
     pub async fn list_jobs(&self, input: Input) -> ApiResult<Value> {

@@ -90,19 +90,17 @@ pub fn control_summary(e: &JobExecution) -> Value {
     Value::Object(m)
 }
 
-/// Control-plane `JobExecution` (DescribeJobExecution).
+/// Control-plane `JobExecution` (DescribeJobExecution): the summary's times and numbers, plus
+/// identity, `forceCanceled`, `statusDetails` (`{"detailsMap": ...}`, `{}` when empty) and
+/// `versionNumber`.
 pub fn control_execution(e: &JobExecution, scope: &ArnScope) -> Value {
-    let mut m = Map::new();
+    let Value::Object(mut m) = control_summary(e) else { unreachable!("a summary is an object") };
+    m.remove("retryAttempt");
     m.insert("jobId".into(), json!(e.job_id));
-    m.insert("status".into(), json!(e.status.as_str()));
     m.insert("forceCanceled".into(), json!(e.force_canceled));
     let details = if e.status_details.is_empty() { json!({}) } else { json!({ "detailsMap": e.status_details }) };
     m.insert("statusDetails".into(), details);
     m.insert("thingArn".into(), json!(scope.arn(ResourceKind::Thing, &e.thing_name)));
-    m.insert("queuedAt".into(), ts(e.queued_at));
-    insert_opt(&mut m, "startedAt", e.started_at.map(ts));
-    m.insert("lastUpdatedAt".into(), ts(e.last_updated_at));
-    m.insert("executionNumber".into(), json!(e.execution_number));
     m.insert("versionNumber".into(), json!(e.version_number));
     Value::Object(m)
 }
