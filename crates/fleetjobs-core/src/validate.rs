@@ -147,6 +147,74 @@ pub fn status_details(value: &serde_json::Value) -> Result<StatusDetails, String
     Ok(out)
 }
 
+/// Parse a scheduling date-time (`StringDateTime`): `YYYY-MM-DDTHH:MM`, optionally with `:SS`
+/// and a trailing `Z`, read as UTC. Returns epoch milliseconds.
+pub fn date_time(s: &str) -> Option<crate::Millis> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once('T')?;
+    let num = |t: &str, len: usize| -> Option<i64> {
+        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok()).flatten()
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    let mut t = time.split(':');
+    let (hh, mm) = (num(t.next()?, 2)?, num(t.next()?, 2)?);
+    let ss = match t.next() {
+        Some(v) => num(v, 2)?,
+        None => 0,
+    };
+    if d.next().is_some() || t.next().is_some() || !(1..=12).contains(&m) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if day < 1 || day > month_days[(m - 1) as usize] {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
+}
+
+const MINUTE: i64 = 60_000;
+const YEAR: i64 = 365 * 24 * 60 * MINUTE;
+
+/// `schedulingConfig` times relative to `now`: a start at least 30 minutes and at most a
+/// year ahead, an end at least 30 minutes and at most two years ahead, and between them at
+/// least 30 minutes and at most two years.
+pub fn scheduling_window(start: Option<&str>, end: Option<&str>, now: crate::Millis) -> ApiResult<()> {
+    let parse = |member: &str, v: &str| {
+        date_time(v).ok_or_else(|| {
+            ApiError::invalid(format!("schedulingConfig.{member} '{v}' must be a date-time like 2025-06-01T10:00"))
+        })
+    };
+    let start = start.map(|v| parse("startTime", v)).transpose()?;
+    let end = end.map(|v| parse("endTime", v)).transpose()?;
+    if let Some(s) = start {
+        if s < now + 30 * MINUTE || s > now + YEAR {
+            return Err(ApiError::invalid("schedulingConfig.startTime must be between 30 minutes and 1 year from now"));
+        }
+    }
+    if let Some(e) = end {
+        if e < now + 30 * MINUTE || e > now + 2 * YEAR {
+            return Err(ApiError::invalid("schedulingConfig.endTime must be between 30 minutes and 2 years from now"));
+        }
+        if let Some(s) = start {
+            if e - s < 30 * MINUTE || e - s > 2 * YEAR {
+                return Err(ApiError::invalid(
+                    "schedulingConfig.endTime must be between 30 minutes and 2 years after startTime",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +287,31 @@ mod tests {
         assert!(max_results(250).is_ok());
         assert!(max_results(251).is_err());
         assert!(max_results(0).is_err());
+    }
+
+    #[test]
+    fn date_times() {
+        assert_eq!(date_time("1970-01-01T00:00"), Some(0));
+        assert_eq!(date_time("2025-06-01T10:00"), Some(1_748_772_000_000));
+        assert_eq!(date_time("2025-06-01T10:00:30Z"), Some(1_748_772_030_000));
+        assert_eq!(date_time("2024-02-29T00:00"), Some(1_709_164_800_000));
+        for bad in
+            ["2023-02-29T00:00", "2025-13-01T00:00", "2025-06-01 10:00", "2025-06-01T24:00", "tomorrow", "2025-6-1T1:0"]
+        {
+            assert_eq!(date_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scheduling_windows() {
+        let now = date_time("2026-01-01T00:00").unwrap();
+        assert!(scheduling_window(Some("2026-01-01T00:30"), None, now).is_ok());
+        assert!(scheduling_window(Some("2026-01-01T00:29"), None, now).is_err(), "less than 30 minutes ahead");
+        assert!(scheduling_window(Some("2027-01-02T00:00"), None, now).is_err(), "more than a year ahead");
+        assert!(scheduling_window(Some("2026-01-02T00:00"), Some("2026-01-02T00:20"), now).is_err(), "window < 30 min");
+        assert!(scheduling_window(Some("2026-01-02T00:00"), Some("2026-02-01T00:00"), now).is_ok());
+        assert!(scheduling_window(None, Some("2028-06-01T00:00"), now).is_err(), "end more than 2 years ahead");
+        assert!(scheduling_window(Some("soon"), None, now).is_err());
     }
 
     #[test]

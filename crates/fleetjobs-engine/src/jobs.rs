@@ -11,7 +11,7 @@ use fleetjobs_core::events::JobEvent;
 use fleetjobs_core::execution;
 use fleetjobs_core::model::{Job, JobConfigs, JobExecution, JobExecutionStatus, JobStatus, TargetSelection};
 use fleetjobs_core::validate::{self, MAX_TARGETS};
-use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
+use fleetjobs_core::{ApiError, ApiResult, ErrorCode, Millis};
 use serde_json::{json, Map, Value};
 
 use crate::input::Input;
@@ -76,7 +76,7 @@ fn objects(m: &Input, key: &str) -> ApiResult<Vec<Input>> {
 
 /// Validate the job configuration members present in `input` (aws-iot-jobs.md §2.5, §8) and
 /// return them as stored.
-fn job_configs(input: &Input) -> ApiResult<JobConfigs> {
+fn job_configs(input: &Input, now: Millis) -> ApiResult<JobConfigs> {
     if let Some(p) = sub(input, "presignedUrlConfig")? {
         if let Some(role) = p.str("roleArn")? {
             if !(20..=2048).contains(&role.len()) {
@@ -144,11 +144,18 @@ fn job_configs(input: &Input) -> ApiResult<JobConfigs> {
                 }
             }
         }
+        validate::scheduling_window(s.str("startTime")?, s.str("endTime")?, now)?;
         enum_in(&s, "endBehavior", &["STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL"], false)?;
+        if s.get("endBehavior").is_some() && s.get("endTime").is_none() {
+            return Err(ApiError::invalid("schedulingConfig.endBehavior requires endTime"));
+        }
         for w in objects(&s, "maintenanceWindows")? {
             let start = w.req_str("startTime")?;
-            if !(1..=256).contains(&start.len()) {
-                return Err(ApiError::invalid("maintenanceWindows.startTime must have length between 1 and 256"));
+            let is_cron = start.starts_with("cron(") && start.ends_with(')');
+            if !((1..=256).contains(&start.len()) && is_cron) {
+                return Err(ApiError::invalid(
+                    "maintenanceWindows.startTime must be a cron expression like cron(0 2 ? * SAT *) of at most 256 characters",
+                ));
             }
             integer_in(&w, "durationInMinutes", 1, 1430, true)?;
         }
@@ -236,7 +243,7 @@ impl Engine {
             (None, None) => return Err(ApiError::invalid("Either document or documentSource must be specified")),
         };
         validate::job_document(&document)?;
-        let configs = job_configs(&input)?;
+        let configs = job_configs(&input, self.now())?;
         let tags = tags(&input)?;
         let destination =
             input.strings("destinationPackageVersions")?.map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
@@ -293,7 +300,7 @@ impl Engine {
         if let Some(d) = &description {
             validate::free_text(d, "description")?;
         }
-        let configs = job_configs(&input)?;
+        let configs = job_configs(&input, self.now())?;
         if let Some(retry) = &configs.job_executions_retry_config {
             let raises = retry["criteriaList"]
                 .as_array()

@@ -257,6 +257,52 @@ async fn cancel_and_delete_follow_the_state_rules() {
 }
 
 #[tokio::test]
+async fn configs_are_validated_and_stored() {
+    let h = harness();
+    h.thing("pi").await;
+    let base = || json!({"targets": ["arn:aws:iot:::thing/pi"], "document": "{}"});
+    let with = |id: &str, key: &str, v: Value| {
+        let mut b = base();
+        b["jobId"] = json!(id);
+        b[key] = v;
+        input(b)
+    };
+    for (key, bad) in [
+        (
+            "abortConfig",
+            json!({"criteriaList": [{"failureType": "FAILED", "action": "CANCEL", "thresholdPercentage": 101, "minNumberOfExecutedThings": 1}]}),
+        ),
+        ("abortConfig", json!({"criteriaList": []})),
+        ("jobExecutionsRolloutConfig", json!({"maximumPerMinute": 1001})),
+        (
+            "jobExecutionsRolloutConfig",
+            json!({"exponentialRate": {"baseRatePerMinute": 10, "incrementFactor": 1.05, "rateIncreaseCriteria": {"numberOfNotifiedThings": 5}}}),
+        ),
+        ("timeoutConfig", json!({"inProgressTimeoutInMinutes": 10081})),
+        ("jobExecutionsRetryConfig", json!({"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 11}]})),
+        ("presignedUrlConfig", json!({"expiresInSec": 30})),
+        ("schedulingConfig", json!({"startTime": "2023-11-14T22:13"})),
+        (
+            "schedulingConfig",
+            json!({"startTime": "2023-11-15T10:00", "maintenanceWindows": [{"startTime": "every day", "durationInMinutes": 60}]}),
+        ),
+    ] {
+        let err = h.engine.create_job(with("bad", key, bad.clone())).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest, "{key} {bad}");
+    }
+    let timeout = json!({"inProgressTimeoutInMinutes": 30});
+    h.engine.create_job(with("ok", "timeoutConfig", timeout.clone())).await.unwrap();
+    let d = h.engine.describe_job(input(json!({"jobId": "ok"}))).await.unwrap();
+    assert_eq!(d["job"]["timeoutConfig"], timeout);
+    // The harness clock is 2023-11-14T22:13:20Z: one day ahead is a valid schedule.
+    let schedule = json!({"startTime": "2023-11-15T22:13", "endTime": "2023-11-16T22:13", "endBehavior": "CANCEL"});
+    h.engine.create_job(with("later", "schedulingConfig", schedule)).await.unwrap();
+    let d = h.engine.describe_job(input(json!({"jobId": "later"}))).await.unwrap();
+    assert_eq!(d["job"]["status"], "SCHEDULED");
+    assert_eq!(d["job"]["jobProcessDetails"]["numberOfQueuedThings"], 0, "no execution before the start time");
+}
+
+#[tokio::test]
 async fn event_configuration_switches_events() {
     let mut h = harness();
     h.thing("pi").await;
