@@ -150,7 +150,8 @@ impl Engine {
         if cert.status != CertificateStatus::Active {
             return Err(DeviceAuthError::NotActive(certificate_id));
         }
-        let thing_name = s.things_of_principal(&cert.certificate_arn).find(|t| *t == client_id).map(str::to_string);
+        let attached = s.thing_principals.contains(&(client_id.to_string(), cert.certificate_arn.clone()));
+        let thing_name = attached.then(|| client_id.to_string());
         let session = DeviceSession {
             client_id: client_id.to_string(),
             certificate_arn: cert.certificate_arn.clone(),

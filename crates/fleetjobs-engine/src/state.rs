@@ -65,6 +65,8 @@ pub struct State {
     pub policy_targets: BTreeSet<(String, String)>,
     /// (thing name, principal ARN).
     pub thing_principals: BTreeSet<(String, String)>,
+    /// Derived: (principal ARN, thing name), the reverse of `thing_principals`.
+    pub principal_things: BTreeSet<(String, String)>,
     pub jobs: BTreeMap<String, Job>,
     /// Derived: per-job execution counts by status.
     pub counts: HashMap<String, ExecutionCounts>,
@@ -118,7 +120,9 @@ impl State {
                     s.policy_targets.insert((target, policy));
                 }
                 THING_PRINCIPAL => {
-                    s.thing_principals.insert(split2(r)?);
+                    let (thing, principal) = split2(r)?;
+                    s.principal_things.insert((principal.clone(), thing.clone()));
+                    s.thing_principals.insert((thing, principal));
                 }
                 JOB => {
                     let j: Job = decode(r)?;
@@ -213,7 +217,10 @@ impl State {
 
     /// Things a principal (certificate ARN) is attached to.
     pub fn things_of_principal<'a>(&'a self, principal: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.thing_principals.iter().filter(move |(_, p)| p == principal).map(|(t, _)| t.as_str())
+        self.principal_things
+            .range((principal.to_string(), String::new())..)
+            .take_while(move |(p, _)| p == principal)
+            .map(|(_, t)| t.as_str())
     }
 
     pub fn principals_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a str> + 'a {
@@ -311,6 +318,7 @@ impl<'a> Txn<'a> {
 
     pub fn attach_principal(&mut self, thing: &str, principal: &str) {
         self.s.thing_principals.insert((thing.to_string(), principal.to_string()));
+        self.s.principal_things.insert((principal.to_string(), thing.to_string()));
         self.changes.mutations.push(Mutation::Put {
             kind: THING_PRINCIPAL,
             key: join_key(&[thing, principal]),
@@ -320,6 +328,7 @@ impl<'a> Txn<'a> {
 
     pub fn detach_principal(&mut self, thing: &str, principal: &str) {
         self.s.thing_principals.remove(&(thing.to_string(), principal.to_string()));
+        self.s.principal_things.remove(&(principal.to_string(), thing.to_string()));
         self.changes.mutations.push(Mutation::Delete { kind: THING_PRINCIPAL, key: join_key(&[thing, principal]) });
     }
 
@@ -359,6 +368,10 @@ impl<'a> Txn<'a> {
         }
     }
 
+    fn events_enabled(&self, event_type: &str) -> bool {
+        self.s.event_configurations().is_enabled(event_type)
+    }
+
     fn push_event(&mut self, event_type: &str, ev: Event) {
         if self.s.event_configurations().is_enabled(event_type) {
             self.events.push(ev);
@@ -382,7 +395,7 @@ impl<'a> Txn<'a> {
             self.s.index_execution(&old, -1);
         }
         self.s.index_execution(&e, 1);
-        if e.status.is_terminal() && old_status != Some(e.status) {
+        if e.status.is_terminal() && old_status != Some(e.status) && self.events_enabled("JOB_EXECUTION") {
             let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
             if let Some(ev) = events::execution_event(&e, &arn, false, &uuid::Uuid::new_v4().to_string(), self.now) {
                 self.push_event("JOB_EXECUTION", ev);
@@ -397,9 +410,11 @@ impl<'a> Txn<'a> {
         self.touched_jobs.insert(key.0.clone());
         if let Some(e) = self.s.executions.remove(key) {
             self.s.index_execution(&e, -1);
-            let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
-            if let Some(ev) = events::execution_event(&e, &arn, true, &uuid::Uuid::new_v4().to_string(), self.now) {
-                self.push_event("JOB_EXECUTION", ev);
+            if self.events_enabled("JOB_EXECUTION") {
+                let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+                if let Some(ev) = events::execution_event(&e, &arn, true, &uuid::Uuid::new_v4().to_string(), self.now) {
+                    self.push_event("JOB_EXECUTION", ev);
+                }
             }
             self.changes.mutations.push(Mutation::Delete { kind: EXECUTION, key: exec_store_key(key) });
         }

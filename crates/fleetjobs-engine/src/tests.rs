@@ -341,6 +341,8 @@ async fn devices_authenticate_by_active_certificate_and_policy() {
     h.engine.attach_policy(input(json!({"policyName": "p", "target": arn}))).await.unwrap();
     assert!(h.engine.authenticate_device(Some(&der), "pi").is_err(), "thing not attached yet: no ThingName variable");
     h.engine.attach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
+    let things = h.engine.list_principal_things(input(json!({"principal": arn}))).await.unwrap();
+    assert_eq!(things["things"], json!(["pi"]));
     let session = h.engine.authenticate_device(Some(&der), "pi").unwrap();
     assert_eq!(session.thing_name.as_deref(), Some("pi"));
     use fleetjobs_core::policy::IotAction;

@@ -64,6 +64,8 @@ where
             return refuse(&mut writer, code).await;
         }
     };
+    // Only CONNECT needs the peer (its certificate); do not hold it for the connection's life.
+    drop(peer);
     Span::current().record("client_id", &*established.session.client_id);
     debug!(clean_session = connect.clean_session, keep_alive = connect.keep_alive, "connected");
 

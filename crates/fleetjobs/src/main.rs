@@ -3,11 +3,12 @@
 //! down cleanly.
 //!
 //! - `data_dir`: first-start files (CA, server certificate, secret key, credentials).
-//! - `device_plane`: the broker hooks that connect MQTT to the engine.
+//! - `device_plane`: the broker hooks that connect MQTT to the engine. It lives in the
+//!   package's library target (`src/lib.rs`, crate `fleetjobs`) so that benchmarks can serve
+//!   MQTT sessions with the real hooks in-process; the binary uses it from there.
 //! - `serve`: builds and runs everything; `shutdown`: the stop signal.
 
 mod data_dir;
-mod device_plane;
 mod serve;
 mod shutdown;
 
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use fleetjobs::device_plane;
 
 #[derive(Parser)]
 #[command(
