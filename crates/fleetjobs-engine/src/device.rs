@@ -270,7 +270,7 @@ impl Engine {
                 if execution::start(&mut e, details.as_ref(), txn.now) {
                     txn.put_execution(e.clone());
                 }
-                out.insert("execution".into(), wire::mqtt_execution(&e, txn.s.jobs.get(&e.job_id), true));
+                out.insert("execution".into(), wire::mqtt_execution(&e, txn.s.document(&e.job_id)));
                 Ok(out)
             })
             .await;
@@ -304,7 +304,10 @@ impl Engine {
                     }
                 };
                 let mut out = Map::new();
-                out.insert("execution".into(), wire::mqtt_execution(e, s.jobs.get(&e.job_id), include_document));
+                out.insert(
+                    "execution".into(),
+                    wire::mqtt_execution(e, s.document(&e.job_id).filter(|_| include_document)),
+                );
                 Ok(Ok(out))
             })
             .await;
@@ -351,10 +354,8 @@ impl Engine {
                 if include_state {
                     out.insert("executionState".into(), wire::execution_state(&e));
                 }
-                if include_document {
-                    if let Some(job) = txn.s.jobs.get(job_id) {
-                        out.insert("jobDocument".into(), wire::document_object(job));
-                    }
+                if let Some(document) = txn.s.document(job_id).filter(|_| include_document) {
+                    out.insert("jobDocument".into(), document.clone());
                 }
                 txn.put_execution(e);
                 Ok(Ok(out))

@@ -68,6 +68,8 @@ pub struct State {
     /// Derived: (principal ARN, thing name), the reverse of `thing_principals`.
     pub principal_things: BTreeSet<(String, String)>,
     pub jobs: BTreeMap<String, Job>,
+    /// Derived: each job's document, parsed once (MQTT payloads embed it as an object).
+    pub documents: HashMap<String, Arc<Value>>,
     /// Derived: per-job execution counts by status.
     pub counts: HashMap<String, ExecutionCounts>,
     pub executions: BTreeMap<ExecKey, JobExecution>,
@@ -126,6 +128,7 @@ impl State {
                 }
                 JOB => {
                     let j: Job = decode(r)?;
+                    s.documents.insert(j.job_id.clone(), Arc::new(wire::document_object(&j)));
                     s.jobs.insert(j.job_id.clone(), j);
                 }
                 EXECUTION => {
@@ -199,6 +202,11 @@ impl State {
         let lo = (job.to_string(), String::new(), i64::MIN);
         let job = job.to_string();
         self.executions.range(lo..).take_while(move |(k, _)| k.0 == job).map(|(_, e)| e)
+    }
+
+    /// A job's document as a JSON object.
+    pub fn document(&self, job: &str) -> Option<&Value> {
+        self.documents.get(job).map(Arc::as_ref)
     }
 
     pub fn counts(&self, job: &str) -> ExecutionCounts {
@@ -351,11 +359,16 @@ impl<'a> Txn<'a> {
     pub fn put_job(&mut self, j: Job) {
         self.changes.mutations.push(put(JOB, j.job_id.clone(), &j));
         self.touched_jobs.insert(j.job_id.clone());
+        if !self.s.documents.contains_key(&j.job_id) {
+            // Documents are immutable: parse once, when the job first appears.
+            self.s.documents.insert(j.job_id.clone(), Arc::new(wire::document_object(&j)));
+        }
         self.s.jobs.insert(j.job_id.clone(), j);
     }
 
     pub fn delete_job(&mut self, id: &str) {
         self.s.jobs.remove(id);
+        self.s.documents.remove(id);
         self.s.counts.remove(id);
         self.changes.mutations.push(Mutation::Delete { kind: JOB, key: id.to_string() });
     }
@@ -436,7 +449,7 @@ impl<'a> Txn<'a> {
                 let payload = match self.s.pending_of_thing(&thing).first() {
                     Some(head) => json!({
                         "timestamp": wire::secs(now),
-                        "execution": wire::mqtt_execution(head, self.s.jobs.get(&head.job_id), true),
+                        "execution": wire::mqtt_execution(head, self.s.document(&head.job_id)),
                     }),
                     None => json!({ "timestamp": wire::secs(now) }),
                 };

@@ -42,14 +42,12 @@ pub fn mqtt_summary(e: &JobExecution) -> Value {
     Value::Object(m)
 }
 
-/// MQTT `JobExecution`, with the job document as an object when asked for.
-pub fn mqtt_execution(e: &JobExecution, job: Option<&Job>, include_document: bool) -> Value {
+/// MQTT `JobExecution`, with the job document (already parsed) when given.
+pub fn mqtt_execution(e: &JobExecution, document: Option<&Value>) -> Value {
     let mut m = Map::new();
     m.insert("jobId".into(), json!(e.job_id));
     m.insert("thingName".into(), json!(e.thing_name));
-    if include_document {
-        insert_opt(&mut m, "jobDocument", job.map(document_object));
-    }
+    insert_opt(&mut m, "jobDocument", document.cloned());
     m.insert("status".into(), json!(e.status.as_str()));
     m.insert("statusDetails".into(), json!(e.status_details));
     m.insert("queuedAt".into(), json!(secs(e.queued_at)));
