@@ -404,10 +404,16 @@ impl<'a> Txn<'a> {
         self.touched_jobs.insert(e.job_id.clone());
         let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
         let old_status = self.s.executions.get(&key).map(|old| old.status);
-        if let Some(old) = self.s.executions.get(&key).cloned() {
-            self.s.index_execution(&old, -1);
+        match old_status {
+            // A replacement keeps its place in the thing's index; only the counts move.
+            Some(old) if old != e.status => {
+                let counts = self.s.counts.entry(e.job_id.clone()).or_default();
+                counts.add(old, -1);
+                counts.add(e.status, 1);
+            }
+            Some(_) => {}
+            None => self.s.index_execution(&e, 1),
         }
-        self.s.index_execution(&e, 1);
         if e.status.is_terminal() && old_status != Some(e.status) && self.events_enabled("JOB_EXECUTION") {
             let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
             if let Some(ev) = events::execution_event(&e, &arn, false, &uuid::Uuid::new_v4().to_string(), self.now) {
