@@ -86,12 +86,12 @@ fn random_string(alphabet: &[u8], len: usize) -> String {
 impl Engine {
     /// The secret of an access key, for SigV4 verification.
     pub fn secret_for(&self, access_key_id: &str) -> Option<String> {
-        self.lock().admin_keys.get(access_key_id).map(|k| k.secret_access_key.clone())
+        self.lock().ok()?.admin_keys.get(access_key_id).map(|k| k.secret_access_key.clone())
     }
 
     /// The first admin key, created on first start.
     pub async fn ensure_admin_key(&self) -> Result<AdminKey, fleetjobs_core::ApiError> {
-        if let Some(k) = self.lock().admin_keys.values().next().cloned() {
+        if let Some(k) = self.lock()?.admin_keys.values().next().cloned() {
             return Ok(k);
         }
         let key = AdminKey {

@@ -19,9 +19,17 @@ pub struct DeviceSession {
     pub client_id: String,
     pub certificate_id: String,
     pub certificate_arn: String,
-    /// Set when the client id is the name of a thing attached to the certificate (as AWS
-    /// sets `iot:Connection.Thing.ThingName`).
-    pub thing_name: Option<String>,
+}
+
+impl DeviceSession {
+    /// The thing this connection speaks for *now*: the client id, while a thing of that name
+    /// is attached to the certificate (as AWS sets `iot:Connection.Thing.ThingName`). Read
+    /// from the registry at each action, so a detach-thing-principal takes what the
+    /// attachment gave away at the connection's next action, as a detach-policy does.
+    fn thing_name<'s>(&'s self, s: &State) -> Option<&'s str> {
+        let attached = s.things_of_principal(&self.certificate_arn).any(|t| t == self.client_id);
+        attached.then_some(self.client_id.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +42,8 @@ pub enum DeviceAuthError {
     NotActive(String),
     #[error("iot:Connect denied for client id {0}")]
     ConnectDenied(String),
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A request rejected with an MQTT Jobs error code.
@@ -68,7 +78,7 @@ fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) ->
     let docs: Vec<_> = s.policies_of_target(&session.certificate_arn).map(|(_, d)| d.as_ref()).collect();
     let ctx = PolicyContext {
         client_id: &session.client_id,
-        thing_name: session.thing_name.as_deref(),
+        thing_name: session.thing_name(s),
         certificate_id: Some(&session.certificate_id),
     };
     policy::is_allowed(&docs, action, &resource(action, name), &ctx)
@@ -142,7 +152,7 @@ impl Engine {
     ) -> Result<DeviceSession, DeviceAuthError> {
         let der = cert_der.ok_or(DeviceAuthError::NoCertificate)?;
         let certificate_id = fleetjobs_pki::certificate_id(der);
-        let s = self.lock();
+        let s = self.lock().map_err(|e| DeviceAuthError::Unavailable(e.message))?;
         let cert = s
             .certificates
             .get(&certificate_id)
@@ -150,13 +160,10 @@ impl Engine {
         if cert.status != CertificateStatus::Active {
             return Err(DeviceAuthError::NotActive(certificate_id));
         }
-        let attached = s.thing_principals.contains(&(client_id.to_string(), cert.certificate_arn.clone()));
-        let thing_name = attached.then(|| client_id.to_string());
         let session = DeviceSession {
             client_id: client_id.to_string(),
             certificate_arn: cert.certificate_arn.clone(),
             certificate_id,
-            thing_name,
         };
         if !allowed(&s, &session, IotAction::Connect, client_id) {
             return Err(DeviceAuthError::ConnectDenied(client_id.to_string()));
@@ -167,7 +174,7 @@ impl Engine {
     /// Authorize one MQTT action on a topic (or topic filter) for a session. The policies are
     /// read at each call, so attaching, detaching or deactivating takes effect at once.
     pub fn authorize_device(&self, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
-        allowed(&self.lock(), session, action, topic)
+        self.lock().is_ok_and(|s| allowed(&s, session, action, topic))
     }
 
     /// Handle a publish if it is a Jobs API request. `None`: not a jobs topic. `Some`: the

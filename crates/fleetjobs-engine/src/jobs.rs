@@ -358,7 +358,7 @@ impl Engine {
     }
 
     /// Read one job (`jobId`, optional `beforeSubstitution`) and shape the answer with `f`.
-    async fn read_job(&self, input: &Input, f: impl FnOnce(&State, &Job) -> Value) -> ApiResult<Value> {
+    async fn read_job(&self, input: &Input, f: impl Fn(&State, &Job) -> Value) -> ApiResult<Value> {
         let job_id = input.job_id()?;
         input.bool("beforeSubstitution")?;
         self.read(|s| Ok(f(s, s.jobs.get(job_id).ok_or_else(|| job_not_found(job_id))?))).await

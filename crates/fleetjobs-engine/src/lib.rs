@@ -11,6 +11,7 @@
 //! - `jobs`: job operations; `executions`: control-plane job execution operations.
 //! - `device`: the device side: authentication, policy authorization, the Jobs MQTT API.
 //! - `credentials`: the admin access key (stored encrypted).
+//! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
 //!
 //! The engine never talks to devices directly: it emits [`DeviceCommand`]s on the outbox,
 //! in commit order, after they are durable. The server wires the outbox to a device plane
@@ -19,6 +20,7 @@
 mod credentials;
 mod device;
 mod executions;
+mod health;
 mod input;
 mod jobs;
 mod registry;
@@ -29,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleetjobs_core::arn::ArnScope;
-use fleetjobs_core::{ApiError, ErrorCode, Millis};
+use fleetjobs_core::{ApiError, Millis};
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::{Batch, Store};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -75,10 +77,15 @@ pub struct Engine {
     ca: Arc<CertificateAuthority>,
     clock: Clock,
     outbox: mpsc::UnboundedSender<DeviceCommand>,
-    /// Sequence number of the last batch that is durable.
+    /// Sequence number of the last batch that is durable (or failed: either way, settled).
     durable: watch::Sender<u64>,
+    health: Arc<health::Health>,
     secret_box: credentials::SecretBox,
 }
+
+/// How often a read is tried again when a failed commit may have shown it changes the store
+/// refused (each retry re-reads the store first, so one retry normally settles it).
+const READ_ATTEMPTS: usize = 3;
 
 impl Engine {
     /// Load all records from `store` and start serving.
@@ -101,6 +108,7 @@ impl Engine {
             clock,
             outbox,
             durable: watch::channel(0).0,
+            health: Arc::default(),
             secret_box,
         };
         Ok((Arc::new(engine), rx))
@@ -114,8 +122,24 @@ impl Engine {
         (self.clock)()
     }
 
-    fn lock(&self) -> MutexGuard<'_, state::State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The state, re-read from the store first if a failed commit left changes in memory that
+    /// the store refused (memory then matches disk again before anyone looks).
+    fn lock(&self) -> Result<MutexGuard<'_, state::State>, ApiError> {
+        let mut guard = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let failed = self.health.failed_epoch();
+        if guard.epoch <= failed {
+            let mut fresh = self
+                .store
+                .load()
+                .map_err(LoadError::from)
+                .and_then(|records| state::State::load(records, &self.secret_box, self.now()))
+                .map_err(|e| health::unavailable(&e.to_string()))?;
+            fresh.seq = guard.seq;
+            fresh.epoch = failed + 1;
+            *guard = fresh;
+            tracing::warn!(epoch = failed + 1, "state re-read from the store after a failed commit");
+        }
+        Ok(guard)
     }
 
     /// Run `f` as one transaction: it reads and changes the state through a [`state::Txn`];
@@ -123,22 +147,28 @@ impl Engine {
     /// state order), then this waits until they are durable before returning `f`'s result.
     ///
     /// Invariant: operations check everything before their first change, so an `Err` leaves
-    /// the state untouched. Should a change precede an error anyway, it is still committed,
-    /// so memory and disk never disagree.
+    /// the state untouched. A change reaches memory before the disk, but if the store refuses
+    /// it, memory is re-read from the store before anyone sees it again (see [`Self::lock`]),
+    /// and the caller gets a retryable `ServiceUnavailableException`.
     async fn write<T>(&self, f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let now = self.now();
-        let (result, done) = {
-            let mut guard = self.lock();
+        let (result, done, seq, epoch) = {
+            let mut guard = self.lock()?;
+            // While the store refuses writes, refuse at once (nothing applied, nothing to undo);
+            // one write per interval goes through as the probe that notices space came back.
+            self.health.check_writable(now)?;
             let mut txn = state::Txn::begin(&mut guard, &self.config.scope, now);
             let result = f(&mut txn);
             debug_assert!(result.is_ok() || txn.is_clean(), "an operation changed state before failing");
             let changes = txn.finish();
             let done = self.submit(&mut guard, changes);
-            (result, done)
+            (result, done, guard.seq, guard.epoch)
         };
         match done {
-            Some(rx) => rx.await.unwrap_or(Err(ApiError::new(ErrorCode::InternalFailure, "store closed")))?,
-            None => self.wait_durable().await,
+            // Its own batch decides: durable, or refused (and then rolled back in memory).
+            Some(rx) => rx.await.unwrap_or_else(|_| Err(health::unavailable("the store has shut down")))?,
+            // Nothing written, but the answer may rest on changes of a batch still in flight.
+            None => self.settled(seq, epoch).await?,
         }
         result
     }
@@ -155,14 +185,18 @@ impl Engine {
         }
         state.seq += 1;
         let seq = state.seq;
+        let epoch = state.epoch;
         let (tx, rx) = oneshot::channel();
         let outbox = self.outbox.clone();
         let durable = self.durable.clone();
+        let health = self.health.clone();
+        let clock = self.clock.clone();
         let commands = changes.commands;
         self.store.submit(Batch {
+            epoch,
             mutations: changes.mutations,
             on_durable: Box::new(move |result| {
-                let result = result.map_err(|e| ApiError::new(ErrorCode::InternalFailure, e.to_string()));
+                let result = health.settle(epoch, result, clock());
                 if result.is_ok() {
                     for c in commands {
                         let _ = outbox.send(c);
@@ -176,21 +210,30 @@ impl Engine {
     }
 
     /// Read under the lock, then wait until everything the read could have seen is durable
-    /// (a reader is never shown a change that a crash could still lose).
-    async fn read<T>(&self, f: impl FnOnce(&state::State) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let (value, seq) = {
-            let guard = self.lock();
-            (f(&guard)?, guard.seq)
-        };
-        let mut rx = self.durable.subscribe();
-        let _ = rx.wait_for(|d| *d >= seq).await;
-        Ok(value)
+    /// (a reader is never shown a change that a crash could still lose, nor one the store
+    /// refused: then it reads again from the re-read state).
+    async fn read<T>(&self, f: impl Fn(&state::State) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        for _ in 0..READ_ATTEMPTS {
+            let (value, seq, epoch) = {
+                let guard = self.lock()?;
+                (f(&guard)?, guard.seq, guard.epoch)
+            };
+            if self.settled(seq, epoch).await.is_ok() {
+                return Ok(value);
+            }
+        }
+        Err(health::unavailable("the store keeps refusing writes"))
     }
 
-    async fn wait_durable(&self) {
-        let seq = self.lock().seq;
+    /// Wait until every batch up to `seq` is settled; `Err` when one of `epoch` failed, so
+    /// that what was read may include refused changes.
+    async fn settled(&self, seq: u64, epoch: u64) -> Result<(), ApiError> {
         let mut rx = self.durable.subscribe();
         let _ = rx.wait_for(|d| *d >= seq).await;
+        if self.health.failed_epoch() >= epoch {
+            return Err(health::unavailable("a write this answer depends on was not stored"));
+        }
+        Ok(())
     }
 }
 

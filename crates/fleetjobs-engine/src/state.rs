@@ -58,6 +58,10 @@ fn exec_store_key(k: &ExecKey) -> String {
 pub struct State {
     /// Sequence number of the last batch handed to the store.
     pub seq: u64,
+    /// Which reading of the store this state is (starts at 1; each re-read after a failed
+    /// commit starts the next). Batches carry it, so the store can refuse what built on a
+    /// failed batch.
+    pub epoch: u64,
     pub things: BTreeMap<String, Thing>,
     pub certificates: BTreeMap<String, Certificate>,
     pub policies: BTreeMap<String, (Policy, Arc<PolicyDocument>)>,
@@ -97,7 +101,7 @@ fn split2(r: &Record) -> Result<(String, String), LoadError> {
 
 impl State {
     pub fn load(records: Vec<Record>, secrets: &SecretBox, now: Millis) -> Result<State, LoadError> {
-        let mut s = State::default();
+        let mut s = State { epoch: 1, ..State::default() };
         for r in &records {
             match r.kind.as_str() {
                 THING => {

@@ -1,13 +1,13 @@
 //! Engine tests: real SQLite store in a temp dir, a fixed clock, the outbox observed.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fleetjobs_core::arn::ArnScope;
 use fleetjobs_core::ErrorCode;
 use fleetjobs_pki::CertificateAuthority;
-use fleetjobs_store::SqliteStore;
+use fleetjobs_store::{Record, SqliteStore, StoreError};
 use serde_json::{json, Value};
 
 use super::*;
@@ -18,6 +18,42 @@ struct Harness {
     dir: PathBuf,
     clock: Arc<AtomicI64>,
     ca: Arc<CertificateAuthority>,
+    /// While set, the store refuses every commit as a full disk does.
+    full: Arc<AtomicBool>,
+}
+
+/// The real SQLite store, with a switch that makes it refuse commits as a full disk does,
+/// keeping the store's contract: refused batches still settle in submission order (they pass
+/// through the writer's queue empty), and later batches of a failed epoch are refused too.
+struct FlakyStore {
+    inner: SqliteStore,
+    full: Arc<AtomicBool>,
+    failed_epoch: AtomicU64,
+}
+
+impl Store for FlakyStore {
+    fn load(&self) -> Result<Vec<Record>, StoreError> {
+        self.inner.load()
+    }
+
+    fn submit(&self, batch: Batch) {
+        let refusal = if self.full.load(Ordering::SeqCst) {
+            self.failed_epoch.fetch_max(batch.epoch, Ordering::SeqCst);
+            Some(StoreError::Full("database or disk is full".into()))
+        } else if batch.epoch <= self.failed_epoch.load(Ordering::SeqCst) {
+            Some(StoreError::Aborted)
+        } else {
+            None
+        };
+        match refusal {
+            None => self.inner.submit(batch),
+            Some(error) => {
+                let on_durable = batch.on_durable;
+                let refuse = Box::new(move |_| on_durable(Err(error)));
+                self.inner.submit(Batch { epoch: batch.epoch, mutations: vec![], on_durable: refuse });
+            }
+        }
+    }
 }
 
 fn temp_dir() -> PathBuf {
@@ -27,7 +63,12 @@ fn temp_dir() -> PathBuf {
 }
 
 fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> Harness {
-    let store = Arc::new(SqliteStore::open(&dir.join("db.sqlite")).unwrap());
+    let full = Arc::new(AtomicBool::new(false));
+    let store = Arc::new(FlakyStore {
+        inner: SqliteStore::open(&dir.join("db.sqlite")).unwrap(),
+        full: full.clone(),
+        failed_epoch: AtomicU64::new(0),
+    });
     let config = EngineConfig {
         scope: ArnScope::new("us-east-1", "123456789012"),
         mqtt_endpoint: "localhost:8883".into(),
@@ -36,7 +77,7 @@ fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> H
     let c = clock.clone();
     let (engine, outbox) =
         Engine::open(config, store, ca.clone(), [3; 32], Arc::new(move || c.load(Ordering::SeqCst))).unwrap();
-    Harness { engine, outbox, dir, clock, ca }
+    Harness { engine, outbox, dir, clock, ca, full }
 }
 
 fn harness() -> Harness {
@@ -344,10 +385,18 @@ async fn devices_authenticate_by_active_certificate_and_policy() {
     let things = h.engine.list_principal_things(input(json!({"principal": arn}))).await.unwrap();
     assert_eq!(things["things"], json!(["pi"]));
     let session = h.engine.authenticate_device(Some(&der), "pi").unwrap();
-    assert_eq!(session.thing_name.as_deref(), Some("pi"));
     use fleetjobs_core::policy::IotAction;
     assert!(h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
+    assert!(h.engine.authorize_device(&session, IotAction::Receive, "$aws/things/pi/jobs/notify-next"));
     assert!(!h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/other/jobs/get"));
+
+    // Detaching the thing takes what the attachment gave at the live session's next action
+    // (its publishes and its notifications), and re-attaching gives it back.
+    h.engine.detach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
+    assert!(!h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
+    assert!(!h.engine.authorize_device(&session, IotAction::Receive, "$aws/things/pi/jobs/notify-next"));
+    h.engine.attach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
+    assert!(h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
 
     let id = created["certificateId"].as_str().unwrap();
     h.engine.update_certificate(input(json!({"certificateId": id, "newStatus": "INACTIVE"}))).await.unwrap();
@@ -367,4 +416,86 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
     use base64::Engine as _;
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
+    let mut h = harness();
+    h.thing("pi").await;
+    h.job("job1", &["pi"]).await.unwrap();
+    h.mqtt("$aws/things/pi/jobs/start-next", json!({})).await;
+    h.published();
+
+    h.full.store(true, Ordering::SeqCst);
+    let err = h.engine.create_thing(input(json!({"thingName": "lost"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+    assert!(err.message.contains("disk is full"), "the cause is named: {}", err.message);
+    let err = h.engine.describe_thing(input(json!({"thingName": "lost"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceNotFound, "the refused thing is not visible");
+    let things = h.engine.list_things(input(json!({}))).await.unwrap();
+    assert_eq!(things["things"].as_array().unwrap().len(), 1, "reads go on: {things}");
+
+    // While the store refuses, writes are refused at once, whatever their kind.
+    h.full.store(false, Ordering::SeqCst);
+    let err = h.engine.create_thing(input(json!({"thingName": "lost"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ServiceUnavailable, "refused within the probe interval");
+    h.full.store(true, Ordering::SeqCst);
+    h.tick(health::PROBE_INTERVAL);
+    let err = h.job("job2", &["pi"]).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+    h.tick(health::PROBE_INTERVAL);
+    let (t, r) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
+    assert_eq!((t.as_str(), r["code"].as_str()), ("$aws/things/pi/jobs/job1/update/rejected", Some("InternalError")));
+    assert!(h.published().is_empty(), "nothing refused is announced");
+    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
+    assert_eq!(d["job"]["status"], "IN_PROGRESS", "the refused SUCCEEDED did not complete the job");
+    let e = h.engine.describe_job_execution(input(json!({"jobId": "job1", "thingName": "pi"}))).await.unwrap();
+    assert_eq!(e["execution"]["status"], "IN_PROGRESS");
+    assert_eq!(
+        h.engine.get_job_document(input(json!({"jobId": "job2"}))).await.unwrap_err().code,
+        ErrorCode::ResourceNotFound
+    );
+
+    // Space returns: the next write after the interval goes through, and so do retries.
+    h.full.store(false, Ordering::SeqCst);
+    h.tick(health::PROBE_INTERVAL);
+    h.engine.create_thing(input(json!({"thingName": "lost"}))).await.unwrap();
+    h.job("job2", &["pi"]).await.expect("a retried create-job is created, not a conflict");
+    let (t, _) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
+    assert_eq!(t, "$aws/things/pi/jobs/job1/update/accepted");
+
+    // What every answer said is what the store holds.
+    let h = h.reopen();
+    h.engine.describe_thing(input(json!({"thingName": "lost"}))).await.unwrap();
+    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
+    assert_eq!(d["job"]["status"], "COMPLETED");
+    let d = h.engine.describe_job(input(json!({"jobId": "job2"}))).await.unwrap();
+    assert_eq!(d["job"]["jobProcessDetails"]["numberOfQueuedThings"], 1);
+}
+
+#[tokio::test]
+async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
+    let h = harness();
+    h.thing("pi").await;
+    h.full.store(true, Ordering::SeqCst);
+    // Two writes race: the second may build on the first's changes (the job needs the thing).
+    let engine = h.engine.clone();
+    let first = tokio::spawn(async move { engine.create_thing(input(json!({"thingName": "new"}))).await });
+    let engine = h.engine.clone();
+    let full = h.full.clone();
+    let second = tokio::spawn(async move {
+        full.store(false, Ordering::SeqCst);
+        let targets = ["arn:aws:iot:::thing/new"];
+        engine.create_job(input(json!({"jobId": "j", "targets": targets, "document": "{}"}))).await
+    });
+    // On this single-threaded runtime the first submits and waits, then the second runs
+    // against memory that still holds the first's thing, before the store has answered.
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(first.unwrap_err().code, ErrorCode::ServiceUnavailable);
+    assert_eq!(second.unwrap_err().code, ErrorCode::ServiceUnavailable, "built on a refused write");
+    let e = h.engine.describe_thing(input(json!({"thingName": "new"}))).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::ResourceNotFound);
+    let h = h.reopen();
+    assert!(h.engine.describe_thing(input(json!({"thingName": "new"}))).await.is_err());
+    assert!(h.engine.describe_job(input(json!({"jobId": "j"}))).await.is_err());
 }

@@ -10,6 +10,10 @@
 //!   applied atomically, batches commit in submission order, and each batch's `on_durable`
 //!   runs (in order) once it is on disk. Many batches share one transaction and one fsync
 //!   (group commit).
+//! - a batch that fails leaves nothing behind, and every batch queued after it **with the same
+//!   or an older [`Batch::epoch`]** fails too without being applied ([`StoreError::Aborted`]):
+//!   the submitter built those on the failed one's changes. It re-reads the store (`load`)
+//!   and submits under a newer epoch from then on.
 
 mod sqlite;
 
@@ -35,6 +39,9 @@ pub type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// Changes that commit together.
 pub struct Batch {
+    /// The submitter's view of the store these changes were derived from. After a failed
+    /// commit, queued batches of that epoch (or older) are refused; see the crate docs.
+    pub epoch: u64,
     pub mutations: Vec<Mutation>,
     pub on_durable: OnDurable,
 }
@@ -43,6 +50,12 @@ pub struct Batch {
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
+    /// The disk (or the database's size limit) is full: retry once space returns.
+    #[error("database or disk is full: {0}")]
+    Full(String),
+    /// Not applied: an earlier batch of the same epoch failed and this one built on it.
+    #[error("not applied: an earlier commit of this epoch failed")]
+    Aborted,
     #[error("the store has shut down")]
     Closed,
 }

@@ -20,7 +20,12 @@ pub struct SqliteStore {
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    let full = matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull));
+    if full {
+        StoreError::Full(e.to_string())
+    } else {
+        StoreError::Database(e.to_string())
+    }
 }
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -68,6 +73,8 @@ impl Drop for SqliteStore {
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+    // Batches of this epoch or older are refused: one of them failed, later ones built on it.
+    let mut failed_epoch: Option<u64> = None;
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -76,9 +83,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
                 Err(_) => break,
             }
         }
+        let (aborted, group): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|b| failed_epoch.is_some_and(|failed| b.epoch <= failed));
+        for batch in aborted {
+            (batch.on_durable)(Err(StoreError::Aborted));
+        }
+        if group.is_empty() {
+            continue;
+        }
         let result = commit(&mut conn, &group);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, batches = group.len(), "store commit failed");
+        if result.is_err() {
+            failed_epoch = group.iter().map(|b| b.epoch).max().max(failed_epoch);
         }
         for batch in group {
             (batch.on_durable)(result.clone());
@@ -136,7 +151,7 @@ mod tests {
 
     fn submit_wait(store: &SqliteStore, mutations: Vec<Mutation>) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::channel();
-        store.submit(Batch { mutations, on_durable: Box::new(move |r| tx.send(r).unwrap()) });
+        store.submit(Batch { epoch: 1, mutations, on_durable: Box::new(move |r| tx.send(r).unwrap()) });
         rx.recv().unwrap()
     }
 
@@ -164,6 +179,7 @@ mod tests {
             let order = order.clone();
             let done_tx = done_tx.clone();
             store.submit(Batch {
+                epoch: 1,
                 mutations: vec![put(&format!("k{i}"), &i.to_string())],
                 on_durable: Box::new(move |r| {
                     r.unwrap();
@@ -177,6 +193,33 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), (0..500).collect::<Vec<_>>());
         assert_eq!(store.load().unwrap().len(), 500);
+    }
+
+    #[test]
+    fn a_full_database_refuses_the_batch_and_what_built_on_it_then_recovers() {
+        let dir = tempdir();
+        let path = dir.join("db.sqlite");
+        let conn = open(&path).unwrap();
+        // A size cap makes SQLite answer SQLITE_FULL, as a full disk does.
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        conn.query_row(&format!("PRAGMA max_page_count = {}", pages + 8), [], |_| Ok(())).unwrap();
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let writer = thread::spawn(move || writer_loop(conn, rx));
+        let submit = |epoch: u64, mutations: Vec<Mutation>| {
+            let (done_tx, done_rx) = mpsc::channel();
+            tx.send(Batch { epoch, mutations, on_durable: Box::new(move |r| done_tx.send(r).unwrap()) }).unwrap();
+            done_rx
+        };
+        submit(1, vec![put("a", "1")]).recv().unwrap().unwrap();
+        let big = submit(1, vec![put("big", &"x".repeat(1 << 20))]);
+        let after = submit(1, vec![put("c", "3")]);
+        assert!(matches!(big.recv().unwrap(), Err(StoreError::Full(_))));
+        assert!(after.recv().unwrap().is_err(), "a batch of the failed epoch built on it");
+        submit(2, vec![put("d", "4")]).recv().unwrap().expect("the next epoch commits");
+        drop(tx);
+        writer.join().unwrap();
+        let keys: Vec<String> = SqliteStore::open(&path).unwrap().load().unwrap().into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, ["a", "d"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use fleetjobs_core::policy::IotAction;
 use fleetjobs_core::topics::{self, JobsTopic};
-use fleetjobs_engine::{DeviceCommand, DeviceSession, Engine, Outbox};
+use fleetjobs_engine::{DeviceAuthError, DeviceCommand, DeviceSession, Engine, Outbox};
 use fleetjobs_mqtt::{Action, BoxFuture, Broker, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply};
 
 pub struct Hooks {
@@ -20,7 +20,10 @@ impl DeviceHooks for Hooks {
     fn connect(&self, peer: &PeerInfo, connect: &ConnectInfo) -> Result<DeviceSession, ConnectRefusal> {
         self.engine.authenticate_device(peer.cert_der.as_deref(), &connect.client_id).map_err(|e| {
             tracing::info!(client_id = %connect.client_id, remote = ?peer.remote_addr, reason = %e, "connection refused");
-            ConnectRefusal::NotAuthorized
+            match e {
+                DeviceAuthError::Unavailable(_) => ConnectRefusal::ServerUnavailable,
+                _ => ConnectRefusal::NotAuthorized,
+            }
         })
     }
 
