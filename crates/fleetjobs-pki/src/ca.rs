@@ -2,15 +2,17 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 
 use crate::{certificate_id, PkiError};
@@ -164,6 +166,44 @@ impl CertificateAuthority {
         params.not_before = now - BACKDATE;
         params.not_after = now + TEN_YEARS;
         self.issue(params)
+    }
+
+    /// The server certificate kept from an earlier start, if it can serve on: its key
+    /// matches, it chains to this CA, it names every host `issue_server_cert` would put in
+    /// (the defaults and `extra_hosts`), and it is still valid `renew_before` from now.
+    /// `None` means: issue a new one. Keeping it spares devices that pinned it a surprise
+    /// and the data directory a rewrite at every start.
+    pub fn reusable_server_cert(
+        &self,
+        cert_pem: &str,
+        key_pem: &str,
+        extra_hosts: &[String],
+        renew_before: Duration,
+    ) -> Option<IssuedCert> {
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
+        let key_der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).ok()?;
+        check_key_matches(&cert_der, key_der).ok()?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(self.cert_der.clone())).ok()?;
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::new(provider()))
+                .build()
+                .ok()?;
+        let at = std::time::SystemTime::now().checked_add(renew_before)?;
+        let at = UnixTime::since_unix_epoch(at.duration_since(std::time::UNIX_EPOCH).ok()?);
+        let hosts = ["localhost", "127.0.0.1"].into_iter().chain(extra_hosts.iter().map(|h| h.trim()));
+        for host in hosts.filter(|h| !h.is_empty()) {
+            let name = ServerName::try_from(host).ok()?;
+            verifier.verify_server_cert(&cert_der, &[], &name, &[], at).ok()?;
+        }
+        let key = KeyPair::from_pem(key_pem).ok()?;
+        Some(IssuedCert {
+            cert_pem: cert_pem.to_owned(),
+            certificate_id: certificate_id(&cert_der),
+            cert_der: cert_der.to_vec(),
+            private_key_pem: key_pem.to_owned(),
+            public_key_pem: key.public_key_pem(),
+        })
     }
 
     /// Issues a device certificate with a fresh P-256 key pair, like

@@ -282,3 +282,29 @@ fn debug_does_not_leak_private_keys() {
     assert!(!format!("{ca:?}").contains("PRIVATE KEY"));
     assert!(!format!("{device:?}").contains("PRIVATE KEY"));
 }
+
+#[test]
+fn a_server_cert_is_reused_only_while_it_still_fits() {
+    use std::time::Duration;
+    let ca = CertificateAuthority::generate().unwrap();
+    let month = Duration::from_secs(30 * 24 * 3600);
+    let hosts = vec!["mqtt.example.com".to_string()];
+    let issued = ca.issue_server_cert(&hosts).unwrap();
+    let reused = ca.reusable_server_cert(&issued.cert_pem, &issued.private_key_pem, &hosts, month).unwrap();
+    assert_eq!(reused.cert_der, issued.cert_der);
+    assert_eq!(reused.public_key_pem, issued.public_key_pem);
+    assert!(ca.reusable_server_cert(&issued.cert_pem, &issued.private_key_pem, &[], month).is_some(), "fewer hosts");
+
+    let more = vec!["mqtt.example.com".to_string(), "10.0.0.7".to_string()];
+    assert!(ca.reusable_server_cert(&issued.cert_pem, &issued.private_key_pem, &more, month).is_none(), "a new host");
+    let eleven_years = Duration::from_secs(11 * 365 * 24 * 3600);
+    assert!(
+        ca.reusable_server_cert(&issued.cert_pem, &issued.private_key_pem, &hosts, eleven_years).is_none(),
+        "expires within the renewal window"
+    );
+    let other_key = ca.issue_server_cert(&hosts).unwrap().private_key_pem;
+    assert!(ca.reusable_server_cert(&issued.cert_pem, &other_key, &hosts, month).is_none(), "key mismatch");
+    let other_ca = CertificateAuthority::generate().unwrap();
+    assert!(other_ca.reusable_server_cert(&issued.cert_pem, &issued.private_key_pem, &hosts, month).is_none());
+    assert!(ca.reusable_server_cert("garbage", &issued.private_key_pem, &hosts, month).is_none());
+}

@@ -17,7 +17,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{backup, SqliteStore};
 
 /// One change to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,6 +57,13 @@ impl SqliteStore {
         Ok(SqliteStore { tx: Mutex::new(Some(tx)), path: path.to_path_buf(), writer: Mutex::new(Some(writer)) })
     }
 
+    /// Whether the database holds no record at all (a fresh one, or one whose data is lost).
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        let conn = open(&self.path)?;
+        let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM records)", [], |r| r.get(0)).map_err(db_err)?;
+        Ok(!any)
+    }
+
     /// Stop accepting batches, let the writer commit what is queued, and wait for it.
     pub fn close(&self) {
         self.tx.lock().expect("store lock").take();
@@ -116,6 +123,21 @@ fn commit(conn: &mut Connection, group: &[Batch]) -> Result<(), StoreError> {
         }
     }
     tx.commit().map_err(db_err)
+}
+
+/// Copy the database at `source` to `dest` (a new file) with SQLite's online backup: one
+/// consistent snapshot, while another process may be writing to `source`.
+pub fn backup(source: &Path, dest: &Path) -> Result<(), StoreError> {
+    let src = Connection::open_with_flags(source, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db_err)?;
+    src.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+    let mut dst = Connection::open(dest).map_err(db_err)?;
+    {
+        let copy = rusqlite::backup::Backup::new(&src, &mut dst).map_err(db_err)?;
+        // All pages in one step: one read transaction, so one snapshot of the source.
+        copy.step(-1).map_err(db_err)?;
+    }
+    dst.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(db_err)?;
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -220,6 +242,20 @@ mod tests {
         writer.join().unwrap();
         let keys: Vec<String> = SqliteStore::open(&path).unwrap().load().unwrap().into_iter().map(|r| r.key).collect();
         assert_eq!(keys, ["a", "d"]);
+    }
+
+    #[test]
+    fn backup_copies_a_snapshot_while_the_store_serves() {
+        let dir = tempdir();
+        let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+        assert!(store.is_empty().unwrap());
+        submit_wait(&store, vec![put("a", "1"), put("b", "2")]).unwrap();
+        assert!(!store.is_empty().unwrap());
+        backup(&dir.join("db.sqlite"), &dir.join("copy.sqlite")).unwrap();
+        submit_wait(&store, vec![put("c", "3")]).unwrap();
+        let copy = SqliteStore::open(&dir.join("copy.sqlite")).unwrap();
+        let keys: Vec<String> = copy.load().unwrap().into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, ["a", "b"]);
     }
 
     #[test]

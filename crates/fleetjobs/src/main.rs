@@ -33,6 +33,24 @@ struct Cli {
 enum Command {
     /// Run the server (embedded store and MQTT broker).
     Serve(ServeArgs),
+    /// Copy a data directory consistently into DEST, also while a server serves it. Copying
+    /// fleetjobs.db by hand is not a backup: recent changes may still be in fleetjobs.db-wal.
+    Backup {
+        /// The data directory to copy.
+        #[arg(long, default_value = "./fleetjobs-data")]
+        data_dir: PathBuf,
+        /// A new (or empty) directory for the copy.
+        dest: PathBuf,
+    },
+    /// Make a backup the data directory of the next `serve` (stop the server first; an
+    /// existing database is never overwritten: move it away first).
+    Restore {
+        /// A directory made by `fleetjobs backup`.
+        backup: PathBuf,
+        /// The data directory to restore into.
+        #[arg(long, default_value = "./fleetjobs-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -65,8 +83,22 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)),
+        Command::Backup { data_dir, dest } => {
+            data_dir::backup(&data_dir, &dest)?;
+            println!("backed up {} to {}", data_dir.display(), dest.display());
+            Ok(())
+        }
+        Command::Restore { backup, data_dir } => {
+            data_dir::restore(&backup, &data_dir)?;
+            println!(
+                "restored {} into {}; start it with: fleetjobs serve --data-dir {}",
+                backup.display(),
+                data_dir.display(),
+                data_dir.display()
+            );
+            Ok(())
+        }
     }
 }

@@ -10,18 +10,19 @@ use fleetjobs_mqtt::{Broker, BrokerConfig};
 use fleetjobs_store::SqliteStore;
 use tokio::net::TcpListener;
 
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DATABASE};
 use crate::device_plane::{pump, Hooks};
 use crate::{shutdown, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let dir = DataDir::open(&args.data_dir)?;
+    raise_open_files_limit();
+    let store = Arc::new(SqliteStore::open(&dir.path(DATABASE)).context("opening the database")?);
+    dir.check_database(store.is_empty().context("reading the database")?)?;
     let ca = Arc::new(dir.certificate_authority()?);
-    let server_cert = ca.issue_server_cert(&args.hosts).context("issuing the MQTT server certificate")?;
-    dir.write_server_cert(&server_cert.cert_pem, &server_cert.private_key_pem)?;
+    let server_cert = dir.server_cert(&ca, &args.hosts)?;
     let tls = fleetjobs_pki::mqtt_server_tls_config(&ca, &server_cert).context("building the TLS config")?;
 
-    let store = Arc::new(SqliteStore::open(&dir.path("fleetjobs.db")).context("opening the database")?);
     let mqtt_host = args.hosts.first().cloned().unwrap_or_else(|| "localhost".to_string());
     let mqtt_port = args.mqtt_listen.port();
     let config = EngineConfig {
@@ -56,6 +57,30 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     pump_task.abort();
     store.close();
     Ok(())
+}
+
+/// Every connection is a descriptor: lift the soft limit to the hard one (commonly 1024 →
+/// 524288), so that the server's own connection caps, not the default, bound it.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            None
+        } else {
+            let before = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            (libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0).then_some(before)
+        }
+    };
+    match raised {
+        Some(before) => tracing::info!(before, now = limit.rlim_cur, "open files limit (RLIMIT_NOFILE)"),
+        None => tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            soft = limit.rlim_cur,
+            "could not raise the open files limit"
+        ),
+    }
 }
 
 fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path) {

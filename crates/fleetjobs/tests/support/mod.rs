@@ -21,6 +21,11 @@ use tokio::net::TcpStream;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A new path under the temp dir (not created).
+pub fn temp_path(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("fleetjobs-{what}-{}", uuid::Uuid::new_v4()))
+}
+
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -36,7 +41,11 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let dir = std::env::temp_dir().join(format!("fleetjobs-it-{}", uuid::Uuid::new_v4()));
+        Server::start_in(temp_path("it"))
+    }
+
+    /// A server on an existing (or new) data directory.
+    pub fn start_in(dir: PathBuf) -> Server {
         let mut s = Server {
             dir,
             http_port: free_port(),
@@ -88,6 +97,14 @@ impl Server {
             c.wait().unwrap();
         }
         self.spawn();
+    }
+
+    /// `kill -9` and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
     }
 
     pub fn ca_pem(&self) -> String {
