@@ -192,6 +192,7 @@ impl Engine {
         let health = self.health.clone();
         let clock = self.clock.clone();
         let commands = changes.commands;
+        let transitions = changes.transitions;
         self.store.submit(Batch {
             epoch,
             mutations: changes.mutations,
@@ -201,6 +202,7 @@ impl Engine {
                     for c in commands {
                         let _ = outbox.send(c);
                     }
+                    transitions.iter().for_each(state::Transition::log);
                 }
                 durable.send_modify(|d| *d = (*d).max(seq));
                 let _ = tx.send(result);

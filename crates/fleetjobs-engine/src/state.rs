@@ -11,7 +11,7 @@ use std::sync::Arc;
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
 use fleetjobs_core::events::{self, Event, ExecutionCounts, JobEvent};
 use fleetjobs_core::model::{
-    Certificate, EventConfigurations, Job, JobExecution, JobStatus, Policy, TargetSelection, Thing,
+    Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
 };
 use fleetjobs_core::pending::{self, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
@@ -242,11 +242,41 @@ impl State {
     }
 }
 
-/// What a transaction produced: store mutations, then device commands to run once durable.
+/// What a transaction produced: store mutations, then device commands to run and status
+/// changes to log once durable.
 #[derive(Default)]
 pub struct Changes {
     pub mutations: Vec<Mutation>,
     pub commands: Vec<DeviceCommand>,
+    pub transitions: Vec<Transition>,
+}
+
+/// A job's or an execution's status change (`None`: it does not exist on that side), logged
+/// once it is durable, one line each, so an operator can follow every job in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Job { job_id: String, from: Option<JobStatus>, to: Option<JobStatus> },
+    Execution { job_id: String, thing_name: String, from: Option<JobExecutionStatus>, to: Option<JobExecutionStatus> },
+}
+
+impl Transition {
+    pub fn log(&self) {
+        fn name(status: Option<&'static str>) -> &'static str {
+            status.unwrap_or("(none)")
+        }
+        match self {
+            Transition::Job { job_id, from, to } => tracing::info!(
+                "job {job_id}: {} -> {}",
+                name(from.map(JobStatus::as_str)),
+                name(to.map(JobStatus::as_str))
+            ),
+            Transition::Execution { job_id, thing_name, from, to } => tracing::info!(
+                "job execution {job_id} on {thing_name}: {} -> {}",
+                name(from.map(JobExecutionStatus::as_str)),
+                name(to.map(JobExecutionStatus::as_str))
+            ),
+        }
+    }
 }
 
 pub struct Txn<'a> {
@@ -361,6 +391,7 @@ impl<'a> Txn<'a> {
     // --- jobs -----------------------------------------------------------------------------
 
     pub fn put_job(&mut self, j: Job) {
+        self.job_transition(&j.job_id, Some(j.status));
         self.changes.mutations.push(put(JOB, j.job_id.clone(), &j));
         self.touched_jobs.insert(j.job_id.clone());
         if !self.s.documents.contains_key(&j.job_id) {
@@ -371,10 +402,30 @@ impl<'a> Txn<'a> {
     }
 
     pub fn delete_job(&mut self, id: &str) {
+        self.job_transition(id, None);
         self.s.jobs.remove(id);
         self.s.documents.remove(id);
         self.s.counts.remove(id);
         self.changes.mutations.push(Mutation::Delete { kind: JOB, key: id.to_string() });
+    }
+
+    fn job_transition(&mut self, job_id: &str, to: Option<JobStatus>) {
+        let from = self.s.jobs.get(job_id).map(|j| j.status);
+        if from != to {
+            self.changes.transitions.push(Transition::Job { job_id: job_id.to_string(), from, to });
+        }
+    }
+
+    fn execution_transition(
+        &mut self,
+        e: &JobExecution,
+        from: Option<JobExecutionStatus>,
+        to: Option<JobExecutionStatus>,
+    ) {
+        if from != to {
+            let (job_id, thing_name) = (e.job_id.clone(), e.thing_name.clone());
+            self.changes.transitions.push(Transition::Execution { job_id, thing_name, from, to });
+        }
     }
 
     /// A job-level event (JOB events enabled).
@@ -424,6 +475,7 @@ impl<'a> Txn<'a> {
                 self.push_event("JOB_EXECUTION", ev);
             }
         }
+        self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
         self.s.executions.insert(key, e);
     }
@@ -433,6 +485,7 @@ impl<'a> Txn<'a> {
         self.touched_jobs.insert(key.0.clone());
         if let Some(e) = self.s.executions.remove(key) {
             self.s.index_execution(&e, -1);
+            self.execution_transition(&e, Some(e.status), None);
             if self.events_enabled("JOB_EXECUTION") {
                 let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
                 if let Some(ev) = events::execution_event(&e, &arn, true, &uuid::Uuid::new_v4().to_string(), self.now) {
@@ -492,6 +545,7 @@ impl<'a> Txn<'a> {
                 job.status = JobStatus::Completed;
                 job.completed_at = Some(self.now);
                 job.last_updated_at = self.now;
+                self.job_transition(&job_id, Some(JobStatus::Completed));
                 self.changes.mutations.push(put(JOB, job.job_id.clone(), &job));
                 self.s.jobs.insert(job_id.clone(), job);
                 self.job_event(JobEvent::Completed, &job_id);

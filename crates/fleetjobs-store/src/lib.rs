@@ -51,7 +51,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
     /// The disk (or the database's size limit) is full: retry once space returns.
-    #[error("database or disk is full: {0}")]
+    #[error("{0}")]
     Full(String),
     /// Not applied: an earlier batch of the same epoch failed and this one built on it.
     #[error("not applied: an earlier commit of this epoch failed")]
