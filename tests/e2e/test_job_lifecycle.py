@@ -5,7 +5,6 @@ Each test uses its own things and job ids, so they do not depend on one another.
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -51,8 +50,11 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
     assert_epoch_seconds(execution["startedAt"], "startedAt")
 
     # The head did not change (it only started): AWS sends no notify-next, and the
-    # JS SDK's jobs-agent would run the job a second time if one came.
-    time.sleep(1.0)
+    # JS SDK's jobs-agent would run the job a second time if one came. A third job changes
+    # the pending set but not its head: its `notify` leaves the server after any stray
+    # notify-next would have (one outbox, in commit order), so once it is here, so is that.
+    create_job("lc-queue-c", ["lc-queue"], {"operation": "third"})
+    device.wait_notify(since, predicate=lambda p: _queued_ids(p) == ["lc-queue-b", "lc-queue-c"])
     stray = device.received(lambda m: m.topic == device.topic("notify-next"), since)
     assert stray == [], f"notify-next sent although the next job stayed the same: {stray}"
 
@@ -62,7 +64,7 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
 
     pending = device.get_pending()
     assert [j["jobId"] for j in pending["inProgressJobs"]] == ["lc-queue-a"], pending
-    assert [j["jobId"] for j in pending["queuedJobs"]] == ["lc-queue-b"], pending
+    assert [j["jobId"] for j in pending["queuedJobs"]] == ["lc-queue-b", "lc-queue-c"], pending
 
     since = device.mark()
     device.update("lc-queue-a", "SUCCEEDED", expectedVersion=2, statusDetails={"step": "done"})
@@ -71,7 +73,7 @@ def test_get_start_next_and_notify_next_follow_the_queue(server, make_device, co
     assert nxt["execution"]["status"] == "QUEUED"
     assert nxt["execution"]["jobDocument"] == doc_b
     notify = device.wait_notify(since)
-    assert _queued_ids(notify) == ["lc-queue-b"], notify
+    assert _queued_ids(notify) == ["lc-queue-b", "lc-queue-c"], notify
     assert notify["jobs"].get("IN_PROGRESS", []) == [], notify
 
     assert describe_execution(server, "lc-queue-a", "lc-queue")["status"] == "SUCCEEDED"
