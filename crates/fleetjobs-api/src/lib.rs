@@ -62,14 +62,16 @@ fn decode(s: &str) -> String {
 
 async fn dispatch(engine: &Engine, request: Request) -> Result<(&'static str, Value), ApiError> {
     let (parts, body) = request.into_parts();
+    let checked = sigv4::check_headers(&parts.headers, &engine.config().scope.region, SystemTime::now(), |key| {
+        engine.secret_for(key)
+    })
+    .map_err(|e| ApiError::new(auth_code(&e), e.message()))?;
     let body = to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::invalid("The request body is too large"))?;
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
 
-    let credential =
-        sigv4::verify(&parts.method, raw_path, raw_query, &parts.headers, &body, SystemTime::now(), |key| {
-            engine.secret_for(key)
-        })
+    let credential = checked
+        .verify_body(&parts.method, raw_path, raw_query, &parts.headers, &body)
         .map_err(|e| ApiError::new(auth_code(&e), e.message()))?;
     let service = Service::from_signing_name(&credential.service).ok_or_else(|| {
         ApiError::new(ErrorCode::UnknownOperation, format!("The service {} is not served here", credential.service))
@@ -95,7 +97,9 @@ fn auth_code(e: &sigv4::SigV4Error) -> ErrorCode {
         sigv4::SigV4Error::Missing => ErrorCode::MissingAuthenticationToken,
         sigv4::SigV4Error::Malformed(_) => ErrorCode::IncompleteSignature,
         sigv4::SigV4Error::UnknownAccessKey => ErrorCode::UnrecognizedClient,
-        sigv4::SigV4Error::SignatureMismatch | sigv4::SigV4Error::Expired(_) => ErrorCode::InvalidSignature,
+        sigv4::SigV4Error::SignatureMismatch | sigv4::SigV4Error::Expired(_) | sigv4::SigV4Error::WrongRegion(_) => {
+            ErrorCode::InvalidSignature
+        }
     }
 }
 
