@@ -1,9 +1,11 @@
 //! The control plane over HTTP: the AWS `iot` REST-JSON API, authenticated with SigV4.
 //!
-//! One axum fallback handler does it all, in order: authenticate (`sigv4`), route by the
-//! signing service, method and path ([`ops::OPERATIONS`], the one table), merge path labels,
-//! query parameters, headers and the JSON body into one [`Input`], call the engine, and
-//! shape the answer (`response`). Operations live in the engine; nothing here knows jobs.
+//! `server` accepts connections within [`HttpLimits`]. One axum fallback handler does the
+//! rest, in order: check the signature's headers (`sigv4`), read the body (bounded in size and
+//! time), verify the signature, route by the signing service, method and path
+//! ([`ops::OPERATIONS`], the one table), merge path labels, query parameters, headers and the
+//! JSON body into one [`Input`], call the engine, and shape the answer (`response`).
+//! Operations live in the engine; nothing here knows jobs.
 
 pub mod ops;
 mod response;
