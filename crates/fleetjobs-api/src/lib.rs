@@ -11,6 +11,7 @@ pub mod ops;
 mod response;
 mod server;
 pub mod sigv4;
+mod write_deadline;
 
 use std::future::Future;
 use std::sync::Arc;

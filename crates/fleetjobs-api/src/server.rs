@@ -1,5 +1,6 @@
 //! The HTTP/1.1 accept loop and the limits that keep unauthenticated clients from pinning
-//! sockets and memory: a cap on concurrent connections and a header-read timeout.
+//! sockets and memory: a cap on concurrent connections, a header-read timeout and a write
+//! deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+
+use crate::write_deadline::WriteDeadline;
 
 /// Read buffer per connection. The request head must fit in it; botocore's heads are ~2 KB,
 /// and hyper's default (~400 KB) would let each idle connection hold far more.
@@ -29,6 +32,8 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Time allowed for a request's body, counted once its headers have been accepted.
     pub body_timeout: Duration,
+    /// Time a client may leave our response unread (no byte taken) before it is disconnected.
+    pub write_timeout: Duration,
     /// Concurrent connections. One more is accepted and closed at once.
     pub max_connections: u32,
 }
@@ -38,6 +43,7 @@ impl Default for HttpLimits {
         HttpLimits {
             header_timeout: Duration::from_secs(20),
             body_timeout: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(20),
             max_connections: 1024,
         }
     }
@@ -99,7 +105,8 @@ pub async fn serve(
             refused.hit(|n| tracing::warn!(max, refused = n, "HTTP connection limit reached; closing new connections"));
             continue;
         };
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
+        let conn = builder.serve_connection(io, TowerToHyperService::new(app.clone()));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;

@@ -48,6 +48,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let http_limits = fleetjobs_api::HttpLimits {
         header_timeout: Duration::from_secs(args.http_header_timeout),
         body_timeout: Duration::from_secs(args.http_body_timeout),
+        write_timeout: Duration::from_secs(args.http_write_timeout),
         max_connections: args.http_max_connections,
     };
     let http_task = tokio::spawn(fleetjobs_api::serve(engine.clone(), http_listener, http_limits, stop.clone().wait()));

@@ -129,10 +129,14 @@ async fn the_control_plane_signs_its_payload() {
 /// A connection the server has served one request on (and keeps alive), retried until the
 /// server accepts one: connections it has just refused or closed may still be releasing their
 /// slots.
-async fn served_connection(server: &Server) -> TcpStream {
+async fn served_connection(server: &Server, recv_buffer: Option<u32>) -> TcpStream {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let mut stream = connect(server).await;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut stream = socket.connect(([127, 0, 0, 1], server.http_port).into()).await.unwrap();
         let _ = stream.write_all(UNSIGNED_GET).await;
         if let Some((status, _, _)) = read_response(&mut stream, Duration::from_secs(1)).await {
             assert_eq!(status, 403);
@@ -145,8 +149,8 @@ async fn served_connection(server: &Server) -> TcpStream {
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed() {
     let server = Server::start_with(&["--http-max-connections", "2"]);
-    let mut first = served_connection(&server).await;
-    let second = served_connection(&server).await;
+    let mut first = served_connection(&server, None).await;
+    let second = served_connection(&server, None).await;
 
     let mut third = connect(&server).await;
     assert!(tcp_closed_within(&mut third, Duration::from_secs(5)).await, "the connection over the cap is closed");
@@ -160,5 +164,21 @@ async fn connections_beyond_the_cap_are_closed() {
 
     // Once they are gone, new connections are served again.
     drop((first, second));
-    served_connection(&server).await;
+    served_connection(&server, None).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    let server = Server::start_with(&["--http-max-connections", "1", "--http-write-timeout", "1"]);
+    // A small receive window, one answer read (so this connection holds the only slot), then
+    // requests pipelined without ever reading the answers: the server's writes block once
+    // the socket buffers are full.
+    let mut stuck = served_connection(&server, Some(4096)).await;
+    let writer = tokio::spawn(async move {
+        let batch = UNSIGNED_GET.repeat(1000);
+        while stuck.write_all(&batch).await.is_ok() {}
+    });
+    // The only connection slot frees up once the server gives up on the stuck client.
+    served_connection(&server, None).await;
+    writer.abort();
 }
