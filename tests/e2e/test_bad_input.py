@@ -162,3 +162,18 @@ def test_unknown_access_key_is_unrecognized_client(server):
     server.expect_error("UnrecognizedClientException", "list-jobs", credentials_file=bad, operation="ListJobs")
     server.expect_error("ResourceNotFoundException", "describe-thing", "--thing-name", "forged-2")
 
+
+
+def test_client_for_another_region_is_refused(server):
+    """boto3 configured for another region signs with that region in its credential scope:
+    refused as AWS refuses it (403 InvalidSignatureException), and nothing is created."""
+    from botocore.exceptions import ClientError
+
+    iot = server.boto3_client(region="eu-west-1")
+    with pytest.raises(ClientError) as caught:
+        iot.create_thing(thingName="other-region")
+    response = caught.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 403, response
+    assert response["Error"]["Code"] == "InvalidSignatureException", response
+    assert response["Error"]["Message"] == "Credential should be scoped to a valid region, not 'eu-west-1'.", response
+    server.expect_error("ResourceNotFoundException", "describe-thing", "--thing-name", "other-region")

@@ -1,57 +1,88 @@
 //! The control plane over HTTP: the AWS `iot` REST-JSON API, authenticated with SigV4.
 //!
-//! One axum fallback handler does it all, in order: authenticate (`sigv4`), route by the
-//! signing service, method and path ([`ops::OPERATIONS`], the one table), merge path labels,
-//! query parameters, headers and the JSON body into one [`Input`], call the engine, and
-//! shape the answer (`response`). Operations live in the engine; nothing here knows jobs.
+//! `server` accepts connections within [`HttpLimits`]. One axum fallback handler does the
+//! rest, in order: check the signature's headers (`sigv4`), read the body (bounded in size and
+//! time), verify the signature, route by the signing service, method and path
+//! ([`ops::OPERATIONS`], the one table), merge path labels, query parameters, headers and the
+//! JSON body into one [`Input`], call the engine, and shape the answer (`response`).
+//! Operations live in the engine; nothing here knows jobs.
 
 pub mod ops;
 mod response;
+mod server;
 pub mod sigv4;
+mod write_deadline;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use axum::body::to_bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Router;
 use fleetjobs_core::{ApiError, ErrorCode};
 use fleetjobs_engine::{Engine, Input};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
 use ops::{Kind, Operation, Service};
+pub use server::HttpLimits;
 
 /// Largest request body accepted (a job document is at most 32 KB; leave room for JSON).
-const MAX_BODY: usize = 1 << 20;
+pub const MAX_BODY: usize = 1 << 20;
 
-/// The axum router of the control plane.
-pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new().fallback(handle).with_state(engine)
+#[derive(Clone)]
+struct Api {
+    engine: Arc<Engine>,
+    body_timeout: Duration,
 }
 
-/// Serve the control plane on `listener` until `shutdown` resolves.
+/// Why a request was refused before it reached an operation, beyond the AWS errors.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("Request body larger than {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("Request body not received within {} s", .0.as_secs_f32())]
+    BodyTimeout(Duration),
+}
+
+/// The axum router of the control plane.
+pub fn router(engine: Arc<Engine>, limits: &HttpLimits) -> Router {
+    Router::new().fallback(handle).with_state(Api { engine, body_timeout: limits.body_timeout })
+}
+
+/// Serve the control plane on `listener`, within `limits`, until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine)).with_graceful_shutdown(shutdown).await
+    server::serve(router(engine, &limits), listener, &limits, shutdown).await
 }
 
-async fn handle(State(engine): State<Arc<Engine>>, request: Request) -> Response {
+async fn handle(State(api): State<Api>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    match dispatch(&engine, request).await {
+    match dispatch(&api, request).await {
         Ok((op, value)) => {
             tracing::debug!(operation = op, "ok");
             response::ok(&request_id, &value)
         }
-        Err(e) => {
+        Err(Refused::Api(e)) => {
             tracing::debug!(code = e.code.name(), message = %e.message, "error");
             response::error(&request_id, &e)
+        }
+        Err(e @ Refused::TooLarge) => {
+            response::transport_error(&request_id, 413, "RequestEntityTooLargeException", &e.to_string())
+        }
+        Err(e @ Refused::BodyTimeout(_)) => {
+            tracing::debug!(error = %e, "body timeout");
+            response::transport_error(&request_id, 408, "RequestTimeoutException", &e.to_string())
         }
     }
 }
@@ -60,17 +91,25 @@ fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-async fn dispatch(engine: &Engine, request: Request) -> Result<(&'static str, Value), ApiError> {
+/// Authenticates in two steps so that a client is refused on its headers alone (unknown key,
+/// stale date, other region, oversized `Content-Length`) before anything waits for its body.
+async fn dispatch(api: &Api, request: Request) -> Result<(&'static str, Value), Refused> {
+    let engine = &api.engine;
     let (parts, body) = request.into_parts();
-    let body = to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::invalid("The request body is too large"))?;
+    let checked = sigv4::check_headers(&parts.headers, &engine.config().scope.region, SystemTime::now(), |key| {
+        engine.secret_for(key)
+    })
+    .map_err(auth_error)?;
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+        return Err(Refused::TooLarge);
+    }
+    let body = read_body(body, api.body_timeout).await?;
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
 
     let credential =
-        sigv4::verify(&parts.method, raw_path, raw_query, &parts.headers, &body, SystemTime::now(), |key| {
-            engine.secret_for(key)
-        })
-        .map_err(|e| ApiError::new(auth_code(&e), e.message()))?;
+        checked.verify_body(&parts.method, raw_path, raw_query, &parts.headers, &body).map_err(auth_error)?;
     let service = Service::from_signing_name(&credential.service).ok_or_else(|| {
         ApiError::new(ErrorCode::UnknownOperation, format!("The service {} is not served here", credential.service))
     })?;
@@ -90,13 +129,26 @@ async fn dispatch(engine: &Engine, request: Request) -> Result<(&'static str, Va
     Ok((op.name, value))
 }
 
-fn auth_code(e: &sigv4::SigV4Error) -> ErrorCode {
-    match e {
+/// The whole body, at most [`MAX_BODY`] bytes (also when it is chunked), within `timeout`.
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Refused> {
+    match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
+        Err(_) => Err(Refused::BodyTimeout(timeout)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Refused::TooLarge),
+        Ok(Err(e)) => Err(ApiError::invalid(format!("The request body could not be read: {e}")).into()),
+    }
+}
+
+fn auth_error(e: sigv4::SigV4Error) -> Refused {
+    let code = match e {
         sigv4::SigV4Error::Missing => ErrorCode::MissingAuthenticationToken,
         sigv4::SigV4Error::Malformed(_) => ErrorCode::IncompleteSignature,
         sigv4::SigV4Error::UnknownAccessKey => ErrorCode::UnrecognizedClient,
-        sigv4::SigV4Error::SignatureMismatch | sigv4::SigV4Error::Expired(_) => ErrorCode::InvalidSignature,
-    }
+        sigv4::SigV4Error::SignatureMismatch | sigv4::SigV4Error::Expired(_) | sigv4::SigV4Error::WrongRegion(_) => {
+            ErrorCode::InvalidSignature
+        }
+    };
+    ApiError::new(code, e.message()).into()
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {

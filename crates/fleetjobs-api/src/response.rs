@@ -37,3 +37,12 @@ pub fn error(request_id: &str, e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     build(status, request_id, Some(e.code.name()), &body)
 }
+
+/// A refusal outside the modeled exceptions (oversized or late body), AWS-shaped so that
+/// botocore reads its name, with `Connection: close`: the rest of the body is never read.
+pub fn transport_error(request_id: &str, status: u16, error_type: &str, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = build(status, request_id, Some(error_type), &json!({ "message": message, "__type": error_type }));
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}

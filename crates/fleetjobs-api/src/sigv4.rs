@@ -4,7 +4,7 @@
 //! data-plane (`iot-jobs-data`) request with
 //! `Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/SERVICE/aws4_request,
 //! SignedHeaders=a;b;c, Signature=hex` plus an `X-Amz-Date` header.
-//! [`verify`] recomputes that signature exactly as botocore computes it for
+//! Verification recomputes that signature exactly as botocore computes it for
 //! non-S3 services:
 //!
 //! - canonical URI: the path as received (still percent-encoded), with dot
@@ -16,10 +16,14 @@
 //!   empty value);
 //! - canonical headers: the `SignedHeaders`, lowercase, values trimmed with
 //!   inner whitespace runs collapsed, repeated headers joined with `,`;
-//! - payload hash: hex SHA-256 of the body, or `X-Amz-Content-Sha256` if sent
-//!   (which must then equal the body's hash or be `UNSIGNED-PAYLOAD`).
+//! - payload hash: hex SHA-256 of the body. `X-Amz-Content-Sha256`, if sent,
+//!   must equal it; only services outside [`PAYLOAD_SIGNED_SERVICES`] (the data
+//!   plane) may send `UNSIGNED-PAYLOAD` instead.
 //!
-//! Requests dated more than 15 minutes from `now` are rejected. Not
+//! Requests dated more than 15 minutes from `now`, or scoped to another region
+//! than the server's, are rejected. Verification runs in two steps so that a
+//! server can refuse on the headers alone before it reads a body:
+//! [`check_headers`], then [`HeadersChecked::verify_body`]. Not
 //! supported: presigned URLs (query-string signing), the `Date` header
 //! instead of `X-Amz-Date`, SigV4a. `X-Amz-Security-Token` is accepted and
 //! ignored (it is covered by the signature when signed): Fleetjobs only knows
@@ -36,6 +40,9 @@ use sha2::{Digest, Sha256};
 
 /// The only supported signing algorithm.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// Signing names whose requests must sign the real hash of their body (the control plane acts
+/// on its body; a signature that does not cover it would let the body be swapped in transit).
+pub const PAYLOAD_SIGNED_SERVICES: &[&str] = &["iot"];
 /// Maximum distance between `X-Amz-Date` and the server clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 /// `X-Amz-Content-Sha256` value for a body that is not signed.
@@ -91,6 +98,9 @@ pub enum SigV4Error {
     /// `X-Amz-Date` is more than 15 minutes away from now; holds the AWS message.
     #[error("{0}")]
     Expired(String),
+    /// The credential scope names another region than the server's; holds that region.
+    #[error("credential scoped to region {0}")]
+    WrongRegion(String),
 }
 
 impl SigV4Error {
@@ -100,7 +110,9 @@ impl SigV4Error {
             SigV4Error::Missing => "MissingAuthenticationTokenException",
             SigV4Error::Malformed(_) => "IncompleteSignatureException",
             SigV4Error::UnknownAccessKey => "UnrecognizedClientException",
-            SigV4Error::SignatureMismatch | SigV4Error::Expired(_) => "InvalidSignatureException",
+            SigV4Error::SignatureMismatch | SigV4Error::Expired(_) | SigV4Error::WrongRegion(_) => {
+                "InvalidSignatureException"
+            }
         }
     }
 
@@ -110,6 +122,9 @@ impl SigV4Error {
             SigV4Error::Missing => "Missing Authentication Token".to_owned(),
             SigV4Error::Malformed(m) | SigV4Error::Expired(m) => m.clone(),
             SigV4Error::UnknownAccessKey => "The security token included in the request is invalid.".to_owned(),
+            SigV4Error::WrongRegion(region) => {
+                format!("Credential should be scoped to a valid region, not '{region}'.")
+            }
             SigV4Error::SignatureMismatch => "The request signature we calculated does not match \
                 the signature you provided. Check your AWS Secret Access Key and signing method. \
                 Consult the service documentation for details."
@@ -137,22 +152,31 @@ pub fn parse_credential(headers: &HeaderMap) -> Result<Credential, SigV4Error> {
     parse_authorization(headers).map(|a| a.credential)
 }
 
-/// Verifies a header-signed request and returns its credential scope.
-///
-/// `raw_path` and `raw_query` are exactly as on the wire (still
-/// percent-encoded, no `?`); `secret_for` maps an access key id to its secret.
-/// Checks, in order: the header syntax, `X-Amz-Date` (format, matching the
-/// credential date, within 15 minutes of `now`), the access key, the signature
-/// (compared in constant time).
-pub fn verify(
-    method: &Method,
-    raw_path: &str,
-    raw_query: &str,
+/// A request whose headers passed every check that does not need the body (syntax, date,
+/// region, access key); [`HeadersChecked::verify_body`] finishes the verification. The split
+/// lets the server refuse an unknown key or a stale date before it reads, or waits for, a body.
+pub struct HeadersChecked {
+    auth: Authorization,
+    amz_date: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for HeadersChecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadersChecked").field("credential", &self.auth.credential).finish_non_exhaustive()
+    }
+}
+
+/// Checks what the headers of a header-signed request decide on their own, in order: the
+/// `Authorization` syntax, `X-Amz-Date` (format, matching the credential date, within 15
+/// minutes of `now`), the credential's region (must be `region`, the server's), and the access
+/// key (`secret_for` maps an access key id to its secret).
+pub fn check_headers(
     headers: &HeaderMap,
-    body: &[u8],
+    region: &str,
     now: SystemTime,
-    secret_for: impl Fn(&str) -> Option<String>,
-) -> Result<Credential, SigV4Error> {
+    secret_for: impl FnOnce(&str) -> Option<String>,
+) -> Result<HeadersChecked, SigV4Error> {
     let auth = parse_authorization(headers)?;
     let amz_date = header_str(headers, "x-amz-date").ok_or_else(|| {
         SigV4Error::Malformed(format!(
@@ -175,22 +199,52 @@ pub fn verify(
         )));
     }
     check_clock(signed_at, unix_seconds(now))?;
-
-    let secret = secret_for(&auth.credential.access_key_id).ok_or(SigV4Error::UnknownAccessKey)?;
-
-    let payload_hash = hex::encode(Sha256::digest(body));
-    if let Some(claimed) = header_str(headers, "x-amz-content-sha256") {
-        if claimed != UNSIGNED_PAYLOAD && !claimed.eq_ignore_ascii_case(&payload_hash) {
-            return Err(SigV4Error::SignatureMismatch);
-        }
+    if auth.credential.region != region {
+        return Err(SigV4Error::WrongRegion(auth.credential.region));
     }
-    let canonical = canonical_request(method, raw_path, raw_query, headers, &auth.signed_headers, body)
-        .ok_or(SigV4Error::SignatureMismatch)?;
-    let sts = string_to_sign(amz_date, &auth.credential, &canonical);
-    let mut mac = signing_mac(&secret, &auth.credential);
-    mac.update(sts.as_bytes());
-    mac.verify_slice(&auth.signature).map_err(|_| SigV4Error::SignatureMismatch)?;
-    Ok(auth.credential)
+    let secret = secret_for(&auth.credential.access_key_id).ok_or(SigV4Error::UnknownAccessKey)?;
+    Ok(HeadersChecked { auth, amz_date: amz_date.to_owned(), secret })
+}
+
+impl HeadersChecked {
+    /// The credential scope the headers claim (not yet proven by the signature).
+    pub fn credential(&self) -> &Credential {
+        &self.auth.credential
+    }
+
+    /// Recomputes the signature over the whole request and compares it in constant time.
+    ///
+    /// `raw_path` and `raw_query` are exactly as on the wire (still percent-encoded, no `?`).
+    /// For services in [`PAYLOAD_SIGNED_SERVICES`] the canonical request always carries the
+    /// body's real hash, so `UNSIGNED-PAYLOAD`, or any `X-Amz-Content-Sha256` that is not the
+    /// body's, is a mismatch; other services may use `UNSIGNED-PAYLOAD`.
+    pub fn verify_body(
+        self,
+        method: &Method,
+        raw_path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Credential, SigV4Error> {
+        let body_hash = hex::encode(Sha256::digest(body));
+        let claimed = header_str(headers, "x-amz-content-sha256");
+        let payload_signed = PAYLOAD_SIGNED_SERVICES.contains(&self.auth.credential.service.as_str());
+        let payload_hash = match claimed {
+            None => &body_hash,
+            Some(c) if payload_signed && c == body_hash => &body_hash,
+            Some(UNSIGNED_PAYLOAD) if !payload_signed => UNSIGNED_PAYLOAD,
+            Some(c) if !payload_signed && c.eq_ignore_ascii_case(&body_hash) => c,
+            Some(_) => return Err(SigV4Error::SignatureMismatch),
+        };
+        let canonical =
+            canonical_request(method, raw_path, raw_query, headers, &self.auth.signed_headers, payload_hash)
+                .ok_or(SigV4Error::SignatureMismatch)?;
+        let sts = string_to_sign(&self.amz_date, &self.auth.credential, &canonical);
+        let mut mac = signing_mac(&self.secret, &self.auth.credential);
+        mac.update(sts.as_bytes());
+        mac.verify_slice(&self.auth.signature).map_err(|_| SigV4Error::SignatureMismatch)?;
+        Ok(self.auth.credential)
+    }
 }
 
 /// Inputs of [`sign`] besides the request itself.
@@ -227,8 +281,10 @@ pub fn sign(
         region: params.region.to_owned(),
         service: params.service.to_owned(),
     };
-    let canonical =
-        canonical_request(method, raw_path, raw_query, headers, &names, body).expect("all signed headers are present");
+    let body_hash = hex::encode(Sha256::digest(body));
+    let payload_hash = header_str(headers, "x-amz-content-sha256").unwrap_or(&body_hash);
+    let canonical = canonical_request(method, raw_path, raw_query, headers, &names, payload_hash)
+        .expect("all signed headers are present");
     let sts = string_to_sign(&amz_date, &credential, &canonical);
     let mut mac = signing_mac(params.secret_access_key, &credential);
     mac.update(sts.as_bytes());
@@ -345,7 +401,7 @@ fn canonical_request(
     raw_query: &str,
     headers: &HeaderMap,
     signed_headers: &[String],
-    body: &[u8],
+    payload_hash: &str,
 ) -> Option<String> {
     let mut out = String::new();
     out.push_str(method.as_str());
@@ -368,10 +424,7 @@ fn canonical_request(
     out.push('\n');
     out.push_str(&signed_headers.join(";"));
     out.push('\n');
-    match headers.get("x-amz-content-sha256") {
-        Some(v) => out.push_str(&String::from_utf8_lossy(v.as_bytes())),
-        None => out.push_str(&hex::encode(Sha256::digest(body))),
-    }
+    out.push_str(payload_hash);
     Some(out)
 }
 
@@ -486,7 +539,8 @@ fn unix_seconds(t: SystemTime) -> i64 {
 /// `YYYYMMDDTHHMMSSZ` to Unix seconds.
 fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // ASCII only: the fields below are sliced by byte offsets.
+    if !s.is_ascii() || b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -552,6 +606,21 @@ mod tests {
         query: &'static str,
         headers: &'static [(&'static str, &'static str)],
         body: &'static str,
+    }
+
+    /// Both verification steps, with the server's region taken from the request's own
+    /// credential scope (the region rule has its own tests).
+    fn verify(
+        method: &Method,
+        raw_path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+        secret_for: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<Credential, SigV4Error> {
+        let region = parse_credential(headers).map(|c| c.region).unwrap_or_default();
+        check_headers(headers, &region, now, secret_for)?.verify_body(method, raw_path, raw_query, headers, body)
     }
 
     fn at(amz_date: &str) -> SystemTime {
@@ -1149,38 +1218,86 @@ mod tests {
         assert_eq!(parse_credential(&headers).unwrap().service, "iot-jobs-data");
     }
 
-    #[test]
-    fn content_sha256_header() {
-        let secret = "s3cr3t";
+    /// A request to `/jobs/j1` signed by [`sign`] for `service`, with `X-Amz-Content-Sha256:
+    /// claimed` when given.
+    fn signed_patch(service: &str, claimed: Option<&str>, body: &[u8]) -> HeaderMap {
         let params = SigningParams {
             access_key_id: "AK",
-            secret_access_key: secret,
+            secret_access_key: "s3cr3t",
             region: "eu-west-1",
-            service: "iot",
+            service,
             now: at(BOTO_DATE),
         };
-        let body = br#"{"description":"x"}"#;
-        let check = |headers: &HeaderMap, body: &[u8]| {
-            verify(&Method::PATCH, "/jobs/j1", "", headers, body, at(BOTO_DATE), |_| Some(secret.to_owned()))
-        };
-        let signed_with = |claimed: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert("host", HeaderValue::from_static("localhost"));
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("localhost"));
+        if let Some(claimed) = claimed {
             headers.insert("x-amz-content-sha256", HeaderValue::from_str(claimed).unwrap());
-            sign(&Method::PATCH, "/jobs/j1", "", &mut headers, body, &params);
-            headers
-        };
+        }
+        sign(&Method::PATCH, "/jobs/j1", "", &mut headers, body, &params);
+        headers
+    }
 
-        let good = signed_with(&hex::encode(Sha256::digest(body)));
-        assert!(check(&good, body).is_ok());
-        assert_eq!(check(&good, b"{}"), Err(SigV4Error::SignatureMismatch));
-        // A claimed hash that is not the body's is refused even if signed.
-        let lying = signed_with(&hex::encode(Sha256::digest(b"{}")));
-        assert_eq!(check(&lying, body), Err(SigV4Error::SignatureMismatch));
-        // UNSIGNED-PAYLOAD: the body is not covered.
-        let unsigned = signed_with(UNSIGNED_PAYLOAD);
-        assert!(check(&unsigned, body).is_ok());
-        assert!(check(&unsigned, b"other").is_ok());
+    fn check_patch(headers: &HeaderMap, body: &[u8]) -> Result<Credential, SigV4Error> {
+        check_headers(headers, "eu-west-1", at(BOTO_DATE), |_| Some("s3cr3t".to_owned()))?.verify_body(
+            &Method::PATCH,
+            "/jobs/j1",
+            "",
+            headers,
+            body,
+        )
+    }
+
+    #[test]
+    fn content_sha256_header() {
+        let body = br#"{"description":"x"}"#;
+        let hash = hex::encode(Sha256::digest(body));
+        for service in ["iot", "iot-jobs-data"] {
+            for claimed in [None, Some(hash.as_str())] {
+                let good = signed_patch(service, claimed, body);
+                assert!(check_patch(&good, body).is_ok(), "{service} {claimed:?}");
+                assert_eq!(check_patch(&good, b"{}"), Err(SigV4Error::SignatureMismatch), "{service} {claimed:?}");
+            }
+            // A claimed hash that is not the body's is refused even if signed.
+            let lying = signed_patch(service, Some(&hex::encode(Sha256::digest(b"{}"))), body);
+            assert_eq!(check_patch(&lying, body), Err(SigV4Error::SignatureMismatch), "{service}");
+        }
+        // The data plane may leave its body unsigned...
+        let unsigned = signed_patch("iot-jobs-data", Some(UNSIGNED_PAYLOAD), body);
+        assert!(check_patch(&unsigned, body).is_ok());
+        assert!(check_patch(&unsigned, b"other").is_ok());
+        // ...the control plane may not: its canonical request always has the body's real hash.
+        let unsigned = signed_patch("iot", Some(UNSIGNED_PAYLOAD), body);
+        assert_eq!(check_patch(&unsigned, body), Err(SigV4Error::SignatureMismatch));
+        assert_eq!(check_patch(&unsigned, b""), Err(SigV4Error::SignatureMismatch));
+        // Upper-case hex is the same hash for the data plane; for the control plane the
+        // canonical request holds the computed (lower-case) hash, which the client did not sign.
+        let upper = hash.to_ascii_uppercase();
+        assert!(check_patch(&signed_patch("iot-jobs-data", Some(&upper), body), body).is_ok());
+        assert_eq!(check_patch(&signed_patch("iot", Some(&upper), body), body), Err(SigV4Error::SignatureMismatch));
+    }
+
+    #[test]
+    fn credential_scoped_to_another_region() {
+        let body = b"{}";
+        let headers = signed_patch("iot", None, body);
+        let check = |region: &str, secret_for: &dyn Fn(&str) -> Option<String>| {
+            check_headers(&headers, region, at(BOTO_DATE), secret_for)
+        };
+        let known = |_: &str| Some("s3cr3t".to_owned());
+        assert!(check("eu-west-1", &known).is_ok());
+        let err = check("us-east-1", &known).unwrap_err();
+        assert_eq!(err, SigV4Error::WrongRegion("eu-west-1".into()));
+        assert_eq!(err.code(), "InvalidSignatureException");
+        assert_eq!(err.message(), "Credential should be scoped to a valid region, not 'eu-west-1'.");
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        // Region names are compared exactly.
+        assert!(matches!(check("EU-WEST-1", &known), Err(SigV4Error::WrongRegion(_))));
+        // The scope is checked before the key: an unknown key in another region hears about the region.
+        assert!(matches!(check("us-east-1", &|_| None), Err(SigV4Error::WrongRegion(_))));
+        assert_eq!(check("eu-west-1", &|_| None).unwrap_err(), SigV4Error::UnknownAccessKey);
+        // ...and after the clock.
+        let later = UNIX_EPOCH + Duration::from_secs((parse_amz_date(BOTO_DATE).unwrap() + 3600) as u64);
+        assert!(matches!(check_headers(&headers, "us-east-1", later, known), Err(SigV4Error::Expired(_))));
     }
 
     #[test]
@@ -1292,6 +1409,8 @@ mod tests {
             "20240101 000000Z",
             "+2024101T000000Z",
             "20240101T000000z",
+            // 16 bytes with `T` and `Z` in place, but a field boundary inside a character.
+            "202\u{e9}401T120000Z",
             "",
         ] {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
@@ -1318,8 +1437,110 @@ mod tests {
              documentation for details."
         );
         assert_eq!(Expired("e".into()).code(), "InvalidSignatureException");
-        for e in [Missing, Malformed("x".into()), UnknownAccessKey, SignatureMismatch, Expired("e".into())] {
+        assert_eq!(WrongRegion("r".into()).code(), "InvalidSignatureException");
+        for e in [
+            Missing,
+            Malformed("x".into()),
+            UnknownAccessKey,
+            SignatureMismatch,
+            Expired("e".into()),
+            WrongRegion("r".into()),
+        ] {
             assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        }
+    }
+}
+
+/// Properties of the canonicalization over arbitrary input: it never panics, each step is
+/// stable where it must be, and what [`sign`] produces always verifies.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    /// A fixed instant: the properties are about the request, not the clock.
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_714_564_800) // 2024-05-01T12:00:00Z
+    }
+
+    proptest! {
+        #[test]
+        fn dot_segment_removal_is_idempotent_and_complete(tail in "\\PC*") {
+            let path = format!("/{tail}");
+            let once = remove_dot_segments(&path);
+            prop_assert!(once.starts_with('/'));
+            prop_assert_eq!(remove_dot_segments(&once), once.clone());
+            let inner = once.trim_start_matches('/').trim_end_matches('/');
+            if !inner.is_empty() {
+                prop_assert!(inner.split('/').all(|s| !s.is_empty() && s != "." && s != ".."), "{once}");
+            }
+        }
+
+        #[test]
+        fn canonical_uri_is_the_escaped_normalized_path(path in any::<String>()) {
+            let canonical = canonical_uri(&path);
+            prop_assert!(canonical.starts_with('/') || !path.is_empty() && !path.starts_with('/'));
+            prop_assert!(canonical.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~/%".contains(&b)), "{canonical}");
+            let decoded: Vec<u8> = percent_decode_str(&canonical).collect();
+            prop_assert_eq!(decoded, remove_dot_segments(&path).into_bytes());
+        }
+
+        #[test]
+        fn canonical_query_is_idempotent_and_order_free(query in any::<String>()) {
+            let canonical = canonical_query(&query);
+            prop_assert_eq!(canonical_query(&canonical), canonical.clone());
+            let reversed: Vec<&str> = query.split('&').rev().collect();
+            prop_assert_eq!(canonical_query(&reversed.join("&")), canonical.clone());
+            prop_assert!(canonical.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%=&".contains(&b)), "{canonical}");
+        }
+
+        #[test]
+        fn dates_parse_without_panicking_and_round_trip(s in any::<String>(), secs in -2_000_000_000i64..8_000_000_000) {
+            if let Some(t) = parse_amz_date(&s) {
+                prop_assert_eq!(format_amz_date(t).len(), 16);
+            }
+            prop_assert_eq!(parse_amz_date(&format_amz_date(secs)), Some(secs));
+        }
+
+        #[test]
+        fn authorization_parsing_never_panics(value in "[ -~]*", date in "[ -~]{0,20}") {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", HeaderValue::from_str(&value).unwrap());
+            if let Ok(d) = HeaderValue::from_str(&date) {
+                headers.insert("x-amz-date", d);
+            }
+            let _ = parse_credential(&headers);
+            let _ = check_headers(&headers, "us-east-1", now(), |_| Some("secret".to_owned()));
+        }
+
+        #[test]
+        fn what_is_signed_verifies_and_a_changed_body_does_not(
+            path in "/\\PC{0,40}",
+            query in "\\PC{0,40}",
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            service in prop_oneof![Just("iot"), Just("iot-jobs-data")],
+            method in prop_oneof![Just(Method::GET), Just(Method::PUT), Just(Method::PATCH), Just(Method::DELETE)],
+        ) {
+            let params = SigningParams {
+                access_key_id: "AKIAPROP",
+                secret_access_key: "prop/secret+key",
+                region: "eu-central-1",
+                service,
+                now: now(),
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
+            sign(&method, &path, &query, &mut headers, &body, &params);
+            let verify = |body: &[u8]| {
+                check_headers(&headers, "eu-central-1", now(), |k| (k == "AKIAPROP").then(|| "prop/secret+key".to_owned()))?
+                    .verify_body(&method, &path, &query, &headers, body)
+            };
+            let credential = verify(&body).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(credential.service, service);
+            let mut changed = body.clone();
+            changed.push(b'x');
+            prop_assert_eq!(verify(&changed), Err(SigV4Error::SignatureMismatch));
         }
     }
 }

@@ -74,6 +74,19 @@ pub struct ServeArgs {
     /// Account id in ARNs.
     #[arg(long, default_value = "123456789012")]
     pub account_id: String,
+    /// Seconds an HTTP client has to send a request's headers, from connecting or from the
+    /// previous response (so also how long an idle keep-alive connection stays open).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout: u64,
+    /// Seconds an HTTP client has to send a request's body once its headers are accepted.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_body_timeout: u64,
+    /// Seconds an HTTP client may leave a response unread before it is disconnected.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_write_timeout: u64,
+    /// Concurrent HTTP connections; one more is closed at once.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
 }
 
 fn main() -> anyhow::Result<()> {

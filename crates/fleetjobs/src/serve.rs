@@ -2,6 +2,7 @@
 //! API beside it, and run until a stop signal.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fleetjobs_core::arn::ArnScope;
@@ -45,7 +46,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let stop = shutdown::on_signal();
     let mqtt_task = tokio::spawn(fleetjobs_mqtt::serve_tls(broker.clone(), mqtt_listener, tls, stop.clone().wait()));
-    let http_task = tokio::spawn(fleetjobs_api::serve(engine.clone(), http_listener, stop.clone().wait()));
+    let http_limits = fleetjobs_api::HttpLimits {
+        header_timeout: Duration::from_secs(args.http_header_timeout),
+        body_timeout: Duration::from_secs(args.http_body_timeout),
+        write_timeout: Duration::from_secs(args.http_write_timeout),
+        max_connections: args.http_max_connections,
+    };
+    let http_task = tokio::spawn(fleetjobs_api::serve(engine.clone(), http_listener, http_limits, stop.clone().wait()));
 
     print_banner(&args, &dir, &credentials);
     tracing::info!(http = %args.http_listen, mqtt = %args.mqtt_listen, "fleetjobs ready");

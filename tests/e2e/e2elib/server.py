@@ -387,8 +387,9 @@ class FleetjobsServer:
 
     # ---------------------------------------------------------------- boto3
 
-    def boto3_client(self, service: str = "iot"):
-        """A boto3 client for bulk setup and for checking HTTP status codes."""
+    def boto3_client(self, service: str = "iot", region: str = "us-east-1"):
+        """A boto3 client for bulk setup and for checking HTTP status codes (signing for
+        ``region``, the server's by default)."""
         import boto3
         from botocore.config import Config
 
@@ -396,7 +397,7 @@ class FleetjobsServer:
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
+            region_name=region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             config=Config(retries={"total_max_attempts": 1, "mode": "legacy"}, read_timeout=30, connect_timeout=5),

@@ -37,15 +37,28 @@ pub struct Server {
     child: Option<Child>,
     pub access_key: String,
     pub secret_key: String,
+    extra_args: Vec<String>,
 }
+
+/// An HTTP response as read off the socket: status, `x-amzn-ErrorType`, JSON body.
+pub type HttpAnswer = (u16, Option<String>, Value);
 
 impl Server {
     pub fn start() -> Server {
-        Server::start_in(temp_path("it"))
+        Server::start_with(&[])
+    }
+
+    /// Start with extra `serve` flags.
+    pub fn start_with(extra_args: &[&str]) -> Server {
+        Server::start_in_with(temp_path("it"), extra_args)
     }
 
     /// A server on an existing (or new) data directory.
     pub fn start_in(dir: PathBuf) -> Server {
+        Server::start_in_with(dir, &[])
+    }
+
+    fn start_in_with(dir: PathBuf, extra_args: &[&str]) -> Server {
         let mut s = Server {
             dir,
             http_port: free_port(),
@@ -53,6 +66,7 @@ impl Server {
             child: None,
             access_key: String::new(),
             secret_key: String::new(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -65,6 +79,7 @@ impl Server {
             .arg(&self.dir)
             .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--mqtt-listen", &format!("127.0.0.1:{}", self.mqtt_port)])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -132,44 +147,58 @@ impl Server {
         extra_headers: &[(&str, &str)],
         key: &str,
         secret: &str,
-    ) -> (u16, Option<String>, Value) {
+    ) -> HttpAnswer {
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let params = SigningParams { access_key_id: key, secret_access_key: secret, ..self.signing() };
+        let head = self.signed_head(method, path, query, &body, body.len(), extra_headers, &params);
+        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+        parse_response(&raw).expect("a complete response")
+    }
+
+    /// How `call` signs: the server's admin key, `us-east-1`, `iot`, now.
+    pub fn signing(&self) -> SigningParams<'_> {
+        SigningParams {
+            access_key_id: &self.access_key,
+            secret_access_key: &self.secret_key,
+            region: "us-east-1",
+            service: "iot",
+            now: SystemTime::now(),
+        }
+    }
+
+    /// The head of a request signed over `body` as botocore signs it, with `connection: close`
+    /// and the given `content-length` (which tests may set to anything).
+    #[allow(clippy::too_many_arguments)]
+    pub fn signed_head(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        content_length: usize,
+        extra_headers: &[(&str, &str)],
+        params: &SigningParams,
+    ) -> String {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_str(&format!("127.0.0.1:{}", self.http_port)).unwrap());
         for (k, v) in extra_headers {
             headers
                 .insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
-        let params = SigningParams {
-            access_key_id: key,
-            secret_access_key: secret,
-            region: "us-east-1",
-            service: "iot",
-            now: SystemTime::now(),
-        };
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        sign(&method, path, query, &mut headers, &body, &params);
+        sign(&method, path, query, &mut headers, body, params);
         let target = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
-        let mut req = format!("{method} {target} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+        let mut req =
+            format!("{method} {target} HTTP/1.1\r\nconnection: close\r\ncontent-length: {content_length}\r\n");
         for (k, v) in &headers {
             req.push_str(&format!("{}: {}\r\n", k, v.to_str().unwrap()));
         }
         req.push_str("\r\n");
-        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).await.unwrap();
-        stream.write_all(req.as_bytes()).await.unwrap();
-        stream.write_all(&body).await.unwrap();
-        let mut raw = Vec::new();
-        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-        let text = String::from_utf8(raw).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let error_type = head.lines().find_map(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("x-amzn-errortype:")
-                .then(|| l.split_once(':').unwrap().1.trim().to_string())
-        });
-        let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect(body) };
-        (status, error_type, body)
+        req
     }
 
     /// Call and expect 200.
@@ -220,6 +249,59 @@ impl Drop for Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// Parses one complete HTTP response (head and a `content-length` body), or `None` if `raw` does
+/// not hold one yet.
+pub fn parse_response(raw: &[u8]) -> Option<HttpAnswer> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+    if body.len() < length {
+        return None;
+    }
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    let body = &body[..length];
+    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect(body) };
+    Some((status, header("x-amzn-errortype"), body))
+}
+
+/// Reads one response from `stream` within `wait`; `None` if the connection closed or the
+/// time ran out first.
+pub async fn read_response(stream: &mut TcpStream, wait: Duration) -> Option<HttpAnswer> {
+    let deadline = Instant::now() + wait;
+    let mut raw = Vec::new();
+    loop {
+        if let Some(answer) = parse_response(&raw) {
+            return Some(answer);
+        }
+        let mut chunk = [0u8; 4096];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Whether the peer closed `stream` within `wait` (reading and discarding what it sends).
+pub async fn tcp_closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
         }
     }
 }
