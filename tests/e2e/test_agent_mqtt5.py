@@ -3,7 +3,7 @@ only, where the agent falls back, as every other agent test shows).
 
 A local mosquitto (mutual TLS with the Fleetjobs server's CA and server certificate) plus a
 small fake Jobs service (paho, MQTT 5) answering `$next/get`, `{jobId}/get` and
-`{jobId}/update` like AWS. Skipped when mosquitto is not installed.
+`{jobId}/update` like AWS. Needs mosquitto (`.ci/run` installs it).
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class FakeJobs:
         self.client.disconnect()
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
 def test_mqtt5_broker_gets_mqtt5(server, make_device, start_agent, tmp_path):
+    assert MOSQUITTO is not None, "mosquitto is not installed (.ci/run installs it: apt-get install mosquitto)"
     conf_dir = tmp_path / "mosquitto"
     conf_dir.mkdir()
     for name in ("root-CA.crt", "server.crt", "server.key"):

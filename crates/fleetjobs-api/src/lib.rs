@@ -15,7 +15,7 @@ mod write_deadline;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -66,13 +66,14 @@ pub async fn serve(
     server::serve(router(engine, &limits), listener, &limits, shutdown).await
 }
 
+/// One request: answer it, and log one line (operation, status, milliseconds) at info, so
+/// that an operator sees every call at the default log level.
 async fn handle(State(api): State<Api>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    match dispatch(&api, request).await {
-        Ok((op, value)) => {
-            tracing::debug!(operation = op, "ok");
-            response::ok(&request_id, &value)
-        }
+    let started = Instant::now();
+    let mut operation = "-";
+    let response = match dispatch(&api, request, &mut operation).await {
+        Ok(value) => response::ok(&request_id, &value),
         Err(Refused::Api(e)) => {
             tracing::debug!(code = e.code.name(), message = %e.message, "error");
             response::error(&request_id, &e)
@@ -84,7 +85,14 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
             tracing::debug!(error = %e, "body timeout");
             response::transport_error(&request_id, 408, "RequestTimeoutException", &e.to_string())
         }
-    }
+    };
+    let error = response.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info!(
+        "{operation} {} {error} {:.1} ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
 }
 
 fn decode(s: &str) -> String {
@@ -93,7 +101,7 @@ fn decode(s: &str) -> String {
 
 /// Authenticates in two steps so that a client is refused on its headers alone (unknown key,
 /// stale date, other region, oversized `Content-Length`) before anything waits for its body.
-async fn dispatch(api: &Api, request: Request) -> Result<(&'static str, Value), Refused> {
+async fn dispatch(api: &Api, request: Request, operation: &mut &'static str) -> Result<Value, Refused> {
     let engine = &api.engine;
     let (parts, body) = request.into_parts();
     let checked = sigv4::check_headers(&parts.headers, &engine.config().scope.region, SystemTime::now(), |key| {
@@ -118,6 +126,7 @@ async fn dispatch(api: &Api, request: Request) -> Result<(&'static str, Value), 
     let (op, labels) = ops::route(service, parts.method.as_str(), &segments).ok_or_else(|| {
         ApiError::new(ErrorCode::UnknownOperation, format!("No operation matches {} {raw_path}", parts.method))
     })?;
+    *operation = op.name;
 
     let mut input = body_object(&body)?;
     for (label, value) in labels {
@@ -126,7 +135,7 @@ async fn dispatch(api: &Api, request: Request) -> Result<(&'static str, Value), 
     query_members(op, raw_query, &mut input)?;
     header_members(op, &parts.headers, &mut input);
     let value = (op.handler)(engine, Input(input)).await?;
-    Ok((op.name, value))
+    Ok(value)
 }
 
 /// The whole body, at most [`MAX_BODY`] bytes (also when it is chunked), within `timeout`.
