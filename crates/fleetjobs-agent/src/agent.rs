@@ -203,7 +203,7 @@ pub async fn run(
     let runtime = Arc::new(Mutex::new(runtime));
     let env = Arc::new(Env { cfg, runner, trust, boot_id, origin, journal, uplink, runtime, client });
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent { env: env.clone(), running: None, done_tx, resent: HashSet::new() };
+    let mut agent = Agent { env: env.clone(), running: None, done_tx, settled: HashSet::new() };
     let _ = env.journal(|j| j.note(format!("agent started (pid {})", std::process::id())));
     agent.resume_if_journaled();
 
@@ -235,9 +235,10 @@ struct Agent {
     env: Arc<Env>,
     running: Option<Running>,
     done_tx: mpsc::UnboundedSender<(ExecKey, JobEnd)>,
-    /// Finished jobs whose final status was queued again in this process (once each, so a
-    /// status the server refuses cannot loop).
-    resent: HashSet<ExecKey>,
+    /// History entries acted on again in this process: a final status re-sent, an abandoned
+    /// execution run again. Once each, so a server that keeps contradicting the journal (a
+    /// status it refuses, a job it calls gone yet shows pending) cannot make the agent loop.
+    settled: HashSet<ExecKey>,
 }
 
 impl Agent {
@@ -323,18 +324,23 @@ impl Agent {
         let (Some(exec), Some(key)) = (exec, key) else { return };
         let decision = {
             let j = self.env.journal.lock().expect("journal lock");
-            decide(j.state(), &key, &exec.status, &self.resent)
+            decide(j.state(), &key, &exec.status, &self.settled)
         };
         match decision {
             HeadDecision::Ignore => {}
             HeadDecision::Run => self.spawn(key, Start::New(Box::new(exec))),
+            HeadDecision::RunAgain(abandoned) => {
+                info!(job = %key, "abandoned here earlier, pending on the server: running it again");
+                self.settled.insert(abandoned);
+                self.spawn(key, Start::New(Box::new(exec)));
+            }
             HeadDecision::AwaitUplink => self.env.uplink.wake(),
             HeadDecision::Resend(done) => {
                 // Done here, but the server still shows it pending: our final update was lost.
                 if self.env.journal(|j| j.resend_final(&done)).unwrap_or(false) {
                     info!(job = %done, "re-sending the final status");
                 }
-                self.resent.insert(done);
+                self.settled.insert(done);
                 self.env.uplink.wake();
             }
         }
@@ -358,6 +364,10 @@ impl Agent {
 
     fn cancel_running(&mut self, why: &str) {
         let Some(running) = self.running.as_ref() else { return };
+        if running.cancel.is_raised() {
+            // Already stopping (several events can tell the same thing while the step winds down).
+            return;
+        }
         warn!(job = %running.key, why, "canceling the running job");
         if running.active {
             // The task sees the flag (the executor kills the step's process group), journals
@@ -408,6 +418,9 @@ enum HeadDecision {
     Ignore,
     /// An execution the journal has not finished: admit and run it.
     Run,
+    /// The execution this history key abandoned (CANCELED here, nothing reported), pending
+    /// again on the server: run it (once per process).
+    RunAgain(ExecKey),
     /// Finished here; its final status is queued (or was re-sent already): let the uplink work.
     AwaitUplink,
     /// Finished here (this history key) but the server missed the final status: queue it again.
@@ -417,15 +430,15 @@ enum HeadDecision {
 /// The journal's view of the server's head `head` (in `status`). Only a finished execution
 /// that may be this very one holds it back, and then only to deliver its final status; one
 /// abandoned here (CANCELED: the server said it was gone) that the server shows pending
-/// again is run, since nothing was reported for it.
-fn decide(state: &JournalState, head: &ExecKey, status: &str, resent: &HashSet<ExecKey>) -> HeadDecision {
+/// again is run, since nothing was reported for it. `settled`: see [`Agent::settled`].
+fn decide(state: &JournalState, head: &ExecKey, status: &str, settled: &HashSet<ExecKey>) -> HeadDecision {
     if is_terminal(status) {
         return HeadDecision::Ignore;
     }
     match state.finished_as(head) {
         None => HeadDecision::Run,
-        Some(done) if done.outcome == "CANCELED" => HeadDecision::Run,
-        Some(done) if state.has_outbox_for(&done.key) || resent.contains(&done.key) => HeadDecision::AwaitUplink,
+        Some(done) if settled.contains(&done.key) || state.has_outbox_for(&done.key) => HeadDecision::AwaitUplink,
+        Some(done) if done.outcome == "CANCELED" => HeadDecision::RunAgain(done.key.clone()),
         Some(done) => HeadDecision::Resend(done.key.clone()),
     }
 }
@@ -867,36 +880,41 @@ mod tests {
         use crate::journal::tests::identity;
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        let resent = HashSet::new();
+        let settled = HashSet::new();
         let (first, again) = (identity(100, 1), identity(100, 1));
-        assert_eq!(decide(j.state(), &first, "QUEUED", &resent), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &first, "QUEUED", &settled), HeadDecision::Run);
         let first_update =
             Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
         j.begin(first.clone(), serde_json::json!({"v": 1}), crate::journal::tests::plan(1), Some(1), first_update)
             .unwrap();
         j.finish(&first, "SUCCEEDED", Details::new().with("result", "old")).unwrap();
         // (a) finished, deleted, re-created with another document or later: run it.
-        assert_eq!(decide(j.state(), &identity(100, 2), "QUEUED", &resent), HeadDecision::Run);
-        assert_eq!(decide(j.state(), &identity(300, 1), "QUEUED", &resent), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(100, 2), "QUEUED", &settled), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(300, 1), "QUEUED", &settled), HeadDecision::Run);
         // The very execution: deliver the final status, never run it again.
-        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &resent), HeadDecision::AwaitUplink, "still queued");
+        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &settled), HeadDecision::AwaitUplink, "still queued");
         let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
         for seq in seqs {
             j.acknowledge(seq, Some(3)).unwrap();
         }
-        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &resent), HeadDecision::Resend(first.clone()));
+        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &settled), HeadDecision::Resend(first.clone()));
         let once = HashSet::from([first.clone()]);
         assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &once), HeadDecision::AwaitUplink);
-        assert_eq!(decide(j.state(), &again, "SUCCEEDED", &resent), HeadDecision::Ignore);
+        assert_eq!(decide(j.state(), &again, "SUCCEEDED", &settled), HeadDecision::Ignore);
         // (b) abandoned here (deleted while it ran): whatever the server shows pending runs.
         let running = identity(400, 1);
         let update =
             Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
         j.begin(running.clone(), serde_json::json!({"v": 1}), crate::journal::tests::plan(1), Some(1), update).unwrap();
         j.cancel(&running, "the execution no longer exists").unwrap();
-        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &resent), HeadDecision::Run);
-        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &resent), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &settled), HeadDecision::Run);
+        // The abandoned execution itself, shown pending again: run once, then leave it be.
+        let again = HeadDecision::RunAgain(running.clone());
+        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &settled), again);
         let legacy = ExecKey::bare("j", 1);
-        assert_eq!(decide(j.state(), &legacy, "QUEUED", &resent), HeadDecision::Run, "latest entry: CANCELED");
+        assert_eq!(decide(j.state(), &legacy, "QUEUED", &settled), again, "the latest entry it may be");
+        let once = HashSet::from([running]);
+        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &once), HeadDecision::AwaitUplink);
+        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &once), HeadDecision::Run);
     }
 }
