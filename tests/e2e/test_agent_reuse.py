@@ -143,6 +143,7 @@ def test_a_job_deleted_and_recreated_while_the_agent_was_down(server, make_devic
     new = wait_status(server, job, device.thing_name, "SUCCEEDED", agent=agent)
     assert lines(runs), "no run finished"
     entries = [h for h in agent.journal()["history"] if h["key"]["jobId"] == job]
+    assert len(entries) == 2, f"the old and the new execution must each end here: {entries}"
     by_queued = {h["key"].get("queuedAt"): h["outcome"] for h in entries}
     assert by_queued.get(int(new["queuedAt"])) == "SUCCEEDED", f"the new execution did not run here: {entries}"
     assert by_queued.get(int(old["queuedAt"])) in ("SUCCEEDED", "CANCELED"), entries

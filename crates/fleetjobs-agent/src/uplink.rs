@@ -125,8 +125,10 @@ impl Uplink {
         // Without expectedVersion nothing stops the update from landing on another execution
         // that reuses the job id; a journal without identity cannot tell them apart anyway.
         if version.is_none() && !entry.key.is_bare() {
-            if let Some(why) = self.replaced(&entry.key).await {
-                return self.gone(entry, &why);
+            match self.replaced(&entry.key).await {
+                Ok(None) => {}
+                Ok(Some(why)) => return self.gone(entry, &why),
+                Err(e) => return Self::unverified(entry, &e),
             }
         }
         let req = UpdateRequest {
@@ -152,9 +154,13 @@ impl Uplink {
                     Step::Next
                 }
                 Verdict::Resync(v) => {
-                    if let Some(why) = self.replaced(&entry.key).await {
-                        *mismatches = 0;
-                        return self.gone(entry, &why);
+                    match self.replaced(&entry.key).await {
+                        Ok(None) => {}
+                        Ok(Some(why)) => {
+                            *mismatches = 0;
+                            return self.gone(entry, &why);
+                        }
+                        Err(e) => return Self::unverified(entry, &e),
                     }
                     *mismatches += 1;
                     if let Some(v) = v {
@@ -193,10 +199,19 @@ impl Uplink {
     }
 
     /// Why `key`'s execution can take no more updates (deleted, terminal, or its job id now
-    /// names another execution); `None` when it is still there or the server did not say.
-    async fn replaced(&self, key: &ExecKey) -> Option<String> {
+    /// names another execution); `Ok(None)` when it is still there; `Err` when the server did
+    /// not say (the update then waits: unchecked, it could land on another execution).
+    async fn replaced(&self, key: &ExecKey) -> Result<Option<String>, RequestError> {
         let answer = self.client.describe(&key.job_id, key.execution_number, true).await;
-        why_gone(key, &answer, &self.origin)
+        match why_gone(key, &answer, &self.origin) {
+            Some(why) => Ok(Some(why)),
+            None => answer.map(|_| None),
+        }
+    }
+
+    fn unverified(entry: &OutboxEntry, error: &RequestError) -> Step {
+        debug!(key = %entry.key, error = %error, "cannot check the execution's identity; will retry");
+        Step::Retry(Duration::from_millis(500))
     }
 
     fn settle(&self, f: impl FnOnce(&mut Journal) -> Result<(), crate::journal::JournalError>) {
