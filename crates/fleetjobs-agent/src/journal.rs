@@ -9,11 +9,13 @@
 //! bounded history), so rewriting it whole is cheap next to the fsyncs.
 //!
 //! What it holds:
-//! - `current`: the job being run (jobId, executionNumber, document, parsed plan and its
-//!   hash, per-step status and details, the last [`StepCheckpoint`] of the running step);
+//! - `current`: the job being run (its [`ExecKey`]: jobId, executionNumber and the identity
+//!   fields of [`crate::identity`]; document, parsed plan and its hash, per-step status and
+//!   details, the last [`StepCheckpoint`] of the running step);
 //! - `outbox`: status updates not yet acknowledged by the server, in the order they were
 //!   made; they are sent (and re-sent after a reconnect or restart) strictly in that order;
-//! - `versions`: the last known `versionNumber` of each execution with pending updates;
+//! - `versions`: the last known `versionNumber` of each execution with pending updates (by
+//!   [`ExecKey::journal_id`]: two executions under one reused job id never share one);
 //! - `history`: the last [`HISTORY_LEN`] finished jobs with their final status, and `log`:
 //!   the last [`LOG_LEN`] notable events, both for `fleetjobs-agent status`.
 //!
