@@ -15,9 +15,14 @@
 //! - Status updates go through the journal's outbox (see [`crate::uplink`]); progress is
 //!   rate-limited and coalesced, and doubles as the `stepTimeoutInMinutes` heartbeat.
 //! - Cancel: when the server shows another head (or none) while a job runs, the loop
-//!   describes the running execution; if it is terminal or gone (or the uplink saw an update
-//!   rejected as such), the step's cancel flag is raised, the executor kills the step's
-//!   process group, and the job is journaled as canceled with nothing more reported.
+//!   describes the running execution; if it is terminal, gone, or replaced by another
+//!   execution under the same job id and number (a deleted job's id reused), or the uplink saw
+//!   an update rejected as such, the step's cancel flag is raised, the executor kills the
+//!   step's process group, and the job is journaled as canceled with nothing more reported.
+//! - Identity: the journal knows executions by [`ExecKey`] (job id and number, `queuedAt`,
+//!   document hash, endpoint, thing; see [`crate::identity`]). An execution the journal does
+//!   not recognize as one it finished is run; one it abandoned (CANCELED here) is run again
+//!   when the server shows it pending; so nothing journaled can hold the queue.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -33,8 +38,9 @@ use crate::details::Details;
 use crate::document;
 use crate::executor;
 use crate::executor_api::{Progress, StepCheckpoint, StepContext, StepOutcome, StepRunner};
-use crate::jobs_client::{jitter, ClientError, ClientEvent, JobExecution, JobsClient, RequestError};
-use crate::journal::{now_secs, ExecKey, Journal, JournalError, SharedJournal, StepState, Update};
+use crate::identity::{why_gone, ExecKey, Origin};
+use crate::jobs_client::{is_terminal, jitter, ClientError, ClientEvent, JobExecution, JobsClient, RequestError};
+use crate::journal::{now_secs, Journal, JournalError, JournalState, SharedJournal, StepState, Update};
 use crate::plan::{Plan, Step};
 use crate::signature::{self, TrustStore};
 use crate::status::RuntimeStatus;
@@ -48,11 +54,6 @@ pub enum AgentError {
     Client(#[from] ClientError),
     #[error("cannot read the boot id from {path}: {source}")]
     BootId { path: std::path::PathBuf, source: std::io::Error },
-}
-
-/// Execution statuses after which a device may not touch the execution any more.
-fn is_terminal(status: &str) -> bool {
-    !matches!(status, "QUEUED" | "IN_PROGRESS")
 }
 
 /// `stepTimeoutInMinutes` for a step that may take `timeout`: rounded up, plus one minute of
@@ -75,6 +76,8 @@ struct Env {
     runner: Arc<dyn StepRunner>,
     trust: Option<TrustStore>,
     boot_id: String,
+    /// The endpoint and thing every execution key is made for.
+    origin: Origin,
     journal: SharedJournal,
     uplink: UplinkHandle,
     runtime: Arc<Mutex<RuntimeStatus>>,
@@ -157,6 +160,8 @@ enum Start {
 
 struct Running {
     key: ExecKey,
+    /// What the server's execution is compared with (see [`crate::journal::CurrentJob::identity`]).
+    identity: ExecKey,
     cancel: Cancel,
     /// `false` while waiting for a reboot (no task).
     active: bool,
@@ -176,24 +181,29 @@ pub async fn run(
     trust: Option<TrustStore>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    let journal: SharedJournal = Arc::new(Mutex::new(Journal::open(&cfg.state_dir)?));
+    let origin = Origin { endpoint: format!("{}:{}", cfg.endpoint, cfg.port), thing: cfg.thing_name.clone() };
+    let mut opened = Journal::open(&cfg.state_dir)?;
+    if let Some(key) = opened.forget_foreign(&origin)? {
+        warn!(job = %key, "the journaled job belongs to another endpoint or thing: abandoned");
+    }
+    let journal: SharedJournal = Arc::new(Mutex::new(opened));
     let boot_id = read_boot_id(&cfg.boot_id_file)?;
     let (client, mut client_events) = JobsClient::start(&cfg)?;
     let (uplink_tx, mut uplink_events) = mpsc::unbounded_channel();
-    let uplink = uplink::spawn(journal.clone(), client.clone(), uplink_tx, cfg.reconnect_max);
+    let uplink = uplink::spawn(journal.clone(), client.clone(), origin.clone(), uplink_tx, cfg.reconnect_max);
     let runtime = RuntimeStatus {
         pid: std::process::id(),
         started_at: now_secs(),
         thing_name: cfg.thing_name.clone(),
-        endpoint: format!("{}:{}", cfg.endpoint, cfg.port),
+        endpoint: origin.endpoint.clone(),
         ..RuntimeStatus::default()
     };
     let _ = runtime.save(&cfg.state_dir);
     info!(thing = %cfg.thing_name, boot_id = %boot_id, state_dir = %cfg.state_dir.display(), "agent started");
-    let env =
-        Arc::new(Env { cfg, runner, trust, boot_id, journal, uplink, runtime: Arc::new(Mutex::new(runtime)), client });
+    let runtime = Arc::new(Mutex::new(runtime));
+    let env = Arc::new(Env { cfg, runner, trust, boot_id, origin, journal, uplink, runtime, client });
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent { env: env.clone(), running: None, done_tx, resent: HashSet::new() };
+    let mut agent = Agent { env: env.clone(), running: None, done_tx, settled: HashSet::new() };
     let _ = env.journal(|j| j.note(format!("agent started (pid {})", std::process::id())));
     agent.resume_if_journaled();
 
@@ -225,9 +235,10 @@ struct Agent {
     env: Arc<Env>,
     running: Option<Running>,
     done_tx: mpsc::UnboundedSender<(ExecKey, JobEnd)>,
-    /// Finished jobs whose final status was queued again in this process (once each, so a
-    /// status the server refuses cannot loop).
-    resent: HashSet<ExecKey>,
+    /// History entries acted on again in this process: a final status re-sent, an abandoned
+    /// execution run again. Once each, so a server that keeps contradicting the journal (a
+    /// status it refuses, a job it calls gone yet shows pending) cannot make the agent loop.
+    settled: HashSet<ExecKey>,
 }
 
 impl Agent {
@@ -258,16 +269,15 @@ impl Agent {
                 rt.connected = false;
                 rt.last_disconnect = Some(reason);
             }),
-            ClientEvent::NextChanged(exec) => self.consider(exec).await,
+            ClientEvent::NextChanged(exec) => self.consider(exec.map(|e| *e)).await,
         }
     }
 
     async fn on_uplink_event(&mut self, event: UplinkEvent) {
         match event {
             UplinkEvent::Drained => self.poll().await,
-            UplinkEvent::Gone { key, status } => {
+            UplinkEvent::Gone { key, why } => {
                 if self.running.as_ref().is_some_and(|r| r.key == key) {
-                    let why = status.map(|s| format!("execution is {s}")).unwrap_or_else(|| "execution is gone".into());
                     self.cancel_running(&why);
                 }
             }
@@ -304,49 +314,60 @@ impl Agent {
 
     /// The server's head of the queue is `exec`.
     async fn consider(&mut self, exec: Option<JobExecution>) {
-        let key = exec
-            .as_ref()
-            .map(|e| ExecKey { job_id: e.job_id.clone(), execution_number: e.execution_number.unwrap_or(1) });
+        let key = exec.as_ref().map(|e| ExecKey::of(e, &self.env.origin));
         if let Some(running) = &self.running {
-            if key.as_ref() != Some(&running.key) {
+            if !key.as_ref().is_some_and(|k| running.identity.same_execution(k)) {
                 self.check_running().await;
             }
             return;
         }
         let (Some(exec), Some(key)) = (exec, key) else { return };
-        if is_terminal(&exec.status) {
-            return;
-        }
-        let finished = {
+        let decision = {
             let j = self.env.journal.lock().expect("journal lock");
-            j.state().finished(&key).is_some()
+            decide(j.state(), &key, &exec.status, &self.settled)
         };
-        if finished {
-            // Done here, but the server still shows it pending: our final update is queued
-            // (offline) or was lost; make sure it is (re-)sent.
-            if !self.resent.contains(&key) && self.env.journal(|j| j.resend_final(&key)).unwrap_or(false) {
-                info!(job = %key, "re-sending the final status");
-                self.resent.insert(key);
+        match decision {
+            HeadDecision::Ignore => {}
+            HeadDecision::Run => self.spawn(key, Start::New(Box::new(exec))),
+            HeadDecision::RunAgain(abandoned) => {
+                info!(job = %key, "abandoned here earlier, pending on the server: running it again");
+                self.settled.insert(abandoned);
+                self.spawn(key, Start::New(Box::new(exec)));
             }
-            self.env.uplink.wake();
-            return;
+            HeadDecision::AwaitUplink => self.env.uplink.wake(),
+            HeadDecision::Resend(done) => {
+                // Done here, but the server still shows it pending: our final update was lost.
+                if self.env.journal(|j| j.resend_final(&done)).unwrap_or(false) {
+                    info!(job = %done, "re-sending the final status");
+                }
+                self.settled.insert(done);
+                self.env.uplink.wake();
+            }
         }
-        self.spawn(key, Start::New(Box::new(exec)));
     }
 
-    /// Describe the running execution; stop it when the server has canceled or removed it.
+    /// Describe the running execution; stop it when the server has canceled, removed or
+    /// replaced it.
     async fn check_running(&mut self) {
-        let Some(key) = self.running.as_ref().map(|r| r.key.clone()) else { return };
-        match self.env.client.describe(&key.job_id, key.execution_number, false).await {
-            Ok(None) => self.cancel_running("the execution no longer exists"),
-            Ok(Some(e)) if is_terminal(&e.status) => self.cancel_running(&format!("execution is {}", e.status)),
-            Ok(Some(_)) => {}
-            Err(e) => warn!(job = %key, error = %e, "describe failed"),
+        let Some(running) = self.running.as_ref() else { return };
+        let (key, identity) = (running.key.clone(), running.identity.clone());
+        let answer = self.env.client.describe(&key.job_id, key.execution_number, true).await;
+        match why_gone(&identity, &answer, &self.env.origin) {
+            Some(why) => self.cancel_running(&why),
+            None => {
+                if let Err(e) = answer {
+                    warn!(job = %key, error = %e, "describe failed");
+                }
+            }
         }
     }
 
     fn cancel_running(&mut self, why: &str) {
         let Some(running) = self.running.as_ref() else { return };
+        if running.cancel.is_raised() {
+            // Already stopping (several events can tell the same thing while the step winds down).
+            return;
+        }
         warn!(job = %running.key, why, "canceling the running job");
         if running.active {
             // The task sees the flag (the executor kills the step's process group), journals
@@ -372,7 +393,14 @@ impl Agent {
 
     fn spawn(&mut self, key: ExecKey, start: Start) {
         let cancel = Cancel::new();
-        self.running = Some(Running { key: key.clone(), cancel: cancel.clone(), active: true });
+        let identity = match start {
+            Start::New(_) => key.clone(),
+            Start::Resume => {
+                let j = self.env.journal.lock().expect("journal lock");
+                j.state().current.as_ref().filter(|c| c.key == key).map(|c| c.identity()).unwrap_or_else(|| key.clone())
+            }
+        };
+        self.running = Some(Running { key: key.clone(), identity, cancel: cancel.clone(), active: true });
         let env = self.env.clone();
         let done = self.done_tx.clone();
         tokio::spawn(async move {
@@ -380,6 +408,38 @@ impl Agent {
             env.set_progress(None);
             let _ = done.send((key, end));
         });
+    }
+}
+
+/// What to do about the server's head of the queue while no job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HeadDecision {
+    /// Not pending: nothing to do.
+    Ignore,
+    /// An execution the journal has not finished: admit and run it.
+    Run,
+    /// The execution this history key abandoned (CANCELED here, nothing reported), pending
+    /// again on the server: run it (once per process).
+    RunAgain(ExecKey),
+    /// Finished here; its final status is queued (or was re-sent already): let the uplink work.
+    AwaitUplink,
+    /// Finished here (this history key) but the server missed the final status: queue it again.
+    Resend(ExecKey),
+}
+
+/// The journal's view of the server's head `head` (in `status`). Only a finished execution
+/// that may be this very one holds it back, and then only to deliver its final status; one
+/// abandoned here (CANCELED: the server said it was gone) that the server shows pending
+/// again is run, since nothing was reported for it. `settled`: see [`Agent::settled`].
+fn decide(state: &JournalState, head: &ExecKey, status: &str, settled: &HashSet<ExecKey>) -> HeadDecision {
+    if is_terminal(status) {
+        return HeadDecision::Ignore;
+    }
+    match state.finished_as(head) {
+        None => HeadDecision::Run,
+        Some(done) if settled.contains(&done.key) || state.has_outbox_for(&done.key) => HeadDecision::AwaitUplink,
+        Some(done) if done.outcome == "CANCELED" => HeadDecision::RunAgain(done.key.clone()),
+        Some(done) => HeadDecision::Resend(done.key.clone()),
     }
 }
 
@@ -581,8 +641,13 @@ fn needs_fresh_document(details: &[(String, String)]) -> bool {
 /// journaled one (new presigned URLs) and has the same steps, journal it. `true`: run the step
 /// again with it (the executor resumes its partial download when the resource is the same).
 async fn refresh_document(env: &Env, key: &ExecKey) -> bool {
+    let identity = env.journal.lock().expect("journal lock").state().current.as_ref().map(|c| c.identity());
     let fresh = match env.client.describe(&key.job_id, key.execution_number, true).await {
-        Ok(Some(exec)) => exec.job_document,
+        // Only a copy of this very execution (not of a job that reuses its id).
+        Ok(Some(exec)) if identity.is_some_and(|i| i.same_execution(&ExecKey::of(&exec, &env.origin))) => {
+            exec.job_document
+        }
+        Ok(Some(_)) => return false,
         Ok(None) => return false,
         Err(e) => {
             warn!(job = %key, error = %e, "cannot fetch a fresh job document");
@@ -763,7 +828,7 @@ mod tests {
     fn final_details_name_the_failing_step() {
         let plan = crate::journal::tests::plan(2);
         let mut job = CurrentJob {
-            key: ExecKey { job_id: "j".into(), execution_number: 1 },
+            key: ExecKey::bare("j", 1),
             document: Value::Null,
             plan_hash: String::new(),
             plan,
@@ -808,5 +873,48 @@ mod tests {
         assert_eq!(d.get("total"), Some("1000"));
         assert_eq!(d.get("message"), Some("retrying"));
         assert_eq!(progress_text(&p), "42%, 420/1000 bytes, retrying");
+    }
+
+    #[test]
+    fn a_reused_job_id_runs_again_and_nothing_journaled_holds_the_queue() {
+        use crate::journal::tests::identity;
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let settled = HashSet::new();
+        let (first, again) = (identity(100, 1), identity(100, 1));
+        assert_eq!(decide(j.state(), &first, "QUEUED", &settled), HeadDecision::Run);
+        let first_update =
+            Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
+        j.begin(first.clone(), serde_json::json!({"v": 1}), crate::journal::tests::plan(1), Some(1), first_update)
+            .unwrap();
+        j.finish(&first, "SUCCEEDED", Details::new().with("result", "old")).unwrap();
+        // (a) finished, deleted, re-created with another document or later: run it.
+        assert_eq!(decide(j.state(), &identity(100, 2), "QUEUED", &settled), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(300, 1), "QUEUED", &settled), HeadDecision::Run);
+        // The very execution: deliver the final status, never run it again.
+        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &settled), HeadDecision::AwaitUplink, "still queued");
+        let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
+        for seq in seqs {
+            j.acknowledge(seq, Some(3)).unwrap();
+        }
+        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &settled), HeadDecision::Resend(first.clone()));
+        let once = HashSet::from([first.clone()]);
+        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &once), HeadDecision::AwaitUplink);
+        assert_eq!(decide(j.state(), &again, "SUCCEEDED", &settled), HeadDecision::Ignore);
+        // (b) abandoned here (deleted while it ran): whatever the server shows pending runs.
+        let running = identity(400, 1);
+        let update =
+            Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
+        j.begin(running.clone(), serde_json::json!({"v": 1}), crate::journal::tests::plan(1), Some(1), update).unwrap();
+        j.cancel(&running, "the execution no longer exists").unwrap();
+        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &settled), HeadDecision::Run);
+        // The abandoned execution itself, shown pending again: run once, then leave it be.
+        let again = HeadDecision::RunAgain(running.clone());
+        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &settled), again);
+        let legacy = ExecKey::bare("j", 1);
+        assert_eq!(decide(j.state(), &legacy, "QUEUED", &settled), again, "the latest entry it may be");
+        let once = HashSet::from([running]);
+        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &once), HeadDecision::AwaitUplink);
+        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &once), HeadDecision::Run);
     }
 }

@@ -96,6 +96,14 @@ pub struct JobExecution {
     pub version_number: Option<u64>,
     #[serde(default)]
     pub execution_number: Option<u64>,
+    /// Epoch seconds (part of the execution's identity: job ids are reused).
+    #[serde(default)]
+    pub queued_at: Option<f64>,
+}
+
+/// Execution statuses after which a device may not touch the execution any more.
+pub fn is_terminal(status: &str) -> bool {
+    !matches!(status, "QUEUED" | "IN_PROGRESS")
 }
 
 /// `{jobId}/update` request fields.
@@ -119,7 +127,7 @@ pub enum ClientEvent {
         reason: String,
     },
     /// `notify-next`: the head of the thing's queue changed (`None`: queue empty).
-    NextChanged(Option<JobExecution>),
+    NextChanged(Option<Box<JobExecution>>),
 }
 
 #[derive(Clone)]
@@ -480,7 +488,7 @@ impl Driver {
         if rest == "notify-next" {
             match execution_of(&value) {
                 Ok(exec) => {
-                    let _ = self.events.send(ClientEvent::NextChanged(exec));
+                    let _ = self.events.send(ClientEvent::NextChanged(exec.map(Box::new)));
                 }
                 Err(e) => warn!(error = %e, "bad notify-next"),
             }
@@ -531,6 +539,9 @@ mod tests {
             "executionNumber": 2, "jobDocument": {"operation": "customJob"}}, "timestamp": 1});
         let e = execution_of(&answer).unwrap().unwrap();
         assert_eq!((e.job_id.as_str(), e.execution_number, e.version_number), ("j1", Some(2), Some(1)));
+        assert_eq!(e.queued_at, None);
+        let queued = execution_of(&json!({"execution": {"jobId": "j1", "queuedAt": 1700000000}})).unwrap().unwrap();
+        assert_eq!(queued.queued_at, Some(1_700_000_000.0));
         assert_eq!(execution_of(&json!({"timestamp": 1})).unwrap(), None);
         let r: Rejection = serde_json::from_value(json!({"code": "VersionMismatch", "message": "m",
             "executionState": {"status": "IN_PROGRESS", "versionNumber": 3}}))

@@ -9,11 +9,13 @@
 //! bounded history), so rewriting it whole is cheap next to the fsyncs.
 //!
 //! What it holds:
-//! - `current`: the job being run (jobId, executionNumber, document, parsed plan and its
-//!   hash, per-step status and details, the last [`StepCheckpoint`] of the running step);
+//! - `current`: the job being run (its [`ExecKey`]: jobId, executionNumber and the identity
+//!   fields of [`crate::identity`]; document, parsed plan and its hash, per-step status and
+//!   details, the last [`StepCheckpoint`] of the running step);
 //! - `outbox`: status updates not yet acknowledged by the server, in the order they were
 //!   made; they are sent (and re-sent after a reconnect or restart) strictly in that order;
-//! - `versions`: the last known `versionNumber` of each execution with pending updates;
+//! - `versions`: the last known `versionNumber` of each execution with pending updates (by
+//!   [`ExecKey::journal_id`]: two executions under one reused job id never share one);
 //! - `history`: the last [`HISTORY_LEN`] finished jobs with their final status, and `log`:
 //!   the last [`LOG_LEN`] notable events, both for `fleetjobs-agent status`.
 //!
@@ -31,6 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::details::Details;
 use crate::executor_api::StepCheckpoint;
+pub use crate::identity::ExecKey;
+use crate::identity::{document_hash, Origin};
 use crate::plan::{Plan, Step};
 
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -51,20 +55,6 @@ pub enum JournalError {
     Locked(PathBuf),
     #[error("no current job {0}")]
     NoSuchJob(String),
-}
-
-/// Identifies one execution of a job on this thing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecKey {
-    pub job_id: String,
-    pub execution_number: u64,
-}
-
-impl std::fmt::Display for ExecKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}#{}", self.job_id, self.execution_number)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +129,17 @@ impl CurrentJob {
     pub fn is_final_step(&self, index: usize) -> bool {
         self.plan.final_step.is_some() && index + 1 == self.steps.len()
     }
+
+    /// The key to compare with what the server shows. A job journaled by an older agent has
+    /// no document hash in its key; the journaled document stands in for it (the hash leaves
+    /// out what the agent strips or what a fresh copy changes).
+    pub fn identity(&self) -> ExecKey {
+        let mut key = self.key.clone();
+        if key.document_hash.is_none() {
+            key.document_hash = Some(document_hash(&self.document));
+        }
+        key
+    }
 }
 
 /// A status update waiting for the server's `accepted`.
@@ -180,6 +181,15 @@ pub struct FinishedJob {
     pub finished_at: u64,
 }
 
+impl FinishedJob {
+    /// Whether the server's execution `exec` may be this finished one. A key journaled without
+    /// `queuedAt` (older agent) cannot be an execution queued after this one had finished.
+    pub fn may_be(&self, exec: &ExecKey) -> bool {
+        let queued_later = self.key.queued_at.is_none() && exec.queued_at.is_some_and(|q| q > self.finished_at);
+        self.key.same_execution(exec) && !queued_later
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub at: u64,
@@ -204,8 +214,14 @@ pub struct JournalState {
 }
 
 impl JournalState {
+    /// The finished job journaled under exactly `key`.
     pub fn finished(&self, key: &ExecKey) -> Option<&FinishedJob> {
         self.history.iter().rev().find(|f| &f.key == key)
+    }
+
+    /// The latest finished job that the server's execution `exec` may be.
+    pub fn finished_as(&self, exec: &ExecKey) -> Option<&FinishedJob> {
+        self.history.iter().rev().find(|f| f.may_be(exec))
     }
 
     pub fn has_outbox_for(&self, key: &ExecKey) -> bool {
@@ -376,7 +392,7 @@ impl Journal {
         let note = format!("{key}: accepted, {} step(s), plan {}", job.steps.len(), &job.plan_hash[..12]);
         self.commit(Some(note), |s| {
             if let Some(v) = version {
-                s.versions.insert(key.to_string(), v);
+                s.versions.insert(key.journal_id(), v);
             }
             s.current = Some(job);
             Self::push_update(s, &key, first_update);
@@ -507,7 +523,7 @@ impl Journal {
                 s.current = None;
             }
             s.outbox.retain(|e| &e.key != key);
-            s.versions.remove(&key.to_string());
+            s.versions.remove(&key.journal_id());
             Self::push_history(s, key, "CANCELED", Some(reason.to_owned()), Details::new());
         })
     }
@@ -526,13 +542,49 @@ impl Journal {
         }
     }
 
+    /// Forget what was journaled for another endpoint or thing than `origin` (the agent was
+    /// pointed elsewhere): such a job cannot be reported where it came from, and its updates
+    /// must not reach a same-named execution here. The job moves to the history as CANCELED.
+    /// Returns the abandoned current job's key, if any.
+    pub fn forget_foreign(&mut self, origin: &Origin) -> Result<Option<ExecKey>, JournalError> {
+        let current = self.state.current.as_ref().map(|c| c.key.clone()).filter(|k| k.is_foreign(origin));
+        let stale = self.state.outbox.iter().filter(|e| e.key.is_foreign(origin)).count();
+        if current.is_none() && stale == 0 {
+            return Ok(None);
+        }
+        let note = format!(
+            "journaled for another endpoint or thing than {} at {}: abandoned {}, {stale} update(s) dropped",
+            origin.thing,
+            origin.endpoint,
+            current.as_ref().map(ExecKey::to_string).unwrap_or_else(|| "no job".into())
+        );
+        self.commit(Some(note), |s| {
+            let foreign: Vec<ExecKey> =
+                s.outbox.iter().map(|e| e.key.clone()).filter(|k| k.is_foreign(origin)).collect();
+            s.outbox.retain(|e| !e.key.is_foreign(origin));
+            for key in foreign.iter().chain(current.iter()) {
+                s.versions.remove(&key.journal_id());
+            }
+            if let Some(key) = &current {
+                s.current = None;
+                let why = format!(
+                    "journaled for {} at {}",
+                    key.thing.as_deref().unwrap_or("?"),
+                    key.endpoint.as_deref().unwrap_or("?")
+                );
+                Self::push_history(s, key, "CANCELED", Some(why), Details::new());
+            }
+        })?;
+        Ok(current)
+    }
+
     /// The oldest unacknowledged update.
     pub fn front(&self) -> Option<&OutboxEntry> {
         self.state.outbox.front()
     }
 
     pub fn version(&self, key: &ExecKey) -> Option<u64> {
-        self.state.versions.get(&key.to_string()).copied()
+        self.state.versions.get(&key.journal_id()).copied()
     }
 
     pub fn set_version(&mut self, key: &ExecKey, version: u64) -> Result<(), JournalError> {
@@ -540,7 +592,7 @@ impl Journal {
             return Ok(());
         }
         self.commit(None, |s| {
-            s.versions.insert(key.to_string(), version);
+            s.versions.insert(key.journal_id(), version);
         })
     }
 
@@ -555,7 +607,7 @@ impl Journal {
         self.commit(note, |s| {
             let Some(pos) = s.outbox.iter().position(|e| e.seq == seq) else { return };
             let entry = s.outbox.remove(pos).expect("position is valid");
-            let name = entry.key.to_string();
+            let name = entry.key.journal_id();
             let still_needed = s.current.as_ref().is_some_and(|c| c.key == entry.key) || s.has_outbox_for(&entry.key);
             match version {
                 Some(v) if still_needed => {
@@ -580,7 +632,7 @@ impl Journal {
         let note = format!("{key}: pending updates dropped: {why}");
         self.commit(Some(note), |s| {
             s.outbox.retain(|e| &e.key != key);
-            s.versions.remove(&key.to_string());
+            s.versions.remove(&key.journal_id());
         })
     }
 
@@ -606,7 +658,7 @@ impl Journal {
         let note = format!("{key}: REJECTED ({})", reason.clone().unwrap_or_default());
         self.commit(Some(note), |s| {
             if let Some(v) = version {
-                s.versions.insert(key.to_string(), v);
+                s.versions.insert(key.journal_id(), v);
             }
             Self::push_history(s, key, "REJECTED", reason, details.clone());
             Self::push_update(
@@ -634,7 +686,25 @@ pub(crate) mod tests {
     }
 
     fn key(id: &str) -> ExecKey {
-        ExecKey { job_id: id.into(), execution_number: 1 }
+        ExecKey::bare(id, 1)
+    }
+
+    fn origin() -> Origin {
+        Origin { endpoint: "iot.example:8883".into(), thing: "dev-1".into() }
+    }
+
+    /// `j#1` as the server shows it, queued at `queued_at` with document `{"v": doc}`.
+    pub(crate) fn identity(queued_at: u64, doc: u32) -> ExecKey {
+        let exec = crate::jobs_client::JobExecution {
+            job_id: "j".into(),
+            status: "QUEUED".into(),
+            status_details: None,
+            job_document: Some(serde_json::json!({ "v": doc })),
+            version_number: Some(1),
+            execution_number: Some(1),
+            queued_at: Some(queued_at as f64),
+        };
+        ExecKey::of(&exec, &origin())
     }
 
     fn update(status: &'static str, coalesce: bool) -> Update {
@@ -743,5 +813,105 @@ pub(crate) mod tests {
         j.reject(&key("c"), Some(1), Details::new().with("reason", "unknown operation")).unwrap();
         assert_eq!(j.state().finished(&key("c")).unwrap().reason.as_deref(), Some("unknown operation"));
         assert!(j.state().log.len() <= LOG_LEN);
+    }
+
+    #[test]
+    fn a_reused_job_id_is_not_taken_for_the_finished_execution() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let old = identity(100, 1);
+        j.begin(old.clone(), serde_json::json!({"v": 1}), plan(1), Some(1), update("IN_PROGRESS", false)).unwrap();
+        j.finish(&old, "SUCCEEDED", Details::new()).unwrap();
+        assert!(j.state().finished_as(&identity(100, 1)).is_some());
+        assert!(j.state().finished_as(&identity(100, 2)).is_none(), "re-created with another document");
+        assert!(j.state().finished_as(&identity(200, 1)).is_none(), "re-created with the same document");
+        let mut without_document = identity(100, 1);
+        without_document.document_hash = None;
+        assert!(j.state().finished_as(&without_document).is_some(), "a payload without the document");
+    }
+
+    #[test]
+    fn two_executions_under_one_job_id_keep_their_own_updates_and_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let (old, new) = (identity(100, 1), identity(200, 1));
+        j.begin(old.clone(), serde_json::json!({"v": 1}), plan(1), Some(4), update("IN_PROGRESS", false)).unwrap();
+        j.enqueue(&new, update("IN_PROGRESS", false)).unwrap();
+        j.set_version(&new, 1).unwrap();
+        assert_eq!((j.version(&old), j.version(&new)), (Some(4), Some(1)));
+        j.cancel(&old, "replaced").unwrap();
+        assert!(j.state().current.is_none());
+        assert!(!j.state().has_outbox_for(&old));
+        assert!(j.state().has_outbox_for(&new), "the new execution's update survives the old one's cancel");
+        assert_eq!((j.version(&old), j.version(&new)), (None, Some(1)));
+        j.drop_updates_for(&new, "gone").unwrap();
+        assert!(j.state().outbox.is_empty());
+    }
+
+    /// journal.json as the agent wrote it before executions had an identity.
+    const OLD_JOURNAL: &str = r#"{
+      "current": {"key": {"jobId": "run", "executionNumber": 1}, "document": {"v": 7},
+        "plan": {"operation": "test", "steps": [{"name": "s0", "action": {"type": "noop"}}], "final_step": null},
+        "planHash": "x", "steps": [{"name": "s0", "state": "running", "attempts": 1}], "startedAt": 50},
+      "outbox": [{"seq": 3, "key": {"jobId": "run", "executionNumber": 1}, "status": "IN_PROGRESS",
+        "details": [], "createdAt": 50}],
+      "versions": {"run#1": 2},
+      "history": [{"key": {"jobId": "done", "executionNumber": 1}, "outcome": "SUCCEEDED", "finishedAt": 1000}],
+      "log": [], "nextSeq": 4
+    }"#;
+
+    #[test]
+    fn an_old_journal_loads_and_its_entries_match_only_what_they_can_be() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), OLD_JOURNAL).unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let cur = j.state().current.clone().expect("the old current job loads");
+        assert!(cur.key.is_bare());
+        assert_eq!(j.version(&cur.key), Some(2), "versions keep their old names");
+        // The current job: the journaled document stands in for the missing document hash.
+        let delivered = |doc: serde_json::Value, queued_at: f64| {
+            let exec = crate::jobs_client::JobExecution {
+                job_id: "run".into(),
+                status: "IN_PROGRESS".into(),
+                status_details: None,
+                job_document: Some(doc),
+                version_number: Some(2),
+                execution_number: Some(1),
+                queued_at: Some(queued_at),
+            };
+            ExecKey::of(&exec, &origin())
+        };
+        assert!(cur.identity().same_execution(&delivered(serde_json::json!({"v": 7}), 40.0)));
+        assert!(!cur.identity().same_execution(&delivered(serde_json::json!({"v": 8}), 40.0)));
+        // A finished job: the same one only if it was queued before it finished here.
+        let done = |queued_at: f64| {
+            let mut k = delivered(serde_json::json!({}), queued_at);
+            k.job_id = "done".into();
+            k
+        };
+        assert!(j.state().finished_as(&done(900.0)).is_some());
+        assert!(j.state().finished_as(&done(1001.0)).is_none(), "queued after it had finished here");
+        // Nothing old is foreign; the old job still finishes under its old key.
+        assert_eq!(j.forget_foreign(&origin()).unwrap(), None);
+        j.finish(&cur.key, "SUCCEEDED", Details::new()).unwrap();
+        assert!(j.state().finished(&ExecKey::bare("run", 1)).is_some());
+    }
+
+    #[test]
+    fn what_was_journaled_for_another_endpoint_or_thing_is_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let mine = identity(100, 1);
+        let mut elsewhere = identity(100, 1);
+        elsewhere.job_id = "other".into();
+        elsewhere.endpoint = Some("old-host:8883".into());
+        j.enqueue(&mine, update("SUCCEEDED", false)).unwrap();
+        j.begin(elsewhere.clone(), serde_json::json!({}), plan(1), Some(3), update("IN_PROGRESS", false)).unwrap();
+        assert_eq!(j.forget_foreign(&origin()).unwrap(), Some(elsewhere.clone()));
+        assert!(j.state().current.is_none());
+        assert_eq!(j.state().outbox.iter().map(|e| &e.key).collect::<Vec<_>>(), vec![&mine]);
+        assert_eq!(j.version(&elsewhere), None);
+        assert_eq!(j.state().finished(&elsewhere).unwrap().outcome, "CANCELED");
+        assert_eq!(j.forget_foreign(&origin()).unwrap(), None, "once");
     }
 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`config`] | settings: the JSON config file, command-line overrides, defaults |
 //! | [`jobs_client`] | MQTT (5, falling back to 3.1.1) over mutual TLS; the Jobs API requests, matched by `clientToken`, with timeouts |
+//! | [`identity`] | which execution is which: jobId#executionNumber plus queuedAt, document hash, endpoint, thing |
 //! | [`journal`] | the durable local journal: current job, steps, checkpoints, outbox, history |
 //! | [`uplink`] | sends the journal's outbox in order, handling `VersionMismatch` and terminal rejections |
 //! | [`agent`] | the loop: polling, admission/REJECTED, running steps, progress, cancel, resume |
@@ -27,6 +28,7 @@ pub mod details;
 pub mod document;
 pub mod executor;
 pub mod executor_api;
+pub mod identity;
 pub mod jobs_client;
 pub mod journal;
 pub mod plan;

@@ -186,13 +186,12 @@ mod tests {
     fn report_shows_job_steps_outbox_and_history() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        let key = ExecKey { job_id: "job-1".into(), execution_number: 1 };
+        let key = ExecKey::bare("job-1", 1);
         let first =
             Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
         j.begin(key.clone(), serde_json::json!({}), crate::journal::tests::plan(2), Some(1), first).unwrap();
         j.step_started(&key, 0, None).unwrap();
-        j.reject(&ExecKey { job_id: "bad".into(), execution_number: 1 }, None, Details::new().with("reason", "nope"))
-            .unwrap();
+        j.reject(&ExecKey::bare("bad", 1), None, Details::new().with("reason", "nope")).unwrap();
         RuntimeStatus {
             pid: std::process::id(),
             connected: true,

@@ -6,8 +6,11 @@
 //! queue can never wedge:
 //! - `VersionMismatch`: the rejected `executionState` says where the server is. If it already
 //!   shows what this update wanted (a re-send of an update whose `accepted` was lost), the
-//!   update is done; else the version is taken from it and the update is sent again (after
-//!   three mismatches in a row, without `expectedVersion`).
+//!   update is done; else the execution is described to make sure the job id does not name
+//!   another execution now (a deleted job's id reused: its updates would land on the new
+//!   one), which is handled as gone; else the version is taken from the rejection and the
+//!   update is sent again (after three mismatches in a row, without `expectedVersion`). An
+//!   update with no known version is checked the same way before it is sent.
 //! - `InvalidStateTransition` / `ResourceNotFound`: the execution is terminal or gone. If it is
 //!   terminal with the status this update wanted, the update is done; otherwise the server
 //!   canceled or removed it: every update of that execution is dropped and the agent is told
@@ -22,16 +25,18 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
+use crate::identity::{why_gone, ExecKey, Origin};
 use crate::jobs_client::{backoff, ExecutionState, JobsClient, Rejection, RequestError, UpdateRequest};
-use crate::journal::{ExecKey, Journal, OutboxEntry, SharedJournal};
+use crate::journal::{Journal, OutboxEntry, SharedJournal};
 
 /// Mismatches in a row after which an update is sent without `expectedVersion`.
 const MAX_MISMATCHES: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UplinkEvent {
-    /// The server no longer has this execution pending (canceled, removed, deleted, timed out).
-    Gone { key: ExecKey, status: Option<String> },
+    /// The server no longer has this execution pending (canceled, removed, deleted, timed
+    /// out, its job id reused), for this reason.
+    Gone { key: ExecKey, why: String },
     /// The outbox became empty.
     Drained,
 }
@@ -51,11 +56,12 @@ impl UplinkHandle {
 pub fn spawn(
     journal: SharedJournal,
     client: JobsClient,
+    origin: Origin,
     events: mpsc::UnboundedSender<UplinkEvent>,
     reconnect_max: Duration,
 ) -> UplinkHandle {
     let handle = UplinkHandle::default();
-    let task = Uplink { journal, client, events, wake: handle.wake.clone(), reconnect_max };
+    let task = Uplink { journal, client, origin, events, wake: handle.wake.clone(), reconnect_max };
     tokio::spawn(task.run());
     handle
 }
@@ -63,6 +69,7 @@ pub fn spawn(
 struct Uplink {
     journal: SharedJournal,
     client: JobsClient,
+    origin: Origin,
     events: mpsc::UnboundedSender<UplinkEvent>,
     wake: Arc<Notify>,
     reconnect_max: Duration,
@@ -115,6 +122,15 @@ impl Uplink {
 
     async fn send(&self, entry: &OutboxEntry, mismatches: &mut u32) -> Step {
         let version = if *mismatches >= MAX_MISMATCHES { None } else { self.with_journal(|j| j.version(&entry.key)) };
+        // Without expectedVersion nothing stops the update from landing on another execution
+        // that reuses the job id; a journal without identity cannot tell them apart anyway.
+        if version.is_none() && !entry.key.is_bare() {
+            match self.replaced(&entry.key).await {
+                Ok(None) => {}
+                Ok(Some(why)) => return self.gone(entry, &why),
+                Err(e) => return Self::unverified(entry, &e),
+            }
+        }
         let req = UpdateRequest {
             status: entry.status.clone(),
             status_details: entry.details.to_json(),
@@ -138,6 +154,14 @@ impl Uplink {
                     Step::Next
                 }
                 Verdict::Resync(v) => {
+                    match self.replaced(&entry.key).await {
+                        Ok(None) => {}
+                        Ok(Some(why)) => {
+                            *mismatches = 0;
+                            return self.gone(entry, &why);
+                        }
+                        Err(e) => return Self::unverified(entry, &e),
+                    }
                     *mismatches += 1;
                     if let Some(v) = v {
                         self.settle(|j| j.set_version(&entry.key, v));
@@ -147,11 +171,8 @@ impl Uplink {
                 }
                 Verdict::Gone(status) => {
                     *mismatches = 0;
-                    warn!(key = %entry.key, code = %r.code, ?status, "execution is no longer pending");
-                    let _ = self.events.send(UplinkEvent::Gone { key: entry.key.clone(), status });
-                    // The agent cancels the job (journal) when it runs it; drop what is left.
-                    self.settle(|j| j.drop_updates_for(&entry.key, &r.to_string()));
-                    Step::Next
+                    let why = status.map(|s| format!("execution is {s}")).unwrap_or_else(|| r.to_string());
+                    self.gone(entry, &why)
                 }
                 Verdict::Retry => Step::Retry(Duration::from_secs(2)),
                 Verdict::Refused => {
@@ -166,6 +187,31 @@ impl Uplink {
                 Step::Retry(Duration::from_millis(500))
             }
         }
+    }
+
+    /// The execution of `entry` takes no more updates: drop all of its updates and tell the
+    /// agent (which cancels the job when it runs it).
+    fn gone(&self, entry: &OutboxEntry, why: &str) -> Step {
+        warn!(key = %entry.key, why, "execution is no longer pending");
+        let _ = self.events.send(UplinkEvent::Gone { key: entry.key.clone(), why: why.to_owned() });
+        self.settle(|j| j.drop_updates_for(&entry.key, why));
+        Step::Next
+    }
+
+    /// Why `key`'s execution can take no more updates (deleted, terminal, or its job id now
+    /// names another execution); `Ok(None)` when it is still there; `Err` when the server did
+    /// not say (the update then waits: unchecked, it could land on another execution).
+    async fn replaced(&self, key: &ExecKey) -> Result<Option<String>, RequestError> {
+        let answer = self.client.describe(&key.job_id, key.execution_number, true).await;
+        match why_gone(key, &answer, &self.origin) {
+            Some(why) => Ok(Some(why)),
+            None => answer.map(|_| None),
+        }
+    }
+
+    fn unverified(entry: &OutboxEntry, error: &RequestError) -> Step {
+        debug!(key = %entry.key, error = %error, "cannot check the execution's identity; will retry");
+        Step::Retry(Duration::from_millis(500))
     }
 
     fn settle(&self, f: impl FnOnce(&mut Journal) -> Result<(), crate::journal::JournalError>) {
@@ -224,7 +270,7 @@ mod tests {
     fn entry() -> OutboxEntry {
         OutboxEntry {
             seq: 1,
-            key: ExecKey { job_id: "j".into(), execution_number: 1 },
+            key: ExecKey::bare("j", 1),
             status: "SUCCEEDED".into(),
             details: Details::new().with("step", "2/2"),
             step_timeout_minutes: None,
