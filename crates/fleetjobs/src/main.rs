@@ -6,6 +6,7 @@
 //! - `device_plane`: the broker hooks that connect MQTT to the engine. It lives in the
 //!   package's library target (`src/lib.rs`, crate `fleetjobs`) so that benchmarks can serve
 //!   MQTT sessions with the real hooks in-process; the binary uses it from there.
+//! - `retained`: retained MQTT messages on disk (`DATA_DIR/retained/`), also in the library.
 //! - `serve`: builds and runs everything; `shutdown`: the stop signal.
 
 mod data_dir;
@@ -16,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use fleetjobs::device_plane;
+use fleetjobs::{device_plane, retained};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,10 @@ pub struct ServeArgs {
     /// Account id in ARNs.
     #[arg(long, default_value = "123456789012")]
     pub account_id: String,
+    /// MQTT connections served at once (TLS handshakes included); further ones are closed at
+    /// accept. Keep it well under the process's file descriptor limit.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
 }
 
 fn main() -> anyhow::Result<()> {
