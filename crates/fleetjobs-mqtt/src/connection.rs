@@ -90,7 +90,8 @@ where
     let _ = timeout(CLOSE_GRACE, writer.shutdown()).await;
     drop((frames, writer));
 
-    let will = connect.last_will.filter(|_| ended.publishes_will());
+    // A will's topic obeys the limits of a PUBLISH's; one beyond them is not published.
+    let will = connect.last_will.filter(|will| ended.publishes_will() && broker.is_publishable(&will.topic_name));
     broker.close_session(established, will).await;
 }
 

@@ -138,12 +138,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         packet.map(Decoded::Packet)
     }
 
-    /// Give the buffer room for `wanted` bytes, with an allocation of exactly that size (not
+    /// Give the buffer room for `wanted` bytes: in its own allocation if that is large enough
+    /// (moving the unread bytes to its start), else in a new one of exactly that size (not
     /// `BytesMut::reserve`, which may double past the packet size limit). It always has room
     /// for at least one more byte, so that a read never has to allocate on its own.
     fn make_room(&mut self, wanted: usize) {
         let wanted = wanted.max(self.buf.len() + 1);
-        if self.buf.capacity() < wanted {
+        if self.buf.capacity() < wanted && !self.buf.try_reclaim(wanted - self.buf.len()) {
             let mut grown = BytesMut::with_capacity(wanted);
             grown.extend_from_slice(&self.buf);
             self.buf = grown;

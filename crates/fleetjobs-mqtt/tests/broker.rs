@@ -830,3 +830,21 @@ async fn retained_messages_are_durable_before_the_puback_and_reloaded() {
     assert_eq!(publisher.recv().await, Packet::Puback(pid(9)));
     assert!(hooks.durable_retained.lock().unwrap().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_will_beyond_the_topic_limits_is_not_published() {
+    let (broker, hooks) = broker();
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("wills/#", QoS::Level0)]).await;
+    let with_will = |client_id: &str, will_topic: &str| {
+        let mut connect = connect_packet(client_id, true);
+        connect.last_will = Some(LastWill::new(QoS::Level0, topic(will_topic), Bytes::from_static(b"gone")));
+        connect
+    };
+    let (deep, _) = Client::connect_with(&broker, with_will("deep", "wills/a/b/c/d/e/f/g/h")).await;
+    drop(deep);
+    wait_until("the first is gone", || hooks.disconnected.lock().unwrap().len() == 1).await;
+    let (ok, _) = Client::connect_with(&broker, with_will("ok", "wills/ok")).await;
+    drop(ok);
+    assert_eq!(&*watcher.recv_publish().await.topic_name, "wills/ok", "only the will within the limits");
+}
