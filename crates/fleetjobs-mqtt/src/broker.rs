@@ -127,6 +127,7 @@ pub struct Broker<H: DeviceHooks> {
     config: BrokerConfig,
     sessions: Mutex<SessionMap<H::Session>>,
     subscriptions: RwLock<SubscriptionIndex<H::Session>>,
+    session_limits: Arc<Limits>,
     retained: RetainedStore,
     /// Retained messages refused for the bounds (logged once per interval).
     retained_refusals: LogThrottle,
@@ -169,8 +170,16 @@ impl<H: DeviceHooks> Broker<H> {
         if left_out > 0 {
             warn!(left_out, total, "retained messages beyond the bounds or invalid were not restored");
         }
+        let session_limits = Limits {
+            max_inflight: config.max_inflight,
+            max_queued: config.max_queued_per_session,
+            max_queued_bytes: config.max_queued_bytes_per_session,
+            stalled_grace: config.stalled_reader_grace,
+            max_subscriptions: config.max_subscriptions_per_session,
+        };
         Arc::new(Broker {
             hooks,
+            session_limits: Arc::new(session_limits.clamped()),
             admission: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
             config,
             sessions: Mutex::default(),
@@ -318,15 +327,13 @@ impl<H: DeviceHooks> Broker<H> {
                 if let Some(previous) = sessions.remove(&client_id) {
                     self.discard(&previous);
                 }
-                let limits = Limits {
-                    max_inflight: self.config.max_inflight,
-                    max_queued: self.config.max_queued_per_session,
-                    max_queued_bytes: self.config.max_queued_bytes_per_session,
-                    stalled_grace: self.config.stalled_reader_grace,
-                    max_subscriptions: self.config.max_subscriptions_per_session,
-                };
-                let session =
-                    Arc::new(Session::new(self.next_id(), Arc::clone(&client_id), !clean, Arc::clone(&hook), limits));
+                let session = Arc::new(Session::new(
+                    self.next_id(),
+                    Arc::clone(&client_id),
+                    !clean,
+                    Arc::clone(&hook),
+                    Arc::clone(&self.session_limits),
+                ));
                 sessions.insert(client_id, Arc::clone(&session));
                 session
             }

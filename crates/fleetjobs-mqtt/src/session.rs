@@ -91,6 +91,18 @@ pub(crate) struct Limits {
     pub max_subscriptions: usize,
 }
 
+impl Limits {
+    /// These limits, made workable: below 65535 in flight, a free packet id always exists, and
+    /// a queue has room for at least one item.
+    pub fn clamped(self) -> Self {
+        Limits {
+            max_inflight: self.max_inflight.clamp(1, usize::from(u16::MAX)),
+            max_queued: self.max_queued.max(1),
+            ..self
+        }
+    }
+}
+
 /// The outcome of [`Session::subscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Subscribed {
@@ -157,7 +169,8 @@ pub(crate) struct Session<S> {
     pub id: u64,
     pub client_id: Arc<str>,
     pub persistent: bool,
-    limits: Limits,
+    /// Shared by all sessions: one pointer per session instead of a copy.
+    limits: Arc<Limits>,
     state: Mutex<State<S>>,
 }
 
@@ -258,17 +271,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S> Session<S> {
-    pub fn new(id: u64, client_id: Arc<str>, persistent: bool, hook: Arc<S>, limits: Limits) -> Self {
+    pub fn new(id: u64, client_id: Arc<str>, persistent: bool, hook: Arc<S>, limits: Arc<Limits>) -> Self {
         Session {
             id,
             client_id,
             persistent,
             // Below 65535 in flight, a free packet id always exists.
-            limits: Limits {
-                max_inflight: limits.max_inflight.clamp(1, usize::from(u16::MAX)),
-                max_queued: limits.max_queued.max(1),
-                ..limits
-            },
+            limits,
             state: Mutex::new(State {
                 hook,
                 link: None,
@@ -550,7 +559,7 @@ mod tests {
     }
 
     fn session_with(persistent: bool, limits: Limits) -> (Session<()>, Arc<Link>) {
-        let session = Session::new(1, "c".into(), persistent, Arc::new(()), limits);
+        let session = Session::new(1, "c".into(), persistent, Arc::new(()), Arc::new(limits.clamped()));
         let link = Arc::new(Link::new(10));
         session.attach(Arc::clone(&link), Arc::new(()), connack(false));
         (session, link)
