@@ -201,12 +201,7 @@ impl<H: DeviceHooks> Broker<H> {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let admission = self.admit(&peer);
-        let broker = Arc::clone(self);
-        async move {
-            if let Some(admission) = admission {
-                connection::serve(broker, stream, peer, admission).await;
-            }
-        }
+        connection::serve(Arc::clone(self), stream, peer, admission)
     }
 
     /// Count a new connection against [`BrokerConfig::max_connections`]; `None` (logged once

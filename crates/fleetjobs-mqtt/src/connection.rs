@@ -28,7 +28,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The future serving one stream until it ends; the connection counts against the cap until
-/// then (`admission`).
+/// then (`admission`), or is closed at once if it was not admitted.
 ///
 /// The stream is split here, before any future exists, so that the (possibly large, e.g. TLS)
 /// stream lives once on the heap rather than inline in every layer of the connection's future.
@@ -36,7 +36,7 @@ pub(crate) fn serve<H, S>(
     broker: Arc<Broker<H>>,
     stream: S,
     peer: PeerInfo,
-    admission: Admission,
+    admission: Option<Admission>,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     H: DeviceHooks,
@@ -44,19 +44,19 @@ where
 {
     let span = debug_span!("mqtt", remote = ?peer.remote_addr, client_id = field::Empty);
     let (reader, writer) = tokio::io::split(stream);
-    async move {
-        run(broker, reader, writer, peer).await;
-        drop(admission);
-    }
-    .instrument(span)
+    run(broker, reader, writer, peer, admission).instrument(span)
 }
 
-async fn run<H, R, W>(broker: Arc<Broker<H>>, reader: R, mut writer: W, peer: PeerInfo)
+async fn run<H, R, W>(broker: Arc<Broker<H>>, reader: R, mut writer: W, peer: PeerInfo, admission: Option<Admission>)
 where
     H: DeviceHooks,
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Held until the connection ends; without it, the stream is dropped (closed) unread.
+    let Some(_admission) = admission else {
+        return;
+    };
     let mut frames = FrameReader::new(reader, broker.config().max_packet_size);
 
     let Some(connect) = read_connect(&mut frames, &mut writer, broker.config().connect_timeout).await else {

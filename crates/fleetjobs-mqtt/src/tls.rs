@@ -61,7 +61,7 @@ pub async fn serve_tls<H: DeviceHooks>(
                 Err(_) => return debug!(%remote_addr, "TLS handshake timed out"),
             };
             let cert_der = stream.get_ref().1.peer_certificates().and_then(<[_]>::first).map(|cert| cert.to_vec());
-            connection::serve(broker, stream, PeerInfo { cert_der, ..peer }, admission).await;
+            connection::serve(broker, stream, PeerInfo { cert_der, ..peer }, Some(admission)).await;
         });
     }
     debug!("stopped accepting connections");
