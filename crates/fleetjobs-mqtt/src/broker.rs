@@ -14,16 +14,19 @@ use bytes::Bytes;
 use mqtt_proto::v3::{Connack, Connect, ConnectReturnCode, LastWill};
 use mqtt_proto::{QoS, TopicName};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use crate::connection;
 use crate::error::ConnectionError;
 use crate::hooks::{Action, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply};
-use crate::retain::RetainedStore;
-use crate::session::{Limits, Link, Message, Session};
-use crate::topic::{self, TopicTree};
+use crate::retain::{RetainLimits, RetainedStore};
+use crate::session::{Limits, Link, Message, Session, Subscribed};
+use crate::throttle::LogThrottle;
+use crate::topic::{self, TopicLimits, TopicTree};
 
-/// Tunables of a [`Broker`].
+/// Tunables of a [`Broker`]. The defaults are AWS IoT Core's message broker limits where AWS
+/// has one.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Largest inbound control packet, header included; larger ones close the connection.
@@ -35,6 +38,39 @@ pub struct BrokerConfig {
     /// stored while a persistent session is offline). Beyond it, messages are dropped.
     /// Default 1000.
     pub max_queued_per_session: usize,
+    /// Topic and payload bytes a session may hold (queued, waiting for the in-flight window, in
+    /// flight, or stored offline). Beyond it the oldest queued QoS 0 messages are dropped, then
+    /// new messages. Default 1 MiB (eight messages of the largest size).
+    pub max_queued_bytes_per_session: usize,
+    /// A connection whose queue stays full of QoS 1 messages this long is disconnected.
+    /// Default 30 s.
+    pub stalled_reader_grace: Duration,
+    /// Longest client id; a longer one is refused with CONNACK 2 (identifier rejected).
+    /// Default 128 bytes (AWS).
+    pub max_client_id_len: usize,
+    /// Longest topic name or filter, not counting the prefix of AWS's reserved per-thing and
+    /// Basic Ingest topics. A PUBLISH beyond it closes the connection, a SUBSCRIBE gets 0x80
+    /// for the filter. Default 256 bytes (AWS).
+    pub max_topic_len: usize,
+    /// Most forward slashes in a topic name or filter, counted as [`max_topic_len`] is.
+    /// Default 7 (AWS).
+    ///
+    /// [`max_topic_len`]: BrokerConfig::max_topic_len
+    pub max_topic_slashes: usize,
+    /// Filters honoured in one SUBSCRIBE; the ones after get 0x80. Default 8 (AWS).
+    pub max_filters_per_subscribe: usize,
+    /// Subscriptions per session; further new filters get 0x80. Default 50 (AWS).
+    pub max_subscriptions_per_session: usize,
+    /// Retained messages kept server-wide; beyond it a message on a new topic is delivered but
+    /// not retained. Default 50,000.
+    pub max_retained_messages: usize,
+    /// Topic and payload bytes of all retained messages. Default 64 MiB.
+    pub max_retained_bytes: usize,
+    /// Keep-alive used when a client asks for 0 (none) or for more: AWS's 1,200 s.
+    pub max_keep_alive_secs: u16,
+    /// Connections served at once, counted from accept (TLS handshakes included); beyond it new
+    /// connections are closed at once. Default 10,000.
+    pub max_connections: usize,
     /// Time allowed after accept to complete the TLS handshake (in [`serve_tls`]) and then to
     /// send CONNECT. Default 10 s.
     ///
@@ -50,6 +86,17 @@ impl Default for BrokerConfig {
             max_packet_size: 128 * 1024,
             max_inflight: 100,
             max_queued_per_session: 1000,
+            max_queued_bytes_per_session: 1 << 20,
+            stalled_reader_grace: Duration::from_secs(30),
+            max_client_id_len: 128,
+            max_topic_len: 256,
+            max_topic_slashes: 7,
+            max_filters_per_subscribe: 8,
+            max_subscriptions_per_session: 50,
+            max_retained_messages: 50_000,
+            max_retained_bytes: 64 << 20,
+            max_keep_alive_secs: 1200,
+            max_connections: 10_000,
             connect_timeout: Duration::from_secs(10),
             persistent_session_expiry: Duration::from_secs(3600),
         }
@@ -80,9 +127,21 @@ pub struct Broker<H: DeviceHooks> {
     config: BrokerConfig,
     sessions: Mutex<SessionMap<H::Session>>,
     subscriptions: RwLock<SubscriptionIndex<H::Session>>,
+    session_limits: Arc<Limits>,
     retained: RetainedStore,
+    /// Retained messages refused for the bounds (logged once per interval).
+    retained_refusals: LogThrottle,
     connections: AtomicUsize,
+    /// One permit per connection served, from accept to close.
+    admission: Arc<Semaphore>,
+    /// Connections refused for the cap (logged once per interval).
+    admission_refusals: LogThrottle,
     next_id: AtomicU64,
+}
+
+/// A connection counted against [`BrokerConfig::max_connections`], until dropped.
+pub(crate) struct Admission {
+    _permit: OwnedSemaphorePermit,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,26 +157,70 @@ fn refusal_code(refusal: ConnectRefusal) -> ConnectReturnCode {
 }
 
 impl<H: DeviceHooks> Broker<H> {
+    /// A broker with the retained messages that `hooks.load_retained()` returns (within the
+    /// bounds).
     pub fn new(hooks: Arc<H>, config: BrokerConfig) -> Arc<Self> {
+        let retained = RetainedStore::new(RetainLimits {
+            max_messages: config.max_retained_messages,
+            max_bytes: config.max_retained_bytes,
+        });
+        let loaded = hooks.load_retained();
+        let total = loaded.len();
+        let left_out = retained.restore(loaded);
+        if left_out > 0 {
+            warn!(left_out, total, "retained messages beyond the bounds or invalid were not restored");
+        }
+        let session_limits = Limits {
+            max_inflight: config.max_inflight,
+            max_queued: config.max_queued_per_session,
+            max_queued_bytes: config.max_queued_bytes_per_session,
+            stalled_grace: config.stalled_reader_grace,
+            max_subscriptions: config.max_subscriptions_per_session,
+        };
         Arc::new(Broker {
             hooks,
+            session_limits: Arc::new(session_limits.clamped()),
+            admission: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
             config,
             sessions: Mutex::default(),
             subscriptions: RwLock::default(),
-            retained: RetainedStore::default(),
+            retained,
+            retained_refusals: LogThrottle::default(),
             connections: AtomicUsize::new(0),
+            admission_refusals: LogThrottle::default(),
             next_id: AtomicU64::new(1),
         })
     }
 
     /// Serve one already-accepted byte stream (TLS stream, TCP stream, or `tokio::io::duplex`
     /// for tests and benchmarks) until it ends. The future does not borrow the broker: it can be
-    /// awaited or handed to `tokio::spawn` directly.
+    /// awaited or handed to `tokio::spawn` directly. Beyond [`BrokerConfig::max_connections`],
+    /// the stream is closed at once.
     pub fn serve_connection<S>(self: &Arc<Self>, stream: S, peer: PeerInfo) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        connection::serve(Arc::clone(self), stream, peer)
+        let admission = self.admit(&peer);
+        connection::serve(Arc::clone(self), stream, peer, admission)
+    }
+
+    /// Count a new connection against [`BrokerConfig::max_connections`]; `None` (logged once
+    /// per interval) when the server is full and the connection must be closed.
+    pub(crate) fn admit(&self, peer: &PeerInfo) -> Option<Admission> {
+        match Arc::clone(&self.admission).try_acquire_owned() {
+            Ok(permit) => Some(Admission { _permit: permit }),
+            Err(_) => {
+                if let Some(also_refused) = self.admission_refusals.check() {
+                    warn!(
+                        remote = ?peer.remote_addr,
+                        max_connections = self.config.max_connections,
+                        also_refused,
+                        "connection limit reached: refusing new connections"
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// In-process publish from the service (job notifications, events) to every matching
@@ -161,6 +264,15 @@ impl<H: DeviceHooks> Broker<H> {
         &self.config
     }
 
+    fn topic_limits(&self) -> TopicLimits {
+        TopicLimits { max_len: self.config.max_topic_len, max_slashes: self.config.max_topic_slashes }
+    }
+
+    /// Whether a client may publish to `topic`: a valid topic name within AWS's limits.
+    pub(crate) fn is_publishable(&self, topic: &str) -> bool {
+        topic::is_valid_topic_name(topic) && self.topic_limits().allows(topic)
+    }
+
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -184,6 +296,7 @@ impl<H: DeviceHooks> Broker<H> {
         let client_id: Arc<str> = match &*connect.client_id {
             "" if clean => format!("fleetjobs-anonymous-{}", self.next_id()).into(),
             "" => return Err(ConnectReturnCode::IdentifierRejected),
+            long if long.len() > self.config.max_client_id_len => return Err(ConnectReturnCode::IdentifierRejected),
             _ => Arc::clone(&connect.client_id),
         };
         let info = ConnectInfo {
@@ -209,10 +322,13 @@ impl<H: DeviceHooks> Broker<H> {
                 if let Some(previous) = sessions.remove(&client_id) {
                     self.discard(&previous);
                 }
-                let limits =
-                    Limits { max_inflight: self.config.max_inflight, max_queued: self.config.max_queued_per_session };
-                let session =
-                    Arc::new(Session::new(self.next_id(), Arc::clone(&client_id), !clean, Arc::clone(&hook), limits));
+                let session = Arc::new(Session::new(
+                    self.next_id(),
+                    Arc::clone(&client_id),
+                    !clean,
+                    Arc::clone(&hook),
+                    Arc::clone(&self.session_limits),
+                ));
                 sessions.insert(client_id, Arc::clone(&session));
                 session
             }
@@ -305,12 +421,36 @@ impl<H: DeviceHooks> Broker<H> {
             }
             None => {
                 if message.retain {
-                    self.retained.store(&message);
+                    self.retain(&session.client_id, &message).await;
                 }
                 self.route(&message);
             }
         }
         Ok(())
+    }
+
+    /// Keep `message` as its topic's retained message (an empty payload clears it): durably
+    /// through the hooks first, then in memory. Beyond the bounds, or if it cannot be made
+    /// durable, it is not retained (and logged); the caller delivers it all the same.
+    async fn retain(&self, client_id: &str, message: &Message) {
+        // One change at a time, so that the durable order is the in-memory order.
+        let _writing = self.retained.writing.lock().await;
+        let change = match self.retained.change_for(message) {
+            Ok(Some(change)) => change,
+            Ok(None) => return,
+            Err(refusal) => {
+                if let Some(also_refused) = self.retained_refusals.check() {
+                    warn!(client_id, topic = %message.topic, %refusal, also_refused, "message delivered but not retained");
+                }
+                return;
+            }
+        };
+        match self.hooks.persist_retained(change).await {
+            Ok(()) => self.retained.apply(message),
+            Err(error) => {
+                warn!(client_id, topic = %message.topic, %error, "retained message not stored: delivered but not retained")
+            }
+        }
     }
 
     /// Queue `message` for every session with a matching subscription, once per session at the
@@ -351,7 +491,8 @@ impl<H: DeviceHooks> Broker<H> {
         }
     }
 
-    /// Subscribe `session` to `filter` if valid and authorized. Returns the granted QoS.
+    /// Subscribe `session` to `filter` if valid, within the limits and authorized. Returns the
+    /// granted QoS.
     pub(crate) fn subscribe(
         &self,
         session: &Arc<Session<H::Session>>,
@@ -363,6 +504,10 @@ impl<H: DeviceHooks> Broker<H> {
             warn!(client_id = %session.client_id, filter, "invalid topic filter");
             return None;
         }
+        if !self.topic_limits().allows(filter) {
+            debug!(client_id = %session.client_id, filter, "topic filter beyond the size or slash limit");
+            return None;
+        }
         if !self.hooks.authorize(hook, Action::Subscribe, filter) {
             debug!(client_id = %session.client_id, filter, "subscription not authorized");
             return None;
@@ -372,7 +517,19 @@ impl<H: DeviceHooks> Broker<H> {
             let subscriber = Subscriber { qos, session: Arc::clone(session) };
             self.index_mut().insert(filter, session.id, subscriber);
         });
-        subscribed.then_some(qos)
+        match subscribed {
+            Subscribed::Yes => Some(qos),
+            Subscribed::TooMany => {
+                debug!(
+                    client_id = %session.client_id,
+                    filter,
+                    max = self.config.max_subscriptions_per_session,
+                    "too many subscriptions"
+                );
+                None
+            }
+            Subscribed::Discarded => None,
+        }
     }
 
     pub(crate) fn unsubscribe(&self, session: &Session<H::Session>, filter: &str) {

@@ -16,19 +16,19 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::{debug, debug_span, field, warn, Instrument, Span};
 
-use crate::broker::Broker;
+use crate::broker::{Admission, Broker};
 use crate::error::{ConnectionError, FrameError};
 use crate::frame::{self, ClientPacket, FrameReader, SubscribeRequest, UnsubscribeRequest};
 use crate::hooks::{DeviceHooks, PeerInfo};
 use crate::session::{Link, Message, Session};
-use crate::topic;
 
 /// Bytes the writer encodes before writing them out.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Time allowed to close the stream politely (TLS close_notify) or to deliver a refusal.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// The future serving one stream until it ends.
+/// The future serving one stream until it ends; the connection counts against the cap until
+/// then (`admission`), or is closed at once if it was not admitted.
 ///
 /// The stream is split here, before any future exists, so that the (possibly large, e.g. TLS)
 /// stream lives once on the heap rather than inline in every layer of the connection's future.
@@ -36,6 +36,7 @@ pub(crate) fn serve<H, S>(
     broker: Arc<Broker<H>>,
     stream: S,
     peer: PeerInfo,
+    admission: Option<Admission>,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     H: DeviceHooks,
@@ -43,15 +44,19 @@ where
 {
     let span = debug_span!("mqtt", remote = ?peer.remote_addr, client_id = field::Empty);
     let (reader, writer) = tokio::io::split(stream);
-    run(broker, reader, writer, peer).instrument(span)
+    run(broker, reader, writer, peer, admission).instrument(span)
 }
 
-async fn run<H, R, W>(broker: Arc<Broker<H>>, reader: R, mut writer: W, peer: PeerInfo)
+async fn run<H, R, W>(broker: Arc<Broker<H>>, reader: R, mut writer: W, peer: PeerInfo, admission: Option<Admission>)
 where
     H: DeviceHooks,
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Held until the connection ends; without it, the stream is dropped (closed) unread.
+    let Some(_admission) = admission else {
+        return;
+    };
     let mut frames = FrameReader::new(reader, broker.config().max_packet_size);
 
     let Some(connect) = read_connect(&mut frames, &mut writer, broker.config().connect_timeout).await else {
@@ -74,7 +79,7 @@ where
         session: &established.session,
         hook: &established.hook,
         link: &established.link,
-        keep_alive: keep_alive_limit(connect.keep_alive),
+        keep_alive: keep_alive_limit(connect.keep_alive, broker.config().max_keep_alive_secs),
     };
     let ended = tokio::select! {
         ended = connection.read_loop(&mut frames) => ended,
@@ -85,7 +90,8 @@ where
     let _ = timeout(CLOSE_GRACE, writer.shutdown()).await;
     drop((frames, writer));
 
-    let will = connect.last_will.filter(|_| ended.publishes_will());
+    // A will's topic obeys the limits of a PUBLISH's; one beyond them is not published.
+    let will = connect.last_will.filter(|will| ended.publishes_will() && broker.is_publishable(&will.topic_name));
     broker.close_session(established, will).await;
 }
 
@@ -120,9 +126,15 @@ async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, code: ConnectReturnCode) 
     .await;
 }
 
-/// §3.1.2.10: silence for one and a half times the keep-alive closes the connection.
-fn keep_alive_limit(keep_alive_secs: u16) -> Option<Duration> {
-    (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500))
+/// §3.1.2.10: silence for one and a half times the keep-alive closes the connection. As AWS IoT
+/// Core does, a keep-alive of 0 (none) or above `max_secs` (AWS: 1,200 s) is taken as `max_secs`,
+/// so that no connection can sit idle for ever.
+fn keep_alive_limit(requested_secs: u16, max_secs: u16) -> Option<Duration> {
+    let secs = match requested_secs {
+        0 => max_secs,
+        requested => requested.min(max_secs),
+    };
+    (secs > 0).then(|| Duration::from_millis(u64::from(secs) * 1500))
 }
 
 /// How a connection ended.
@@ -229,8 +241,8 @@ impl<H: DeviceHooks> Connection<'_, H> {
             QosPid::Level1(pid) => Some(pid),
             QosPid::Level2(_) => return Err(ConnectionError::Protocol("QoS 2 is not supported")),
         };
-        if !topic::is_valid_topic_name(&publish.topic_name) {
-            return Err(ConnectionError::Protocol("invalid topic name"));
+        if !self.broker.is_publishable(&publish.topic_name) {
+            return Err(ConnectionError::Protocol("invalid topic name, or beyond the size or slash limit"));
         }
         self.broker.publish_from(self.session, self.hook, Message::from(publish)).await?;
         if let Some(pid) = pid {
@@ -239,11 +251,23 @@ impl<H: DeviceHooks> Connection<'_, H> {
         Ok(())
     }
 
+    /// Filters after the first [`BrokerConfig::max_filters_per_subscribe`] get 0x80: AWS
+    /// documents the limit of 8 per SUBSCRIBE but not its answer; failing the extra filters
+    /// keeps the connection and tells the client which ones did not take.
+    ///
+    /// [`BrokerConfig::max_filters_per_subscribe`]: crate::BrokerConfig::max_filters_per_subscribe
     async fn on_subscribe(&self, request: SubscribeRequest) -> Result<(), ConnectionError> {
+        let max_filters = self.broker.config().max_filters_per_subscribe;
+        if request.filters.len() > max_filters {
+            debug!(filters = request.filters.len(), max_filters, "too many filters in one SUBSCRIBE");
+        }
         let granted: Vec<_> = request
             .filters
             .iter()
-            .map(|(filter, qos)| self.broker.subscribe(self.session, self.hook, filter, *qos))
+            .enumerate()
+            .map(|(i, (filter, qos))| {
+                (i < max_filters).then(|| self.broker.subscribe(self.session, self.hook, filter, *qos)).flatten()
+            })
             .collect();
         let codes = granted.iter().map(|qos| qos.map_or(SubscribeReturnCode::Failure, Into::into)).collect();
         self.send(Suback::new(request.pid, codes).into()).await?;
@@ -291,5 +315,20 @@ async fn within<F: Future>(limit: Option<Duration>, future: F) -> Option<F::Outp
     match limit {
         Some(limit) => timeout(limit, future).await.ok(),
         None => Some(future.await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_zero_or_above_the_maximum_is_the_maximum() {
+        let secs = |requested| keep_alive_limit(requested, 1200).map(|limit| limit.as_secs());
+        assert_eq!(secs(0), Some(1800));
+        assert_eq!(secs(u16::MAX), Some(1800));
+        assert_eq!(secs(1200), Some(1800));
+        assert_eq!(secs(10), Some(15));
+        assert_eq!(keep_alive_limit(0, 0), None);
     }
 }

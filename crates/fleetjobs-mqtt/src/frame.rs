@@ -21,6 +21,11 @@ const IDLE_BUFFER_LIMIT: usize = 256;
 const READ_AHEAD: usize = 8 * 1024;
 /// Fixed header: one type byte and at most four remaining-length bytes.
 const MAX_HEADER_LEN: usize = 5;
+/// Room made for a read while the next packet's header is incomplete.
+const MIN_READ: usize = 64;
+/// The read buffer never holds more than the largest packet allowed, or this (for tiny limits).
+#[cfg(test)]
+const MIN_BUFFER: usize = MAX_HEADER_LEN + MIN_READ;
 
 const SUBSCRIBE: u8 = 8;
 const UNSUBSCRIBE: u8 = 10;
@@ -98,36 +103,64 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The next packet, or `None` when the stream ended cleanly between packets.
     pub async fn next(&mut self) -> Result<Option<ClientPacket>, FrameError> {
         loop {
-            if let Some(packet) = self.try_decode()? {
-                return Ok(Some(packet));
-            }
+            let wanted = match self.try_decode()? {
+                Decoded::Packet(packet) => return Ok(Some(packet)),
+                Decoded::Incomplete { wanted } => wanted,
+            };
             if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER_LIMIT {
                 self.buf = BytesMut::new();
             }
+            self.make_room(wanted);
             if self.reader.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() { Ok(None) } else { Err(FrameError::Truncated) };
             }
         }
     }
 
-    /// Decode the packet at the front of the buffer if it is complete; otherwise reserve room
-    /// for (some of) the rest of it.
-    fn try_decode(&mut self) -> Result<Option<ClientPacket>, FrameError> {
+    /// Decode the packet at the front of the buffer if it is complete; otherwise say how many
+    /// bytes the buffer should have room for.
+    fn try_decode(&mut self) -> Result<Decoded, FrameError> {
         let Some((header_len, remaining_len)) = parse_fixed_header(&self.buf)? else {
-            return Ok(None);
+            return Ok(Decoded::Incomplete { wanted: self.buf.len() + MIN_READ });
         };
         let size = header_len + remaining_len;
         if size > self.max_packet_size {
             return Err(FrameError::TooLarge { size, max: self.max_packet_size });
         }
         if self.buf.len() < size {
-            self.buf.reserve((size - self.buf.len()).min(READ_AHEAD));
-            return Ok(None);
+            // Grow with what arrives (doubling, in steps of at most READ_AHEAD), never past
+            // the announced size.
+            let wanted = (self.buf.len() + READ_AHEAD).max(2 * self.buf.capacity()).min(size);
+            return Ok(Decoded::Incomplete { wanted });
         }
         let packet = decode(&self.buf[..size], header_len);
         self.buf.advance(size);
-        packet.map(Some)
+        packet.map(Decoded::Packet)
     }
+
+    /// Give the buffer room for `wanted` bytes: in its own allocation if that is large enough
+    /// (moving the unread bytes to its start), else in a new one of exactly that size (not
+    /// `BytesMut::reserve`, which may double past the packet size limit). It always has room
+    /// for at least one more byte, so that a read never has to allocate on its own.
+    fn make_room(&mut self, wanted: usize) {
+        let wanted = wanted.max(self.buf.len() + 1);
+        if self.buf.capacity() < wanted && !self.buf.try_reclaim(wanted - self.buf.len()) {
+            let mut grown = BytesMut::with_capacity(wanted);
+            grown.extend_from_slice(&self.buf);
+            self.buf = grown;
+        }
+    }
+
+    #[cfg(test)]
+    fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+/// What [`FrameReader::try_decode`] found.
+enum Decoded {
+    Packet(ClientPacket),
+    Incomplete { wanted: usize },
 }
 
 /// Parse a fixed header: `Some((header length, remaining length))`, or `None` if incomplete.
@@ -305,6 +338,7 @@ pub(crate) async fn write_packet<W: AsyncWrite + Unpin>(writer: &mut W, packet: 
 mod tests {
     use super::*;
     use mqtt_proto::v3::{Connack, ConnectReturnCode};
+    use proptest::prelude::*;
 
     async fn read_all(bytes: &[u8], max: usize) -> Vec<Result<Option<ClientPacket>, FrameError>> {
         let mut reader = FrameReader::new(bytes, max);
@@ -393,6 +427,83 @@ mod tests {
             let mut buf = BytesMut::new();
             put_remaining_length(&mut buf, len);
             assert_eq!(&buf[..], expected, "{len}");
+        }
+    }
+
+    /// Yields its bytes in pieces of the given sizes (cycled), as a socket would.
+    struct Pieces {
+        data: Vec<u8>,
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let size = self.sizes[self.next % self.sizes.len()];
+            self.next += 1;
+            let n = size.min(self.data.len()).min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data.drain(..n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Pieces of a client stream: valid packets of all kinds (some large), headers announcing
+    /// huge lengths, and noise.
+    fn fragment() -> impl Strategy<Value = Vec<u8>> {
+        let encoded = |packet: Packet| packet.encode().unwrap().as_ref().to_vec();
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..64),
+            (0usize..3000).prop_map(move |len| encoded(Packet::Publish(Publish::new(
+                mqtt_proto::QosPid::Level0,
+                mqtt_proto::TopicName::try_from("a/b").unwrap(),
+                vec![b'x'; len].into(),
+            )))),
+            Just(encoded(Packet::Pingreq)),
+            Just(vec![0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x01]),
+            Just(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00".to_vec()),
+            (1u8..16, prop::collection::vec(0x80u8..=0xff, 0..4), any::<u8>()).prop_map(|(kind, mut len, last)| {
+                let mut header = vec![kind << 4];
+                len.push(last & 0x7f);
+                header.extend(len);
+                header
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        /// Whatever arrives, in whatever pieces: no panic, an end (a packet stream ending in
+        /// EOF or an error), and a read buffer never larger than the packet size limit.
+        #[test]
+        fn any_bytes_decode_without_panic_within_the_packet_size(
+            fragments in prop::collection::vec(fragment(), 0..12),
+            sizes in prop::collection::vec(1usize..5000, 1..6),
+            max_packet_size in 2usize..4096,
+        ) {
+            let data: Vec<u8> = fragments.concat();
+            let total = data.len();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut reader = FrameReader::new(Pieces { data, sizes, next: 0 }, max_packet_size);
+            let mut packets = 0;
+            loop {
+                let next = runtime.block_on(reader.next());
+                let capacity = reader.buffer_capacity();
+                proptest::prop_assert!(
+                    capacity <= max_packet_size.max(MIN_BUFFER),
+                    "buffer of {} bytes for a {} byte limit", capacity, max_packet_size
+                );
+                match next {
+                    Ok(Some(_)) => packets += 1,
+                    Ok(None) | Err(_) => break,
+                }
+                proptest::prop_assert!(packets <= total, "more packets than bytes");
+            }
         }
     }
 

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
+use mqtt_proto::QoS;
 
 /// What the transport learned about the peer before the first MQTT byte.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +57,23 @@ pub struct Reply {
     pub payload: Bytes,
 }
 
+/// A retained message as the hooks keep it durably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedMessage {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+}
+
+/// A change to the retained messages, to be made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetainedChange {
+    /// Keep this message as the retained message of its topic (replacing any).
+    Put(RetainedMessage),
+    /// The topic has no retained message any more.
+    Delete { topic: String },
+}
+
 /// Implemented by the server binary; called by the broker.
 pub trait DeviceHooks: Send + Sync + 'static {
     /// Per-connection state the hooks need later (the certificate, attached things...).
@@ -81,4 +99,20 @@ pub trait DeviceHooks: Send + Sync + 'static {
 
     /// The connection ended (clean or not).
     fn disconnected(&self, _session: &Self::Session) {}
+
+    /// The retained messages kept durably by a previous run. Called once, by [`Broker::new`].
+    /// The default keeps nothing.
+    ///
+    /// [`Broker::new`]: crate::Broker::new
+    fn load_retained(&self) -> Vec<RetainedMessage> {
+        Vec::new()
+    }
+
+    /// Make one change to the retained messages durable. The broker applies the change in
+    /// memory, and acknowledges a QoS 1 PUBLISH, only once this resolves `Ok`; on `Err` the
+    /// message is still delivered but not retained. The broker never runs two of these at once.
+    /// The default keeps retained messages in memory only.
+    fn persist_retained(&self, _change: RetainedChange) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -11,9 +11,10 @@
 //! - `frame`: byte framing, decoding of client packets (with `mqtt-proto`), encoding.
 //! - `topic`: topic name and filter validation, matching, the subscription trie.
 //! - `session`: per-client session state, outbound queue, QoS 1 in-flight window.
-//! - `retain`: the retained message store.
+//! - `retain`: the retained messages, bounded server-wide, made durable through the hooks.
 //! - `broker`: [`Broker`] and [`BrokerConfig`]: session registry, takeover, expiry, routing.
 //! - `connection`: the per-connection task (handshake, reader, writer).
+//! - `throttle`: logging at most once per interval what clients can cause at will.
 //! - `tls`: [`serve_tls`], the TLS accept loop.
 //! - `error`: why a connection ends.
 
@@ -24,6 +25,7 @@ mod frame;
 mod hooks;
 mod retain;
 mod session;
+mod throttle;
 mod tls;
 mod topic;
 

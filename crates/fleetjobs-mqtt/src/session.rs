@@ -36,6 +36,11 @@ impl Message {
         Message { qos: self.qos.min(granted), retain, ..self.clone() }
     }
 
+    /// What holding this message costs a session queue, in bytes.
+    fn cost(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+
     fn to_packet(&self, qos_pid: QosPid, dup: bool) -> Packet {
         Packet::Publish(Publish {
             dup,
@@ -70,13 +75,42 @@ impl From<LastWill> for Message {
     }
 }
 
-/// Queue bounds of a session.
+/// Bounds of a session.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     /// Unacknowledged outbound QoS 1 messages.
     pub max_inflight: usize,
     /// Queued outbound items (not yet written, or waiting for the in-flight window).
     pub max_queued: usize,
+    /// Topic and payload bytes of the messages the session holds: queued, waiting for the
+    /// in-flight window, or in flight (sent, not acknowledged).
+    pub max_queued_bytes: usize,
+    /// A connection whose queue stays full of QoS 1 messages this long is disconnected.
+    pub stalled_grace: Duration,
+    /// Subscriptions (distinct filters).
+    pub max_subscriptions: usize,
+}
+
+impl Limits {
+    /// These limits, made workable: below 65535 in flight, a free packet id always exists, and
+    /// a queue has room for at least one item.
+    pub fn clamped(self) -> Self {
+        Limits {
+            max_inflight: self.max_inflight.clamp(1, usize::from(u16::MAX)),
+            max_queued: self.max_queued.max(1),
+            ..self
+        }
+    }
+}
+
+/// The outcome of [`Session::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subscribed {
+    Yes,
+    /// A new filter beyond [`Limits::max_subscriptions`].
+    TooMany,
+    /// The session was discarded meanwhile.
+    Discarded,
 }
 
 /// The connection currently serving a session.
@@ -135,7 +169,8 @@ pub(crate) struct Session<S> {
     pub id: u64,
     pub client_id: Arc<str>,
     pub persistent: bool,
-    limits: Limits,
+    /// Shared by all sessions: one pointer per session instead of a copy.
+    limits: Arc<Limits>,
     state: Mutex<State<S>>,
 }
 
@@ -154,6 +189,10 @@ struct State<S> {
     inflight: VecDeque<(Pid, Message)>,
     next_pid: Pid,
     offline_since: Option<Instant>,
+    /// Bytes of the messages in `queue`, `held` and `inflight` (see [`Limits::max_queued_bytes`]).
+    bytes: usize,
+    /// Since when a message could not be queued for lack of room, while connected.
+    full_since: Option<Instant>,
 }
 
 impl<S> State<S> {
@@ -170,6 +209,30 @@ impl<S> State<S> {
     /// Drop what only made sense for the connection that went away.
     fn keep_offline_items(&mut self) {
         self.queue.retain(Outbound::survives_disconnect);
+        self.full_since = None;
+        self.recount();
+    }
+
+    fn recount(&mut self) {
+        let queued = self.queue.iter().filter_map(|item| match item {
+            Outbound::Message(message) => Some(message.cost()),
+            Outbound::Packet(_) => None,
+        });
+        let held = self.held.iter().map(Message::cost);
+        let inflight = self.inflight.iter().map(|(_, message)| message.cost());
+        self.bytes = queued.chain(held).chain(inflight).sum();
+    }
+
+    /// Drop the oldest queued QoS 0 message. Returns whether there was one.
+    fn drop_oldest_qos0(&mut self) -> bool {
+        let oldest = self.queue.iter().position(|item| matches!(item, Outbound::Message(m) if m.qos == QoS::Level0));
+        match oldest.and_then(|position| self.queue.remove(position)) {
+            Some(Outbound::Message(message)) => {
+                self.bytes -= message.cost();
+                true
+            }
+            _ => false,
+        }
     }
 
     fn allocate_pid(&mut self) -> Pid {
@@ -186,6 +249,8 @@ impl<S> State<S> {
         let pid = self.allocate_pid();
         if encode(&message.to_packet(QosPid::Level1(pid), false), buf) {
             self.inflight.push_back((pid, message));
+        } else {
+            self.bytes -= message.cost();
         }
     }
 }
@@ -206,16 +271,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S> Session<S> {
-    pub fn new(id: u64, client_id: Arc<str>, persistent: bool, hook: Arc<S>, limits: Limits) -> Self {
+    pub fn new(id: u64, client_id: Arc<str>, persistent: bool, hook: Arc<S>, limits: Arc<Limits>) -> Self {
         Session {
             id,
             client_id,
             persistent,
             // Below 65535 in flight, a free packet id always exists.
-            limits: Limits {
-                max_inflight: limits.max_inflight.clamp(1, usize::from(u16::MAX)),
-                max_queued: limits.max_queued.max(1),
-            },
+            limits,
             state: Mutex::new(State {
                 hook,
                 link: None,
@@ -226,6 +288,8 @@ impl<S> Session<S> {
                 inflight: VecDeque::new(),
                 next_pid: Pid::default(),
                 offline_since: None,
+                bytes: 0,
+                full_since: None,
             }),
         }
     }
@@ -265,6 +329,7 @@ impl<S> Session<S> {
             .collect();
         queue.append(&mut state.queue);
         state.queue = queue;
+        state.recount();
     }
 
     /// The connection `link` ended. Returns whether it was still the serving one (then the
@@ -302,21 +367,24 @@ impl<S> Session<S> {
         state.queue = VecDeque::new();
         state.held = VecDeque::new();
         state.inflight = VecDeque::new();
+        state.bytes = 0;
     }
 
-    /// Record a subscription (replacing the QoS of an existing one) and call `index` under the
-    /// session lock. Returns false if the session was discarded meanwhile.
-    pub fn subscribe(&self, filter: &str, qos: QoS, index: impl FnOnce()) -> bool {
+    /// Record a subscription (replacing the QoS of an existing one, which is always allowed)
+    /// and call `index` under the session lock.
+    pub fn subscribe(&self, filter: &str, qos: QoS, index: impl FnOnce()) -> Subscribed {
         let mut state = self.state();
         if state.discarded {
-            return false;
+            return Subscribed::Discarded;
         }
+        let count = state.subscriptions.len();
         match state.subscriptions.iter_mut().find(|(existing, _)| **existing == *filter) {
             Some((_, granted)) => *granted = qos,
+            None if count >= self.limits.max_subscriptions => return Subscribed::TooMany,
             None => state.subscriptions.push((filter.into(), qos)),
         }
         index();
-        true
+        Subscribed::Yes
     }
 
     /// Remove a subscription; `unindex` is called under the session lock if it existed.
@@ -335,28 +403,64 @@ impl<S> Session<S> {
         state.subscriptions.iter().filter(|(filter, _)| topic::matches(filter, topic)).map(|(_, qos)| *qos).max()
     }
 
+    /// Whether `message` fits in the queue's count and bytes bounds.
+    fn fits(&self, state: &State<S>, message: &Message) -> bool {
+        // QoS 0 only waits for the writer; QoS 1 also for the in-flight window.
+        let backlog = state.queue.len() + if message.qos == QoS::Level1 { state.held.len() } else { 0 };
+        backlog < self.limits.max_queued && state.bytes + message.cost() <= self.limits.max_queued_bytes
+    }
+
     /// Queue a message without waiting. Offline, only a persistent session keeps QoS 1
-    /// messages. Returns whether it was queued.
+    /// messages. When the queue is full, the oldest queued QoS 0 messages are dropped to make
+    /// room; if that is not enough, `message` is dropped, and a connection whose queue stays
+    /// full for [`Limits::stalled_grace`] is disconnected (checked when a message finds no
+    /// room). Returns whether it was queued.
     pub fn enqueue(&self, message: Message) -> bool {
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         let qos1 = message.qos == QoS::Level1;
         let offline = state.link.is_none();
         if state.discarded || (offline && !(qos1 && self.persistent)) {
             return false;
         }
-        // QoS 0 only waits for the writer; QoS 1 also for the in-flight window.
-        let backlog = state.queue.len() + if qos1 { state.held.len() } else { 0 };
-        if backlog >= self.limits.max_queued {
+        let fits = message.cost() <= self.limits.max_queued_bytes
+            && loop {
+                if self.fits(state, &message) {
+                    break true;
+                }
+                if !state.drop_oldest_qos0() {
+                    break false;
+                }
+            };
+        if !fits {
             if qos1 {
                 warn!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 1 message");
             } else {
                 debug!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 0 message");
             }
+            self.check_stalled(state);
             return false;
         }
+        state.full_since = None;
+        state.bytes += message.cost();
         state.queue.push_back(Outbound::Message(message));
         state.wake_writer();
         true
+    }
+
+    /// The queue had no room: disconnect a connection that has not made room for
+    /// [`Limits::stalled_grace`].
+    fn check_stalled(&self, state: &mut State<S>) {
+        let Some(link) = &state.link else {
+            return;
+        };
+        let now = Instant::now();
+        let since = *state.full_since.get_or_insert(now);
+        if now.duration_since(since) >= self.limits.stalled_grace {
+            warn!(client_id = %self.client_id, "client does not take its messages: disconnecting");
+            link.kill();
+            state.full_since = None;
+        }
     }
 
     /// Queue a control packet for `link`'s writer, waiting while the queue is full so that a
@@ -384,7 +488,9 @@ impl<S> Session<S> {
         let Some(position) = state.inflight.iter().position(|(used, _)| *used == pid) else {
             return false;
         };
-        state.inflight.remove(position);
+        if let Some((_, message)) = state.inflight.remove(position) {
+            state.bytes -= message.cost();
+        }
         if !state.held.is_empty() {
             state.wake_writer();
         }
@@ -414,6 +520,7 @@ impl<S> Session<S> {
                     encode(&packet, buf);
                 }
                 Outbound::Message(message) if message.qos == QoS::Level0 => {
+                    state.bytes -= message.cost();
                     encode(&message.to_packet(QosPid::Level0, false), buf);
                 }
                 Outbound::Message(message) if state.held.is_empty() && state.inflight.len() < max_inflight => {
@@ -431,7 +538,13 @@ mod tests {
     use super::*;
     use mqtt_proto::v3::ConnectReturnCode;
 
-    const LIMITS: Limits = Limits { max_inflight: 2, max_queued: 4 };
+    const LIMITS: Limits = Limits {
+        max_inflight: 2,
+        max_queued: 4,
+        max_queued_bytes: 1 << 20,
+        stalled_grace: Duration::from_secs(30),
+        max_subscriptions: 3,
+    };
 
     fn message(topic: &str, qos: QoS) -> Message {
         Message { topic: TopicName::try_from(topic).unwrap(), payload: Bytes::from_static(b"x"), qos, retain: false }
@@ -442,7 +555,11 @@ mod tests {
     }
 
     fn session(persistent: bool) -> (Session<()>, Arc<Link>) {
-        let session = Session::new(1, "c".into(), persistent, Arc::new(()), LIMITS);
+        session_with(persistent, LIMITS)
+    }
+
+    fn session_with(persistent: bool, limits: Limits) -> (Session<()>, Arc<Link>) {
+        let session = Session::new(1, "c".into(), persistent, Arc::new(()), Arc::new(limits.clamped()));
         let link = Arc::new(Link::new(10));
         session.attach(Arc::clone(&link), Arc::new(()), connack(false));
         (session, link)
@@ -518,8 +635,8 @@ mod tests {
     #[test]
     fn clean_session_keeps_nothing_offline_and_discard_unindexes() {
         let (session, link) = session(false);
-        assert!(session.subscribe("a/+", QoS::Level1, || {}));
-        assert!(session.subscribe("a/#", QoS::Level0, || {}));
+        assert_eq!(session.subscribe("a/+", QoS::Level1, || {}), Subscribed::Yes);
+        assert_eq!(session.subscribe("a/#", QoS::Level0, || {}), Subscribed::Yes);
         assert_eq!(session.granted_qos("a/b"), Some(QoS::Level1));
         assert_eq!(session.granted_qos("b"), None);
         assert!(session.detach(&link));
@@ -527,6 +644,85 @@ mod tests {
         let mut unindexed = Vec::new();
         session.discard(|subscriptions| unindexed.extend(subscriptions.iter().map(|(f, _)| f.to_string())));
         assert_eq!(unindexed, vec!["a/+", "a/#"]);
-        assert!(!session.subscribe("x", QoS::Level0, || panic!("indexed a discarded session")));
+        assert_eq!(
+            session.subscribe("x", QoS::Level0, || panic!("indexed a discarded session")),
+            Subscribed::Discarded
+        );
+    }
+
+    #[test]
+    fn subscriptions_are_bounded_but_replacing_one_is_not_a_new_one() {
+        let (session, _link) = session(false);
+        for filter in ["a", "b", "c"] {
+            assert_eq!(session.subscribe(filter, QoS::Level0, || {}), Subscribed::Yes);
+        }
+        assert_eq!(session.subscribe("d", QoS::Level0, || panic!("indexed beyond the bound")), Subscribed::TooMany);
+        assert_eq!(session.subscribe("a", QoS::Level1, || {}), Subscribed::Yes);
+        session.unsubscribe("b", || {});
+        assert_eq!(session.subscribe("d", QoS::Level0, || {}), Subscribed::Yes);
+    }
+
+    fn sized(topic: &str, qos: QoS, payload_len: usize) -> Message {
+        Message { payload: Bytes::from(vec![b'x'; payload_len]), ..message(topic, qos) }
+    }
+
+    fn payload_topics(packets: &[Packet]) -> Vec<String> {
+        packets
+            .iter()
+            .filter_map(|packet| match packet {
+                Packet::Publish(publish) => Some(publish.topic_name.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bytes_bound_drops_the_oldest_qos0_first_and_counts_unacked_messages() {
+        // Each message costs 1 (topic) + 9 (payload) bytes; room for four.
+        let limits = Limits { max_queued: 100, max_queued_bytes: 40, ..LIMITS };
+        let (session, link) = session_with(false, limits);
+        drain(&session, &link);
+        assert!(session.enqueue(sized("a", QoS::Level0, 9)));
+        assert!(session.enqueue(sized("b", QoS::Level1, 9)));
+        assert!(session.enqueue(sized("c", QoS::Level0, 9)));
+        assert!(session.enqueue(sized("d", QoS::Level1, 9)));
+        // Full: "a", then "c" make room.
+        assert!(session.enqueue(sized("e", QoS::Level1, 9)));
+        assert!(session.enqueue(sized("f", QoS::Level0, 9)));
+        assert_eq!(payload_topics(&drain(&session, &link)), vec!["b", "d", "f"]);
+        // "b" and "d" in flight, "e" held for the window: together with a new QoS 1 message,
+        // still four. Nothing QoS 0 is left to drop, so the next one is refused.
+        assert!(session.enqueue(sized("g", QoS::Level1, 9)));
+        assert!(!session.enqueue(sized("h", QoS::Level0, 9)));
+        assert!(!session.enqueue(sized("i", QoS::Level1, 9)));
+        // An acknowledgement makes room.
+        assert!(session.ack(Pid::try_from(1).unwrap()));
+        assert!(session.enqueue(sized("j", QoS::Level0, 9)));
+        // A message larger than the whole bound never drops the others.
+        assert!(!session.enqueue(sized("k", QoS::Level0, 40)));
+        assert_eq!(payload_topics(&drain(&session, &link)), vec!["e", "j"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_full_of_qos1_for_the_grace_period_is_disconnected() {
+        let limits = Limits { max_queued_bytes: 20, ..LIMITS };
+        let (session, link) = session_with(false, limits);
+        assert!(session.enqueue(sized("a", QoS::Level1, 9)));
+        assert!(session.enqueue(sized("b", QoS::Level1, 9)));
+        assert!(!session.enqueue(sized("c", QoS::Level1, 9)));
+        tokio::time::sleep(LIMITS.stalled_grace - Duration::from_secs(1)).await;
+        assert!(!session.enqueue(sized("c", QoS::Level1, 9)));
+        let killed = link.killed();
+        tokio::pin!(killed);
+        assert!(futures_poll_once(killed.as_mut()).is_pending());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!session.enqueue(sized("c", QoS::Level1, 9)));
+        assert!(futures_poll_once(killed.as_mut()).is_ready());
+    }
+
+    /// Poll a future once without waiting.
+    fn futures_poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+        let waker = std::task::Waker::noop();
+        future.poll(&mut std::task::Context::from_waker(waker))
     }
 }

@@ -10,17 +10,19 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
+use crate::connection;
 use crate::hooks::{DeviceHooks, PeerInfo};
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accept loop: TCP accept, TLS handshake (within [`BrokerConfig::connect_timeout`]), then
+/// Accept loop: TCP accept (closed at once beyond [`BrokerConfig::max_connections`]), TLS handshake (within [`BrokerConfig::connect_timeout`]), then
 /// [`Broker::serve_connection`] in its own task, with the client's leaf certificate (DER) and
 /// address as [`PeerInfo`]. Stops accepting when `shutdown` resolves; connections already
 /// accepted keep running.
 ///
 /// [`BrokerConfig::connect_timeout`]: crate::BrokerConfig::connect_timeout
+/// [`BrokerConfig::max_connections`]: crate::BrokerConfig::max_connections
 pub async fn serve_tls<H: DeviceHooks>(
     broker: Arc<Broker<H>>,
     listener: TcpListener,
@@ -42,6 +44,11 @@ pub async fn serve_tls<H: DeviceHooks>(
                 }
             },
         };
+        let peer = PeerInfo { cert_der: None, remote_addr: Some(remote_addr) };
+        // Over the connection cap: close before any TLS work (dropping `tcp` closes it).
+        let Some(admission) = broker.admit(&peer) else {
+            continue;
+        };
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%remote_addr, %error, "cannot set TCP_NODELAY");
         }
@@ -54,7 +61,7 @@ pub async fn serve_tls<H: DeviceHooks>(
                 Err(_) => return debug!(%remote_addr, "TLS handshake timed out"),
             };
             let cert_der = stream.get_ref().1.peer_certificates().and_then(<[_]>::first).map(|cert| cert.to_vec());
-            broker.serve_connection(stream, PeerInfo { cert_der, remote_addr: Some(remote_addr) }).await;
+            connection::serve(broker, stream, PeerInfo { cert_der, ..peer }, Some(admission)).await;
         });
     }
     debug!("stopped accepting connections");

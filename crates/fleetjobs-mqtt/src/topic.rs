@@ -35,6 +35,52 @@ pub fn is_valid_filter(filter: &str) -> bool {
     true
 }
 
+/// AWS IoT Core's limits on the size of topic names and filters (message broker quotas: 256 bytes,
+/// 7 forward slashes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicLimits {
+    pub max_len: usize,
+    pub max_slashes: usize,
+}
+
+/// Longest thing or rule name (AWS: 128 bytes), the name level of an exempt reserved prefix.
+const MAX_RESERVED_NAME_LEN: usize = 128;
+/// The reserved topic families whose `$aws/{kind}/{name}/` prefix AWS leaves out of the limits.
+const EXEMPT_RESERVED_KINDS: [&str; 2] = ["things", "rules"];
+
+impl TopicLimits {
+    /// Whether `topic` (a name or a filter) is within the limits.
+    pub fn allows(&self, topic: &str) -> bool {
+        let counted = counted_part(topic);
+        counted.len() <= self.max_len && counted.bytes().filter(|&b| b == b'/').count() <= self.max_slashes
+    }
+}
+
+/// The part of a topic that AWS counts against the size and slash limits.
+///
+/// AWS leaves the mandatory prefix of its reserved per-thing and Basic Ingest topics out of the
+/// count: for `$aws/things/{thingName}/...` (jobs, shadow, defender, tunnels) and
+/// `$aws/rules/{ruleName}/...`, the first three levels and their three slashes are not counted,
+/// so `$aws/things/{thingName}/jobs/{jobId}/update/accepted` counts as
+/// `jobs/{jobId}/update/accepted` (3 slashes) and a named shadow's
+/// `$aws/things/{thingName}/shadow/name/{shadowName}/update/documents` as 4. The name level must
+/// itself be a valid thing or rule name length (≤ 128 bytes), otherwise the whole topic counts.
+/// Every other topic, `$aws/events/...` included, counts whole.
+fn counted_part(topic: &str) -> &str {
+    let Some(rest) = topic.strip_prefix("$aws/") else {
+        return topic;
+    };
+    let mut levels = rest.splitn(3, SEPARATOR);
+    match (levels.next(), levels.next(), levels.next()) {
+        (Some(kind), Some(name), Some(counted))
+            if EXEMPT_RESERVED_KINDS.contains(&kind) && name.len() <= MAX_RESERVED_NAME_LEN =>
+        {
+            counted
+        }
+        _ => topic,
+    }
+}
+
 /// Whether a topic starting with `$` may be matched by a filter whose first level is `level`
 /// (§4.7.2: a wildcard first level never matches a `$` topic).
 fn wildcard_allowed(dollar_topic: bool, level: &str) -> bool {
@@ -278,6 +324,35 @@ mod tests {
         }
         for invalid in ["", "a+", "a/b#", "#/a", "a/#/b", "++", "a/+b", "a\0b"] {
             assert!(!is_valid_filter(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn aws_size_limits_exempt_only_the_reserved_prefix() {
+        let limits = TopicLimits { max_len: 256, max_slashes: 7 };
+        let thing = "t".repeat(128);
+        let job = "j".repeat(64);
+        for allowed in [
+            "a/b/c/d/e/f/g/h".to_owned(),
+            "x".repeat(256),
+            format!("$aws/things/{thing}/jobs/{job}/update/accepted"),
+            format!("$aws/things/{thing}/shadow/name/s/update/documents"),
+            "$aws/things/+/jobs/#".to_owned(),
+            format!("$aws/rules/r/{}", "a/".repeat(7)),
+            format!("$aws/things/{thing}/{}", "x".repeat(256)),
+        ] {
+            assert!(limits.allows(&allowed), "{allowed}");
+        }
+        for refused in [
+            "a/b/c/d/e/f/g/h/i".to_owned(),
+            "x".repeat(257),
+            format!("$aws/things/t/{}", "a/".repeat(8)),
+            format!("$aws/things/{thing}/{}", "x".repeat(257)),
+            // Not an exempt family, or a name longer than any thing name: counted whole.
+            "$aws/events/a/b/c/d/e/f/g".to_owned(),
+            format!("$aws/things/{}/jobs/notify", "t".repeat(300)),
+        ] {
+            assert!(!limits.allows(&refused), "{refused}");
         }
     }
 

@@ -544,3 +544,307 @@ async fn a_client_that_stops_reading_is_dropped_after_one_and_a_half_keep_alive(
     assert_eq!(broker.connection_count(), 0);
     assert_eq!(*hooks.disconnected.lock().unwrap(), vec!["stuck"]);
 }
+
+// AWS IoT Core's message broker limits: one test per bound.
+
+#[tokio::test(start_paused = true)]
+async fn client_id_longer_than_128_bytes_is_rejected() {
+    let (broker, hooks) = broker();
+    let (_ok, connack) = Client::connect_with(&broker, connect_packet(&"c".repeat(128), true)).await;
+    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+    let (mut refused, connack) = Client::connect_with(&broker, connect_packet(&"c".repeat(129), true)).await;
+    assert_eq!(connack.code, ConnectReturnCode::IdentifierRejected);
+    assert!(refused.expect_closed().await.is_empty());
+    assert_eq!(broker.connection_count(), 1);
+    assert_eq!(hooks.connects.lock().unwrap().len(), 1, "refused before the hooks are asked");
+}
+
+/// Reserved topics that must keep working: the longest jobs topic (128-byte thing name, 64-byte
+/// job id), and a Basic Ingest topic with 10 slashes, 7 of them after the reserved prefix.
+fn reserved_topics() -> [String; 2] {
+    [
+        format!("$aws/things/{}/jobs/{}/update/accepted", "t".repeat(128), "j".repeat(64)),
+        "$aws/rules/my_rule/a/b/c/d/e/f/g/h".to_owned(),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn publishing_beyond_the_topic_size_or_slash_limit_closes_the_connection() {
+    let (broker, _) = broker();
+    let mut sub = Client::connect(&broker, "sub").await;
+    let [jobs, ingest] = reserved_topics();
+    let within = ["x".repeat(256), "a/b/c/d/e/f/g/h".to_owned(), jobs, ingest];
+    for topic in &within {
+        assert_eq!(sub.subscribe(&[(topic, QoS::Level0)]).await, vec![SubscribeReturnCode::MaxLevel0], "{topic}");
+    }
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    for topic in &within {
+        publisher.publish(topic, "ok").await;
+        assert_eq!(&*sub.recv_publish().await.topic_name, topic.as_str());
+    }
+    for topic in ["x".repeat(257), "a/b/c/d/e/f/g/h/i".to_owned(), format!("$aws/events/{}", "a/".repeat(7))] {
+        let mut client = Client::connect(&broker, "offender").await;
+        client.publish(&topic, "too big").await;
+        assert!(client.expect_closed().await.is_empty(), "{topic}");
+    }
+    sub.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn filters_beyond_the_size_or_slash_limit_get_0x80() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    let long_filter = "x".repeat(257);
+    let [jobs, ingest] = reserved_topics();
+    let codes = client
+        .subscribe(&[
+            (&long_filter, QoS::Level1),
+            ("a/+/c/d/e/f/g/h/#", QoS::Level1),
+            (&jobs, QoS::Level1),
+            (&ingest, QoS::Level1),
+            ("$aws/things/+/jobs/+/update/#", QoS::Level1),
+            ("b/+/c/d/e/f/g/#", QoS::Level1),
+        ])
+        .await;
+    use SubscribeReturnCode::{Failure, MaxLevel1};
+    assert_eq!(codes, vec![Failure, Failure, MaxLevel1, MaxLevel1, MaxLevel1, MaxLevel1]);
+    assert_eq!(broker.publish("a/b/c/d/e/f/g/h/i", Bytes::new(), QoS::Level0), 0, "the refused filter is not indexed");
+    client.sync().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn filters_after_the_eighth_of_one_subscribe_get_0x80() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    let filters: Vec<String> = (0..9).map(|i| format!("f/{i}")).collect();
+    let request: Vec<_> = filters.iter().map(|f| (f.as_str(), QoS::Level0)).collect();
+    let codes = client.subscribe(&request).await;
+    assert_eq!(codes[..8], [SubscribeReturnCode::MaxLevel0; 8]);
+    assert_eq!(codes[8], SubscribeReturnCode::Failure);
+    assert_eq!(broker.publish("f/7", Bytes::new(), QoS::Level0), 1);
+    assert_eq!(&*client.recv_publish().await.topic_name, "f/7");
+    assert_eq!(broker.publish("f/8", Bytes::new(), QoS::Level0), 0);
+    // The connection goes on: the ninth alone is granted.
+    assert_eq!(client.subscribe(&[("f/8", QoS::Level0)]).await, vec![SubscribeReturnCode::MaxLevel0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_51st_subscription_of_a_session_gets_0x80() {
+    let (broker, _) = broker();
+    let mut client = Client::connect(&broker, "device").await;
+    let filters: Vec<String> = (0..51).map(|i| format!("s/{i}")).collect();
+    for batch in filters[..50].chunks(8) {
+        let request: Vec<_> = batch.iter().map(|f| (f.as_str(), QoS::Level0)).collect();
+        assert!(client.subscribe(&request).await.iter().all(|code| *code == SubscribeReturnCode::MaxLevel0));
+    }
+    assert_eq!(client.subscribe(&[(&filters[50], QoS::Level0)]).await, vec![SubscribeReturnCode::Failure]);
+    assert_eq!(broker.publish("s/50", Bytes::new(), QoS::Level0), 0);
+    // Subscribing again to a filter it has is no new subscription.
+    assert_eq!(client.subscribe(&[("s/0", QoS::Level1)]).await, vec![SubscribeReturnCode::MaxLevel1]);
+    client.send(Unsubscribe::new(pid(999), vec![TopicFilter::try_from("s/1").unwrap()])).await;
+    assert_eq!(client.recv().await, Packet::Unsuback(pid(999)));
+    assert_eq!(client.subscribe(&[(&filters[50], QoS::Level0)]).await, vec![SubscribeReturnCode::MaxLevel0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_zero_means_1200_seconds() {
+    let (broker, hooks) = broker();
+    let (mut client, _) = Client::connect_with(&broker, connect_packet("device", true)).await;
+    client.sync().await;
+    tokio::time::sleep(Duration::from_secs(1799)).await;
+    assert_eq!(broker.connection_count(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    client.expect_closed().await;
+    assert_eq!(broker.connection_count(), 0);
+    assert_eq!(*hooks.disconnected.lock().unwrap(), vec!["device"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queue_bytes_bound_drops_the_oldest_qos0_first() {
+    // Room for 20 messages of a 1-byte topic and a 10,000-byte payload.
+    let config = BrokerConfig { max_queued_bytes_per_session: 20 * 10_001, ..BrokerConfig::default() };
+    let (broker, _) = broker_with(config);
+    let mut slow = Client::connect(&broker, "slow").await;
+    slow.subscribe(&[("t", QoS::Level0)]).await;
+    // 2 MB for a client that reads nothing meanwhile (far fewer than the 1000 queued items).
+    for i in 0..200 {
+        let mut payload = i.to_string().into_bytes();
+        payload.resize(10_000, b' ');
+        assert_eq!(broker.publish("t", Bytes::from(payload), QoS::Level0), 1);
+    }
+    let mut received = Vec::new();
+    loop {
+        let publish = slow.recv_publish().await;
+        let i: usize = std::str::from_utf8(&publish.payload).unwrap().trim_end().parse().unwrap();
+        received.push(i);
+        if i == 199 {
+            break;
+        }
+    }
+    slow.expect_nothing().await;
+    // Whatever the writer took before the queue filled arrives first, in order; then the newest
+    // that fit, without a gap: what was dropped was always the oldest queued.
+    assert!(received.windows(2).all(|pair| pair[0] < pair[1]), "in order: {received:?}");
+    assert!(received.len() < 100, "the bytes bound dropped most: {}", received.len());
+    let newest: Vec<usize> = (200 - 20..200).collect();
+    assert!(received.ends_with(&newest), "{received:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_takes_no_qos1_messages_is_disconnected_after_the_grace_period() {
+    let config = BrokerConfig {
+        max_queued_bytes_per_session: 100_000,
+        stalled_reader_grace: Duration::from_secs(30),
+        ..BrokerConfig::default()
+    };
+    let (broker, hooks) = broker_with(config);
+    let mut stuck = Client::connect(&broker, "stuck").await;
+    stuck.subscribe(&[("t", QoS::Level1)]).await;
+    let mut healthy = Client::connect(&broker, "healthy").await;
+    healthy.subscribe(&[("t", QoS::Level0)]).await;
+    // Read (so its pipe is drained) but never acknowledged, these fill the session's bytes.
+    let payload = Bytes::from(vec![b'x'; 10_000]);
+    let mut queued_for_stuck = 0;
+    for _ in 0..20 {
+        queued_for_stuck += broker.publish("t", payload.clone(), QoS::Level1) - 1;
+        healthy.recv_publish().await;
+    }
+    assert!(queued_for_stuck < 11, "{queued_for_stuck}");
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    broker.publish("t", payload.clone(), QoS::Level1);
+    healthy.recv_publish().await;
+    assert_eq!(broker.connection_count(), 2, "within the grace period");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.publish("t", payload.clone(), QoS::Level1);
+    healthy.recv_publish().await;
+    stuck.expect_closed().await;
+    wait_until("the stuck client is gone", || broker.connection_count() == 1).await;
+    assert_eq!(*hooks.disconnected.lock().unwrap(), vec!["stuck"]);
+    healthy.sync().await;
+}
+
+/// Connect, retrying while the server is full.
+async fn connect_when_admitted(broker: &TestBroker, client_id: &str) -> Client {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let (client, Some(connack)) = Client::try_connect_with(broker, connect_packet(client_id, true)).await {
+            assert_eq!(connack.code, ConnectReturnCode::Accepted);
+            return client;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{client_id} never admitted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let (broker, _) = broker_with(BrokerConfig { max_connections: 2, ..BrokerConfig::default() });
+    let first = Client::connect(&broker, "first").await;
+    // A connection that has not sent CONNECT yet holds its place too.
+    let mut silent = Client::open(&broker);
+    let (mut extra, connack) = Client::try_connect_with(&broker, connect_packet("extra", true)).await;
+    assert!(connack.is_none(), "closed without a CONNACK");
+    assert!(extra.expect_closed().await.is_empty());
+
+    // A freed place is taken again, and only once.
+    first.disconnect().await;
+    let _third = connect_when_admitted(&broker, "third").await;
+    let (_, connack) = Client::try_connect_with(&broker, connect_packet("fourth", true)).await;
+    assert!(connack.is_none());
+    // The silent connection ends at the CONNECT timeout and frees its place.
+    assert!(silent.expect_closed().await.is_empty());
+    let _fifth = connect_when_admitted(&broker, "fifth").await;
+    assert_eq!(broker.connection_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retained_messages_are_bounded_but_still_delivered() {
+    let config = BrokerConfig { max_retained_messages: 2, max_retained_bytes: 1000, ..BrokerConfig::default() };
+    let (broker, hooks) = broker_with(config);
+    let mut live = Client::connect(&broker, "live").await;
+    live.subscribe(&[("r/+", QoS::Level0)]).await;
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    let retained = |topic: &str, payload: &str| {
+        let mut publish = publish_packet(topic, payload, QosPid::Level0);
+        publish.retain = true;
+        publish
+    };
+    for topic in ["r/a", "r/b", "r/c"] {
+        publisher.send(retained(topic, "1")).await;
+        assert_eq!(&*live.recv_publish().await.topic_name, topic, "delivered whether retained or not");
+    }
+    // Too large for the bytes, even on a retained topic.
+    publisher.send(retained("r/a", &"x".repeat(1000))).await;
+    assert_eq!(live.recv_publish().await.payload.len(), 1000);
+    // Replacing a retained topic within the bytes is no new message.
+    publisher.send(retained("r/b", "2")).await;
+    live.recv_publish().await;
+    publisher.sync().await;
+
+    let mut late = Client::connect(&broker, "late").await;
+    late.subscribe(&[("r/+", QoS::Level0)]).await;
+    let mut got: Vec<(String, String)> = Vec::new();
+    for _ in 0..2 {
+        let message = late.recv_publish().await;
+        got.push((message.topic_name.to_string(), payload(&message).to_owned()));
+    }
+    got.sort();
+    assert_eq!(got, vec![("r/a".into(), "1".into()), ("r/b".into(), "2".into())]);
+    late.expect_nothing().await;
+    let durable: Vec<_> = hooks.durable_retained.lock().unwrap().keys().cloned().collect();
+    assert_eq!(durable, vec!["r/a", "r/b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retained_messages_are_durable_before_the_puback_and_reloaded() {
+    let (broker, hooks) = broker();
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    let mut publish = publish_packet("slow-storage/status", "up", QosPid::Level1(pid(7)));
+    publish.retain = true;
+    publisher.send(publish.clone()).await;
+    assert_eq!(publisher.recv().await, Packet::Puback(pid(7)));
+    assert!(hooks.durable_retained.lock().unwrap().contains_key("slow-storage/status"), "durable before the PUBACK");
+
+    // Storage failing: delivered, acknowledged, not retained.
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("unstorable/+", QoS::Level0)]).await;
+    let mut failing = publish_packet("unstorable/x", "lost", QosPid::Level1(pid(8)));
+    failing.retain = true;
+    publisher.send(failing).await;
+    assert_eq!(publisher.recv().await, Packet::Puback(pid(8)));
+    assert_eq!(payload(&watcher.recv_publish().await), "lost");
+
+    // A new broker (a restart) over the same storage.
+    let restarted = fleetjobs_mqtt::Broker::new(hooks.clone(), BrokerConfig::default());
+    let mut late = Client::connect(&restarted, "late").await;
+    late.subscribe(&[("slow-storage/#", QoS::Level1), ("unstorable/#", QoS::Level1)]).await;
+    let message = late.recv_publish().await;
+    assert_eq!((&*message.topic_name, payload(&message), message.retain), ("slow-storage/status", "up", true));
+    assert!(matches!(message.qos_pid, QosPid::Level1(_)), "kept at the QoS it was published with");
+    late.expect_nothing().await;
+
+    // Clearing it is durable too.
+    publish.payload = Bytes::new();
+    publish.qos_pid = QosPid::Level1(pid(9));
+    publisher.send(publish).await;
+    assert_eq!(publisher.recv().await, Packet::Puback(pid(9)));
+    assert!(hooks.durable_retained.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_will_beyond_the_topic_limits_is_not_published() {
+    let (broker, hooks) = broker();
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("wills/#", QoS::Level0)]).await;
+    let with_will = |client_id: &str, will_topic: &str| {
+        let mut connect = connect_packet(client_id, true);
+        connect.last_will = Some(LastWill::new(QoS::Level0, topic(will_topic), Bytes::from_static(b"gone")));
+        connect
+    };
+    let (deep, _) = Client::connect_with(&broker, with_will("deep", "wills/a/b/c/d/e/f/g/h")).await;
+    drop(deep);
+    wait_until("the first is gone", || hooks.disconnected.lock().unwrap().len() == 1).await;
+    let (ok, _) = Client::connect_with(&broker, with_will("ok", "wills/ok")).await;
+    drop(ok);
+    assert_eq!(&*watcher.recv_publish().await.topic_name, "wills/ok", "only the will within the limits");
+}

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use fleetjobs_mqtt::serve_tls;
+use fleetjobs_mqtt::{serve_tls, BrokerConfig};
 use mqtt_proto::v3::{ConnectReturnCode, Packet};
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -100,9 +100,9 @@ async fn serves_mutual_tls_and_passes_the_client_certificate() {
     assert_eq!(Packet::decode(&pingresp).unwrap(), Some(Packet::Pingresp));
 }
 
-#[tokio::test]
-async fn serves_server_only_tls_without_client_certificate() {
-    // Server-only TLS (e.g. custom authentication): PeerInfo has no certificate.
+/// Server-only TLS (e.g. custom authentication): `serve_tls` for `broker` on a free port, and
+/// a client config that trusts it.
+async fn serve_server_only_tls(broker: &TestBroker) -> (std::net::SocketAddr, TlsConnector) {
     let provider = Arc::new(default_provider());
     let server = identity("localhost");
     let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -116,20 +116,51 @@ async fn serves_server_only_tls_without_client_certificate() {
         .unwrap()
         .with_root_certificates(roots(&server.cert))
         .with_no_client_auth();
-
-    let (broker, hooks) = broker();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve_tls(Arc::clone(&broker), listener, Arc::new(server_config), std::future::pending()));
+    tokio::spawn(serve_tls(Arc::clone(broker), listener, Arc::new(server_config), std::future::pending()));
+    (addr, TlsConnector::from(Arc::new(client_config)))
+}
 
+/// TLS handshake, CONNECT; the CONNACK's bytes, or `None` if the server closed the connection.
+async fn tls_connect(addr: std::net::SocketAddr, connector: &TlsConnector, client_id: &str) -> Option<[u8; 4]> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut tls = TlsConnector::from(Arc::new(client_config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    tls.write_all(Packet::Connect(connect_packet("anon", true)).encode().unwrap().as_ref()).await.unwrap();
+    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.ok()?;
+    tls.write_all(Packet::Connect(connect_packet(client_id, true)).encode().unwrap().as_ref()).await.ok()?;
     let mut connack = [0u8; 4];
-    tls.read_exact(&mut connack).await.unwrap();
-    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    tls.read_exact(&mut connack).await.ok()?;
+    Some(connack)
+}
+
+#[tokio::test]
+async fn serves_server_only_tls_without_client_certificate() {
+    let (broker, hooks) = broker();
+    let (addr, connector) = serve_server_only_tls(&broker).await;
+    assert_eq!(tls_connect(addr, &connector, "anon").await, Some([0x20, 0x02, 0x00, 0x00]));
     assert!(hooks.connects.lock().unwrap()[0].1.cert_der.is_none());
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_before_the_tls_handshake() {
+    let (broker, _) = broker_with(BrokerConfig { max_connections: 1, ..BrokerConfig::default() });
+    let (addr, connector) = serve_server_only_tls(&broker).await;
+    // Accepted, still to start its handshake: it holds the only place.
+    let held = TcpStream::connect(addr).await.unwrap();
+    let mut refused = TcpStream::connect(addr).await.unwrap();
+    let _ = refused.write_all(b"\x16\x03\x01").await;
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), refused.read_to_end(&mut received)).await;
+    assert!(closed.is_ok(), "the extra connection is closed at once");
+    assert!(received.is_empty(), "with no TLS answer: {received:?}");
+
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(connack) = tls_connect(addr, &connector, "device").await {
+            assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the freed place was never given again");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -1,6 +1,7 @@
 //! The broker hooks: MQTT meets the engine. Authentication and authorization go to the
 //! engine's device side; `$aws/things/{thing}/jobs/...` publishes go to the Jobs MQTT API;
-//! the engine's outbox (notifications, events, disconnects) comes back to the broker.
+//! the engine's outbox (notifications, events, disconnects) comes back to the broker; retained
+//! messages are kept in [`RetainedFiles`].
 
 use std::sync::Arc;
 
@@ -8,10 +9,17 @@ use bytes::Bytes;
 use fleetjobs_core::policy::IotAction;
 use fleetjobs_core::topics::{self, JobsTopic};
 use fleetjobs_engine::{DeviceAuthError, DeviceCommand, DeviceSession, Engine, Outbox};
-use fleetjobs_mqtt::{Action, BoxFuture, Broker, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply};
+use fleetjobs_mqtt::{
+    Action, BoxFuture, Broker, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply, RetainedChange,
+    RetainedMessage,
+};
+
+use crate::retained::{Loaded, RetainedFiles};
 
 pub struct Hooks {
     pub engine: Arc<Engine>,
+    /// Where retained messages are kept; `None`: in memory only (benchmarks).
+    pub retained: Option<Arc<RetainedFiles>>,
 }
 
 impl DeviceHooks for Hooks {
@@ -53,6 +61,40 @@ impl DeviceHooks for Hooks {
             let replies = self.engine.handle_jobs_request(topic, &payload).await.unwrap_or_default();
             replies.into_iter().map(|(topic, payload)| Reply { topic, payload: Bytes::from(payload) }).collect()
         }))
+    }
+
+    fn load_retained(&self) -> Vec<RetainedMessage> {
+        let Some(files) = &self.retained else {
+            return Vec::new();
+        };
+        match files.load() {
+            Ok(Loaded { messages, unreadable }) => {
+                for (path, error) in unreadable {
+                    tracing::warn!(path = %path.display(), %error, "skipping an unreadable retained message");
+                }
+                tracing::info!(count = messages.len(), "retained messages loaded");
+                messages
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot read the retained messages: starting without them");
+                Vec::new()
+            }
+        }
+    }
+
+    fn persist_retained(&self, change: RetainedChange) -> BoxFuture<'_, std::io::Result<()>> {
+        let Some(files) = self.retained.clone() else {
+            return Box::pin(std::future::ready(Ok(())));
+        };
+        Box::pin(async move {
+            // File writes and fsyncs block: off the async workers.
+            tokio::task::spawn_blocking(move || match change {
+                RetainedChange::Put(message) => files.put(&message),
+                RetainedChange::Delete { topic } => files.delete(&topic),
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        })
     }
 }
 

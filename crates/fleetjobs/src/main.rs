@@ -6,6 +6,7 @@
 //! - `device_plane`: the broker hooks that connect MQTT to the engine. It lives in the
 //!   package's library target (`src/lib.rs`, crate `fleetjobs`) so that benchmarks can serve
 //!   MQTT sessions with the real hooks in-process; the binary uses it from there.
+//! - `retained`: retained MQTT messages on disk (`DATA_DIR/retained/`), also in the library.
 //! - `serve`: builds and runs everything; `shutdown`: the stop signal.
 
 mod data_dir;
@@ -16,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use fleetjobs::device_plane;
+use fleetjobs::{device_plane, retained};
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +88,10 @@ pub struct ServeArgs {
     /// Concurrent HTTP connections; one more is closed at once.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub http_max_connections: u32,
+    /// MQTT connections served at once (TLS handshakes included); further ones are closed at
+    /// accept. Keep it well under the process's file descriptor limit.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
 }
 
 fn main() -> anyhow::Result<()> {

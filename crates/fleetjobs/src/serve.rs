@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::data_dir::{DataDir, DATABASE};
 use crate::device_plane::{pump, Hooks};
+use crate::retained::RetainedFiles;
 use crate::{shutdown, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -36,7 +37,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let admin = engine.ensure_admin_key().await.map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
     let credentials = dir.write_credentials(&admin, &args.region)?;
 
-    let broker = Broker::new(Arc::new(Hooks { engine: engine.clone() }), BrokerConfig::default());
+    let retained = RetainedFiles::open(dir.path("retained")).context("opening the retained messages")?;
+    let hooks = Hooks { engine: engine.clone(), retained: Some(Arc::new(retained)) };
+    let broker_config = BrokerConfig { max_connections: args.max_connections, ..BrokerConfig::default() };
+    let broker = Broker::new(Arc::new(hooks), broker_config);
     let pump_task = tokio::spawn(pump(outbox, broker.clone()));
 
     let mqtt_listener =

@@ -117,3 +117,32 @@ async fn kill_9_loses_nothing_acknowledged() {
     let next = device.expect("$aws/things/pi/jobs/$next/get/accepted").await;
     assert_eq!(next["execution"]["jobId"], "job-1");
 }
+
+#[tokio::test]
+async fn retained_messages_survive_kill_9() {
+    let mut server = Server::start();
+    let status = "arn:aws:iot:us-east-1:123456789012";
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": format!("{status}:client/*")},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": format!("{status}:topic/status/*")},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": format!("{status}:topicfilter/status/*")}
+    ]});
+    let id = server.device_identity("sensor", &policy).await;
+    let mut device = Device::connect(&server, &id, "sensor").await.unwrap();
+    device.publish_retained("status/kept", b"up").await;
+    device.publish_retained("status/replaced", b"first").await;
+    device.publish_retained("status/replaced", b"second").await;
+    device.publish_retained("status/cleared", b"soon gone").await;
+    device.publish_retained("status/cleared", b"").await;
+
+    // Acknowledged, so durable: nothing is flushed after this point.
+    server.kill9_and_restart();
+    let mut device = Device::connect(&server, &id, "sensor").await.expect("reconnects");
+    assert_eq!(device.subscribe("status/+").await, 1);
+    let mut retained = device.publishes_before_ping().await;
+    retained.sort();
+    assert_eq!(
+        retained,
+        vec![("status/kept".into(), b"up".to_vec(), true), ("status/replaced".into(), b"second".to_vec(), true)]
+    );
+}

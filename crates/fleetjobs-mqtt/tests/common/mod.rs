@@ -2,12 +2,14 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use fleetjobs_mqtt::{
-    Action, BoxFuture, Broker, BrokerConfig, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply,
+    Action, BoxFuture, Broker, BrokerConfig, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply, RetainedChange,
+    RetainedMessage,
 };
 use mqtt_proto::v3::{Connack, Connect, Packet, Publish, Subscribe, SubscribeReturnCode};
 use mqtt_proto::{Pid, QoS, QosPid, TopicFilter, TopicName};
@@ -18,11 +20,14 @@ use tokio::time::timeout;
 /// - client ids `refuse-auth*`, `refuse-creds*`, `refuse-unavailable*` are refused;
 /// - publishing to `forbidden/...`, subscribing to `secret/...`, receiving `hidden/...` are denied;
 /// - `req/<name>` is a service request answered on `reply/<name>` (or `hidden/<name>` for
-///   `req/hidden`) with the request payload; a payload starting with `slow` takes 200 ms.
+///   `req/hidden`) with the request payload; a payload starting with `slow` takes 200 ms;
+/// - retained messages are kept in `durable_retained` (what a restart finds), after 200 ms for
+///   topics `slow-storage/...`; for topics `unstorable/...` keeping them fails.
 #[derive(Default)]
 pub struct TestHooks {
     pub connects: Mutex<Vec<(ConnectInfo, PeerInfo)>>,
     pub disconnected: Mutex<Vec<String>>,
+    pub durable_retained: Mutex<BTreeMap<String, RetainedMessage>>,
 }
 
 #[derive(Debug)]
@@ -75,6 +80,31 @@ impl DeviceHooks for TestHooks {
     fn disconnected(&self, session: &TestSession) {
         self.disconnected.lock().unwrap().push(session.client_id.clone());
     }
+
+    fn load_retained(&self) -> Vec<RetainedMessage> {
+        self.durable_retained.lock().unwrap().values().cloned().collect()
+    }
+
+    fn persist_retained(&self, change: RetainedChange) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            let topic = match &change {
+                RetainedChange::Put(message) => &message.topic,
+                RetainedChange::Delete { topic } => topic,
+            };
+            if topic.starts_with("unstorable/") {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            if topic.starts_with("slow-storage/") {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let mut durable = self.durable_retained.lock().unwrap();
+            match change {
+                RetainedChange::Put(message) => durable.insert(message.topic.clone(), message),
+                RetainedChange::Delete { topic } => durable.remove(&topic),
+            };
+            Ok(())
+        })
+    }
 }
 
 pub type TestBroker = Arc<Broker<TestHooks>>;
@@ -86,6 +116,15 @@ pub fn broker() -> (TestBroker, Arc<TestHooks>) {
 pub fn broker_with(config: BrokerConfig) -> (TestBroker, Arc<TestHooks>) {
     let hooks = Arc::new(TestHooks::default());
     (Broker::new(Arc::clone(&hooks), config), hooks)
+}
+
+/// Wait (polling, with a deadline) until `condition` holds.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// How long a client waits for an expected packet.
@@ -128,12 +167,28 @@ impl Client {
 
     /// Connect and return the client with the CONNACK.
     pub async fn connect_with(broker: &TestBroker, connect: Connect) -> (Client, Connack) {
-        let mut client = Client::open(broker);
-        client.send(connect).await;
-        match client.recv().await {
-            Packet::Connack(connack) => (client, connack),
-            other => panic!("expected CONNACK, got {other:?}"),
+        match Client::try_connect_with(broker, connect).await {
+            (client, Some(connack)) => (client, connack),
+            (_, None) => panic!("connection closed instead of a CONNACK"),
         }
+    }
+
+    /// Send CONNECT; `None` if the server closed the connection without a CONNACK.
+    pub async fn try_connect_with(broker: &TestBroker, connect: Connect) -> (Client, Option<Connack>) {
+        let mut client = Client::open(broker);
+        client.send_or_closed(connect).await;
+        match timeout(PATIENCE, client.next()).await {
+            Ok(Some(Packet::Connack(connack))) => (client, Some(connack)),
+            Ok(None) => (client, None),
+            Ok(Some(other)) => panic!("expected CONNACK, got {other:?}"),
+            Err(_) => panic!("neither CONNACK nor close in time"),
+        }
+    }
+
+    /// Send a packet, ignoring a connection the server already closed.
+    pub async fn send_or_closed(&mut self, packet: impl Into<Packet>) {
+        let bytes = packet.into().encode().unwrap();
+        let _ = self.io.write_all(bytes.as_ref()).await;
     }
 
     /// Connect, asserting the connection is accepted.

@@ -404,6 +404,42 @@ impl Device {
         self.send(Packet::Publish(p)).await;
     }
 
+    /// Publish a retained message at QoS 1 (an empty payload clears the topic) and wait for the
+    /// PUBACK.
+    pub async fn publish_retained(&mut self, topic: &str, payload: &[u8]) {
+        let pid = self.pid();
+        let mut p = Publish::new(QosPid::Level1(pid), TopicName::try_from(topic).unwrap(), payload.to_vec().into());
+        p.retain = true;
+        self.send(Packet::Publish(p)).await;
+        loop {
+            match self.recv_packet(TIMEOUT).await {
+                Some(Packet::Puback(acked)) if acked == pid => return,
+                Some(_) => continue,
+                None => panic!("no PUBACK for the retained message on {topic}"),
+            }
+        }
+    }
+
+    /// Send PINGREQ; return the PUBLISHes (topic, payload, retain) received before PINGRESP,
+    /// i.e. everything the server had queued for this client before it handled the PINGREQ.
+    pub async fn publishes_before_ping(&mut self) -> Vec<(String, Vec<u8>, bool)> {
+        self.send(Packet::Pingreq).await;
+        let mut received = Vec::new();
+        loop {
+            match self.recv_packet(TIMEOUT).await {
+                Some(Packet::Pingresp) => return received,
+                Some(Packet::Publish(p)) => {
+                    if let QosPid::Level1(pid) = p.qos_pid {
+                        self.send(Packet::Puback(pid)).await;
+                    }
+                    received.push((p.topic_name.to_string(), p.payload.to_vec(), p.retain));
+                }
+                Some(_) => continue,
+                None => panic!("no PINGRESP"),
+            }
+        }
+    }
+
     /// Next PUBLISH (acknowledging QoS 1), or None on timeout / close.
     pub async fn recv(&mut self, wait: Duration) -> Option<(String, Value)> {
         loop {
