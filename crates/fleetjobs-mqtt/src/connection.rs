@@ -14,7 +14,7 @@ use mqtt_proto::v3::{Connack, Connect, ConnectReturnCode, Packet, Publish, Subac
 use mqtt_proto::QosPid;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
-use tracing::{debug, debug_span, field, warn, Instrument, Span};
+use tracing::{debug, debug_span, field, info, warn, Instrument, Span};
 
 use crate::broker::{Admission, Broker};
 use crate::error::{ConnectionError, FrameError};
@@ -72,7 +72,12 @@ where
     // Only CONNECT needs the peer (its certificate); do not hold it for the connection's life.
     drop(peer);
     Span::current().record("client_id", &*established.session.client_id);
-    debug!(clean_session = connect.clean_session, keep_alive = connect.keep_alive, "connected");
+    info!(
+        client_id = %established.session.client_id,
+        clean_session = connect.clean_session,
+        keep_alive = connect.keep_alive,
+        "device connected"
+    );
 
     let connection = Connection {
         broker: &broker,
@@ -86,7 +91,7 @@ where
         Err(error) = connection.write_loop(&mut writer) => Ended::Error(error),
         () = established.link.killed() => Ended::Kicked,
     };
-    ended.log();
+    ended.log(&established.session.client_id);
     let _ = timeout(CLOSE_GRACE, writer.shutdown()).await;
     drop((frames, writer));
 
@@ -154,11 +159,19 @@ impl Ended {
         !matches!(self, Ended::Disconnect)
     }
 
-    fn log(&self) {
+    /// One line per connection end, at info (warn when the client broke the rules), so the
+    /// default log shows every device coming and going and why.
+    fn log(&self, client_id: &str) {
         match self {
-            Ended::Error(error) if error.is_misbehaviour() => warn!(%error, "closing connection"),
-            Ended::Error(error) => debug!(%error, "connection closed"),
-            other => debug!(ended = ?other, "connection closed"),
+            Ended::Error(error) if error.is_misbehaviour() => {
+                warn!(client_id, reason = %error, "device disconnected: it broke the protocol or the limits");
+            }
+            Ended::Error(error) => info!(client_id, reason = %error, "device disconnected"),
+            Ended::Disconnect => info!(client_id, reason = "DISCONNECT", "device disconnected"),
+            Ended::Eof => info!(client_id, reason = "connection closed by the client", "device disconnected"),
+            Ended::Kicked => {
+                info!(client_id, reason = "taken over, or disconnected by the service", "device disconnected")
+            }
         }
     }
 }

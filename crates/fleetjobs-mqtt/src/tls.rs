@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 use crate::broker::Broker;
 use crate::connection;
 use crate::hooks::{DeviceHooks, PeerInfo};
+use crate::throttle::LogThrottle;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -31,6 +32,8 @@ pub async fn serve_tls<H: DeviceHooks>(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let handshake_timeout = broker.config().connect_timeout;
+    // Out of descriptors, accept fails at every turn of the loop: one line per interval.
+    let accept_errors = LogThrottle::default();
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote_addr) = tokio::select! {
@@ -38,7 +41,9 @@ pub async fn serve_tls<H: DeviceHooks>(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    warn!(%error, "accept failed");
+                    if let Some(suppressed) = accept_errors.check() {
+                        warn!(%error, suppressed, "MQTT accept failed");
+                    }
                     sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }

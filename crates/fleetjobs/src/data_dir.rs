@@ -6,6 +6,7 @@
 //! - `secret.key`: 32 random bytes sealing access-key secrets in the database.
 //! - `credentials`: the admin access key in AWS shared-credentials format (profile default).
 //! - `fleetjobs.db` (+ `-wal`, `-shm`): the SQLite database.
+//! - `retained/`: retained MQTT messages, one file each (see `retained`).
 //! - `fleetjobs.lock`: held (an exclusive lock) by the one process serving this directory.
 //!
 //! A directory holding some of the CA, the secret key and the database but not all of them
@@ -43,6 +44,9 @@ const BACKUP_FILES: [(&str, bool); 6] = [
     (SERVER_CERT, false),
     (SERVER_KEY, true),
 ];
+
+/// Directories of files a backup carries whole (retained MQTT messages, one file each).
+const BACKUP_DIRS: [&str; 1] = ["retained"];
 
 /// The server certificate is reissued when it would expire within this window.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -218,7 +222,24 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<()> {
             write_file(&dest.join(name), &bytes, private)?;
         }
     }
+    copy_dirs(data_dir, dest)?;
     fleetjobs_store::backup(&data_dir.join(DATABASE), &dest.join(DATABASE)).context("copying the database")?;
+    Ok(())
+}
+
+/// Copy the files of each of [`BACKUP_DIRS`] that `from` has (one level, files only).
+fn copy_dirs(from: &Path, to: &Path) -> Result<()> {
+    for name in BACKUP_DIRS {
+        let Ok(entries) = fs::read_dir(from.join(name)) else { continue };
+        fs::create_dir_all(to.join(name)).with_context(|| format!("creating {}", to.join(name).display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if let (true, Some(file)) = (path.is_file(), path.file_name()) {
+                let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                write_file(&to.join(name).join(file), &bytes, false)?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -248,5 +269,5 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<()> {
             write_file(&data_dir.join(name), &bytes, private)?;
         }
     }
-    Ok(())
+    copy_dirs(backup, data_dir)
 }

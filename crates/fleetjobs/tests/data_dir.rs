@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::json;
-use support::{temp_path, Server};
+use support::{temp_path, Device, Server};
 
 fn fleetjobs(args: &[&str], data_dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetjobs")).args(args).arg("--data-dir").arg(data_dir).output().unwrap()
@@ -112,6 +112,14 @@ async fn the_server_certificate_is_kept_across_restarts() {
 async fn backup_while_serving_and_restore() {
     let mut server = Server::start();
     server.ok("POST", "/things/before-backup", "", Some(json!({}))).await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/*"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": "arn:aws:iot:*:*:topic/status/*"},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:*:*:topicfilter/status/*"}
+    ]});
+    let id = server.device_identity("sensor", &policy).await;
+    let mut device = Device::connect(&server, &id, "sensor").await.unwrap();
+    device.publish_retained("status/sensor", b"up").await;
     let dest = temp_path("backup");
     let out = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
         .args(["backup", "--data-dir"])
@@ -144,4 +152,8 @@ async fn backup_while_serving_and_restore() {
     let server = Server::start_in(restored);
     assert!(thing_exists(&server, "before-backup").await, "the backup holds what was acknowledged before it");
     assert!(!thing_exists(&server, "after-backup").await);
+    let mut device = Device::connect(&server, &id, "sensor").await.expect("same CA, same certificate");
+    assert_eq!(device.subscribe("status/+").await, 1);
+    let retained = device.publishes_before_ping().await;
+    assert_eq!(retained, vec![("status/sensor".into(), b"up".to_vec(), true)], "retained messages are backed up");
 }
