@@ -8,7 +8,7 @@
 //! once with a retryable error, except one per [`PROBE_INTERVAL`], which finds out whether
 //! space has come back.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fleetjobs_core::{ApiError, ErrorCode, Millis};
@@ -29,7 +29,9 @@ pub fn unavailable(cause: &str) -> ApiError {
 pub struct Health {
     /// The newest epoch one of whose batches failed (0: none).
     failed_epoch: AtomicU64,
-    /// Set while the store refuses commits: since when, the last attempt, and why.
+    /// Whether `outage` is set: the one check on every write while all is well.
+    degraded: AtomicBool,
+    /// Set while the store refuses commits: the last attempt, and why.
     outage: Mutex<Option<Outage>>,
 }
 
@@ -50,6 +52,9 @@ impl Health {
     /// Called before a write applies anything: `Err` while the store is known to refuse
     /// commits, except for one probe write per interval.
     pub fn check_writable(&self, now: Millis) -> Result<(), ApiError> {
+        if !self.degraded.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut outage = self.outage();
         match outage.as_mut() {
             Some(o) if now - o.last_attempt < PROBE_INTERVAL => Err(unavailable(&o.cause)),
@@ -66,8 +71,11 @@ impl Health {
     pub fn settle(&self, epoch: u64, result: Result<(), StoreError>, now: Millis) -> Result<(), ApiError> {
         match result {
             Ok(()) => {
-                if let Some(o) = self.outage().take() {
-                    tracing::info!(cause = %o.cause, "the store accepts writes again");
+                if self.degraded.load(Ordering::Acquire) {
+                    if let Some(o) = self.outage().take() {
+                        tracing::info!(cause = %o.cause, "the store accepts writes again");
+                    }
+                    self.degraded.store(false, Ordering::Release);
                 }
                 Ok(())
             }
@@ -83,6 +91,7 @@ impl Health {
                     tracing::error!(error = %cause, "the store refused a commit; refusing writes until it accepts them again");
                 }
                 *outage = Some(Outage { last_attempt: now, cause: cause.clone() });
+                self.degraded.store(true, Ordering::Release);
                 Err(unavailable(&cause))
             }
         }

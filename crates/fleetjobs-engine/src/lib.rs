@@ -152,7 +152,7 @@ impl Engine {
     /// and the caller gets a retryable `ServiceUnavailableException`.
     async fn write<T>(&self, f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let now = self.now();
-        let (result, done, seq, epoch) = {
+        let (result, done, transitions, seq, epoch) = {
             let mut guard = self.lock()?;
             // While the store refuses writes, refuse at once (nothing applied, nothing to undo);
             // one write per interval goes through as the probe that notices space came back.
@@ -160,9 +160,10 @@ impl Engine {
             let mut txn = state::Txn::begin(&mut guard, &self.config.scope, now);
             let result = f(&mut txn);
             debug_assert!(result.is_ok() || txn.is_clean(), "an operation changed state before failing");
-            let changes = txn.finish();
+            let mut changes = txn.finish();
+            let transitions = std::mem::take(&mut changes.transitions);
             let done = self.submit(&mut guard, changes);
-            (result, done, guard.seq, guard.epoch)
+            (result, done, transitions, guard.seq, guard.epoch)
         };
         match done {
             // Its own batch decides: durable, or refused (and then rolled back in memory).
@@ -170,6 +171,9 @@ impl Engine {
             // Nothing written, but the answer may rest on changes of a batch still in flight.
             None => self.settled(seq, epoch).await?,
         }
+        // Logged by the caller once durable, not on the store's writer thread, whose every
+        // microsecond delays a whole group commit.
+        transitions.iter().for_each(state::Transition::log);
         result
     }
 
@@ -192,7 +196,6 @@ impl Engine {
         let health = self.health.clone();
         let clock = self.clock.clone();
         let commands = changes.commands;
-        let transitions = changes.transitions;
         self.store.submit(Batch {
             epoch,
             mutations: changes.mutations,
@@ -202,7 +205,6 @@ impl Engine {
                     for c in commands {
                         let _ = outbox.send(c);
                     }
-                    transitions.iter().for_each(state::Transition::log);
                 }
                 durable.send_modify(|d| *d = (*d).max(seq));
                 let _ = tx.send(result);

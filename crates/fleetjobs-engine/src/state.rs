@@ -243,7 +243,7 @@ impl State {
 }
 
 /// What a transaction produced: store mutations, then device commands to run and status
-/// changes to log once durable.
+/// changes to log once durable (the commit pipeline takes the transitions out first).
 #[derive(Default)]
 pub struct Changes {
     pub mutations: Vec<Mutation>,

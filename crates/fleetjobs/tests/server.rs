@@ -146,3 +146,55 @@ async fn retained_messages_survive_kill_9() {
         vec![("status/kept".into(), b"up".to_vec(), true), ("status/replaced".into(), b"second".to_vec(), true)]
     );
 }
+
+#[tokio::test]
+async fn detaching_the_thing_takes_its_rights_from_a_live_connection() {
+    let server = Server::start();
+    let arn = "arn:aws:iot:us-east-1:123456789012";
+    let thing_topics = format!("{arn}:topic/$aws/things/${{iot:Connection.Thing.ThingName}}/jobs/*");
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": format!("{arn}:client/*")},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": thing_topics},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": format!("{arn}:topicfilter/*")},
+        {"Effect": "Allow", "Action": "iot:Receive", "Resource": format!("{arn}:topic/$aws/events/*")}
+    ]});
+    let id = server.device_identity("pi", &policy).await;
+    server.ok("POST", "/things/other", "", Some(json!({}))).await;
+    let mut device = Device::connect(&server, &id, "pi").await.expect("connects");
+    assert_eq!(device.subscribe("$aws/things/pi/jobs/notify").await, 1);
+    assert_eq!(device.subscribe("$aws/events/#").await, 1);
+    server.ok("PUT", "/jobs/job-1", "", Some(job_body("pi"))).await;
+    device.expect("$aws/things/pi/jobs/notify").await;
+
+    let (status, _, _) = server
+        .call_as(
+            "DELETE",
+            "/things/pi/principals",
+            "",
+            None,
+            &[("x-amzn-principal", &id.certificate_arn)],
+            &server.access_key,
+            &server.secret_key,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // The thing's notification is no longer delivered. The barrier: a later event, which
+    // leaves the server after it (one outbox, in commit order).
+    server.ok("PUT", "/jobs/job-2", "", Some(job_body("pi"))).await;
+    server.ok("PUT", "/jobs/barrier", "", Some(job_body("other"))).await;
+    server.ok("PUT", "/jobs/barrier/cancel", "", Some(json!({}))).await;
+    let mut seen = vec![];
+    loop {
+        let (topic, _) = device.recv(support::TIMEOUT).await.expect("the barrier event");
+        if topic == "$aws/events/job/barrier/canceled" {
+            break;
+        }
+        seen.push(topic);
+    }
+    assert!(!seen.iter().any(|t| t.starts_with("$aws/things/pi/")), "delivered after the detach: {seen:?}");
+
+    // Its next publish on the thing's topics is refused: AWS closes the connection.
+    device.publish("$aws/things/pi/jobs/get", &json!({})).await;
+    assert!(device.closed_within(support::TIMEOUT).await, "a publish the attachment no longer allows");
+}
