@@ -9,7 +9,6 @@ power cut does to everything.
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -57,8 +56,10 @@ def test_reboot_step_succeeds_only_after_the_boot_id_changed(server, make_device
     # The agent restarts but the machine did not reboot: still waiting.
     agent.kill9()
     agent.reboot_marker.unlink()
+    logged = len(agent.log())
     agent.start()
-    time.sleep(6)
+    # Once the resumed job has ended its turn waiting for the reboot, the agent has decided.
+    wait_until(lambda: "AwaitingReboot" in agent.log()[logged:], what="the resumed job to wait for the reboot")
     execution = describe(server, "agent-reboot-job", device.thing_name)
     assert execution["status"] == "IN_PROGRESS", execution
     assert marks(marks_file) == ["before"]
