@@ -27,8 +27,7 @@ impl DeviceSession {
     /// from the registry at each action, so a detach-thing-principal takes what the
     /// attachment gave away at the connection's next action, as a detach-policy does.
     fn thing_name<'s>(&'s self, s: &State) -> Option<&'s str> {
-        let attached = s.things_of_principal(&self.certificate_arn).any(|t| t == self.client_id);
-        attached.then_some(self.client_id.as_str())
+        s.is_attached(&self.certificate_arn, &self.client_id).then_some(self.client_id.as_str())
     }
 }
 

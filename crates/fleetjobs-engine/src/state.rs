@@ -70,7 +70,9 @@ pub struct State {
     /// (thing name, principal ARN).
     pub thing_principals: BTreeSet<(String, String)>,
     /// Derived: (principal ARN, thing name), the reverse of `thing_principals`.
-    pub principal_things: BTreeSet<(String, String)>,
+    /// Keyed by principal so that "is this thing attached to this certificate", asked at
+    /// every policy check, is one hash lookup and one ordered-set lookup, with no allocation.
+    pub principal_things: HashMap<String, BTreeSet<String>>,
     pub jobs: BTreeMap<String, Job>,
     /// Derived: each job's document, parsed once (MQTT payloads embed it as an object).
     pub documents: HashMap<String, Arc<Value>>,
@@ -127,7 +129,7 @@ impl State {
                 }
                 THING_PRINCIPAL => {
                     let (thing, principal) = split2(r)?;
-                    s.principal_things.insert((principal.clone(), thing.clone()));
+                    s.principal_things.entry(principal.clone()).or_default().insert(thing.clone());
                     s.thing_principals.insert((thing, principal));
                 }
                 JOB => {
@@ -228,11 +230,13 @@ impl State {
     }
 
     /// Things a principal (certificate ARN) is attached to.
-    pub fn things_of_principal<'a>(&'a self, principal: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.principal_things
-            .range((principal.to_string(), String::new())..)
-            .take_while(move |(p, _)| p == principal)
-            .map(|(_, t)| t.as_str())
+    pub fn things_of_principal<'a>(&'a self, principal: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.principal_things.get(principal).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Whether `thing` is attached to `principal`.
+    pub fn is_attached(&self, principal: &str, thing: &str) -> bool {
+        self.principal_things.get(principal).is_some_and(|things| things.contains(thing))
     }
 
     pub fn principals_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a str> + 'a {
@@ -360,7 +364,7 @@ impl<'a> Txn<'a> {
 
     pub fn attach_principal(&mut self, thing: &str, principal: &str) {
         self.s.thing_principals.insert((thing.to_string(), principal.to_string()));
-        self.s.principal_things.insert((principal.to_string(), thing.to_string()));
+        self.s.principal_things.entry(principal.to_string()).or_default().insert(thing.to_string());
         self.changes.mutations.push(Mutation::Put {
             kind: THING_PRINCIPAL,
             key: join_key(&[thing, principal]),
@@ -370,7 +374,12 @@ impl<'a> Txn<'a> {
 
     pub fn detach_principal(&mut self, thing: &str, principal: &str) {
         self.s.thing_principals.remove(&(thing.to_string(), principal.to_string()));
-        self.s.principal_things.remove(&(principal.to_string(), thing.to_string()));
+        if let Some(things) = self.s.principal_things.get_mut(principal) {
+            things.remove(thing);
+            if things.is_empty() {
+                self.s.principal_things.remove(principal);
+            }
+        }
         self.changes.mutations.push(Mutation::Delete { kind: THING_PRINCIPAL, key: join_key(&[thing, principal]) });
     }
 
