@@ -71,6 +71,14 @@ def server(fleetjobs_bin, tmp_path_factory, request):
                     f"{srv.log_tail()}", pytrace=False)
 
 
+@pytest.fixture
+def own_server(fleetjobs_bin, tmp_path, request):
+    """A server of the test's own, for tests that kill or restart it."""
+    srv = start_server(fleetjobs_bin, tmp_path / "own-server", re.sub(r"\W", "_", request.node.name))
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(autouse=True)
 def _server_still_alive(request):
     """After each test: the module's server (if any) must not have crashed."""

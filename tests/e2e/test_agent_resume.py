@@ -10,14 +10,12 @@ power cut does to everything.
 from __future__ import annotations
 
 
-import pytest
 
 from e2elib.agent import (
     agent_bin, describe, details, file_server, install_document, kill_group_of, sha256, start_agent, wait_status,
     wait_until,
 )
 from e2elib.identity import create_device
-from e2elib.server import start_server
 from e2elib.util import eventually
 
 __all__ = ["agent_bin", "file_server", "start_agent"]
@@ -137,14 +135,6 @@ def test_kill_9_mid_step_resumes_without_rerunning_finished_steps(server, make_d
     history = agent.journal()["history"]
     assert any(h["key"]["jobId"] == "agent-step-resume-job" and h["outcome"] == "SUCCEEDED" for h in history)
     assert details(execution)["step"].startswith("3/3")
-
-
-@pytest.fixture
-def own_server(request, tmp_path):
-    from e2elib.server import locate_binary
-    srv = start_server(locate_binary(), tmp_path / "own-server", "agent-offline")
-    yield srv
-    srv.stop()
 
 
 def test_updates_made_offline_are_replayed_in_order(own_server, start_agent, tmp_path):

@@ -89,17 +89,25 @@ def test_a_finished_job_recreated_with_another_document_runs_again(server, make_
     assert first_key["thing"] == device.thing_name and first_key["endpoint"].endswith(f":{server.mqtt_port}")
 
 
-def test_a_job_deleted_while_running_and_recreated_does_not_block_the_queue(server, make_device, create_job,
-                                                                           start_agent):
-    device = make_device("agent-reuse-running")
+def start_long_job(server, make_device, create_job, start_agent, name: str):
+    """A device `name` whose agent is in the long step of job `{name}-job`: (device, agent,
+    pid file, runs file, job id, document, the IN_PROGRESS execution)."""
+    device = make_device(name)
     agent = start_agent(device, run=False)
     pid_file, runs = slow_once_handler(agent)
     agent.start()
-    job = "agent-reuse-running-job"
+    job = f"{name}-job"
     document = {"operation": "slow-once"}
     create_job(job, [device.thing_name], document)
     wait_until(lambda: len(lines(pid_file)) == 2, what="the long step")
     old = wait_status(server, job, device.thing_name, "IN_PROGRESS", agent=agent)
+    return device, agent, pid_file, runs, job, document, old
+
+
+def test_a_job_deleted_while_running_and_recreated_does_not_block_the_queue(server, make_device, create_job,
+                                                                           start_agent):
+    device, agent, pid_file, runs, job, document, old = start_long_job(
+        server, make_device, create_job, start_agent, "agent-reuse-running")
     pids = [int(p) for p in lines(pid_file)]
     assert pids_alive(pids) == pids
 
@@ -121,15 +129,8 @@ def test_a_job_deleted_while_running_and_recreated_does_not_block_the_queue(serv
 
 
 def test_a_job_deleted_and_recreated_while_the_agent_was_down(server, make_device, create_job, start_agent):
-    device = make_device("agent-reuse-down")
-    agent = start_agent(device, run=False)
-    pid_file, runs = slow_once_handler(agent)
-    agent.start()
-    job = "agent-reuse-down-job"
-    document = {"operation": "slow-once"}
-    create_job(job, [device.thing_name], document)
-    wait_until(lambda: len(lines(pid_file)) == 2, what="the long step")
-    old = wait_status(server, job, device.thing_name, "IN_PROGRESS", agent=agent)
+    device, agent, pid_file, runs, job, document, old = start_long_job(
+        server, make_device, create_job, start_agent, "agent-reuse-down")
     agent.kill9()
     kill_group_of(pid_file)
 

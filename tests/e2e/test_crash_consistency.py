@@ -15,12 +15,10 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
-import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from e2elib.identity import allow, policy
 from e2elib.mqtt import HOST, tls_context
-from e2elib.server import start_server
 
 DEVICES = 200
 JOBS = 6  # each targets one half of the fleet: AWS takes at most 100 targets per create-job
@@ -108,15 +106,8 @@ def retrying(call, what: str, timeout: float = 60.0):
             time.sleep(0.2)
 
 
-@pytest.fixture
-def crash_server(fleetjobs_bin, tmp_path):
-    srv = start_server(fleetjobs_bin, tmp_path / "srv", "crash_consistency")
-    yield srv
-    srv.stop()
-
-
-def test_kill_9_under_load_loses_and_duplicates_nothing(crash_server, tmp_path):
-    srv = crash_server
+def test_kill_9_under_load_loses_and_duplicates_nothing(own_server, tmp_path):
+    srv = own_server
     seed = int(os.environ.get("E2E_SEED") or random.randrange(1 << 30))
     print(f"E2E_SEED={seed}")
     rng = random.Random(seed)

@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import subprocess
-import time
 
 import pytest
 from botocore.exceptions import ClientError

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from e2elib.identity import create_device
 from e2elib.jobs import assert_counters, describe_execution, describe_job
 from e2elib.mqtt import JobsDevice
-from e2elib.server import start_server
-
-
-@pytest.fixture
-def own_server(fleetjobs_bin, tmp_path):
-    """A server of this test's own, since the test kills it."""
-    srv = start_server(fleetjobs_bin, tmp_path / "server", "durability")
-    yield srv
-    srv.stop()
 
 
 def test_state_survives_kill_9_and_restart(own_server, tmp_path):

@@ -413,7 +413,9 @@ async fn main() {
     };
     let ca = Arc::new(CertificateAuthority::generate().unwrap());
     let (engine, outbox) = Engine::open(config, store.clone(), ca, [1; 32], system_clock()).unwrap();
-    let broker = Broker::new(Arc::new(Hooks { engine: engine.clone(), retained: None }), BrokerConfig::default());
+    // Every session is served at once: the connection cap is the count, not the default.
+    let broker_config = BrokerConfig { max_connections: sessions, ..BrokerConfig::default() };
+    let broker = Broker::new(Arc::new(Hooks { engine: engine.clone(), retained: None }), broker_config);
     let pump_task = tokio::spawn(pump(outbox, broker.clone()));
 
     let cert = engine.create_keys_and_certificate(input(json!({"setAsActive": true}))).await.unwrap();

@@ -121,32 +121,16 @@ async fn backup_while_serving_and_restore() {
     let mut device = Device::connect(&server, &id, "sensor").await.unwrap();
     device.publish_retained("status/sensor", b"up").await;
     let dest = temp_path("backup");
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
-        .args(["backup", "--data-dir"])
-        .arg(&server.dir)
-        .arg(&dest)
-        .output()
-        .unwrap();
+    let out = fleetjobs(&["backup", dest.to_str().unwrap()], &server.dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     server.ok("POST", "/things/after-backup", "", Some(json!({}))).await;
     server.kill9();
 
     let restored = temp_path("restored");
-    let out = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
-        .arg("restore")
-        .arg(&dest)
-        .arg("--data-dir")
-        .arg(&restored)
-        .output()
-        .unwrap();
+    let restore = || fleetjobs(&["restore", dest.to_str().unwrap()], &restored);
+    let out = restore();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let again = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
-        .arg("restore")
-        .arg(&dest)
-        .arg("--data-dir")
-        .arg(&restored)
-        .output()
-        .unwrap();
+    let again = restore();
     assert!(!again.status.success(), "restore over an existing database");
 
     let server = Server::start_in(restored);
