@@ -78,6 +78,9 @@ pub enum IotAction {
     Subscribe,
     /// `iot:Receive`, resource `topic/{topic}`.
     Receive,
+    /// `iot:RetainPublish`, resource `topic/{topic}`: a PUBLISH with the retain flag needs it
+    /// besides `iot:Publish`.
+    RetainPublish,
 }
 
 impl IotAction {
@@ -88,6 +91,7 @@ impl IotAction {
             IotAction::Publish => "iot:Publish",
             IotAction::Subscribe => "iot:Subscribe",
             IotAction::Receive => "iot:Receive",
+            IotAction::RetainPublish => "iot:RetainPublish",
         }
     }
 }
@@ -632,6 +636,24 @@ fn scalar(v: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn retain_publish_is_its_own_action() {
+        let ctx = PolicyContext { client_id: "c", thing_name: None, certificate_id: None };
+        let doc = |action: &str| {
+            PolicyDocument::parse(&format!(
+                r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":"{action}","Resource":"*"}}}}"#
+            ))
+            .unwrap()
+        };
+        let publish = doc("iot:Publish");
+        assert!(is_allowed(&[&publish], IotAction::Publish, "topic/a", &ctx));
+        assert!(!is_allowed(&[&publish], IotAction::RetainPublish, "topic/a", &ctx));
+        for action in ["iot:RetainPublish", "iot:*", "iot:retainpublish"] {
+            assert!(is_allowed(&[&doc(action)], IotAction::RetainPublish, "topic/a", &ctx), "{action}");
+        }
+    }
+
     use super::*;
 
     /// The policy of the AWS IoT Jobs tutorial ("Prepare the Raspberry Pi to

@@ -64,7 +64,7 @@ impl Rejected {
 fn resource(action: IotAction, name: &str) -> String {
     match action {
         IotAction::Connect => format!("client/{name}"),
-        IotAction::Publish | IotAction::Receive => format!("topic/{name}"),
+        IotAction::Publish | IotAction::Receive | IotAction::RetainPublish => format!("topic/{name}"),
         IotAction::Subscribe => format!("topicfilter/{name}"),
     }
 }

@@ -411,7 +411,9 @@ impl<H: DeviceHooks> Broker<H> {
         hook: &H::Session,
         message: Message,
     ) -> Result<(), ConnectionError> {
-        if !self.hooks.authorize(hook, Action::Publish, &message.topic) {
+        let allowed = self.hooks.authorize(hook, Action::Publish, &message.topic)
+            && (!message.retain || self.hooks.authorize(hook, Action::RetainPublish, &message.topic));
+        if !allowed {
             return Err(ConnectionError::PublishDenied(message.topic.to_string()));
         }
         match self.hooks.handle_request(hook, &message.topic, message.payload.clone()) {

@@ -45,6 +45,9 @@ pub enum Action {
     Subscribe,
     /// Delivery of a message on `topic` to the client.
     Receive,
+    /// Keeping a PUBLISH from the client as the retained message of `topic` (asked besides
+    /// `Publish` when the retain flag is set, as AWS IoT asks `iot:RetainPublish`).
+    RetainPublish,
 }
 
 /// A boxed future, as returned by [`DeviceHooks::handle_request`].

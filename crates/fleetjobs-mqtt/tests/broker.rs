@@ -175,6 +175,22 @@ async fn denied_publish_disconnects_the_client() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retained_publish_needs_its_own_permission() {
+    let (broker, _) = broker();
+    let mut watcher = Client::connect(&broker, "watcher").await;
+    watcher.subscribe(&[("volatile/#", QoS::Level0)]).await;
+    let mut client = Client::connect(&broker, "device").await;
+    client.publish("volatile/x", "plain").await;
+    assert_eq!(payload(&watcher.recv_publish().await), "plain", "a plain publish is allowed");
+
+    let mut retained = publish_packet("volatile/x", "kept", QosPid::Level1(pid(1)));
+    retained.retain = true;
+    client.send(retained).await;
+    assert!(client.expect_closed().await.is_empty(), "no PUBACK for a retained publish it may not make");
+    watcher.expect_nothing().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn receive_is_authorized_per_delivery() {
     let (broker, _) = broker();
     let mut client = Client::connect(&broker, "device").await;

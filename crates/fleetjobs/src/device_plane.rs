@@ -40,6 +40,7 @@ impl DeviceHooks for Hooks {
             Action::Publish => IotAction::Publish,
             Action::Subscribe => IotAction::Subscribe,
             Action::Receive => IotAction::Receive,
+            Action::RetainPublish => IotAction::RetainPublish,
         };
         let ok = self.engine.authorize_device(session, action, topic);
         if !ok {

@@ -114,7 +114,7 @@ async fn backup_while_serving_and_restore() {
     server.ok("POST", "/things/before-backup", "", Some(json!({}))).await;
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/*"},
-        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": "arn:aws:iot:*:*:topic/status/*"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"], "Resource": "arn:aws:iot:*:*:topic/status/*"},
         {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:*:*:topicfilter/status/*"}
     ]});
     let id = server.device_identity("sensor", &policy).await;

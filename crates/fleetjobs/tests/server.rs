@@ -124,7 +124,7 @@ async fn retained_messages_survive_kill_9() {
     let status = "arn:aws:iot:us-east-1:123456789012";
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": format!("{status}:client/*")},
-        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": format!("{status}:topic/status/*")},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"], "Resource": format!("{status}:topic/status/*")},
         {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": format!("{status}:topicfilter/status/*")}
     ]});
     let id = server.device_identity("sensor", &policy).await;

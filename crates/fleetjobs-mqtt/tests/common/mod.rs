@@ -57,6 +57,7 @@ impl DeviceHooks for TestHooks {
             Action::Publish => "forbidden/",
             Action::Subscribe => "secret/",
             Action::Receive => "hidden/",
+            Action::RetainPublish => "volatile/",
         };
         !topic.starts_with(denied_prefix)
     }
