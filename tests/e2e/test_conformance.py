@@ -133,6 +133,8 @@ def raw_json(body: bytes) -> Any:
 # ----------------------------------------------------------------------------- resources
 
 DOCUMENT = json.dumps({"operation": "conformance", "step": 1})
+CONNECT_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})
 
 
 def in_days(days: int) -> str:
@@ -182,10 +184,8 @@ class Env:
     def cert(self, active: bool = True) -> dict:
         return self.iot.create_keys_and_certificate(setAsActive=active)
 
-    def policy(self, name: str, document: dict | None = None) -> str:
-        doc = document or {"Version": "2012-10-17",
-                           "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
-        self.iot.create_policy(policyName=name, policyDocument=json.dumps(doc))
+    def policy(self, name: str, document: str = CONNECT_POLICY) -> str:
+        self.iot.create_policy(policyName=name, policyDocument=document)
         return name
 
     def policy_on_cert(self, name: str) -> tuple[str, str]:
@@ -211,7 +211,7 @@ class Env:
         """A job whose execution a real device took (IN_PROGRESS, status details, step
         timeout), so that execution answers carry their optional members too."""
         arn, cert = self._thing_and_cert(name)
-        self.policy(name, jobs_policy(arn_prefix_of(arn), name))
+        self.policy(name, json.dumps(jobs_policy(arn_prefix_of(arn), name)))
         self.iot.attach_policy(policyName=name, target=cert["certificateArn"])
         self.iot.create_job(jobId=name, targets=[arn], document=DOCUMENT,
                             timeoutConfig={"inProgressTimeoutInMinutes": 600})
@@ -304,7 +304,8 @@ def missing(member: str) -> Breaker:
 class Case:
     op: str
     valid: Builder
-    #: members that a populated answer must carry (present and, for lists, not empty)
+    #: members AWS always returns, here with a value (not empty: lists must hold something
+    #: for their member shape to be checked at all)
     present: tuple[str, ...] = ()
     #: the malformed variant of the valid request; None where no member can be malformed
     #: on the wire (see NOT_MALFORMABLE)
@@ -340,11 +341,11 @@ CASES = [
     Case("DeleteCertificate", lambda e, n: {"certificateId": e.cert(active=False)["certificateId"]},
          (), wrong("forceDelete", "maybe")),
     # Policies
-    Case("CreatePolicy", lambda e, n: {"policyName": n, "policyDocument": json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})},
+    Case("CreatePolicy", lambda e, n: {"policyName": n, "policyDocument": CONNECT_POLICY},
          ("policyName", "policyArn", "policyDocument", "policyVersionId"), missing("policyDocument")),
     Case("GetPolicy", lambda e, n: {"policyName": e.policy(n)},
-         ("policyName", "policyArn", "policyDocument", "defaultVersionId")),
+         ("policyName", "policyArn", "policyDocument", "defaultVersionId", "creationDate", "lastModifiedDate",
+          "generationId")),
     Case("ListPolicies", lambda e, n: after(e.policy(n)), ("policies",), wrong("pageSize", "ten")),
     Case("DeletePolicy", lambda e, n: {"policyName": e.policy(n)}),
     Case("AttachPolicy", lambda e, n: {"policyName": e.policy(n), "target": e.cert()["certificateArn"]},
@@ -369,7 +370,7 @@ CASES = [
     Case("UpdateEventConfigurations", lambda e, n: {"eventConfigurations": {"JOB": {"Enabled": True},
                                                                             "JOB_EXECUTION": {"Enabled": True}}},
          (), wrong("eventConfigurations.JOB.Enabled", "yes")),
-    Case("DescribeEventConfigurations", lambda e, n: {}, ("eventConfigurations",)),
+    Case("DescribeEventConfigurations", lambda e, n: {}, ("eventConfigurations", "creationDate", "lastModifiedDate")),
     # Jobs
     Case("CreateJob", lambda e, n: {"jobId": n, "targets": [e.thing(n)], "document": DOCUMENT, **JOB_CONFIGS},
          ("jobArn", "jobId", "description"), wrong("document", {"operation": "not a string"})),
