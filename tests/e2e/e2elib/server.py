@@ -387,9 +387,10 @@ class FleetjobsServer:
 
     # ---------------------------------------------------------------- boto3
 
-    def boto3_client(self, service: str = "iot", region: str = "us-east-1"):
+    def boto3_client(self, service: str = "iot", region: str = "us-east-1", **config):
         """A boto3 client for bulk setup and for checking HTTP status codes (signing for
-        ``region``, the server's by default)."""
+        ``region``, the server's by default). ``config`` adds botocore ``Config`` options
+        (e.g. ``parameter_validation=False`` to send what botocore would refuse)."""
         import boto3
         from botocore.config import Config
 
@@ -400,7 +401,8 @@ class FleetjobsServer:
             region_name=region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
-            config=Config(retries={"total_max_attempts": 1, "mode": "legacy"}, read_timeout=30, connect_timeout=5),
+            config=Config(retries={"total_max_attempts": 1, "mode": "legacy"}, read_timeout=30, connect_timeout=5,
+                          **config),
         )
 
 

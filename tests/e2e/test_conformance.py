@@ -1,0 +1,534 @@
+"""Wire conformance of every operation in ``crates/fleetjobs-api/src/ops.rs`` with the
+botocore ``iot`` model, through boto3.
+
+* A valid request per operation: the HTTP status is the model's ``responseCode``, and the
+  answer matches the operation's output shape, checked generically on both the parsed
+  response (Python types, enums, timestamps, required members) and the raw JSON body
+  (no member the shape does not define: boto3 would silently drop it; timestamps as
+  epoch numbers, as AWS sends them).
+* A malformed request per operation, one botocore would refuse client-side (wrong type,
+  missing required member), sent with parameter validation off: it must answer
+  ``InvalidRequestException`` (HTTP 400) and change nothing.
+
+Each case sets up its own resources under names derived from its operation, so any
+case runs alone (``-k``) and in any order.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import botocore.parsers
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.model import Shape
+
+from e2elib.identity import CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, jobs_policy, arn_prefix_of
+from e2elib.mqtt import JobsDevice
+from e2elib.util import REPO_ROOT
+
+MODEL = botocore.session.get_session().get_service_model("iot")
+OPS_RS = REPO_ROOT / "crates" / "fleetjobs-api" / "src" / "ops.rs"
+
+# ----------------------------------------------------------------------------- shape checker
+
+#: what boto3 hands back per shape type, and what the JSON body must carry: the two differ
+#: because botocore's rest-json parser coerces (int("2"), int(True), ISO text to datetime)
+PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "long": int,
+    "boolean": bool,
+    "timestamp": datetime,
+    "double": (int, float),
+    "float": (int, float),
+    "blob": bytes,
+}
+JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    **PYTHON_TYPES,
+    "timestamp": (int, float),  # epoch seconds, rest-json's default timestampFormat
+    "blob": str,  # base64
+}
+
+
+def has_type(value: Any, kind: str, types: dict) -> bool:
+    # bool is an int in Python: true must not pass for a number.
+    return isinstance(value, types[kind]) and (kind == "boolean" or not isinstance(value, bool))
+
+
+def scalar_errors(shape: Shape, parsed: Any, raw: Any, path: str) -> list[str]:
+    kind = shape.type_name
+    json_types = JSON_TYPES
+    if kind == "timestamp" and shape.serialization.get("timestampFormat", "unixTimestamp") != "unixTimestamp":
+        json_types = {**JSON_TYPES, "timestamp": str}
+    if not has_type(raw, kind, json_types):
+        return [f"{path}: {raw!r} is not a {kind} on the wire ({shape.name})"]
+    if not has_type(parsed, kind, PYTHON_TYPES):
+        return [f"{path}: boto3 parsed {parsed!r}, not a {kind} ({shape.name})"]
+    if getattr(shape, "enum", None) and parsed not in shape.enum:
+        return [f"{path}: {parsed!r} is not one of {shape.name} {shape.enum}"]
+    return []
+
+
+def body_members(shape: Shape) -> dict[str, str]:
+    """Wire name -> member name of the members that travel in the JSON body."""
+    return {
+        member.serialization.get("name", name): name
+        for name, member in shape.members.items()
+        if "location" not in member.serialization
+    }
+
+
+def shape_errors(shape: Shape, parsed: Any, raw: Any, path: str = "") -> list[str]:
+    """Every way ``parsed`` (boto3's answer) and ``raw`` (the JSON body) differ from ``shape``."""
+    errors: list[str] = []
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(parsed, dict) or not isinstance(raw, dict):
+            return [f"{path or '<body>'}: {raw!r} is not an object ({shape.name})"]
+        wire = body_members(shape)
+        errors += [f"{path}.{key}: not a member of {shape.name}" for key in raw if key not in wire]
+        errors += [f"{path}.{name}: required by {shape.name} but missing"
+                   for name in shape.required_members if name not in parsed]
+        for key, name in wire.items():
+            if key in raw:
+                errors += shape_errors(shape.members[name], parsed.get(name), raw[key], f"{path}.{name}")
+    elif kind == "list":
+        if not isinstance(parsed, list) or not isinstance(raw, list):
+            return [f"{path}: {raw!r} is not a list ({shape.name})"]
+        for i, (p, r) in enumerate(zip(parsed, raw)):
+            errors += shape_errors(shape.member, p, r, f"{path}[{i}]")
+    elif kind == "map":
+        if not isinstance(parsed, dict) or not isinstance(raw, dict):
+            return [f"{path}: {raw!r} is not a map ({shape.name})"]
+        for key, value in raw.items():
+            errors += shape_errors(shape.key, key, key, f"{path}<key {key!r}>")
+            errors += shape_errors(shape.value, parsed.get(key), value, f"{path}[{key!r}]")
+    else:
+        errors += scalar_errors(shape, parsed, raw, path)
+    return errors
+
+
+class Recorder:
+    """The status and raw body of a client's last call (boto3 drops unknown members)."""
+
+    def __init__(self, client):
+        self.last: tuple[str, int, bytes] | None = None
+        client.meta.events.register("after-call.iot", self._record)
+
+    def _record(self, http_response, model, **_):
+        self.last = (model.name, http_response.status_code, http_response.content)
+
+
+def raw_json(body: bytes) -> Any:
+    return json.loads(body) if body.strip() else {}
+
+
+# ----------------------------------------------------------------------------- resources
+
+DOCUMENT = json.dumps({"operation": "conformance", "step": 1})
+CONNECT_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})
+
+
+def in_days(days: int) -> str:
+    """A schedule time as the Jobs API takes it: ``yyyy-MM-ddTHH:mm`` (UTC)."""
+    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M")
+
+
+#: every job config the server stores, so that DescribeJob echoes them all
+JOB_CONFIGS = dict(
+    description="conformance job",
+    targetSelection="SNAPSHOT",
+    presignedUrlConfig={"roleArn": "arn:aws:iam::123456789012:role/conformance", "expiresInSec": 300},
+    jobExecutionsRolloutConfig={
+        "maximumPerMinute": 50,
+        "exponentialRate": {"baseRatePerMinute": 5, "incrementFactor": 2.0,
+                            "rateIncreaseCriteria": {"numberOfNotifiedThings": 5}},
+    },
+    abortConfig={"criteriaList": [{"failureType": "FAILED", "action": "CANCEL", "thresholdPercentage": 50.0,
+                                   "minNumberOfExecutedThings": 2}]},
+    timeoutConfig={"inProgressTimeoutInMinutes": 600},
+    jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]},
+)
+
+
+def scheduling() -> dict:
+    return {"schedulingConfig": {
+        "startTime": in_days(1), "endTime": in_days(2), "endBehavior": "STOP_ROLLOUT",
+        "maintenanceWindows": [{"startTime": "cron(0 0 * * ? *)", "durationInMinutes": 60}],
+    }}
+
+
+class Env:
+    """The module's server with a strict and a non-validating boto3 client, and builders
+    for the resources an operation needs (each named after the case)."""
+
+    def __init__(self, server, workdir):
+        self.server = server
+        self.workdir = workdir
+        self.iot = server.boto3_client()
+        self.loose = server.boto3_client(parameter_validation=False)
+        self.strict_calls = Recorder(self.iot)
+        self.loose_calls = Recorder(self.loose)
+
+    def thing(self, name: str) -> str:
+        return self.iot.create_thing(thingName=name, attributePayload={"attributes": {"color": "red"}})["thingArn"]
+
+    def cert(self, active: bool = True) -> dict:
+        return self.iot.create_keys_and_certificate(setAsActive=active)
+
+    def policy(self, name: str, document: str = CONNECT_POLICY) -> str:
+        self.iot.create_policy(policyName=name, policyDocument=document)
+        return name
+
+    def policy_on_cert(self, name: str) -> tuple[str, str]:
+        policy, cert = self.policy(name), self.cert()["certificateArn"]
+        self.iot.attach_policy(policyName=policy, target=cert)
+        return policy, cert
+
+    def _thing_and_cert(self, name: str) -> tuple[str, dict]:
+        arn, cert = self.thing(name), self.cert()
+        self.iot.attach_thing_principal(thingName=name, principal=cert["certificateArn"])
+        return arn, cert
+
+    def thing_with_cert(self, name: str) -> tuple[str, str]:
+        return name, self._thing_and_cert(name)[1]["certificateArn"]
+
+    def job(self, name: str, **extra) -> dict:
+        """A job on a thing of its own (``name``); returns jobId and thingName."""
+        arn = self.thing(name)
+        self.iot.create_job(jobId=name, targets=[arn], document=DOCUMENT, **extra)
+        return {"jobId": name, "thingName": name}
+
+    def started_job(self, name: str) -> dict:
+        """A job whose execution a real device took (IN_PROGRESS, status details, step
+        timeout), so that execution answers carry their optional members too."""
+        arn, cert = self._thing_and_cert(name)
+        self.policy(name, json.dumps(jobs_policy(arn_prefix_of(arn), name)))
+        self.iot.attach_policy(policyName=name, target=cert["certificateArn"])
+        self.iot.create_job(jobId=name, targets=[arn], document=DOCUMENT,
+                            timeoutConfig={"inProgressTimeoutInMinutes": 600})
+        cert_dir = self.workdir / name
+        cert_dir.mkdir(parents=True)
+        (cert_dir / CERT_FILE).write_text(cert["certificatePem"])
+        (cert_dir / KEY_FILE).write_text(cert["keyPair"]["PrivateKey"])
+        (cert_dir / CA_FILE).write_bytes(self.server.root_ca.read_bytes())
+        identity = DeviceIdentity(name, arn, cert_dir, cert["certificateArn"], cert["certificateId"], name)
+        device = JobsDevice(identity, self.server.mqtt_port)
+        try:
+            device.connect()
+            started = device.start_next(statusDetails={"step": "download"}, stepTimeoutInMinutes=300)
+            assert started["execution"]["jobId"] == name, started
+        finally:
+            device.close()
+        return {"jobId": name, "thingName": name}
+
+    def canceled_execution(self, name: str) -> dict:
+        job = self.job(name)
+        self.iot.cancel_job_execution(**job)
+        return {**job, "executionNumber": 1}
+
+
+def world(iot) -> dict:
+    """Everything the API can show, to compare before and after a refused request."""
+
+    def pages(op: str, key: str, **kw) -> list:
+        return iot.get_paginator(op).paginate(**kw).build_full_result().get(key, [])
+
+    def answer(op: str, **kw) -> dict:
+        out = getattr(iot, op)(**kw)
+        out.pop("ResponseMetadata", None)
+        return out
+
+    things = pages("list_things", "things")
+    jobs = pages("list_jobs", "jobs")
+    policies = pages("list_policies", "policies")
+    return {
+        "things": {t["thingName"]: t for t in things},
+        "principals": {t["thingName"]: sorted(pages("list_thing_principals", "principals", thingName=t["thingName"]))
+                       for t in things},
+        "certificates": {c["certificateId"]: c for c in pages("list_certificates", "certificates")},
+        "policies": {p["policyName"]: (answer("get_policy", policyName=p["policyName"]),
+                                       sorted(pages("list_targets_for_policy", "targets", policyName=p["policyName"])))
+                     for p in policies},
+        "jobs": {j["jobId"]: (answer("describe_job", jobId=j["jobId"]),
+                              answer("get_job_document", jobId=j["jobId"]),
+                              sorted(pages("list_job_executions_for_job", "executionSummaries", jobId=j["jobId"]),
+                                     key=lambda e: e["thingArn"]))
+                 for j in jobs},
+        "events": answer("describe_event_configurations")["eventConfigurations"],
+    }
+
+
+# ----------------------------------------------------------------------------- the cases
+
+Builder = Callable[[Env, str], dict]
+Breaker = Callable[[dict], dict]
+
+
+def wrong(member: str, value: Any) -> Breaker:
+    """The request with ``member`` (dotted path into nested objects) set to ``value``."""
+
+    def breaker(kwargs: dict) -> dict:
+        out = copy.deepcopy(kwargs)
+        *parents, last = member.split(".")
+        target = out
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[last] = value
+        return out
+
+    breaker.__doc__ = f"{member}={value!r}"
+    return breaker
+
+
+def missing(member: str) -> Breaker:
+    """The request without the required ``member``."""
+
+    def breaker(kwargs: dict) -> dict:
+        assert member in kwargs, f"{member} is not in the valid request {kwargs}"
+        return {k: v for k, v in kwargs.items() if k != member}
+
+    breaker.__doc__ = f"without {member}"
+    return breaker
+
+
+@dataclass
+class Case:
+    op: str
+    valid: Builder
+    #: members AWS always returns, here with a value (not empty: lists must hold something
+    #: for their member shape to be checked at all)
+    present: tuple[str, ...] = ()
+    #: the malformed variant of the valid request; None where no member can be malformed
+    #: on the wire (see NOT_MALFORMABLE)
+    malformed: Breaker | None = None
+    xfail_valid: str | None = None
+    xfail_malformed: str | None = None
+
+
+def after(*_setup: Any, **request: Any) -> dict:
+    """``request``, once the resources built by the arguments exist."""
+    return request
+
+
+CASES = [
+    # Things
+    Case("CreateThing", lambda e, n: {"thingName": n, "attributePayload": {"attributes": {"color": "red"}}},
+         ("thingName", "thingArn", "thingId"), wrong("attributePayload.attributes.color", 5)),
+    Case("DescribeThing", lambda e, n: after(e.thing(n), thingName=n),
+         ("thingName", "thingArn", "thingId", "attributes", "version", "defaultClientId")),
+    Case("ListThings", lambda e, n: after(e.thing(n)), ("things",), wrong("maxResults", "ten")),
+    Case("UpdateThing", lambda e, n: after(e.thing(n), thingName=n, expectedVersion=1,
+                                           attributePayload={"attributes": {"size": "L"}, "merge": True}),
+         (), wrong("expectedVersion", "one")),
+    Case("DeleteThing", lambda e, n: after(e.thing(n), thingName=n), (), wrong("expectedVersion", "one")),
+    # Certificates
+    Case("CreateKeysAndCertificate", lambda e, n: {"setAsActive": True},
+         ("certificateArn", "certificateId", "certificatePem", "keyPair"), wrong("setAsActive", "maybe")),
+    Case("DescribeCertificate", lambda e, n: {"certificateId": e.cert()["certificateId"]},
+         ("certificateDescription",)),
+    Case("ListCertificates", lambda e, n: after(e.cert()), ("certificates",), wrong("pageSize", "ten")),
+    Case("UpdateCertificate", lambda e, n: {"certificateId": e.cert()["certificateId"], "newStatus": "INACTIVE"},
+         (), missing("newStatus")),
+    Case("DeleteCertificate", lambda e, n: {"certificateId": e.cert(active=False)["certificateId"]},
+         (), wrong("forceDelete", "maybe")),
+    # Policies
+    Case("CreatePolicy", lambda e, n: {"policyName": n, "policyDocument": CONNECT_POLICY},
+         ("policyName", "policyArn", "policyDocument", "policyVersionId"), missing("policyDocument")),
+    Case("GetPolicy", lambda e, n: {"policyName": e.policy(n)},
+         ("policyName", "policyArn", "policyDocument", "defaultVersionId", "creationDate", "lastModifiedDate",
+          "generationId")),
+    Case("ListPolicies", lambda e, n: after(e.policy(n)), ("policies",), wrong("pageSize", "ten")),
+    Case("DeletePolicy", lambda e, n: {"policyName": e.policy(n)}),
+    Case("AttachPolicy", lambda e, n: {"policyName": e.policy(n), "target": e.cert()["certificateArn"]},
+         (), missing("target")),
+    Case("DetachPolicy", lambda e, n: dict(zip(("policyName", "target"), e.policy_on_cert(n))),
+         (), wrong("target", 12345)),
+    Case("ListAttachedPolicies", lambda e, n: {"target": e.policy_on_cert(n)[1]}, ("policies",),
+         wrong("pageSize", "ten")),
+    Case("ListTargetsForPolicy", lambda e, n: {"policyName": e.policy_on_cert(n)[0]}, ("targets",),
+         wrong("pageSize", "ten")),
+    # Thing principals
+    Case("AttachThingPrincipal", lambda e, n: after(e.thing(n), thingName=n, principal=e.cert()["certificateArn"]),
+         (), missing("principal")),
+    Case("DetachThingPrincipal", lambda e, n: dict(zip(("thingName", "principal"), e.thing_with_cert(n))),
+         (), missing("principal")),
+    Case("ListThingPrincipals", lambda e, n: {"thingName": e.thing_with_cert(n)[0]}, ("principals",),
+         wrong("maxResults", "ten")),
+    Case("ListPrincipalThings", lambda e, n: {"principal": e.thing_with_cert(n)[1]}, ("things",),
+         missing("principal")),
+    # Endpoint and event configurations
+    Case("DescribeEndpoint", lambda e, n: {"endpointType": "iot:Data-ATS"}, ("endpointAddress",)),
+    Case("UpdateEventConfigurations", lambda e, n: {"eventConfigurations": {"JOB": {"Enabled": True},
+                                                                            "JOB_EXECUTION": {"Enabled": True}}},
+         (), wrong("eventConfigurations.JOB.Enabled", "yes")),
+    Case("DescribeEventConfigurations", lambda e, n: {}, ("eventConfigurations", "creationDate", "lastModifiedDate")),
+    # Jobs
+    Case("CreateJob", lambda e, n: {"jobId": n, "targets": [e.thing(n)], "document": DOCUMENT, **JOB_CONFIGS},
+         ("jobArn", "jobId", "description"), wrong("document", {"operation": "not a string"})),
+    Case("UpdateJob", lambda e, n: {"jobId": e.job(n, **JOB_CONFIGS)["jobId"], "description": "updated",
+                                    "timeoutConfig": {"inProgressTimeoutInMinutes": 700}},
+         (), wrong("description", 42)),
+    Case("DescribeJob", lambda e, n: {"jobId": e.job(n, **JOB_CONFIGS, **scheduling())["jobId"]}, ("job",),
+         wrong("beforeSubstitution", "maybe")),
+    Case("ListJobs", lambda e, n: after(e.job(n)), ("jobs",), wrong("maxResults", "ten")),
+    Case("CancelJob", lambda e, n: {"jobId": e.job(n)["jobId"], "reasonCode": "CONFORMANCE", "comment": "stop"},
+         ("jobArn", "jobId"), wrong("comment", 42)),
+    Case("DeleteJob", lambda e, n: {"jobId": e.job(n)["jobId"], "force": True}, (), wrong("force", "maybe")),
+    Case("GetJobDocument", lambda e, n: {"jobId": e.job(n)["jobId"]}, ("document",),
+         wrong("beforeSubstitution", "maybe")),
+    Case("AssociateTargetsWithJob",
+         lambda e, n: {"jobId": e.job(n, targetSelection="CONTINUOUS")["jobId"], "targets": [e.thing(n + "-more")],
+                       "comment": "more"},
+         ("jobArn", "jobId"), missing("targets")),
+    Case("ListJobExecutionsForJob", lambda e, n: {"jobId": e.started_job(n)["jobId"]}, ("executionSummaries",),
+         wrong("maxResults", "ten")),
+    Case("ListJobExecutionsForThing", lambda e, n: {"thingName": e.started_job(n)["thingName"]},
+         ("executionSummaries",), wrong("maxResults", "ten")),
+    Case("DescribeJobExecution", lambda e, n: e.started_job(n), ("execution",), wrong("executionNumber", "first")),
+    Case("CancelJobExecution", lambda e, n: {**e.job(n), "expectedVersion": 1, "statusDetails": {"why": "test"}},
+         (), wrong("expectedVersion", "one")),
+    # executionNumber is a path label of type long: a non-number there is malformed on the wire.
+    Case("DeleteJobExecution", lambda e, n: e.canceled_execution(n), (), wrong("executionNumber", "first")),
+]
+
+#: Operations none of whose members can be malformed on the wire, with why. Path labels
+#: are text by construction (botocore str()s whatever it gets, and cannot build the URI
+#: without them), so an operation whose only members are string labels or free strings
+#: has no wrong-type or missing-member request.
+NOT_MALFORMABLE = {
+    "DescribeThing": "only the thingName label",
+    "DescribeCertificate": "only the certificateId label",
+    "GetPolicy": "only the policyName label",
+    "DeletePolicy": "only the policyName label",
+    "DescribeEndpoint": "only endpointType, an optional free string in the query",
+    "DescribeEventConfigurations": "no input members at all",
+}
+
+CASE_BY_OP = {c.op: c for c in CASES}
+
+
+def name_for(case: Case, variant: str) -> str:
+    return f"conf-{case.op.lower()}-{variant}"
+
+
+def params(kind: str) -> list:
+    out = []
+    for case in CASES:
+        if kind == "malformed" and case.malformed is None:
+            continue
+        reason = case.xfail_valid if kind == "valid" else case.xfail_malformed
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        out.append(pytest.param(case, id=case.op, marks=marks))
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(server, tmp_path_factory) -> Env:
+    return Env(server, tmp_path_factory.mktemp("conformance-certs"))
+
+
+def call(client, op: str, kwargs: dict) -> dict:
+    return getattr(client, botocore.xform_name(op))(**kwargs)
+
+
+# ----------------------------------------------------------------------------- the tests
+
+
+def test_every_implemented_operation_has_a_case():
+    """The cases cover exactly ``ops::OPERATIONS``, with the model's method and URI."""
+    table = re.findall(r'op!\("(\w+)",\s*"(\w+)",\s*"([^"]+)"', OPS_RS.read_text())
+    assert table, f"no op! entries found in {OPS_RS}"
+    implemented = {name for name, _, _ in table}
+    assert implemented == set(CASE_BY_OP), (
+        f"without a case: {sorted(implemented - set(CASE_BY_OP))}; "
+        f"not implemented: {sorted(set(CASE_BY_OP) - implemented)}")
+    for name, method, path in table:
+        http = MODEL.operation_model(name).http
+        assert (method, path) == (http["method"], http["requestUri"]), name
+    assert {c.op for c in CASES if c.malformed is None} == set(NOT_MALFORMABLE)
+
+
+#: An answer that matches DescribeJobExecution's output shape, and mutations of it that
+#: must each be caught (the checker itself, without a server).
+GOOD_EXECUTION = {"execution": {
+    "jobId": "j", "status": "IN_PROGRESS", "forceCanceled": False, "thingArn": "arn:aws:iot:::thing/t",
+    "statusDetails": {"detailsMap": {"step": "1"}}, "queuedAt": 1700000000.5, "executionNumber": 1,
+    "versionNumber": 2,
+}}
+BAD_EXECUTIONS = {
+    "unknown-member": ("execution.progress", 5, "not a member"),
+    "unknown-nested-member": ("execution.statusDetails.extra", "x", "not a member"),
+    "string-for-long": ("execution.versionNumber", "2", "is not a long"),
+    "bool-for-long": ("execution.executionNumber", True, "is not a long"),
+    "null-string": ("execution.jobId", None, "is not a string"),
+    "bad-enum": ("execution.status", "RUNNING", "is not one of"),
+    "iso-timestamp": ("execution.queuedAt", "2023-11-14T22:13:20Z", "is not a timestamp on the wire"),
+    "int-map-value": ("execution.statusDetails.detailsMap.step", 1, "is not a string"),
+    "object-for-string": ("execution.thingArn", {"arn": "x"}, "is not a string"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(BAD_EXECUTIONS.values()), ids=list(BAD_EXECUTIONS))
+def test_shape_checker_catches_each_kind_of_mismatch(mutation):
+    member, value, expected = mutation
+    shape = MODEL.operation_model("DescribeJobExecution").output_shape
+    parser = botocore.parsers.create_parser("rest-json")
+
+    def errors_for(answer: dict) -> list[str]:
+        body = json.dumps(answer).encode()
+        parsed = parser.parse({"body": body, "headers": {}, "status_code": 200}, shape)
+        return shape_errors(shape, parsed, raw_json(body))
+
+    assert errors_for(GOOD_EXECUTION) == []
+    errors = errors_for(wrong(member, value)(GOOD_EXECUTION))
+    assert any(expected in e for e in errors), errors
+
+
+def test_shape_checker_catches_a_missing_required_member():
+    # No output shape of the implemented operations has required members at the top;
+    # the rate criteria of an exponential rollout are required inside DescribeJob's answer.
+    shape = MODEL.operation_model("DescribeJob").output_shape
+    answer = {"job": {"jobExecutionsRolloutConfig": {"exponentialRate": {"baseRatePerMinute": 5}}}}
+    errors = shape_errors(shape, answer, answer)
+    assert any("incrementFactor: required" in e for e in errors), errors
+    assert any("rateIncreaseCriteria: required" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("case", params("valid"))
+def test_valid_request_matches_output_shape(env, case):
+    operation = MODEL.operation_model(case.op)
+    parsed = call(env.iot, case.op, case.valid(env, name_for(case, "ok")))
+    op_name, status, body = env.strict_calls.last
+    assert op_name == case.op
+    assert status == operation.http.get("responseCode", 200), body
+    raw = raw_json(body)
+    if operation.output_shape is None:
+        assert raw == {}, f"{case.op} has no output members, answered {body!r}"
+        return
+    errors = shape_errors(operation.output_shape, parsed, raw)
+    errors += [f"{m}: missing or empty in a populated answer" for m in case.present if not parsed.get(m)]
+    assert not errors, f"{case.op} answered {body.decode()}\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize("case", params("malformed"))
+def test_malformed_request_is_invalid_request_and_changes_nothing(env, case):
+    request = case.malformed(case.valid(env, name_for(case, "bad")))
+    with pytest.raises(ParamValidationError):  # the case is one botocore refuses to send
+        call(env.iot, case.op, request)
+    before = world(env.iot)
+    with pytest.raises(ClientError) as refused:
+        call(env.loose, case.op, request)
+    after = world(env.iot)
+    error = refused.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidRequestException", 400), \
+        f"{case.op} {case.malformed.__doc__}: {env.loose_calls.last}"
+    assert after == before, f"{case.op} {case.malformed.__doc__} changed the state"
