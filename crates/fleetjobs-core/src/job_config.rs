@@ -35,6 +35,45 @@ impl Double {
     }
 }
 
+/// An AWS string enum of one config member: serialized as AWS spells it; any other string is
+/// refused with the member's name and allowed values.
+macro_rules! aws_enum {
+    ($(#[$doc:meta])* $name:ident, $member:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(v: $name) -> Self {
+                v.as_str()
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    format!("{} must be one of {}", $member, [$($text),+].join(", "))
+                })
+            }
+        }
+    };
+}
+
 fn within<T: PartialOrd + std::fmt::Display>(v: T, lo: T, hi: T, member: &str) -> ApiResult<()> {
     if v < lo || v > hi {
         return Err(ApiError::invalid(format!("{member} must be between {lo} and {hi}")));
@@ -149,21 +188,14 @@ impl RolloutConfig {
     }
 }
 
-/// `JobExecutionFailureType`: which terminal outcomes an abort criterion counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AbortFailureType {
-    Failed,
-    Rejected,
-    TimedOut,
-    All,
+aws_enum! {
+    /// `JobExecutionFailureType`: which terminal outcomes an abort criterion counts.
+    AbortFailureType, "failureType" { Failed = "FAILED", Rejected = "REJECTED", TimedOut = "TIMED_OUT", All = "ALL" }
 }
 
-/// `AbortAction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AbortAction {
-    Cancel,
+aws_enum! {
+    /// `AbortAction`.
+    AbortAction, "action" { Cancel = "CANCEL" }
 }
 
 /// `abortConfig`.
@@ -214,13 +246,9 @@ impl TimeoutConfig {
     }
 }
 
-/// `RetryableFailureType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RetryFailureType {
-    Failed,
-    TimedOut,
-    All,
+aws_enum! {
+    /// `RetryableFailureType`.
+    RetryFailureType, "failureType" { Failed = "FAILED", TimedOut = "TIMED_OUT", All = "ALL" }
 }
 
 /// `jobExecutionsRetryConfig`.
@@ -265,13 +293,9 @@ impl RetryConfig {
     }
 }
 
-/// `JobEndBehavior`: what happens to the rollout at `endTime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobEndBehavior {
-    StopRollout,
-    Cancel,
-    ForceCancel,
+aws_enum! {
+    /// `JobEndBehavior`: what happens to the rollout at `endTime`.
+    JobEndBehavior, "endBehavior" { StopRollout = "STOP_ROLLOUT", Cancel = "CANCEL", ForceCancel = "FORCE_CANCEL" }
 }
 
 /// `schedulingConfig`. The times are `StringDateTime` strings, stored and echoed verbatim.
@@ -507,6 +531,29 @@ mod tests {
         let c: AbortConfig = parse(abort("TIMED_OUT", "CANCEL", json!(50), json!(200))).unwrap();
         assert_eq!(c.criteria_list[0].failure_type, AbortFailureType::TimedOut);
         assert_eq!(c.criteria_list[0].action, AbortAction::Cancel);
+    }
+
+    #[test]
+    fn enums_use_aws_spellings_and_name_the_member_when_refused() {
+        let err = parse::<AbortConfig>(abort("CRASHED", "CANCEL", json!(1), json!(1))).unwrap_err();
+        assert_eq!(err.to_string(), "failureType must be one of FAILED, REJECTED, TIMED_OUT, ALL");
+        let err = parse::<SchedulingConfig>(json!({"endBehavior": "cancel"})).unwrap_err();
+        assert_eq!(err.to_string(), "endBehavior must be one of STOP_ROLLOUT, CANCEL, FORCE_CANCEL");
+        fn round_trips<T>(all: &[T], as_str: fn(T) -> &'static str, expected: &[&str])
+        where
+            T: Copy + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned,
+        {
+            let spelled: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
+            assert_eq!(spelled, expected);
+            for v in all {
+                assert_eq!(serde_json::to_value(v).unwrap(), json!(as_str(*v)));
+                assert_eq!(parse::<T>(json!(as_str(*v))).unwrap(), *v);
+            }
+        }
+        round_trips(AbortFailureType::ALL, AbortFailureType::as_str, &["FAILED", "REJECTED", "TIMED_OUT", "ALL"]);
+        round_trips(AbortAction::ALL, AbortAction::as_str, &["CANCEL"]);
+        round_trips(RetryFailureType::ALL, RetryFailureType::as_str, &["FAILED", "TIMED_OUT", "ALL"]);
+        round_trips(JobEndBehavior::ALL, JobEndBehavior::as_str, &["STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL"]);
     }
 
     #[test]
