@@ -7,6 +7,8 @@
 //! - [`model`]: the records (`Job`, `JobExecution`, `Thing`, `Certificate`, `Policy`) and enums.
 //! - [`error`]: `ErrorCode`, the AWS exception names with their HTTP status, and `ApiError`.
 //! - [`validate`]: field limits and patterns from the botocore model, enforced server-side.
+//! - [`job_config`]: the typed job configurations (rollout, abort, timeout, retry, scheduling,
+//!   presigned URLs) and their limits; [`cron`]: AWS `cron(...)` expressions.
 //! - [`execution`]: the job execution state machine (device updates, start-next, cancel).
 //! - [`pending`]: a thing's pending queue, `$next`, and when `notify`/`notify-next` fire.
 //! - [`events`]: `$aws/events/job/...` and `$aws/events/jobExecution/...` payloads.
@@ -15,9 +17,11 @@
 //! - [`arn`]: ARN formatting and parsing.
 
 pub mod arn;
+pub mod cron;
 pub mod error;
 pub mod events;
 pub mod execution;
+pub mod job_config;
 pub mod model;
 pub mod pending;
 pub mod policy;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::job_config::JobConfigs;
 use crate::Millis;
 
 /// `statusDetails`: at most 10 string pairs.
@@ -101,26 +102,6 @@ impl TargetSelection {
             Self::Snapshot => "SNAPSHOT",
         }
     }
-}
-
-/// The job configurations that are accepted, validated and stored but whose behaviour
-/// (rollout, abort, timeouts, retries, scheduling) belongs to the rollout engine. Kept as the
-/// validated JSON the caller sent so they echo back exactly.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobConfigs {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub presigned_url_config: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_executions_rollout_config: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort_config: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_config: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_executions_retry_config: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scheduling_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

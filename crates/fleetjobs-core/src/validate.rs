@@ -181,40 +181,6 @@ pub fn date_time(s: &str) -> Option<crate::Millis> {
     Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
 }
 
-const MINUTE: i64 = 60_000;
-const YEAR: i64 = 365 * 24 * 60 * MINUTE;
-
-/// `schedulingConfig` times relative to `now`: a start at least 30 minutes and at most a
-/// year ahead, an end at least 30 minutes and at most two years ahead, and between them at
-/// least 30 minutes and at most two years.
-pub fn scheduling_window(start: Option<&str>, end: Option<&str>, now: crate::Millis) -> ApiResult<()> {
-    let parse = |member: &str, v: &str| {
-        date_time(v).ok_or_else(|| {
-            ApiError::invalid(format!("schedulingConfig.{member} '{v}' must be a date-time like 2025-06-01T10:00"))
-        })
-    };
-    let start = start.map(|v| parse("startTime", v)).transpose()?;
-    let end = end.map(|v| parse("endTime", v)).transpose()?;
-    if let Some(s) = start {
-        if s < now + 30 * MINUTE || s > now + YEAR {
-            return Err(ApiError::invalid("schedulingConfig.startTime must be between 30 minutes and 1 year from now"));
-        }
-    }
-    if let Some(e) = end {
-        if e < now + 30 * MINUTE || e > now + 2 * YEAR {
-            return Err(ApiError::invalid("schedulingConfig.endTime must be between 30 minutes and 2 years from now"));
-        }
-        if let Some(s) = start {
-            if e - s < 30 * MINUTE || e - s > 2 * YEAR {
-                return Err(ApiError::invalid(
-                    "schedulingConfig.endTime must be between 30 minutes and 2 years after startTime",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,18 +266,6 @@ mod tests {
         {
             assert_eq!(date_time(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn scheduling_windows() {
-        let now = date_time("2026-01-01T00:00").unwrap();
-        assert!(scheduling_window(Some("2026-01-01T00:30"), None, now).is_ok());
-        assert!(scheduling_window(Some("2026-01-01T00:29"), None, now).is_err(), "less than 30 minutes ahead");
-        assert!(scheduling_window(Some("2027-01-02T00:00"), None, now).is_err(), "more than a year ahead");
-        assert!(scheduling_window(Some("2026-01-02T00:00"), Some("2026-01-02T00:20"), now).is_err(), "window < 30 min");
-        assert!(scheduling_window(Some("2026-01-02T00:00"), Some("2026-02-01T00:00"), now).is_ok());
-        assert!(scheduling_window(None, Some("2028-06-01T00:00"), now).is_err(), "end more than 2 years ahead");
-        assert!(scheduling_window(Some("soon"), None, now).is_err());
     }
 
     #[test]

@@ -11,7 +11,8 @@ use fleetjobs_core::events::JobEvent;
 use fleetjobs_core::execution;
 use fleetjobs_core::model::{Job, JobConfigs, JobExecution, JobExecutionStatus, JobStatus, TargetSelection};
 use fleetjobs_core::validate::{self, MAX_TARGETS};
-use fleetjobs_core::{ApiError, ApiResult, ErrorCode, Millis};
+use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use crate::input::Input;
@@ -24,42 +25,14 @@ pub(crate) fn job_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Job {id} does not exist."))
 }
 
-fn number_in(m: &Input, key: &str, lo: f64, hi: f64, required: bool) -> ApiResult<Option<f64>> {
-    let v = match m.get(key) {
-        None if required => return Err(ApiError::invalid(format!("Missing required parameter: {key}"))),
-        None => return Ok(None),
-        Some(v) => v.as_f64().ok_or_else(|| ApiError::invalid(format!("{key} must be a number")))?,
-    };
-    if !(lo..=hi).contains(&v) {
-        return Err(ApiError::invalid(format!("{key} must be between {lo} and {hi}")));
-    }
-    Ok(Some(v))
-}
-
-fn integer_in(m: &Input, key: &str, lo: i64, hi: i64, required: bool) -> ApiResult<Option<i64>> {
-    match m.get(key) {
-        Some(v) if !v.is_i64() => Err(ApiError::invalid(format!("{key} must be an integer"))),
-        _ => Ok(number_in(m, key, lo as f64, hi as f64, required)?.map(|v| v as i64)),
-    }
-}
-
-fn enum_in<'a>(m: &'a Input, key: &str, allowed: &[&str], required: bool) -> ApiResult<Option<&'a str>> {
-    let v = if required { Some(m.req_str(key)?) } else { m.str(key)? };
+fn enum_in<'a>(m: &'a Input, key: &str, allowed: &[&str]) -> ApiResult<Option<&'a str>> {
+    let v = m.str(key)?;
     if let Some(v) = v {
         if !allowed.contains(&v) {
             return Err(ApiError::invalid(format!("{key} must be one of {}", allowed.join(", "))));
         }
     }
     Ok(v)
-}
-
-fn decimals_at_most(v: f64, places: i32) -> bool {
-    let scaled = v * 10f64.powi(places);
-    (scaled - scaled.round()).abs() < 1e-6
-}
-
-fn sub(m: &Input, key: &str) -> ApiResult<Option<Input>> {
-    Ok(m.object(key)?.map(|o| Input(o.clone())))
 }
 
 fn objects(m: &Input, key: &str) -> ApiResult<Vec<Input>> {
@@ -74,100 +47,21 @@ fn objects(m: &Input, key: &str) -> ApiResult<Vec<Input>> {
         .collect()
 }
 
-/// Validate the job configuration members present in `input` (aws-iot-jobs.md §2.5, §8) and
-/// return them as stored.
-fn job_configs(input: &Input, now: Millis) -> ApiResult<JobConfigs> {
-    if let Some(p) = sub(input, "presignedUrlConfig")? {
-        if let Some(role) = p.str("roleArn")? {
-            if !(20..=2048).contains(&role.len()) {
-                return Err(ApiError::invalid("presignedUrlConfig.roleArn must have length between 20 and 2048"));
-            }
-        }
-        integer_in(&p, "expiresInSec", 60, 3600, false)?;
-    }
-    if let Some(r) = sub(input, "jobExecutionsRolloutConfig")? {
-        integer_in(&r, "maximumPerMinute", 1, 1000, false)?;
-        if let Some(e) = sub(&r, "exponentialRate")? {
-            integer_in(&e, "baseRatePerMinute", 1, 1000, true)?;
-            let f = number_in(&e, "incrementFactor", 1.1, 5.0, true)?.unwrap_or(1.1);
-            if !decimals_at_most(f, 1) {
-                return Err(ApiError::invalid("incrementFactor can have at most one decimal place"));
-            }
-            let c = sub(&e, "rateIncreaseCriteria")?
-                .ok_or_else(|| ApiError::invalid("Missing required parameter: rateIncreaseCriteria"))?;
-            let notified = integer_in(&c, "numberOfNotifiedThings", 1, i64::MAX, false)?;
-            let succeeded = integer_in(&c, "numberOfSucceededThings", 1, i64::MAX, false)?;
-            if notified.is_some() == succeeded.is_some() {
-                return Err(ApiError::invalid(
-                    "rateIncreaseCriteria must set exactly one of numberOfNotifiedThings and numberOfSucceededThings",
-                ));
-            }
-        }
-    }
-    if let Some(a) = sub(input, "abortConfig")? {
-        let criteria = objects(&a, "criteriaList")?;
-        if criteria.is_empty() {
-            return Err(ApiError::invalid("abortConfig.criteriaList must have at least 1 item"));
-        }
-        for c in &criteria {
-            enum_in(c, "failureType", &["FAILED", "REJECTED", "TIMED_OUT", "ALL"], true)?;
-            enum_in(c, "action", &["CANCEL"], true)?;
-            let t = number_in(c, "thresholdPercentage", 0.0, 100.0, true)?.unwrap_or(0.0);
-            if !decimals_at_most(t, 2) {
-                return Err(ApiError::invalid("thresholdPercentage can have at most two decimal places"));
-            }
-            integer_in(c, "minNumberOfExecutedThings", 1, i64::MAX, true)?;
-        }
-    }
-    if let Some(t) = sub(input, "timeoutConfig")? {
-        integer_in(&t, "inProgressTimeoutInMinutes", 1, validate::MAX_TIMEOUT_MINUTES, false)?;
-    }
-    if let Some(r) = sub(input, "jobExecutionsRetryConfig")? {
-        let criteria = objects(&r, "criteriaList")?;
-        if !(1..=2).contains(&criteria.len()) {
-            return Err(ApiError::invalid("jobExecutionsRetryConfig.criteriaList must have 1 or 2 items"));
-        }
-        let mut total = 0;
-        for c in &criteria {
-            enum_in(c, "failureType", &["FAILED", "TIMED_OUT", "ALL"], true)?;
-            total += integer_in(c, "numberOfRetries", 0, 10, true)?.unwrap_or(0);
-        }
-        if total > 10 {
-            return Err(ApiError::invalid("At most 10 retries in total are allowed"));
-        }
-    }
-    if let Some(s) = sub(input, "schedulingConfig")? {
-        for key in ["startTime", "endTime"] {
-            if let Some(t) = s.str(key)? {
-                if !(1..=64).contains(&t.len()) {
-                    return Err(ApiError::invalid(format!("schedulingConfig.{key} must have length between 1 and 64")));
-                }
-            }
-        }
-        validate::scheduling_window(s.str("startTime")?, s.str("endTime")?, now)?;
-        enum_in(&s, "endBehavior", &["STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL"], false)?;
-        if s.get("endBehavior").is_some() && s.get("endTime").is_none() {
-            return Err(ApiError::invalid("schedulingConfig.endBehavior requires endTime"));
-        }
-        for w in objects(&s, "maintenanceWindows")? {
-            let start = w.req_str("startTime")?;
-            let is_cron = start.starts_with("cron(") && start.ends_with(')');
-            if !((1..=256).contains(&start.len()) && is_cron) {
-                return Err(ApiError::invalid(
-                    "maintenanceWindows.startTime must be a cron expression like cron(0 2 ? * SAT *) of at most 256 characters",
-                ));
-            }
-            integer_in(&w, "durationInMinutes", 1, 1430, true)?;
-        }
-    }
-    let get = |k: &str| input.get(k).cloned();
+/// One job configuration member of `input`, typed.
+fn config<T: DeserializeOwned>(input: &Input, key: &str) -> ApiResult<Option<T>> {
+    input.get(key).map(|v| T::deserialize(v).map_err(|e| ApiError::invalid(format!("Invalid {key}: {e}")))).transpose()
+}
+
+/// The job configuration members present in `input` (checked by the caller: CreateJob and
+/// UpdateJob differ).
+fn job_configs(input: &Input) -> ApiResult<JobConfigs> {
     Ok(JobConfigs {
-        presigned_url_config: get("presignedUrlConfig"),
-        job_executions_rollout_config: get("jobExecutionsRolloutConfig"),
-        abort_config: get("abortConfig"),
-        timeout_config: get("timeoutConfig"),
-        job_executions_retry_config: get("jobExecutionsRetryConfig"),
-        scheduling_config: get("schedulingConfig"),
+        presigned_url_config: config(input, "presignedUrlConfig")?,
+        job_executions_rollout_config: config(input, "jobExecutionsRolloutConfig")?,
+        abort_config: config(input, "abortConfig")?,
+        timeout_config: config(input, "timeoutConfig")?,
+        job_executions_retry_config: config(input, "jobExecutionsRetryConfig")?,
+        scheduling_config: config(input, "schedulingConfig")?,
     })
 }
 
@@ -218,7 +112,7 @@ impl Engine {
         if let Some(d) = &description {
             validate::free_text(d, "description")?;
         }
-        let target_selection = match enum_in(&input, "targetSelection", &["CONTINUOUS", "SNAPSHOT"], false)? {
+        let target_selection = match enum_in(&input, "targetSelection", &["CONTINUOUS", "SNAPSHOT"])? {
             Some("CONTINUOUS") => TargetSelection::Continuous,
             _ => TargetSelection::Snapshot,
         };
@@ -243,14 +137,15 @@ impl Engine {
             (None, None) => return Err(ApiError::invalid("Either document or documentSource must be specified")),
         };
         validate::job_document(&document)?;
-        let configs = job_configs(&input, self.now())?;
+        let configs = job_configs(&input)?;
+        configs.check(self.now())?;
         let tags = tags(&input)?;
         let destination =
             input.strings("destinationPackageVersions")?.map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         if destination.as_ref().is_some_and(|d| d.len() > 25) {
             return Err(ApiError::invalid("destinationPackageVersions can have at most 25 items"));
         }
-        let scheduled = configs.scheduling_config.as_ref().is_some_and(|s| s.get("startTime").is_some());
+        let scheduled = configs.is_scheduled();
         let targets: Vec<String> = targets.iter().map(|s| s.to_string()).collect();
         self.write(|txn| {
             let arn = txn.scope.arn(ResourceKind::Job, &job_id);
@@ -300,17 +195,8 @@ impl Engine {
         if let Some(d) = &description {
             validate::free_text(d, "description")?;
         }
-        let configs = job_configs(&input, self.now())?;
-        if let Some(retry) = &configs.job_executions_retry_config {
-            let raises = retry["criteriaList"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["numberOfRetries"].as_i64() != Some(0));
-            if raises {
-                return Err(ApiError::invalid("After creation, numberOfRetries can only be set to 0"));
-            }
-        }
+        let configs = job_configs(&input)?;
+        configs.check_update(self.now())?;
         self.write(|txn| {
             let mut job = txn.s.jobs.get(&job_id).cloned().ok_or_else(|| job_not_found(&job_id))?;
             if matches!(job.status, JobStatus::Completed | JobStatus::Canceled | JobStatus::DeletionInProgress) {
@@ -322,18 +208,7 @@ impl Engine {
             if description.is_some() {
                 job.description = description;
             }
-            let c = &mut job.configs;
-            for (slot, new) in [
-                (&mut c.presigned_url_config, configs.presigned_url_config),
-                (&mut c.job_executions_rollout_config, configs.job_executions_rollout_config),
-                (&mut c.abort_config, configs.abort_config),
-                (&mut c.timeout_config, configs.timeout_config),
-                (&mut c.job_executions_retry_config, configs.job_executions_retry_config),
-            ] {
-                if new.is_some() {
-                    *slot = new;
-                }
-            }
+            job.configs.update(configs);
             job.last_updated_at = txn.now;
             txn.put_job(job);
             Ok(json!({}))
@@ -365,13 +240,9 @@ impl Engine {
     }
 
     pub async fn list_jobs(&self, input: Input) -> ApiResult<Value> {
-        let status = enum_in(
-            &input,
-            "status",
-            &["IN_PROGRESS", "CANCELED", "COMPLETED", "DELETION_IN_PROGRESS", "SCHEDULED"],
-            false,
-        )?;
-        let selection = enum_in(&input, "targetSelection", &["CONTINUOUS", "SNAPSHOT"], false)?;
+        let status =
+            enum_in(&input, "status", &["IN_PROGRESS", "CANCELED", "COMPLETED", "DELETION_IN_PROGRESS", "SCHEDULED"])?;
+        let selection = enum_in(&input, "targetSelection", &["CONTINUOUS", "SNAPSHOT"])?;
         let max = input.max_results("maxResults")?;
         let token = input.str("nextToken")?;
         let namespace = input.str("namespaceId")?;

@@ -345,6 +345,65 @@ async fn configs_are_validated_and_stored() {
 }
 
 #[tokio::test]
+async fn typed_configs_echo_as_sent_and_survive_a_restart() {
+    let h = harness();
+    h.thing("pi").await;
+    // The harness clock is 2023-11-14T22:13:20Z.
+    let configs = json!({
+        "presignedUrlConfig": {"roleArn": "arn:aws:iam::123456789012:role/S3Download", "expiresInSec": 600},
+        "jobExecutionsRolloutConfig": {"maximumPerMinute": 100, "exponentialRate":
+            {"baseRatePerMinute": 10, "incrementFactor": 2, "rateIncreaseCriteria": {"numberOfSucceededThings": 5}}},
+        "abortConfig": {"criteriaList": [{"failureType": "ALL", "action": "CANCEL", "thresholdPercentage": 12.5,
+            "minNumberOfExecutedThings": 3}]},
+        "timeoutConfig": {"inProgressTimeoutInMinutes": 60},
+        "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 2}]},
+        "schedulingConfig": {"startTime": "2023-11-15T22:13", "endTime": "2023-11-20T22:13", "endBehavior": "STOP_ROLLOUT",
+            "maintenanceWindows": [{"startTime": "cron(0 2 ? * SAT *)", "durationInMinutes": 240}]},
+    });
+    let mut request = json!({"jobId": "all", "targets": ["arn:aws:iot:::thing/pi"], "document": "{}"});
+    request.as_object_mut().unwrap().extend(configs.as_object().unwrap().clone());
+    h.engine.create_job(input(request)).await.unwrap();
+    let echoed = |d: &Value| -> Value {
+        configs.as_object().unwrap().keys().map(|k| (k.clone(), d["job"][k].clone())).collect()
+    };
+    let d = h.engine.describe_job(input(json!({"jobId": "all"}))).await.unwrap();
+    assert_eq!(echoed(&d), configs);
+    assert_eq!(d["job"]["jobExecutionsRolloutConfig"]["exponentialRate"]["incrementFactor"].to_string(), "2");
+
+    // A maintenance window that only looks like cron, and UpdateJob raising retries, change nothing.
+    let bad_cron = json!({"schedulingConfig": {"startTime": "2023-11-15T22:13",
+        "maintenanceWindows": [{"startTime": "cron(0 2 * * SAT *)", "durationInMinutes": 60}]},
+        "jobId": "cron", "targets": ["arn:aws:iot:::thing/pi"], "document": "{}"});
+    let err = h.engine.create_job(input(bad_cron)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
+    assert!(err.message.contains("Day-of-month"), "{}", err.message);
+    for bad in [
+        json!({"jobId": "all", "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]}}),
+        json!({"jobId": "all", "abortConfig": {"criteriaList": [{"failureType": "NOPE", "action": "CANCEL",
+            "thresholdPercentage": 1, "minNumberOfExecutedThings": 1}]}}),
+        json!({"jobId": "all", "timeoutConfig": {"inProgressTimeoutInMinutes": "60"}}),
+    ] {
+        let err = h.engine.update_job(input(bad.clone())).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest, "{bad}");
+    }
+    h.engine
+        .update_job(input(json!({"jobId": "all", "timeoutConfig": {"inProgressTimeoutInMinutes": 5},
+            "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 0}]}})))
+        .await
+        .unwrap();
+    let mut expected = configs.clone();
+    expected["timeoutConfig"] = json!({"inProgressTimeoutInMinutes": 5});
+    expected["jobExecutionsRetryConfig"] =
+        json!({"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 0}]});
+
+    let h = h.reopen();
+    let d = h.engine.describe_job(input(json!({"jobId": "all"}))).await.unwrap();
+    assert_eq!(echoed(&d), expected, "the store keeps the typed configs");
+    let err = h.engine.describe_job(input(json!({"jobId": "cron"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceNotFound);
+}
+
+#[tokio::test]
 async fn event_configuration_switches_events() {
     let mut h = harness();
     h.thing("pi").await;

@@ -115,16 +115,9 @@ pub fn job(j: &Job, counts: &ExecutionCounts) -> Value {
     insert_opt(&mut m, "comment", j.comment.as_ref().map(|v| json!(v)));
     m.insert("targets".into(), json!(j.targets));
     insert_opt(&mut m, "description", j.description.as_ref().map(|v| json!(v)));
-    let c = &j.configs;
-    for (key, v) in [
-        ("presignedUrlConfig", &c.presigned_url_config),
-        ("jobExecutionsRolloutConfig", &c.job_executions_rollout_config),
-        ("abortConfig", &c.abort_config),
-        ("timeoutConfig", &c.timeout_config),
-        ("jobExecutionsRetryConfig", &c.job_executions_retry_config),
-        ("schedulingConfig", &c.scheduling_config),
-    ] {
-        insert_opt(&mut m, key, v.clone());
+    // The configs serialize in the order and shape AWS echoes them; absent ones stay absent.
+    if let Ok(Value::Object(configs)) = serde_json::to_value(&j.configs) {
+        m.extend(configs);
     }
     m.insert("createdAt".into(), ts(j.created_at));
     m.insert("lastUpdatedAt".into(), ts(j.last_updated_at));
