@@ -2,6 +2,8 @@
 //! attacker with create-job rights) wrote, so any JSON must parse into a plan or a clean
 //! error, never a panic, and a parsed plan never runs a handler from outside its directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use fleetjobs_agent::document::parse;
 use fleetjobs_agent::plan::Action;
 use proptest::prelude::*;

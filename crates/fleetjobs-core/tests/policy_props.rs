@@ -2,6 +2,8 @@
 //! document, and whatever topic a device names, parsing and evaluation answer without
 //! panicking, and evaluation keeps IAM's rules (an explicit deny wins; no match, no access).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use fleetjobs_core::policy::{decide, is_allowed, Decision, IotAction, PolicyContext, PolicyDocument};
 use proptest::prelude::*;
 use serde_json::{json, Value};

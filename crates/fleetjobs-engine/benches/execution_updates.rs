@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p fleetjobs-engine --bench execution_updates -- [devices] [jobs_per_device]`
 
+// Test and benchmark code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,6 +1,8 @@
 //! The broker driven end to end over `tokio::io::duplex`, with `mqtt-proto` packets as the
 //! client. Time is paused: timers (keep-alive, expiry, "nothing arrives") run instantly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::time::Duration;

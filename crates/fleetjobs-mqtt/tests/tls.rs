@@ -1,5 +1,7 @@
 //! `serve_tls` over real loopback TCP with mutual TLS (rcgen self-signed certificates).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::sync::Arc;

@@ -30,6 +30,9 @@
 //!    at the end panics: the bench cannot silently measure failures.
 //! 5. `disconnect`: the clients close their pipes; time until the broker has no connection.
 
+// Test and benchmark code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
@@ -98,6 +101,7 @@ fn live_heap_bytes() -> isize {
 }
 
 // SAFETY: every call forwards to `System` unchanged; the counting has no effect on memory.
+#[allow(unsafe_code)] // a counting allocator: GlobalAlloc is an unsafe trait
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc` is passed on as is.

@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// Every connection is a descriptor: lift the soft limit to the hard one (commonly 1024 →
 /// 524288), so that the server's own connection caps, not the default, bound it.
+#[allow(unsafe_code)] // two libc calls, argued below; std has no rlimit API
 fn raise_open_files_limit() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.

@@ -1,6 +1,8 @@
 //! The data directory against the real binary: one server per directory, nothing regenerated
 //! over existing data, the server certificate kept, backup while serving and restore.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod support;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! server: slow headers, absent bodies, too many connections, and requests refused on their
 //! headers before any body is sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod support;
 
 use std::time::{Duration, Instant, SystemTime};

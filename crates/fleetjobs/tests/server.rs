@@ -1,6 +1,8 @@
 //! The real server, started as a process on free ports, driven over real sockets: SigV4 HTTP
 //! for the control plane, MQTT 3.1.1 over mutual TLS for devices.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! A test `DeviceHooks` and an MQTT client speaking over `tokio::io::duplex`.
 
+// Test and benchmark code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

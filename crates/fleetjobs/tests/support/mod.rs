@@ -1,6 +1,8 @@
 //! A real `fleetjobs serve` process on free ports, a SigV4-signing HTTP client, and a small
 //! MQTT-over-mutual-TLS device client, for the integration tests.
 
+// Test and benchmark code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::net::TcpListener as StdListener;
