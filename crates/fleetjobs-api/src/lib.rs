@@ -149,15 +149,7 @@ async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Refused> {
 }
 
 fn auth_error(e: sigv4::SigV4Error) -> Refused {
-    let code = match e {
-        sigv4::SigV4Error::Missing => ErrorCode::MissingAuthenticationToken,
-        sigv4::SigV4Error::Malformed(_) => ErrorCode::IncompleteSignature,
-        sigv4::SigV4Error::UnknownAccessKey => ErrorCode::UnrecognizedClient,
-        sigv4::SigV4Error::SignatureMismatch | sigv4::SigV4Error::Expired(_) | sigv4::SigV4Error::WrongRegion(_) => {
-            ErrorCode::InvalidSignature
-        }
-    };
-    ApiError::new(code, e.message()).into()
+    ApiError::new(e.code(), e.message()).into()
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {

@@ -33,7 +33,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use fleetjobs_core::ErrorCode;
 use hmac::{Hmac, Mac};
 use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
@@ -105,13 +106,13 @@ pub enum SigV4Error {
 
 impl SigV4Error {
     /// The AWS error code (`x-amzn-ErrorType` / `__type`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SigV4Error::Missing => "MissingAuthenticationTokenException",
-            SigV4Error::Malformed(_) => "IncompleteSignatureException",
-            SigV4Error::UnknownAccessKey => "UnrecognizedClientException",
+            SigV4Error::Missing => ErrorCode::MissingAuthenticationToken,
+            SigV4Error::Malformed(_) => ErrorCode::IncompleteSignature,
+            SigV4Error::UnknownAccessKey => ErrorCode::UnrecognizedClient,
             SigV4Error::SignatureMismatch | SigV4Error::Expired(_) | SigV4Error::WrongRegion(_) => {
-                "InvalidSignatureException"
+                ErrorCode::InvalidSignature
             }
         }
     }
@@ -131,11 +132,6 @@ impl SigV4Error {
                 .to_owned(),
         }
     }
-
-    /// The HTTP status: always 403 Forbidden.
-    pub fn status(&self) -> StatusCode {
-        StatusCode::FORBIDDEN
-    }
 }
 
 /// The parsed `Authorization` header.
@@ -146,9 +142,10 @@ struct Authorization {
     signature: [u8; 32],
 }
 
-/// Parses the credential scope of the `Authorization` header without
-/// verifying anything (the router needs `service` to route first).
-pub fn parse_credential(headers: &HeaderMap) -> Result<Credential, SigV4Error> {
+/// Parses the credential scope of the `Authorization` header without verifying anything
+/// (the tests' view of what a request claims; the server only trusts `check_headers`).
+#[cfg(test)]
+fn parse_credential(headers: &HeaderMap) -> Result<Credential, SigV4Error> {
     parse_authorization(headers).map(|a| a.credential)
 }
 
@@ -1113,7 +1110,7 @@ mod tests {
                     .into()
             )
         );
-        assert_eq!(err.code(), "InvalidSignatureException");
+        assert_eq!(err.code().name(), "InvalidSignatureException");
         assert!(err.message().starts_with("Signature expired: "));
 
         let err = run(v, now(-(15 * 60 + 1)), &[BOTO_KEY]).unwrap_err();
@@ -1287,9 +1284,9 @@ mod tests {
         assert!(check("eu-west-1", &known).is_ok());
         let err = check("us-east-1", &known).unwrap_err();
         assert_eq!(err, SigV4Error::WrongRegion("eu-west-1".into()));
-        assert_eq!(err.code(), "InvalidSignatureException");
+        assert_eq!(err.code().name(), "InvalidSignatureException");
         assert_eq!(err.message(), "Credential should be scoped to a valid region, not 'eu-west-1'.");
-        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert_eq!(err.code().http_status(), 403);
         // Region names are compared exactly.
         assert!(matches!(check("EU-WEST-1", &known), Err(SigV4Error::WrongRegion(_))));
         // The scope is checked before the key: an unknown key in another region hears about the region.
@@ -1424,20 +1421,20 @@ mod tests {
     #[test]
     fn error_codes_and_messages() {
         use SigV4Error::*;
-        assert_eq!(Missing.code(), "MissingAuthenticationTokenException");
-        assert_eq!(Malformed("x".into()).code(), "IncompleteSignatureException");
+        assert_eq!(Missing.code().name(), "MissingAuthenticationTokenException");
+        assert_eq!(Malformed("x".into()).code().name(), "IncompleteSignatureException");
         assert_eq!(Malformed("x".into()).message(), "x");
-        assert_eq!(UnknownAccessKey.code(), "UnrecognizedClientException");
+        assert_eq!(UnknownAccessKey.code().name(), "UnrecognizedClientException");
         assert_eq!(UnknownAccessKey.message(), "The security token included in the request is invalid.");
-        assert_eq!(SignatureMismatch.code(), "InvalidSignatureException");
+        assert_eq!(SignatureMismatch.code().name(), "InvalidSignatureException");
         assert_eq!(
             SignatureMismatch.message(),
             "The request signature we calculated does not match the signature you provided. \
              Check your AWS Secret Access Key and signing method. Consult the service \
              documentation for details."
         );
-        assert_eq!(Expired("e".into()).code(), "InvalidSignatureException");
-        assert_eq!(WrongRegion("r".into()).code(), "InvalidSignatureException");
+        assert_eq!(Expired("e".into()).code().name(), "InvalidSignatureException");
+        assert_eq!(WrongRegion("r".into()).code().name(), "InvalidSignatureException");
         for e in [
             Missing,
             Malformed("x".into()),
@@ -1446,7 +1443,7 @@ mod tests {
             Expired("e".into()),
             WrongRegion("r".into()),
         ] {
-            assert_eq!(e.status(), StatusCode::FORBIDDEN);
+            assert_eq!(e.code().http_status(), 403);
         }
     }
 }
