@@ -153,14 +153,7 @@ fn auth_error(e: sigv4::SigV4Error) -> Refused {
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::invalid("The request body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid(format!("The request body is not valid JSON: {e}"))),
-    }
+    fleetjobs_core::validate::json_object(body).map_err(|e| ApiError::invalid(format!("The request body {e}")))
 }
 
 fn query_members(op: &Operation, raw_query: &str, input: &mut Map<String, Value>) -> Result<(), ApiError> {

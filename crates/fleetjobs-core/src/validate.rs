@@ -54,6 +54,28 @@ fn string(value: &str, member: &str, min: usize, max: usize, pattern: Option<(&R
     Ok(())
 }
 
+/// Why a request body or payload is not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonObjectError {
+    #[error("must be a JSON object")]
+    NotAnObject,
+    #[error("is not valid JSON: {0}")]
+    Invalid(String),
+}
+
+/// A request's JSON object, from an HTTP body or an MQTT payload alike: blank means `{}`, as
+/// AWS takes an empty body or payload. Each edge words the error in its own dialect.
+pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, JsonObjectError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(JsonObjectError::NotAnObject),
+        Err(e) => Err(JsonObjectError::Invalid(e.to_string())),
+    }
+}
+
 pub fn job_id(value: &str, member: &str) -> ApiResult<()> {
     string(value, member, 1, 64, Some((&JOB_ID, "[a-zA-Z0-9_-]+")))
 }

@@ -85,14 +85,7 @@ fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) ->
 
 /// The request payload as a JSON object (an empty payload is `{}`).
 fn parse_payload(payload: &[u8]) -> Result<Map<String, Value>, Rejected> {
-    if payload.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Rejected::new("InvalidJson", "The request payload must be a JSON object")),
-        Err(e) => Err(Rejected::new("InvalidJson", format!("The request payload is not valid JSON: {e}"))),
-    }
+    validate::json_object(payload).map_err(|e| Rejected::new("InvalidJson", format!("The request payload {e}")))
 }
 
 fn integer(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, Rejected> {
