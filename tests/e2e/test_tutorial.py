@@ -142,12 +142,19 @@ def test_tutorial_job_runs_on_the_js_sdk_device(server, tutorial, connect_watche
         job_event = watcher.wait_topic(f"$aws/events/job/{JOB_ID}/completed", timeout=20).json
         check_completed_event(job_event)
 
-        # The handler ran exactly once: no second notify-next re-offered the job.
-        time.sleep(1.0)
+        # The handler ran exactly once: no second notify-next re-offered the job. The barrier:
+        # a second job's notify-next leaves the server after any stray one for the first (one
+        # outbox, in commit order), so once the device has run it, a stray would have arrived.
+        barrier = "tutorial-barrier-job"  # not a prefix match of JOB_ID in the device output
+        aws("create-job", "--job-id", barrier, "--targets", f"arn:aws:iot:::thing/{THING}",
+            "--document", f"file://{doc_file}")
+        device.wait_line(CUSTOM_JOB_INVOKED.format(job_id=barrier))
         assert device.count(CUSTOM_JOB_INVOKED.format(job_id=JOB_ID)) == 1, device.output()
         assert device.count(DEFAULT_JOB_INVOKED.format(job_id="")) == 0, device.output()
+        eventually(lambda: _assert_equal(describe_job(server, barrier)["status"], "COMPLETED"))
     finally:
         device.stop()
+    aws("delete-job", "--job-id", barrier)
 
     job = describe_job(server, JOB_ID)
     assert job["jobId"] == JOB_ID
