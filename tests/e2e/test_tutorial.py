@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 import uuid
 from types import SimpleNamespace
 
