@@ -17,7 +17,6 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from e2elib.agent import agent_bin, start_agent, wait_until
 from e2elib.server import free_port, port_open
