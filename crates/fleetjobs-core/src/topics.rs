@@ -1,5 +1,4 @@
-//! The Jobs MQTT API topics, `$aws/things/{thingName}/jobs/...`: parsing the requests, and
-//! building the notification topics beside it.
+//! The Jobs MQTT API request topics: `$aws/things/{thingName}/jobs/...`.
 
 use std::sync::LazyLock;
 
@@ -32,14 +31,9 @@ pub enum JobsTopic<'a> {
     NotJobs,
 }
 
-/// The topic that announces a change of the thing's pending executions (`jobs/notify`).
-pub fn notify(thing: &str) -> String {
-    format!("$aws/things/{thing}/jobs/notify")
-}
-
-/// The topic that announces a new head of the thing's pending executions (`jobs/notify-next`).
-pub fn notify_next(thing: &str) -> String {
-    format!("$aws/things/{thing}/jobs/notify-next")
+/// The prefix of every jobs topic of a thing.
+pub fn jobs_prefix(thing: &str) -> String {
+    format!("$aws/things/{thing}/jobs")
 }
 
 pub fn parse(topic: &str) -> JobsTopic<'_> {

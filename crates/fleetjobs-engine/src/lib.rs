@@ -12,7 +12,6 @@
 //! - `device`: the device side: authentication, policy authorization, the Jobs MQTT API.
 //! - `credentials`: the admin access key (stored encrypted).
 //! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
-//! - `notification`: what devices are told after a commit, and its rendering.
 //!
 //! The engine never talks to devices directly: it emits [`DeviceCommand`]s on the outbox,
 //! in commit order, after they are durable. The server wires the outbox to a device plane
@@ -24,7 +23,6 @@ mod executions;
 mod health;
 mod input;
 mod jobs;
-mod notification;
 mod registry;
 mod state;
 mod wire;
@@ -41,15 +39,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use credentials::AdminKey;
 pub use device::{DeviceAuthError, DeviceSession};
 pub use input::Input;
-pub use notification::Notification;
 pub use state::LoadError;
 
 /// Something the device plane must do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceCommand {
-    /// Publish to every authorized subscriber (notifications, events), QoS 1 where granted,
-    /// once rendered ([`Notification::render`]).
-    Publish(Notification),
+    /// Publish to every authorized subscriber (notifications, events). QoS 1 where granted.
+    Publish { topic: String, payload: Vec<u8> },
     /// Close every MQTT connection authenticated with this certificate.
     DisconnectCertificate { certificate_id: String },
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
-use fleetjobs_core::events::{self, ExecutionCounts, JobEvent};
+use fleetjobs_core::events::{self, Event, ExecutionCounts, JobEvent};
 use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
 };
@@ -19,10 +19,9 @@ use fleetjobs_core::Millis;
 use fleetjobs_store::{Mutation, Record, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::credentials::{AdminKey, SealedKey, SecretBox};
-use crate::notification::Notification;
 use crate::{wire, DeviceCommand};
 
 /// (jobId, thingName, executionNumber).
@@ -293,7 +292,7 @@ pub struct Txn<'a> {
     touched_things: BTreeMap<String, QueueShape>,
     touched_jobs: BTreeSet<String>,
     /// Events in the order they happened (execution events before the job's completion).
-    events: Vec<Notification>,
+    events: Vec<Event>,
 }
 
 fn put<T: Serialize>(kind: &'static str, key: String, value: &T) -> Mutation {
@@ -440,12 +439,9 @@ impl<'a> Txn<'a> {
 
     /// A job-level event (JOB events enabled).
     pub fn job_event(&mut self, kind: JobEvent, job_id: &str) {
-        if !self.events_enabled("JOB") {
-            return;
-        }
         if let Some(job) = self.s.jobs.get(job_id) {
             let ev = events::job_event(kind, job, &self.s.counts(job_id), &uuid::Uuid::new_v4().to_string(), self.now);
-            self.events.push(Notification::JobEvent(ev));
+            self.push_event("JOB", ev);
         }
     }
 
@@ -453,16 +449,9 @@ impl<'a> Txn<'a> {
         self.s.event_configurations().is_enabled(event_type)
     }
 
-    /// A JOB_EXECUTION event (when enabled), rendered after the commit.
-    fn execution_event(&mut self, execution: &JobExecution, deleted: bool) {
-        if self.events_enabled("JOB_EXECUTION") {
-            let thing_arn = self.scope.arn(ResourceKind::Thing, &execution.thing_name);
-            self.events.push(Notification::ExecutionEvent {
-                execution: execution.clone(),
-                thing_arn,
-                deleted,
-                at: self.now,
-            });
+    fn push_event(&mut self, event_type: &str, ev: Event) {
+        if self.s.event_configurations().is_enabled(event_type) {
+            self.events.push(ev);
         }
     }
 
@@ -489,8 +478,11 @@ impl<'a> Txn<'a> {
             Some(_) => {}
             None => self.s.index_execution(&e, 1),
         }
-        if e.status.is_terminal() && old_status != Some(e.status) {
-            self.execution_event(&e, false);
+        if e.status.is_terminal() && old_status != Some(e.status) && self.events_enabled("JOB_EXECUTION") {
+            let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+            if let Some(ev) = events::execution_event(&e, &arn, false, &uuid::Uuid::new_v4().to_string(), self.now) {
+                self.push_event("JOB_EXECUTION", ev);
+            }
         }
         self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
@@ -503,39 +495,48 @@ impl<'a> Txn<'a> {
         if let Some(e) = self.s.executions.remove(key) {
             self.s.index_execution(&e, -1);
             self.execution_transition(&e, Some(e.status), None);
-            self.execution_event(&e, true);
+            if self.events_enabled("JOB_EXECUTION") {
+                let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+                if let Some(ev) = events::execution_event(&e, &arn, true, &uuid::Uuid::new_v4().to_string(), self.now) {
+                    self.push_event("JOB_EXECUTION", ev);
+                }
+            }
             self.changes.mutations.push(Mutation::Delete { kind: EXECUTION, key: exec_store_key(key) });
         }
     }
 
-    /// Derive what follows from the changes and hand them over. Notifications are facts
-    /// (owned snapshots); their topics and payloads are rendered after the commit.
+    /// Derive what follows from the changes and hand them over.
     pub fn finish(mut self) -> Changes {
         self.complete_snapshot_jobs();
-        let at = self.now;
+        let now = self.now;
         let touched = std::mem::take(&mut self.touched_things);
         for (thing, before) in touched {
             let after = QueueShape::of(self.s.executions_of_thing(&thing));
             let n = pending::notifications(&before, &after);
-            if !n.notify && !n.notify_next {
-                continue;
+            if n.notify {
+                let payload = wire::notify_payload(&self.s.pending_of_thing(&thing), now);
+                self.publish(format!("$aws/things/{thing}/jobs/notify"), payload);
             }
-            let pending = self.s.pending_of_thing(&thing);
-            let notify = n.notify.then(|| Notification::Notify {
-                thing: thing.clone(),
-                pending: pending.iter().take(pending::MAX_PENDING_SHOWN).map(|e| (*e).clone()).collect(),
-                at,
-            });
-            let notify_next = n.notify_next.then(|| Notification::NotifyNext {
-                head: pending.first().map(|e| ((*e).clone(), self.s.documents.get(&e.job_id).cloned())),
-                thing,
-                at,
-            });
-            self.changes.commands.extend(notify.into_iter().chain(notify_next).map(DeviceCommand::Publish));
+            if n.notify_next {
+                let payload = match self.s.pending_of_thing(&thing).first() {
+                    Some(head) => json!({
+                        "timestamp": wire::secs(now),
+                        "execution": wire::mqtt_execution(head, self.s.document(&head.job_id)),
+                    }),
+                    None => json!({ "timestamp": wire::secs(now) }),
+                };
+                self.publish(format!("$aws/things/{thing}/jobs/notify-next"), payload);
+            }
         }
-        let events = std::mem::take(&mut self.events);
-        self.changes.commands.extend(events.into_iter().map(DeviceCommand::Publish));
+        for ev in std::mem::take(&mut self.events) {
+            self.publish(ev.topic, ev.payload);
+        }
         self.changes
+    }
+
+    fn publish(&mut self, topic: String, payload: Value) {
+        let payload = serde_json::to_vec(&payload).expect("json serializes");
+        self.changes.commands.push(DeviceCommand::Publish { topic, payload });
     }
 
     /// A SNAPSHOT job whose executions are all terminal is COMPLETED.

@@ -103,11 +103,8 @@ impl DeviceHooks for Hooks {
 pub async fn pump(mut outbox: Outbox, broker: Arc<Broker<Hooks>>) {
     while let Some(command) = outbox.recv().await {
         match command {
-            // Rendered here, after the commit and outside the engine's lock.
-            DeviceCommand::Publish(notification) => {
-                if let Some((topic, payload)) = notification.render() {
-                    broker.publish(&topic, Bytes::from(payload), mqtt_proto::QoS::Level1);
-                }
+            DeviceCommand::Publish { topic, payload } => {
+                broker.publish(&topic, Bytes::from(payload), mqtt_proto::QoS::Level1);
             }
             DeviceCommand::DisconnectCertificate { certificate_id } => {
                 let n = broker.disconnect_where(|s| s.certificate_id == certificate_id);
