@@ -31,11 +31,6 @@ pub enum JobsTopic<'a> {
     NotJobs,
 }
 
-/// The prefix of every jobs topic of a thing.
-pub fn jobs_prefix(thing: &str) -> String {
-    format!("$aws/things/{thing}/jobs")
-}
-
 pub fn parse(topic: &str) -> JobsTopic<'_> {
     let Some(rest) = topic.strip_prefix("$aws/things/") else { return JobsTopic::NotJobs };
     let Some((thing, rest)) = rest.split_once('/') else { return JobsTopic::NotJobs };
