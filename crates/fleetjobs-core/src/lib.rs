@@ -26,6 +26,7 @@ pub mod model;
 pub mod pending;
 pub mod policy;
 pub mod topics;
+pub mod utc;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, ErrorCode};

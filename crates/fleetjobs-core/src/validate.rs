@@ -185,22 +185,19 @@ pub fn date_time(s: &str) -> Option<crate::Millis> {
         Some(v) => num(v, 2)?,
         None => 0,
     };
-    if d.next().is_some() || t.next().is_some() || !(1..=12).contains(&m) || hh > 23 || mm > 59 || ss > 59 {
+    if d.next().is_some() || t.next().is_some() || ss > 59 {
         return None;
     }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if day < 1 || day > month_days[(m - 1) as usize] {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
+    let field = |v: i64| u8::try_from(v).ok();
+    let civil = crate::utc::Civil {
+        year: i32::try_from(y).ok()?,
+        month: field(m)?,
+        day: field(day)?,
+        hour: field(hh)?,
+        minute: field(mm)?,
+        second: field(ss)?,
+    };
+    civil.to_unix().map(|secs| secs * 1000)
 }
 
 #[cfg(test)]
