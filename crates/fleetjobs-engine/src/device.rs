@@ -7,6 +7,7 @@ use fleetjobs_core::model::{CertificateStatus, JobExecution, JobExecutionStatus,
 use fleetjobs_core::policy::{self, IotAction, PolicyContext};
 use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
 use fleetjobs_core::validate;
+use fleetjobs_core::ApiError;
 use serde_json::{json, Map, Value};
 
 use crate::state::State;
@@ -50,6 +51,13 @@ struct Rejected {
     code: &'static str,
     message: String,
     execution_state: Option<Value>,
+}
+
+/// The engine's own failures (the store refusing a write, say) as a device sees them.
+impl From<ApiError> for Rejected {
+    fn from(e: ApiError) -> Self {
+        Rejected::new("InternalError", e.message)
+    }
 }
 
 impl Rejected {
@@ -122,6 +130,10 @@ fn step_timeout(m: &Map<String, Value>, allow_discard: bool) -> Result<Option<i6
         validate::step_timeout(t, allow_discard).map_err(Rejected::invalid)?;
     }
     Ok(v)
+}
+
+fn execution_not_found(job_id: &str, thing: &str) -> Rejected {
+    Rejected::new("ResourceNotFound", format!("Job execution for job {job_id} and thing {thing} does not exist."))
 }
 
 fn rejection(r: Rejection, e: &JobExecution) -> Rejected {
@@ -238,42 +250,38 @@ impl Engine {
     }
 
     async fn mqtt_get_pending(&self, thing: &str) -> Result<Map<String, Value>, Rejected> {
-        let out = self
-            .read(|s| {
-                let pending = s.pending_of_thing(thing);
-                let list = |status| -> Vec<Value> {
-                    pending
-                        .iter()
-                        .take(fleetjobs_core::pending::MAX_PENDING_SHOWN)
-                        .filter(|e| e.status == status)
-                        .map(|e| wire::mqtt_summary(e))
-                        .collect()
-                };
-                let mut m = Map::new();
-                m.insert("inProgressJobs".into(), json!(list(JobExecutionStatus::InProgress)));
-                m.insert("queuedJobs".into(), json!(list(JobExecutionStatus::Queued)));
-                Ok(m)
-            })
-            .await;
-        out.map_err(|e| Rejected::new("InternalError", e.message))
+        self.read(|s| {
+            let pending = s.pending_of_thing(thing);
+            let list = |status| -> Vec<Value> {
+                pending
+                    .iter()
+                    .take(fleetjobs_core::pending::MAX_PENDING_SHOWN)
+                    .filter(|e| e.status == status)
+                    .map(|e| wire::mqtt_summary(e))
+                    .collect()
+            };
+            let mut m = Map::new();
+            m.insert("inProgressJobs".into(), json!(list(JobExecutionStatus::InProgress)));
+            m.insert("queuedJobs".into(), json!(list(JobExecutionStatus::Queued)));
+            Ok(m)
+        })
+        .await
     }
 
     async fn mqtt_start_next(&self, thing: &str, m: &Map<String, Value>) -> Result<Map<String, Value>, Rejected> {
         let details = status_details(m)?;
         step_timeout(m, false)?;
-        let out = self
-            .write(|txn| {
-                let mut out = Map::new();
-                let Some(head) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else { return Ok(out) };
-                let mut e = head;
-                if execution::start(&mut e, details.as_ref(), txn.now) {
-                    txn.put_execution(e.clone());
-                }
-                out.insert("execution".into(), wire::mqtt_execution(&e, txn.s.document(&e.job_id)));
-                Ok(out)
-            })
-            .await;
-        out.map_err(|e| Rejected::new("InternalError", e.message))
+        self.write(|txn| {
+            let mut out = Map::new();
+            let Some(head) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else { return Ok(out) };
+            let mut e = head;
+            if execution::start(&mut e, details.as_ref(), txn.now) {
+                txn.put_execution(e.clone());
+            }
+            out.insert("execution".into(), wire::mqtt_execution(&e, txn.s.document(&e.job_id)));
+            Ok(out)
+        })
+        .await
     }
 
     async fn mqtt_describe(
@@ -284,33 +292,23 @@ impl Engine {
     ) -> Result<Map<String, Value>, Rejected> {
         let number = integer(m, "executionNumber")?;
         let include_document = boolean(m, "includeJobDocument", true)?;
-        let out = self
-            .read(|s| {
-                let e = if job_id == "$next" {
-                    match s.pending_of_thing(thing).first() {
-                        Some(e) => *e,
-                        None => return Ok(Ok(Map::new())),
-                    }
-                } else {
-                    match s.execution(job_id, thing, number) {
-                        Some(e) => e,
-                        None => {
-                            return Ok(Err(Rejected::new(
-                                "ResourceNotFound",
-                                format!("Job execution for job {job_id} and thing {thing} does not exist."),
-                            )))
-                        }
-                    }
-                };
-                let mut out = Map::new();
-                out.insert(
-                    "execution".into(),
-                    wire::mqtt_execution(e, s.document(&e.job_id).filter(|_| include_document)),
-                );
-                Ok(Ok(out))
-            })
-            .await;
-        out.map_err(|e| Rejected::new("InternalError", e.message))?
+        self.read(|s| {
+            let e = if job_id == "$next" {
+                match s.pending_of_thing(thing).first() {
+                    Some(e) => *e,
+                    None => return Ok(Map::new()),
+                }
+            } else {
+                match s.execution(job_id, thing, number) {
+                    Some(e) => e,
+                    None => return Err(execution_not_found(job_id, thing)),
+                }
+            };
+            let mut out = Map::new();
+            out.insert("execution".into(), wire::mqtt_execution(e, s.document(&e.job_id).filter(|_| include_document)));
+            Ok(out)
+        })
+        .await
     }
 
     async fn mqtt_update(
@@ -338,28 +336,23 @@ impl Engine {
         let include_state = boolean(m, "includeJobExecutionState", false)?;
         let include_document = boolean(m, "includeJobDocument", false)?;
         step_timeout(m, true)?;
-        let out = self
-            .write(|txn| {
-                let Some(mut e) = txn.s.execution(job_id, thing, number).cloned() else {
-                    return Ok(Err(Rejected::new(
-                        "ResourceNotFound",
-                        format!("Job execution for job {job_id} and thing {thing} does not exist."),
-                    )));
-                };
-                if let Err(r) = execution::apply_device_update(&mut e, &update, txn.now) {
-                    return Ok(Err(rejection(r, &e)));
-                }
-                let mut out = Map::new();
-                if include_state {
-                    out.insert("executionState".into(), wire::execution_state(&e));
-                }
-                if let Some(document) = txn.s.document(job_id).filter(|_| include_document) {
-                    out.insert("jobDocument".into(), document.clone());
-                }
-                txn.put_execution(e);
-                Ok(Ok(out))
-            })
-            .await;
-        out.map_err(|e| Rejected::new("InternalError", e.message))?
+        self.write(|txn| {
+            let Some(mut e) = txn.s.execution(job_id, thing, number).cloned() else {
+                return Err(execution_not_found(job_id, thing));
+            };
+            if let Err(r) = execution::apply_device_update(&mut e, &update, txn.now) {
+                return Err(rejection(r, &e));
+            }
+            let mut out = Map::new();
+            if include_state {
+                out.insert("executionState".into(), wire::execution_state(&e));
+            }
+            if let Some(document) = txn.s.document(job_id).filter(|_| include_document) {
+                out.insert("jobDocument".into(), document.clone());
+            }
+            txn.put_execution(e);
+            Ok(out)
+        })
+        .await
     }
 }

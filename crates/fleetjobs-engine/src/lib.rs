@@ -150,7 +150,10 @@ impl Engine {
     /// the state untouched. A change reaches memory before the disk, but if the store refuses
     /// it, memory is re-read from the store before anyone sees it again (see [`Self::lock`]),
     /// and the caller gets a retryable `ServiceUnavailableException`.
-    async fn write<T>(&self, f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    ///
+    /// `E` is the caller's error dialect (`ApiError`, or the device's `Rejected`): the
+    /// pipeline's own failures convert into it.
+    async fn write<T, E: From<ApiError>>(&self, f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, E>) -> Result<T, E> {
         let now = self.now();
         let (result, done, transitions, seq, epoch) = {
             let mut guard = self.lock()?;
@@ -167,7 +170,9 @@ impl Engine {
         };
         match done {
             // Its own batch decides: durable, or refused (and then rolled back in memory).
-            Some(rx) => rx.await.unwrap_or_else(|_| Err(health::unavailable("the store has shut down")))?,
+            Some(rx) => {
+                rx.await.unwrap_or_else(|_| Err(health::unavailable("the store has shut down"))).map_err(E::from)?
+            }
             // Nothing written, but the answer may rest on changes of a batch still in flight.
             None => self.settled(seq, epoch).await?,
         }
@@ -216,7 +221,7 @@ impl Engine {
     /// Read under the lock, then wait until everything the read could have seen is durable
     /// (a reader is never shown a change that a crash could still lose, nor one the store
     /// refused: then it reads again from the re-read state).
-    async fn read<T>(&self, f: impl Fn(&state::State) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    async fn read<T, E: From<ApiError>>(&self, f: impl Fn(&state::State) -> Result<T, E>) -> Result<T, E> {
         for _ in 0..READ_ATTEMPTS {
             let (value, seq, epoch) = {
                 let guard = self.lock()?;
@@ -226,7 +231,7 @@ impl Engine {
                 return Ok(value);
             }
         }
-        Err(health::unavailable("the store keeps refusing writes"))
+        Err(health::unavailable("the store keeps refusing writes").into())
     }
 
     /// Wait until every batch up to `seq` is settled; `Err` when one of `epoch` failed, so
