@@ -188,6 +188,17 @@ impl Engine {
         if parsed == JobsTopic::NotJobs {
             return None;
         }
+        Some(self.handle_jobs_topic(topic, parsed, payload).await)
+    }
+
+    /// Answer a publish on a jobs topic that the caller has parsed already (the device plane
+    /// parses each topic once, to decide whether the service owns it).
+    pub async fn handle_jobs_topic(
+        &self,
+        topic: &str,
+        parsed: JobsTopic<'_>,
+        payload: &[u8],
+    ) -> Vec<(String, Vec<u8>)> {
         // The token is echoed on every answer, rejections of bad topics included.
         let request = parse_payload(payload).and_then(|m| match m.get("clientToken") {
             None | Some(Value::Null) => Ok((m, None)),
@@ -206,7 +217,7 @@ impl Engine {
                 (Err(Rejected::new("InvalidTopic", format!("The topic {topic} is not a valid jobs topic"))), token)
             }
         };
-        Some(vec![self.reply(topic, result, token.as_deref())])
+        vec![self.reply(topic, result, token.as_deref())]
     }
 
     fn reply(

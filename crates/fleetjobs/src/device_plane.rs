@@ -55,11 +55,12 @@ impl DeviceHooks for Hooks {
         topic: &'a str,
         payload: Bytes,
     ) -> Option<BoxFuture<'a, Vec<Reply>>> {
-        if topics::parse(topic) == JobsTopic::NotJobs {
+        let parsed = topics::parse(topic);
+        if parsed == JobsTopic::NotJobs {
             return None;
         }
         Some(Box::pin(async move {
-            let replies = self.engine.handle_jobs_request(topic, &payload).await.unwrap_or_default();
+            let replies = self.engine.handle_jobs_topic(topic, parsed, &payload).await;
             replies.into_iter().map(|(topic, payload)| Reply { topic, payload: Bytes::from(payload) }).collect()
         }))
     }
