@@ -36,10 +36,11 @@ use tracing::{error, info, warn};
 use crate::config::AgentConfig;
 use crate::details::Details;
 use crate::document;
+use crate::execution_status::{ExecutionStatus, ReportedStatus};
 use crate::executor;
 use crate::executor_api::{Progress, StepCheckpoint, StepContext, StepOutcome, StepRunner};
 use crate::identity::{why_gone, ExecKey, Origin};
-use crate::jobs_client::{is_terminal, jitter, ClientError, ClientEvent, JobExecution, JobsClient, RequestError};
+use crate::jobs_client::{jitter, ClientError, ClientEvent, JobExecution, JobsClient, RequestError};
 use crate::journal::{now_secs, Journal, JournalError, JournalState, SharedJournal, StepState, Update};
 use crate::plan::{Plan, Step};
 use crate::signature::{self, TrustStore};
@@ -78,6 +79,8 @@ struct Env {
     boot_id: String,
     /// The endpoint and thing every execution key is made for.
     origin: Origin,
+    /// Read through [`SharedJournal::with`], changed through [`Env::record`] (which logs a
+    /// failed write).
     journal: SharedJournal,
     uplink: UplinkHandle,
     runtime: Arc<Mutex<RuntimeStatus>>,
@@ -86,9 +89,9 @@ struct Env {
 }
 
 impl Env {
-    /// Run `f` on the journal; a failed write is logged (the agent goes on).
-    fn journal<T>(&self, f: impl FnOnce(&mut Journal) -> Result<T, JournalError>) -> Result<T, JournalError> {
-        let r = f(&mut self.journal.lock().expect("journal lock"));
+    /// Change the journal with `f`; a failed write is logged (the agent goes on).
+    fn record<T>(&self, f: impl FnOnce(&mut Journal) -> Result<T, JournalError>) -> Result<T, JournalError> {
+        let r = self.journal.with(f);
         if let Err(e) = &r {
             error!(error = %e, "journal write failed");
         }
@@ -186,7 +189,7 @@ pub async fn run(
     if let Some(key) = opened.forget_foreign(&origin)? {
         warn!(job = %key, "the journaled job belongs to another endpoint or thing: abandoned");
     }
-    let journal: SharedJournal = Arc::new(Mutex::new(opened));
+    let journal = SharedJournal::new(opened);
     let boot_id = read_boot_id(&cfg.boot_id_file)?;
     let (client, mut client_events) = JobsClient::start(&cfg)?;
     let (uplink_tx, mut uplink_events) = mpsc::unbounded_channel();
@@ -204,7 +207,7 @@ pub async fn run(
     let env = Arc::new(Env { cfg, runner, trust, boot_id, origin, journal, uplink, runtime, client });
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut agent = Agent { env: env.clone(), running: None, done_tx, settled: HashSet::new() };
-    let _ = env.journal(|j| j.note(format!("agent started (pid {})", std::process::id())));
+    let _ = env.record(|j| j.note(format!("agent started (pid {})", std::process::id())));
     agent.resume_if_journaled();
 
     tokio::pin!(shutdown);
@@ -227,7 +230,7 @@ pub async fn run(
         rt.connected = false;
         rt.last_disconnect = Some("agent stopped".into());
     });
-    let _ = env.journal(|j| j.note("agent stopped".into()));
+    let _ = env.record(|j| j.note("agent stopped".into()));
     Ok(())
 }
 
@@ -261,7 +264,7 @@ impl Agent {
                     rt.last_connected_at = Some(now_secs());
                 });
                 let _ =
-                    self.env.journal(|j| j.note(format!("connected ({protocol}, session present: {session_present})")));
+                    self.env.record(|j| j.note(format!("connected ({protocol}, session present: {session_present})")));
                 self.env.uplink.wake();
                 self.poll().await;
             }
@@ -322,10 +325,7 @@ impl Agent {
             return;
         }
         let (Some(exec), Some(key)) = (exec, key) else { return };
-        let decision = {
-            let j = self.env.journal.lock().expect("journal lock");
-            decide(j.state(), &key, &exec.status, &self.settled)
-        };
+        let decision = self.env.journal.with(|j| decide(j.state(), &key, &exec.status, &self.settled));
         match decision {
             HeadDecision::Ignore => {}
             HeadDecision::Run => self.spawn(key, Start::New(Box::new(exec))),
@@ -337,7 +337,7 @@ impl Agent {
             HeadDecision::AwaitUplink => self.env.uplink.wake(),
             HeadDecision::Resend(done) => {
                 // Done here, but the server still shows it pending: our final update was lost.
-                if self.env.journal(|j| j.resend_final(&done)).unwrap_or(false) {
+                if self.env.record(|j| j.resend_final(&done)).unwrap_or(false) {
                     info!(job = %done, "re-sending the final status");
                 }
                 self.settled.insert(done);
@@ -375,7 +375,7 @@ impl Agent {
             running.cancel.raise(why);
         } else {
             let key = running.key.clone();
-            let _ = self.env.journal(|j| j.cancel(&key, why));
+            let _ = self.env.record(|j| j.cancel(&key, why));
             self.running = None;
         }
     }
@@ -384,7 +384,7 @@ impl Agent {
         if self.running.is_some() {
             return;
         }
-        let current = self.env.journal.lock().expect("journal lock").state().current.as_ref().map(|c| c.key.clone());
+        let current = self.env.journal.with(|j| j.state().current.as_ref().map(|c| c.key.clone()));
         if let Some(key) = current {
             info!(job = %key, "resuming the journaled job");
             self.spawn(key, Start::Resume);
@@ -395,10 +395,9 @@ impl Agent {
         let cancel = Cancel::new();
         let identity = match start {
             Start::New(_) => key.clone(),
-            Start::Resume => {
-                let j = self.env.journal.lock().expect("journal lock");
+            Start::Resume => self.env.journal.with(|j| {
                 j.state().current.as_ref().filter(|c| c.key == key).map(|c| c.identity()).unwrap_or_else(|| key.clone())
-            }
+            }),
         };
         self.running = Some(Running { key: key.clone(), identity, cancel: cancel.clone(), active: true });
         let env = self.env.clone();
@@ -431,14 +430,14 @@ enum HeadDecision {
 /// that may be this very one holds it back, and then only to deliver its final status; one
 /// abandoned here (CANCELED: the server said it was gone) that the server shows pending
 /// again is run, since nothing was reported for it. `settled`: see [`Agent::settled`].
-fn decide(state: &JournalState, head: &ExecKey, status: &str, settled: &HashSet<ExecKey>) -> HeadDecision {
-    if is_terminal(status) {
+fn decide(state: &JournalState, head: &ExecKey, status: &ReportedStatus, settled: &HashSet<ExecKey>) -> HeadDecision {
+    if status.is_terminal() {
         return HeadDecision::Ignore;
     }
     match state.finished_as(head) {
         None => HeadDecision::Run,
         Some(done) if settled.contains(&done.key) || state.has_outbox_for(&done.key) => HeadDecision::AwaitUplink,
-        Some(done) if done.outcome == "CANCELED" => HeadDecision::RunAgain(done.key.clone()),
+        Some(done) if done.outcome == ExecutionStatus::Canceled => HeadDecision::RunAgain(done.key.clone()),
         Some(done) => HeadDecision::Resend(done.key.clone()),
     }
 }
@@ -450,19 +449,19 @@ async fn run_job(env: &Env, key: &ExecKey, start: Start, cancel: Cancel) -> JobE
         match admit(env, &exec) {
             Err(details) => {
                 warn!(job = %key, reason = details.get("reason").unwrap_or(""), "rejecting the job");
-                let r = env.journal(|j| j.reject(key, version, details));
+                let r = env.record(|j| j.reject(key, version, details));
                 env.uplink.wake();
                 return if r.is_ok() { JobEnd::Finished } else { JobEnd::Stalled };
             }
             Ok((document, plan)) => {
                 info!(job = %key, operation = %plan.operation, steps = plan.steps.len(), "starting the job");
                 let first = Update {
-                    status: "IN_PROGRESS",
+                    status: ExecutionStatus::InProgress,
                     details: Details::new().with("operation", &plan.operation).with("step", "accepted"),
                     step_timeout_minutes: None,
                     coalesce: false,
                 };
-                if env.journal(|j| j.begin(key.clone(), document, plan, version, first)).is_err() {
+                if env.record(|j| j.begin(key.clone(), document, plan, version, first)).is_err() {
                     return JobEnd::Stalled;
                 }
                 env.uplink.wake();
@@ -521,18 +520,19 @@ struct NextStep {
 }
 
 fn next_step(env: &Env, key: &ExecKey) -> Option<NextStep> {
-    let j = env.journal.lock().expect("journal lock");
-    let job = j.state().current.as_ref().filter(|c| &c.key == key)?;
-    let index = job.next_step()?;
-    Some(NextStep {
-        index,
-        total: job.steps.len(),
-        step: job.step(index)?.clone(),
-        operation: job.plan.operation.clone(),
-        document: job.document.clone(),
-        checkpoint: job.steps[index].checkpoint.clone(),
-        skip: job.failure.is_some() && !job.is_final_step(index),
-        last_error: job.steps[..index].iter().rev().find_map(|s| s.reason.clone()),
+    env.journal.with(|j| {
+        let job = j.state().current.as_ref().filter(|c| &c.key == key)?;
+        let index = job.next_step()?;
+        Some(NextStep {
+            index,
+            total: job.steps.len(),
+            step: job.step(index)?.clone(),
+            operation: job.plan.operation.clone(),
+            document: job.document.clone(),
+            checkpoint: job.steps[index].checkpoint.clone(),
+            skip: job.failure.is_some() && !job.is_final_step(index),
+            last_error: job.steps[..index].iter().rev().find_map(|s| s.reason.clone()),
+        })
     })
 }
 
@@ -540,15 +540,13 @@ async fn execute(env: &Env, key: &ExecKey, cancel: Cancel) -> JobEnd {
     let mut refreshes = 0;
     loop {
         if cancel.is_raised() {
-            let _ = env.journal(|j| j.cancel(key, &cancel.reason()));
+            let _ = env.record(|j| j.cancel(key, &cancel.reason()));
             return JobEnd::Canceled;
         }
         let Some(next) = next_step(env, key) else { break };
         let label = format!("{}/{} {}", next.index + 1, next.total, next.step.name);
         if next.skip {
-            if env
-                .journal(|j| j.step_finished(key, next.index, StepState::Skipped, Details::new(), None, None))
-                .is_err()
+            if env.record(|j| j.step_finished(key, next.index, StepState::Skipped, Details::new(), None, None)).is_err()
             {
                 return JobEnd::Stalled;
             }
@@ -560,12 +558,12 @@ async fn execute(env: &Env, key: &ExecKey, cancel: Cancel) -> JobEnd {
             base.set("lastError", e);
         }
         let started = Update {
-            status: "IN_PROGRESS",
+            status: ExecutionStatus::InProgress,
             details: base.clone(),
             step_timeout_minutes: Some(step_timeout_minutes(timeout)),
             coalesce: false,
         };
-        if env.journal(|j| j.step_started(key, next.index, Some(started))).is_err() {
+        if env.record(|j| j.step_started(key, next.index, Some(started))).is_err() {
             return JobEnd::Stalled;
         }
         env.uplink.wake();
@@ -573,8 +571,9 @@ async fn execute(env: &Env, key: &ExecKey, cancel: Cancel) -> JobEnd {
         let outcome = run_step(env, key, &next, &base, timeout, cancel.flag.subscribe()).await;
         info!(job = %key, step = %label, ?outcome, "step ended");
         let recorded = match outcome {
-            StepOutcome::Succeeded { details } => env
-                .journal(|j| j.step_finished(key, next.index, StepState::Succeeded, to_details(&details), None, None)),
+            StepOutcome::Succeeded { details } => {
+                env.record(|j| j.step_finished(key, next.index, StepState::Succeeded, to_details(&details), None, None))
+            }
             StepOutcome::Failed { details, .. }
                 if refreshes < MAX_REFRESHES && needs_fresh_document(&details) && refresh_document(env, key).await =>
             {
@@ -584,24 +583,24 @@ async fn execute(env: &Env, key: &ExecKey, cancel: Cancel) -> JobEnd {
             }
             StepOutcome::Failed { reason, details } => {
                 let failure = (!next.step.ignore_failure).then(|| format!("step {label} failed: {reason}"));
-                env.journal(|j| {
+                env.record(|j| {
                     j.step_finished(key, next.index, StepState::Failed, to_details(&details), Some(reason), failure)
                 })
             }
             StepOutcome::TimedOut => {
                 let reason = format!("TIMED_OUT: step {label} exceeded its {}s timeout", timeout.as_secs());
                 let failure = (!next.step.ignore_failure).then(|| reason.clone());
-                env.journal(|j| {
+                env.record(|j| {
                     j.step_finished(key, next.index, StepState::Failed, Details::new(), Some(reason), failure)
                 })
             }
             StepOutcome::Canceled => {
-                let _ = env.journal(|j| j.cancel(key, &cancel.reason()));
+                let _ = env.record(|j| j.cancel(key, &cancel.reason()));
                 return JobEnd::Canceled;
             }
             StepOutcome::RebootPending => {
                 let details = Details::new().with("operation", &next.operation).with("step", &label);
-                let r = env.journal(|j| {
+                let r = env.record(|j| {
                     j.step_finished(key, next.index, StepState::RebootPending, details, Some("rebooting".into()), None)
                 });
                 return if r.is_ok() { JobEnd::AwaitingReboot } else { JobEnd::Stalled };
@@ -612,10 +611,10 @@ async fn execute(env: &Env, key: &ExecKey, cancel: Cancel) -> JobEnd {
         }
     }
     if cancel.is_raised() {
-        let _ = env.journal(|j| j.cancel(key, &cancel.reason()));
+        let _ = env.record(|j| j.cancel(key, &cancel.reason()));
         return JobEnd::Canceled;
     }
-    let finished = env.journal(|j| {
+    let finished = env.record(|j| {
         let job =
             j.state().current.clone().filter(|c| &c.key == key).ok_or(JournalError::NoSuchJob(key.to_string()))?;
         let (outcome, details) = final_details(&job);
@@ -641,7 +640,7 @@ fn needs_fresh_document(details: &[(String, String)]) -> bool {
 /// journaled one (new presigned URLs) and has the same steps, journal it. `true`: run the step
 /// again with it (the executor resumes its partial download when the resource is the same).
 async fn refresh_document(env: &Env, key: &ExecKey) -> bool {
-    let identity = env.journal.lock().expect("journal lock").state().current.as_ref().map(|c| c.identity());
+    let identity = env.journal.with(|j| j.state().current.as_ref().map(|c| c.identity()));
     let fresh = match env.client.describe(&key.job_id, key.execution_number, true).await {
         // Only a copy of this very execution (not of a job that reuses its id).
         Ok(Some(exec)) if identity.is_some_and(|i| i.same_execution(&ExecKey::of(&exec, &env.origin))) => {
@@ -655,17 +654,16 @@ async fn refresh_document(env: &Env, key: &ExecKey) -> bool {
         }
     };
     let Ok((document, plan)) = admit_document(env, fresh.as_ref()) else { return false };
-    let unchanged =
-        env.journal.lock().expect("journal lock").state().current.as_ref().is_some_and(|c| c.document == document);
+    let unchanged = env.journal.with(|j| j.state().current.as_ref().is_some_and(|c| c.document == document));
     if unchanged {
         return false;
     }
-    env.journal(|j| j.replace_document(key, document, plan)).unwrap_or(false)
+    env.record(|j| j.replace_document(key, document, plan)).unwrap_or(false)
 }
 
 /// The final status and its statusDetails: operation, step, reason (on failure), then the
 /// steps' own details, the failing or last step's first.
-fn final_details(job: &crate::journal::CurrentJob) -> (&'static str, Details) {
+fn final_details(job: &crate::journal::CurrentJob) -> (ExecutionStatus, Details) {
     let n = job.steps.len();
     let mut d = Details::new().with("operation", &job.plan.operation);
     let failed_at = job.steps.iter().position(|s| s.state == StepState::Failed && job.failure.is_some());
@@ -675,11 +673,11 @@ fn final_details(job: &crate::journal::CurrentJob) -> (&'static str, Details) {
             d.set("step", format!("{}/{n} {}", at + 1, job.steps.get(at).map(|s| s.name.as_str()).unwrap_or("")));
             d.set("reason", reason);
             d.fill(job.steps.get(at).map(|s| s.details.pairs()).unwrap_or_default());
-            "FAILED"
+            ExecutionStatus::Failed
         }
         (None, _) => {
             d.set("step", format!("{n}/{n} finished all steps"));
-            "SUCCEEDED"
+            ExecutionStatus::Succeeded
         }
     };
     for s in job.steps.iter().rev() {
@@ -741,7 +739,7 @@ async fn run_step(
     let journal = env.journal.clone();
     let (ck_key, ck_index) = (key.clone(), next.index);
     let checkpoint = move |cp: StepCheckpoint| {
-        if let Err(e) = journal.lock().expect("journal lock").checkpoint(&ck_key, ck_index, cp) {
+        if let Err(e) = journal.with(|j| j.checkpoint(&ck_key, ck_index, cp)) {
             error!(error = %e, "checkpoint not journaled");
         }
     };
@@ -782,12 +780,12 @@ async fn run_step(
                 let details = now.as_ref().map(|p| progress_details(base, p)).unwrap_or_else(|| base.clone());
                 env.set_progress(now.as_ref().map(progress_text));
                 let update = Update {
-                    status: "IN_PROGRESS",
+                    status: ExecutionStatus::InProgress,
                     details,
                     step_timeout_minutes: Some(step_timeout_minutes(timeout)),
                     coalesce: true,
                 };
-                if env.journal(|j| j.enqueue(key, update)).is_ok() {
+                if env.record(|j| j.enqueue(key, update)).is_ok() {
                     env.uplink.wake();
                 }
                 last_sent = Instant::now();
@@ -800,6 +798,7 @@ async fn run_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execution_status::ExecutionStatus::{Failed, InProgress, Queued, Succeeded};
     use crate::journal::{CurrentJob, StepRecord};
 
     #[test]
@@ -840,14 +839,14 @@ mod tests {
             started_at: 0,
         };
         let (outcome, d) = final_details(&job);
-        assert_eq!(outcome, "SUCCEEDED");
+        assert_eq!(outcome, Succeeded);
         assert_eq!(d.get("step"), Some("2/2 finished all steps"));
         assert_eq!(d.get("stdout"), Some("hi"));
         assert_eq!(d.get("uptime"), Some("5"));
         job.steps[1].state = StepState::Failed;
         job.failure = Some("step 2/2 s1 failed: exit 3".into());
         let (outcome, d) = final_details(&job);
-        assert_eq!(outcome, "FAILED");
+        assert_eq!(outcome, Failed);
         assert_eq!(d.get("step"), Some("2/2 s1"));
         assert_eq!(d.get("reason"), Some("step 2/2 s1 failed: exit 3"));
     }
@@ -882,39 +881,41 @@ mod tests {
         let mut j = Journal::open(dir.path()).unwrap();
         let settled = HashSet::new();
         let (first, again) = (identity(100, 1), identity(100, 1));
-        assert_eq!(decide(j.state(), &first, "QUEUED", &settled), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &first, &Queued.into(), &settled), HeadDecision::Run);
         let first_update =
-            Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
+            Update { status: InProgress, details: Details::new(), step_timeout_minutes: None, coalesce: false };
         j.begin(first.clone(), serde_json::json!({"v": 1}), crate::journal::tests::plan(1), Some(1), first_update)
             .unwrap();
-        j.finish(&first, "SUCCEEDED", Details::new().with("result", "old")).unwrap();
+        j.finish(&first, Succeeded, Details::new().with("result", "old")).unwrap();
         // (a) finished, deleted, re-created with another document or later: run it.
-        assert_eq!(decide(j.state(), &identity(100, 2), "QUEUED", &settled), HeadDecision::Run);
-        assert_eq!(decide(j.state(), &identity(300, 1), "QUEUED", &settled), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(100, 2), &Queued.into(), &settled), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(300, 1), &Queued.into(), &settled), HeadDecision::Run);
         // The very execution: deliver the final status, never run it again.
-        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &settled), HeadDecision::AwaitUplink, "still queued");
+        assert_eq!(decide(j.state(), &again, &InProgress.into(), &settled), HeadDecision::AwaitUplink, "still queued");
         let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
         for seq in seqs {
             j.acknowledge(seq, Some(3)).unwrap();
         }
-        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &settled), HeadDecision::Resend(first.clone()));
+        assert_eq!(decide(j.state(), &again, &InProgress.into(), &settled), HeadDecision::Resend(first.clone()));
         let once = HashSet::from([first.clone()]);
-        assert_eq!(decide(j.state(), &again, "IN_PROGRESS", &once), HeadDecision::AwaitUplink);
-        assert_eq!(decide(j.state(), &again, "SUCCEEDED", &settled), HeadDecision::Ignore);
+        assert_eq!(decide(j.state(), &again, &InProgress.into(), &once), HeadDecision::AwaitUplink);
+        assert_eq!(decide(j.state(), &again, &Succeeded.into(), &settled), HeadDecision::Ignore);
+        let unknown = ReportedStatus::Unknown("PAUSED".into());
+        assert_eq!(decide(j.state(), &identity(300, 1), &unknown, &settled), HeadDecision::Ignore, "not ours to run");
         // (b) abandoned here (deleted while it ran): whatever the server shows pending runs.
         let running = identity(400, 1);
         let update =
-            Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
+            Update { status: InProgress, details: Details::new(), step_timeout_minutes: None, coalesce: false };
         j.begin(running.clone(), serde_json::json!({"v": 1}), crate::journal::tests::plan(1), Some(1), update).unwrap();
         j.cancel(&running, "the execution no longer exists").unwrap();
-        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &settled), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(500, 1), &Queued.into(), &settled), HeadDecision::Run);
         // The abandoned execution itself, shown pending again: run once, then leave it be.
         let again = HeadDecision::RunAgain(running.clone());
-        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &settled), again);
+        assert_eq!(decide(j.state(), &identity(400, 1), &Queued.into(), &settled), again);
         let legacy = ExecKey::bare("j", 1);
-        assert_eq!(decide(j.state(), &legacy, "QUEUED", &settled), again, "the latest entry it may be");
+        assert_eq!(decide(j.state(), &legacy, &Queued.into(), &settled), again, "the latest entry it may be");
         let once = HashSet::from([running]);
-        assert_eq!(decide(j.state(), &identity(400, 1), "QUEUED", &once), HeadDecision::AwaitUplink);
-        assert_eq!(decide(j.state(), &identity(500, 1), "QUEUED", &once), HeadDecision::Run);
+        assert_eq!(decide(j.state(), &identity(400, 1), &Queued.into(), &once), HeadDecision::AwaitUplink);
+        assert_eq!(decide(j.state(), &identity(500, 1), &Queued.into(), &once), HeadDecision::Run);
     }
 }

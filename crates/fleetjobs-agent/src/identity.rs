@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::jobs_client::{is_terminal, JobExecution, RequestError};
+use crate::jobs_client::{JobExecution, RequestError};
 use crate::signature::{canonical_json, SIGNATURE_MEMBER};
 
 /// The endpoint and thing this agent works for: part of every execution's identity.
@@ -134,7 +134,7 @@ pub fn why_gone(key: &ExecKey, answer: &Result<Option<JobExecution>, RequestErro
             e.job_id,
             e.queued_at.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
         )),
-        Ok(Some(e)) if is_terminal(&e.status) => Some(format!("execution is {}", e.status)),
+        Ok(Some(e)) if e.status.is_terminal() => Some(format!("execution is {}", e.status)),
         Err(RequestError::Rejected(r)) if matches!(r.code.as_str(), "ResourceNotFound" | "TerminalStateReached") => {
             Some(format!("the server answers {}", r.code))
         }
@@ -172,6 +172,7 @@ fn strip_presigned_queries(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execution_status::ExecutionStatus;
     use serde_json::json;
 
     fn origin() -> Origin {
@@ -181,7 +182,7 @@ mod tests {
     fn exec(queued_at: Option<f64>, doc: Option<Value>) -> JobExecution {
         JobExecution {
             job_id: "j".into(),
-            status: "QUEUED".into(),
+            status: ExecutionStatus::Queued.into(),
             status_details: None,
             job_document: doc,
             version_number: Some(1),
@@ -252,7 +253,7 @@ mod tests {
         let reused = gone(Ok(Some(exec(Some(130.0), Some(json!({"operation": "a"})))))).unwrap();
         assert!(reused.contains("another execution"), "{reused}");
         let mut canceled = exec(Some(100.0), None);
-        canceled.status = "CANCELED".into();
+        canceled.status = ExecutionStatus::Canceled.into();
         assert_eq!(gone(Ok(Some(canceled))).as_deref(), Some("execution is CANCELED"));
         let rejected = |code: &str| {
             Err(RequestError::Rejected(Box::new(crate::jobs_client::Rejection {

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::{AgentConfig, MqttVersion};
+use crate::execution_status::{ExecutionStatus, ReportedStatus};
 
 /// Largest MQTT packet accepted (job documents are ≤ 32 KiB on AWS; 128 KiB MQTT limit).
 const MAX_PACKET: usize = 256 * 1024;
@@ -74,7 +75,7 @@ impl std::fmt::Display for Rejection {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionState {
     #[serde(default)]
-    pub status: String,
+    pub status: ReportedStatus,
     #[serde(default)]
     pub status_details: Option<Map<String, Value>>,
     #[serde(default)]
@@ -87,7 +88,7 @@ pub struct ExecutionState {
 pub struct JobExecution {
     pub job_id: String,
     #[serde(default)]
-    pub status: String,
+    pub status: ReportedStatus,
     #[serde(default)]
     pub status_details: Option<Map<String, Value>>,
     #[serde(default)]
@@ -101,19 +102,35 @@ pub struct JobExecution {
     pub queued_at: Option<f64>,
 }
 
-/// Execution statuses after which a device may not touch the execution any more.
-pub fn is_terminal(status: &str) -> bool {
-    !matches!(status, "QUEUED" | "IN_PROGRESS")
-}
-
 /// `{jobId}/update` request fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateRequest {
-    pub status: String,
+    pub status: ExecutionStatus,
     pub status_details: Value,
     pub expected_version: Option<u64>,
     pub execution_number: Option<u64>,
     pub step_timeout_in_minutes: Option<i64>,
+}
+
+impl UpdateRequest {
+    /// The request's JSON (without `clientToken`).
+    fn payload(&self) -> Map<String, Value> {
+        let mut payload = json_map(json!({
+            "status": self.status,
+            "statusDetails": self.status_details,
+            "includeJobExecutionState": true,
+        }));
+        if let Some(v) = self.expected_version {
+            payload.insert("expectedVersion".into(), json!(v));
+        }
+        if let Some(n) = self.execution_number {
+            payload.insert("executionNumber".into(), json!(n));
+        }
+        if let Some(t) = self.step_timeout_in_minutes {
+            payload.insert("stepTimeoutInMinutes".into(), json!(t));
+        }
+        payload
+    }
 }
 
 /// What the connection task tells the agent.
@@ -296,21 +313,7 @@ impl JobsClient {
 
     /// `{jobId}/update` with `includeJobExecutionState`; returns the new state when sent back.
     pub async fn update(&self, job_id: &str, req: &UpdateRequest) -> Result<Option<ExecutionState>, RequestError> {
-        let mut payload = json_map(json!({
-            "status": req.status,
-            "statusDetails": req.status_details,
-            "includeJobExecutionState": true,
-        }));
-        if let Some(v) = req.expected_version {
-            payload.insert("expectedVersion".into(), json!(v));
-        }
-        if let Some(n) = req.execution_number {
-            payload.insert("executionNumber".into(), json!(n));
-        }
-        if let Some(t) = req.step_timeout_in_minutes {
-            payload.insert("stepTimeoutInMinutes".into(), json!(t));
-        }
-        let answer = self.request(&format!("{job_id}/update"), payload).await?;
+        let answer = self.request(&format!("{job_id}/update"), req.payload()).await?;
         match answer.get("executionState") {
             None | Some(Value::Null) => Ok(None),
             Some(state) => {
@@ -534,18 +537,43 @@ mod tests {
     }
 
     #[test]
+    fn updates_carry_the_status_as_aws_spells_it() {
+        let req = UpdateRequest {
+            status: ExecutionStatus::InProgress,
+            status_details: json!({"step": "1/2"}),
+            expected_version: Some(4),
+            execution_number: Some(1),
+            step_timeout_in_minutes: None,
+        };
+        assert_eq!(
+            Value::Object(req.payload()),
+            json!({"status": "IN_PROGRESS", "statusDetails": {"step": "1/2"}, "includeJobExecutionState": true,
+                "expectedVersion": 4, "executionNumber": 1})
+        );
+    }
+
+    #[test]
     fn executions_and_rejections_parse() {
         let answer = json!({"execution": {"jobId": "j1", "status": "QUEUED", "versionNumber": 1,
             "executionNumber": 2, "jobDocument": {"operation": "customJob"}}, "timestamp": 1});
         let e = execution_of(&answer).unwrap().unwrap();
         assert_eq!((e.job_id.as_str(), e.execution_number, e.version_number), ("j1", Some(2), Some(1)));
+        assert_eq!(e.status, ReportedStatus::Known(ExecutionStatus::Queued));
         assert_eq!(e.queued_at, None);
         let queued = execution_of(&json!({"execution": {"jobId": "j1", "queuedAt": 1700000000}})).unwrap().unwrap();
         assert_eq!(queued.queued_at, Some(1_700_000_000.0));
+        assert!(queued.status.is_terminal(), "no status: not one the agent may update");
+        let odd = execution_of(&json!({"execution": {"jobId": "j1", "status": "PAUSED"}})).unwrap().unwrap();
+        assert_eq!(odd.status, ReportedStatus::Unknown("PAUSED".into()));
+        assert!(matches!(
+            execution_of(&json!({"execution": {"jobId": "j1", "status": 7}})),
+            Err(RequestError::Malformed(_))
+        ));
         assert_eq!(execution_of(&json!({"timestamp": 1})).unwrap(), None);
         let r: Rejection = serde_json::from_value(json!({"code": "VersionMismatch", "message": "m",
             "executionState": {"status": "IN_PROGRESS", "versionNumber": 3}}))
         .unwrap();
-        assert_eq!(r.execution_state.unwrap().version_number, Some(3));
+        let state = r.execution_state.unwrap();
+        assert_eq!((state.status.known(), state.version_number), (Some(ExecutionStatus::InProgress), Some(3)));
     }
 }

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::details::Details;
+use crate::execution_status::ExecutionStatus;
 use crate::executor_api::StepCheckpoint;
 pub use crate::identity::ExecKey;
 use crate::identity::{document_hash, Origin};
@@ -41,9 +42,25 @@ pub const JOURNAL_FILE: &str = "journal.json";
 const LOCK_FILE: &str = "journal.lock";
 pub const HISTORY_LEN: usize = 20;
 
-/// The journal as the agent's tasks share it (held only briefly, never across an await).
-pub type SharedJournal = std::sync::Arc<std::sync::Mutex<Journal>>;
 pub const LOG_LEN: usize = 50;
+
+/// The journal as the agent's tasks share it. [`SharedJournal::with`] is the only way in, so
+/// the lock is held for one closure at a time and never across an await.
+#[derive(Debug, Clone)]
+pub struct SharedJournal(std::sync::Arc<std::sync::Mutex<Journal>>);
+
+impl SharedJournal {
+    pub fn new(journal: Journal) -> SharedJournal {
+        SharedJournal(std::sync::Arc::new(std::sync::Mutex::new(journal)))
+    }
+
+    /// Run `f` on the journal, under its lock.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Journal) -> T) -> T {
+        // A panic while the journal was held leaves its in-memory state unknown: crash too, and
+        // restart from the durable file.
+        f(&mut self.0.lock().expect("journal lock"))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -148,7 +165,7 @@ impl CurrentJob {
 pub struct OutboxEntry {
     pub seq: u64,
     pub key: ExecKey,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub details: Details,
     #[serde(default)]
     pub step_timeout_minutes: Option<i64>,
@@ -161,7 +178,7 @@ pub struct OutboxEntry {
 /// What the agent wants the server to record (before it is given a sequence number).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    pub status: &'static str,
+    pub status: ExecutionStatus,
     pub details: Details,
     pub step_timeout_minutes: Option<i64>,
     pub coalesce: bool,
@@ -172,7 +189,7 @@ pub struct Update {
 pub struct FinishedJob {
     pub key: ExecKey,
     /// SUCCEEDED, FAILED, REJECTED or CANCELED.
-    pub outcome: String,
+    pub outcome: ExecutionStatus,
     #[serde(default)]
     pub reason: Option<String>,
     /// The final statusDetails sent (re-sent if the server still shows the job pending).
@@ -342,7 +359,7 @@ impl Journal {
         state.outbox.push_back(OutboxEntry {
             seq,
             key: key.clone(),
-            status: update.status.to_owned(),
+            status: update.status,
             details: update.details,
             step_timeout_minutes: update.step_timeout_minutes,
             coalesce: update.coalesce,
@@ -503,7 +520,7 @@ impl Journal {
 
     /// The job is over: `current` moves to the history and the final update is queued, in
     /// one write.
-    pub fn finish(&mut self, key: &ExecKey, outcome: &'static str, details: Details) -> Result<(), JournalError> {
+    pub fn finish(&mut self, key: &ExecKey, outcome: ExecutionStatus, details: Details) -> Result<(), JournalError> {
         let reason = details.get("reason").map(str::to_owned);
         let note = format!("{key}: finished {outcome}");
         self.commit(Some(note), |s| {
@@ -524,19 +541,19 @@ impl Journal {
             }
             s.outbox.retain(|e| &e.key != key);
             s.versions.remove(&key.journal_id());
-            Self::push_history(s, key, "CANCELED", Some(reason.to_owned()), Details::new());
+            Self::push_history(s, key, ExecutionStatus::Canceled, Some(reason.to_owned()), Details::new());
         })
     }
 
-    fn push_history(s: &mut JournalState, key: &ExecKey, outcome: &str, reason: Option<String>, details: Details) {
+    fn push_history(
+        s: &mut JournalState,
+        key: &ExecKey,
+        outcome: ExecutionStatus,
+        reason: Option<String>,
+        details: Details,
+    ) {
         s.history.retain(|f| &f.key != key);
-        s.history.push_back(FinishedJob {
-            key: key.clone(),
-            outcome: outcome.to_owned(),
-            reason,
-            details,
-            finished_at: now_secs(),
-        });
+        s.history.push_back(FinishedJob { key: key.clone(), outcome, reason, details, finished_at: now_secs() });
         while s.history.len() > HISTORY_LEN {
             s.history.pop_front();
         }
@@ -572,7 +589,7 @@ impl Journal {
                     key.thing.as_deref().unwrap_or("?"),
                     key.endpoint.as_deref().unwrap_or("?")
                 );
-                Self::push_history(s, key, "CANCELED", Some(why), Details::new());
+                Self::push_history(s, key, ExecutionStatus::Canceled, Some(why), Details::new());
             }
         })?;
         Ok(current)
@@ -640,13 +657,12 @@ impl Journal {
     /// nothing is queued for it any more).
     pub fn resend_final(&mut self, key: &ExecKey) -> Result<bool, JournalError> {
         let Some(done) = self.state.finished(key).cloned() else { return Ok(false) };
-        if done.outcome == "CANCELED" || self.state.has_outbox_for(key) {
+        if done.outcome == ExecutionStatus::Canceled || self.state.has_outbox_for(key) {
             return Ok(false);
         }
-        let status: &'static str = match done.outcome.as_str() {
-            "SUCCEEDED" => "SUCCEEDED",
-            "REJECTED" => "REJECTED",
-            _ => "FAILED",
+        let status = match done.outcome {
+            ExecutionStatus::Succeeded | ExecutionStatus::Rejected => done.outcome,
+            _ => ExecutionStatus::Failed,
         };
         self.enqueue(key, Update { status, details: done.details, step_timeout_minutes: None, coalesce: false })?;
         Ok(true)
@@ -660,12 +676,10 @@ impl Journal {
             if let Some(v) = version {
                 s.versions.insert(key.journal_id(), v);
             }
-            Self::push_history(s, key, "REJECTED", reason, details.clone());
-            Self::push_update(
-                s,
-                key,
-                Update { status: "REJECTED", details, step_timeout_minutes: None, coalesce: false },
-            );
+            Self::push_history(s, key, ExecutionStatus::Rejected, reason, details.clone());
+            let update =
+                Update { status: ExecutionStatus::Rejected, details, step_timeout_minutes: None, coalesce: false };
+            Self::push_update(s, key, update);
         })
     }
 }
@@ -673,6 +687,7 @@ impl Journal {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::execution_status::ExecutionStatus::{Canceled, InProgress, Queued, Succeeded};
     use crate::plan::{Action, Step};
 
     pub(crate) fn plan(n: usize) -> Plan {
@@ -697,7 +712,7 @@ pub(crate) mod tests {
     pub(crate) fn identity(queued_at: u64, doc: u32) -> ExecKey {
         let exec = crate::jobs_client::JobExecution {
             job_id: "j".into(),
-            status: "QUEUED".into(),
+            status: Queued.into(),
             status_details: None,
             job_document: Some(serde_json::json!({ "v": doc })),
             version_number: Some(1),
@@ -707,8 +722,8 @@ pub(crate) mod tests {
         ExecKey::of(&exec, &origin())
     }
 
-    fn update(status: &'static str, coalesce: bool) -> Update {
-        Update { status, details: Details::new().with("step", status), step_timeout_minutes: None, coalesce }
+    fn update(status: ExecutionStatus, coalesce: bool) -> Update {
+        Update { status, details: Details::new().with("step", status.as_str()), step_timeout_minutes: None, coalesce }
     }
 
     #[test]
@@ -716,7 +731,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut j = Journal::open(dir.path()).unwrap();
-            j.begin(key("a"), serde_json::json!({"x":1}), plan(3), Some(1), update("IN_PROGRESS", false)).unwrap();
+            j.begin(key("a"), serde_json::json!({"x":1}), plan(3), Some(1), update(InProgress, false)).unwrap();
             j.step_started(&key("a"), 0, None).unwrap();
             j.step_finished(&key("a"), 0, StepState::Succeeded, Details::new(), None, None).unwrap();
             j.step_started(&key("a"), 1, None).unwrap();
@@ -730,7 +745,7 @@ pub(crate) mod tests {
         assert_eq!(cur.steps[1].checkpoint, Some(StepCheckpoint::Marker { value: serde_json::json!(7) }));
         assert_eq!(cur.plan_hash, plan_hash(&plan(3)));
         assert_eq!(j.version(&key("a")), Some(1));
-        assert_eq!(j.front().unwrap().status, "IN_PROGRESS");
+        assert_eq!(j.front().unwrap().status, InProgress);
         assert!(!dir.path().join("journal.json.tmp").exists());
     }
 
@@ -738,7 +753,7 @@ pub(crate) mod tests {
     fn a_fresh_document_keeps_the_step_states() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        j.begin(key("a"), serde_json::json!({"v":1}), plan(2), None, update("IN_PROGRESS", false)).unwrap();
+        j.begin(key("a"), serde_json::json!({"v":1}), plan(2), None, update(InProgress, false)).unwrap();
         j.step_started(&key("a"), 0, None).unwrap();
         j.step_finished(&key("a"), 0, StepState::Succeeded, Details::new(), None, None).unwrap();
         assert!(j.replace_document(&key("a"), serde_json::json!({"v":2}), plan(2)).unwrap());
@@ -773,11 +788,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let k = key("a");
-        j.enqueue(&k, update("IN_PROGRESS", false)).unwrap();
-        j.enqueue(&k, update("IN_PROGRESS", true)).unwrap();
-        j.enqueue(&k, update("IN_PROGRESS", true)).unwrap();
-        j.enqueue(&key("b"), update("IN_PROGRESS", true)).unwrap();
-        j.enqueue(&k, update("SUCCEEDED", false)).unwrap();
+        j.enqueue(&k, update(InProgress, false)).unwrap();
+        j.enqueue(&k, update(InProgress, true)).unwrap();
+        j.enqueue(&k, update(InProgress, true)).unwrap();
+        j.enqueue(&key("b"), update(InProgress, true)).unwrap();
+        j.enqueue(&k, update(Succeeded, false)).unwrap();
         let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![0, 2, 3, 4]);
         j.acknowledge(0, Some(2)).unwrap();
@@ -790,10 +805,10 @@ pub(crate) mod tests {
     fn finish_cancel_and_resend() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        j.begin(key("a"), serde_json::json!({}), plan(1), Some(1), update("IN_PROGRESS", false)).unwrap();
-        j.finish(&key("a"), "SUCCEEDED", Details::new().with("step", "done")).unwrap();
+        j.begin(key("a"), serde_json::json!({}), plan(1), Some(1), update(InProgress, false)).unwrap();
+        j.finish(&key("a"), Succeeded, Details::new().with("step", "done")).unwrap();
         assert!(j.state().current.is_none());
-        assert_eq!(j.state().finished(&key("a")).unwrap().outcome, "SUCCEEDED");
+        assert_eq!(j.state().finished(&key("a")).unwrap().outcome, Succeeded);
         assert_eq!(j.state().outbox.len(), 2);
         assert!(!j.resend_final(&key("a")).unwrap(), "still queued: nothing to re-send");
         let seqs: Vec<u64> = j.state().outbox.iter().map(|e| e.seq).collect();
@@ -802,9 +817,9 @@ pub(crate) mod tests {
         }
         assert_eq!(j.version(&key("a")), None, "versions are forgotten once nothing is pending");
         assert!(j.resend_final(&key("a")).unwrap());
-        assert_eq!(j.front().unwrap().status, "SUCCEEDED");
+        assert_eq!(j.front().unwrap().status, Succeeded);
 
-        j.begin(key("b"), serde_json::json!({}), plan(2), None, update("IN_PROGRESS", false)).unwrap();
+        j.begin(key("b"), serde_json::json!({}), plan(2), None, update(InProgress, false)).unwrap();
         j.cancel(&key("b"), "CANCELED").unwrap();
         assert!(j.state().current.is_none());
         assert!(!j.state().has_outbox_for(&key("b")));
@@ -820,8 +835,8 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let old = identity(100, 1);
-        j.begin(old.clone(), serde_json::json!({"v": 1}), plan(1), Some(1), update("IN_PROGRESS", false)).unwrap();
-        j.finish(&old, "SUCCEEDED", Details::new()).unwrap();
+        j.begin(old.clone(), serde_json::json!({"v": 1}), plan(1), Some(1), update(InProgress, false)).unwrap();
+        j.finish(&old, Succeeded, Details::new()).unwrap();
         assert!(j.state().finished_as(&identity(100, 1)).is_some());
         assert!(j.state().finished_as(&identity(100, 2)).is_none(), "re-created with another document");
         assert!(j.state().finished_as(&identity(200, 1)).is_none(), "re-created with the same document");
@@ -835,8 +850,8 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let (old, new) = (identity(100, 1), identity(200, 1));
-        j.begin(old.clone(), serde_json::json!({"v": 1}), plan(1), Some(4), update("IN_PROGRESS", false)).unwrap();
-        j.enqueue(&new, update("IN_PROGRESS", false)).unwrap();
+        j.begin(old.clone(), serde_json::json!({"v": 1}), plan(1), Some(4), update(InProgress, false)).unwrap();
+        j.enqueue(&new, update(InProgress, false)).unwrap();
         j.set_version(&new, 1).unwrap();
         assert_eq!((j.version(&old), j.version(&new)), (Some(4), Some(1)));
         j.cancel(&old, "replaced").unwrap();
@@ -872,7 +887,7 @@ pub(crate) mod tests {
         let delivered = |doc: serde_json::Value, queued_at: f64| {
             let exec = crate::jobs_client::JobExecution {
                 job_id: "run".into(),
-                status: "IN_PROGRESS".into(),
+                status: InProgress.into(),
                 status_details: None,
                 job_document: Some(doc),
                 version_number: Some(2),
@@ -893,8 +908,26 @@ pub(crate) mod tests {
         assert!(j.state().finished_as(&done(1001.0)).is_none(), "queued after it had finished here");
         // Nothing old is foreign; the old job still finishes under its old key.
         assert_eq!(j.forget_foreign(&origin()).unwrap(), None);
-        j.finish(&cur.key, "SUCCEEDED", Details::new()).unwrap();
+        j.finish(&cur.key, Succeeded, Details::new()).unwrap();
         assert!(j.state().finished(&ExecKey::bare("run", 1)).is_some());
+    }
+
+    #[test]
+    fn the_string_statuses_of_an_old_journal_load_and_are_written_back_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), OLD_JOURNAL).unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.front().unwrap().status, InProgress);
+        assert_eq!(j.state().history[0].outcome, Succeeded);
+        j.note("rewritten".into()).unwrap();
+        let read = |path: &Path| serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap()).unwrap();
+        let (old, written) =
+            (serde_json::from_str::<serde_json::Value>(OLD_JOURNAL).unwrap(), read(&j.dir().join(JOURNAL_FILE)));
+        assert_eq!(written["outbox"][0]["status"], old["outbox"][0]["status"]);
+        assert_eq!(written["history"][0]["outcome"], old["history"][0]["outcome"]);
+        let state = j.state().clone();
+        drop(j);
+        assert_eq!(read_snapshot(dir.path()).unwrap(), Some(state), "what was written loads back the same");
     }
 
     #[test]
@@ -905,13 +938,13 @@ pub(crate) mod tests {
         let mut elsewhere = identity(100, 1);
         elsewhere.job_id = "other".into();
         elsewhere.endpoint = Some("old-host:8883".into());
-        j.enqueue(&mine, update("SUCCEEDED", false)).unwrap();
-        j.begin(elsewhere.clone(), serde_json::json!({}), plan(1), Some(3), update("IN_PROGRESS", false)).unwrap();
+        j.enqueue(&mine, update(Succeeded, false)).unwrap();
+        j.begin(elsewhere.clone(), serde_json::json!({}), plan(1), Some(3), update(InProgress, false)).unwrap();
         assert_eq!(j.forget_foreign(&origin()).unwrap(), Some(elsewhere.clone()));
         assert!(j.state().current.is_none());
         assert_eq!(j.state().outbox.iter().map(|e| &e.key).collect::<Vec<_>>(), vec![&mine]);
         assert_eq!(j.version(&elsewhere), None);
-        assert_eq!(j.state().finished(&elsewhere).unwrap().outcome, "CANCELED");
+        assert_eq!(j.state().finished(&elsewhere).unwrap().outcome, Canceled);
         assert_eq!(j.forget_foreign(&origin()).unwrap(), None, "once");
     }
 }

@@ -7,6 +7,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`config`] | settings: the JSON config file, command-line overrides, defaults |
+//! | [`execution_status`] | job execution statuses (`IN_PROGRESS`, ...) as one enum, and the ones the server reports |
 //! | [`jobs_client`] | MQTT (5, falling back to 3.1.1) over mutual TLS; the Jobs API requests, matched by `clientToken`, with timeouts |
 //! | [`identity`] | which execution is which: jobId#executionNumber plus queuedAt, document hash, endpoint, thing |
 //! | [`journal`] | the durable local journal: current job, steps, checkpoints, outbox, history |
@@ -26,6 +27,7 @@ pub mod agent;
 pub mod config;
 pub mod details;
 pub mod document;
+pub mod execution_status;
 pub mod executor;
 pub mod executor_api;
 pub mod identity;

@@ -180,6 +180,7 @@ pub fn render(report: &StatusReport) -> String {
 mod tests {
     use super::*;
     use crate::details::Details;
+    use crate::execution_status::ExecutionStatus;
     use crate::journal::{ExecKey, Journal, Update};
 
     #[test]
@@ -187,8 +188,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let key = ExecKey::bare("job-1", 1);
-        let first =
-            Update { status: "IN_PROGRESS", details: Details::new(), step_timeout_minutes: None, coalesce: false };
+        let first = Update {
+            status: ExecutionStatus::InProgress,
+            details: Details::new(),
+            step_timeout_minutes: None,
+            coalesce: false,
+        };
         j.begin(key.clone(), serde_json::json!({}), crate::journal::tests::plan(2), Some(1), first).unwrap();
         j.step_started(&key, 0, None).unwrap();
         j.reject(&ExecKey::bare("bad", 1), None, Details::new().with("reason", "nope")).unwrap();

@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
+use crate::execution_status::ReportedStatus;
 use crate::identity::{why_gone, ExecKey, Origin};
 use crate::jobs_client::{backoff, ExecutionState, JobsClient, Rejection, RequestError, UpdateRequest};
 use crate::journal::{Journal, OutboxEntry, SharedJournal};
@@ -88,7 +89,7 @@ impl Uplink {
         let mut mismatches = 0u32;
         let mut sent_any = false;
         loop {
-            let front = self.journal.lock().expect("journal lock").front().cloned();
+            let front = self.journal.with(|j| j.front().cloned());
             let Some(entry) = front else {
                 if sent_any {
                     sent_any = false;
@@ -116,12 +117,8 @@ impl Uplink {
         }
     }
 
-    fn with_journal<T>(&self, f: impl FnOnce(&mut Journal) -> T) -> T {
-        f(&mut self.journal.lock().expect("journal lock"))
-    }
-
     async fn send(&self, entry: &OutboxEntry, mismatches: &mut u32) -> Step {
-        let version = if *mismatches >= MAX_MISMATCHES { None } else { self.with_journal(|j| j.version(&entry.key)) };
+        let version = if *mismatches >= MAX_MISMATCHES { None } else { self.journal.with(|j| j.version(&entry.key)) };
         // Without expectedVersion nothing stops the update from landing on another execution
         // that reuses the job id; a journal without identity cannot tell them apart anyway.
         if version.is_none() && !entry.key.is_bare() {
@@ -132,7 +129,7 @@ impl Uplink {
             }
         }
         let req = UpdateRequest {
-            status: entry.status.clone(),
+            status: entry.status,
             status_details: entry.details.to_json(),
             expected_version: version,
             execution_number: Some(entry.key.execution_number),
@@ -215,7 +212,7 @@ impl Uplink {
     }
 
     fn settle(&self, f: impl FnOnce(&mut Journal) -> Result<(), crate::journal::JournalError>) {
-        if let Err(e) = self.with_journal(f) {
+        if let Err(e) = self.journal.with(f) {
             warn!(error = %e, "journal write failed");
         }
     }
@@ -230,7 +227,7 @@ enum Verdict {
     /// Stale `expectedVersion`: take the server's version and send again.
     Resync(Option<u64>),
     /// The execution is terminal (with this status) or gone: nothing more can be sent for it.
-    Gone(Option<String>),
+    Gone(Option<ReportedStatus>),
     /// A transient server condition: send again later.
     Retry,
     /// The server will never take this update (e.g. InvalidRequest): drop it.
@@ -254,7 +251,7 @@ fn judge(r: &Rejection, entry: &OutboxEntry) -> Verdict {
 
 /// Whether the server's state is what `entry` asked for (same status and details).
 fn shows(state: &ExecutionState, entry: &OutboxEntry) -> bool {
-    if state.status != entry.status {
+    if state.status.known() != Some(entry.status) {
         return false;
     }
     let want = entry.details.to_map();
@@ -266,12 +263,13 @@ fn shows(state: &ExecutionState, entry: &OutboxEntry) -> bool {
 mod tests {
     use super::*;
     use crate::details::Details;
+    use crate::execution_status::ExecutionStatus::{self, Canceled, InProgress, Succeeded};
 
     fn entry() -> OutboxEntry {
         OutboxEntry {
             seq: 1,
             key: ExecKey::bare("j", 1),
-            status: "SUCCEEDED".into(),
+            status: Succeeded,
             details: Details::new().with("step", "2/2"),
             step_timeout_minutes: None,
             coalesce: false,
@@ -279,7 +277,7 @@ mod tests {
         }
     }
 
-    fn rejection(code: &str, state: Option<(&str, Value, u64)>) -> Rejection {
+    fn rejection(code: &str, state: Option<(ExecutionStatus, Value, u64)>) -> Rejection {
         Rejection {
             code: code.into(),
             message: String::new(),
@@ -297,38 +295,45 @@ mod tests {
         let other = serde_json::json!({"step": "1/2"});
         // A re-sent update whose first `accepted` was lost.
         assert_eq!(
-            judge(&rejection("VersionMismatch", Some(("SUCCEEDED", done.clone(), 4))), &entry()),
+            judge(&rejection("VersionMismatch", Some((Succeeded, done.clone(), 4))), &entry()),
             Verdict::AlreadyApplied(Some(4))
         );
         assert_eq!(
-            judge(&rejection("InvalidStateTransition", Some(("SUCCEEDED", done, 4))), &entry()),
+            judge(&rejection("InvalidStateTransition", Some((Succeeded, done, 4))), &entry()),
             Verdict::AlreadyApplied(Some(4))
         );
         // Someone else changed the execution: resync.
         assert_eq!(
-            judge(&rejection("VersionMismatch", Some(("IN_PROGRESS", other, 5))), &entry()),
+            judge(&rejection("VersionMismatch", Some((InProgress, other, 5))), &entry()),
             Verdict::Resync(Some(5))
         );
         // Canceled or deleted under us.
         assert_eq!(
-            judge(&rejection("InvalidStateTransition", Some(("CANCELED", Value::Null, 6))), &entry()),
-            Verdict::Gone(Some("CANCELED".into()))
+            judge(&rejection("InvalidStateTransition", Some((Canceled, Value::Null, 6))), &entry()),
+            Verdict::Gone(Some(Canceled.into()))
         );
         assert_eq!(judge(&rejection("ResourceNotFound", None), &entry()), Verdict::Gone(None));
+        let mut unknown = rejection("InvalidStateTransition", None);
+        unknown.execution_state = Some(ExecutionState {
+            status: ReportedStatus::Unknown("PAUSED".into()),
+            status_details: None,
+            version_number: Some(7),
+        });
+        assert_eq!(judge(&unknown, &entry()), Verdict::Gone(Some(ReportedStatus::Unknown("PAUSED".into()))));
         assert_eq!(judge(&rejection("RequestThrottled", None), &entry()), Verdict::Retry);
         assert_eq!(judge(&rejection("InvalidRequest", None), &entry()), Verdict::Refused);
     }
 
     #[test]
     fn shows_compares_status_and_details() {
-        let state = |status: &str, details: Value| ExecutionState {
+        let state = |status: ExecutionStatus, details: Value| ExecutionState {
             status: status.into(),
             status_details: details.as_object().cloned(),
             version_number: Some(3),
         };
-        assert!(shows(&state("SUCCEEDED", serde_json::json!({"step": "2/2"})), &entry()));
-        assert!(!shows(&state("CANCELED", serde_json::json!({"step": "2/2"})), &entry()));
-        assert!(!shows(&state("SUCCEEDED", serde_json::json!({"step": "1/2"})), &entry()));
-        assert!(!shows(&state("SUCCEEDED", serde_json::json!({"step": "2/2", "x": "y"})), &entry()));
+        assert!(shows(&state(Succeeded, serde_json::json!({"step": "2/2"})), &entry()));
+        assert!(!shows(&state(Canceled, serde_json::json!({"step": "2/2"})), &entry()));
+        assert!(!shows(&state(Succeeded, serde_json::json!({"step": "1/2"})), &entry()));
+        assert!(!shows(&state(Succeeded, serde_json::json!({"step": "2/2", "x": "y"})), &entry()));
     }
 }
