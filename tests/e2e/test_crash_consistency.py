@@ -15,7 +15,7 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from e2elib.identity import allow, policy
 from e2elib.mqtt import HOST, tls_context
@@ -95,12 +95,14 @@ class Worker:
 
 
 def retrying(call, what: str, timeout: float = 60.0):
-    """Call the API through a restart: connection errors are retried, answers are not."""
+    """Call the API through a restart: connection errors are retried, answers are not. A
+    request in flight at the kill gets its connection closed with no answer: its outcome is
+    unknown, so it is sent again (a create that did commit then answers 409)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return call()
-        except EndpointConnectionError:
+        except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what}: the server did not come back")
             time.sleep(0.2)
@@ -138,22 +140,24 @@ def test_kill_9_under_load_loses_and_duplicates_nothing(own_server, tmp_path):
     workers = [Worker(name, ctx, srv.mqtt_port, ledger) for name in things]
     job_ids = [f"crash-job-{k}" for k in range(JOBS)]
 
+    creator_errors: list[BaseException] = []
+
     def create_jobs():
-        for k, job_id in enumerate(job_ids):
-            targets = arns[(k % 2) * HALF:(k % 2 + 1) * HALF]
-            document = json.dumps({"operation": "crash-test", "k": k})
-            while True:
+        try:
+            for k, job_id in enumerate(job_ids):
+                targets = arns[(k % 2) * HALF:(k % 2 + 1) * HALF]
+                document = json.dumps({"operation": "crash-test", "k": k})
                 try:
                     retrying(lambda: iot.create_job(jobId=job_id, targets=targets, document=document), job_id)
                     with ledger.lock:
                         ledger.created.add(job_id)
-                    break
                 except ClientError as e:
                     # A create in flight at the kill may have committed: then it exists.
-                    if e.response["Error"]["Code"] == "ResourceAlreadyExistsException":
-                        break
-                    raise
-            time.sleep(rng.uniform(0, 0.5))
+                    if e.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                        raise
+                time.sleep(rng.uniform(0, 0.5))
+        except BaseException as e:  # reported by the test, not lost in the thread
+            creator_errors.append(e)
 
     creator = threading.Thread(target=create_jobs, daemon=True)
     creator.start()
@@ -181,6 +185,7 @@ def test_kill_9_under_load_loses_and_duplicates_nothing(own_server, tmp_path):
 
         creator.join(120)
         assert not creator.is_alive(), "the job creator is stuck"
+        assert not creator_errors, f"creating jobs failed: {creator_errors!r}"
 
         # The devices finish every job.
         def all_done() -> bool:
