@@ -418,9 +418,11 @@ impl<'a> Txn<'a> {
         self.changes.mutations.push(Mutation::Delete { kind: JOB, key: id.to_string() });
     }
 
+    // Transitions exist to be logged: none is built (no allocation on the update path) when
+    // info lines go nowhere.
     fn job_transition(&mut self, job_id: &str, to: Option<JobStatus>) {
         let from = self.s.jobs.get(job_id).map(|j| j.status);
-        if from != to {
+        if from != to && tracing::enabled!(tracing::Level::INFO) {
             self.changes.transitions.push(Transition::Job { job_id: job_id.to_string(), from, to });
         }
     }
@@ -431,7 +433,7 @@ impl<'a> Txn<'a> {
         from: Option<JobExecutionStatus>,
         to: Option<JobExecutionStatus>,
     ) {
-        if from != to {
+        if from != to && tracing::enabled!(tracing::Level::INFO) {
             let (job_id, thing_name) = (e.job_id.clone(), e.thing_name.clone());
             self.changes.transitions.push(Transition::Execution { job_id, thing_name, from, to });
         }

@@ -43,10 +43,6 @@ pub(crate) struct RetainedStore {
     pub writing: tokio::sync::Mutex<()>,
 }
 
-fn cost(message: &Message) -> usize {
-    message.topic.len() + message.payload.len()
-}
-
 impl RetainedStore {
     pub fn new(limits: RetainLimits) -> Self {
         RetainedStore { limits, retained: Mutex::default(), writing: tokio::sync::Mutex::new(()) }
@@ -68,7 +64,7 @@ impl RetainedStore {
         if previous.is_none() && retained.messages.len() >= self.limits.max_messages {
             return Err(RetainRefusal::TooMany(self.limits.max_messages));
         }
-        if retained.bytes - previous.map_or(0, cost) + cost(message) > self.limits.max_bytes {
+        if retained.bytes - previous.map_or(0, Message::cost) + message.cost() > self.limits.max_bytes {
             return Err(RetainRefusal::TooLarge(self.limits.max_bytes));
         }
         Ok(Some(RetainedChange::Put(RetainedMessage {
@@ -85,10 +81,10 @@ impl RetainedStore {
         let removed = if message.payload.is_empty() {
             retained.messages.remove(&message.topic)
         } else {
-            retained.bytes += cost(message);
+            retained.bytes += message.cost();
             retained.messages.insert(message.topic.clone(), message.clone())
         };
-        retained.bytes -= removed.as_ref().map_or(0, cost);
+        retained.bytes -= removed.as_ref().map_or(0, Message::cost);
     }
 
     /// Take over messages kept by a previous run, within the bounds. Returns how many were

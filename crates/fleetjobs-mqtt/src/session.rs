@@ -36,8 +36,8 @@ impl Message {
         Message { qos: self.qos.min(granted), retain, ..self.clone() }
     }
 
-    /// What holding this message costs a session queue, in bytes.
-    fn cost(&self) -> usize {
+    /// What holding this message costs, in bytes (a session queue's or the retained store's).
+    pub(crate) fn cost(&self) -> usize {
         self.topic.len() + self.payload.len()
     }
 

@@ -90,13 +90,16 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
                 Err(_) => break,
             }
         }
-        let (aborted, group): (Vec<_>, Vec<_>) =
-            group.into_iter().partition(|b| failed_epoch.is_some_and(|failed| b.epoch <= failed));
-        for batch in aborted {
-            (batch.on_durable)(Err(StoreError::Aborted));
-        }
-        if group.is_empty() {
-            continue;
+        // Only after a failure is there anything to sort out; the healthy path keeps its group.
+        if let Some(failed) = failed_epoch {
+            let (aborted, kept): (Vec<_>, Vec<_>) = group.into_iter().partition(|b| b.epoch <= failed);
+            for batch in aborted {
+                (batch.on_durable)(Err(StoreError::Aborted));
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            group = kept;
         }
         let result = commit(&mut conn, &group);
         if result.is_err() {
