@@ -4,7 +4,8 @@
 //! rest, in order: check the signature's headers (`sigv4`), read the body (bounded in size and
 //! time), verify the signature, route by the signing service, method and path
 //! ([`ops::OPERATIONS`], the one table), merge path labels, query parameters, headers and the
-//! JSON body into one [`Input`], call the engine, and shape the answer (`response`).
+//! JSON body into one object of members, which [`ops::call`] turns into the operation's request
+//! type for the engine method, and shape the answer (`response`).
 //! Operations live in the engine; nothing here knows jobs.
 
 pub mod ops;
@@ -23,7 +24,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Router;
 use fleetjobs_core::{ApiError, ErrorCode};
-use fleetjobs_engine::{Engine, Input};
+use fleetjobs_engine::Engine;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
@@ -128,13 +129,14 @@ async fn dispatch(api: &Api, request: Request, operation: &mut &'static str) -> 
     })?;
     *operation = op.name;
 
-    let mut input = body_object(&body)?;
+    let mut members = body_object(&body)?;
     for (label, value) in labels {
-        input.insert(label.to_string(), Value::String(value.to_string()));
+        let kind = op.labels.iter().find(|(l, _)| *l == label).map_or(Kind::Str, |(_, k)| *k);
+        members.insert(label.to_string(), typed(label, value.to_string(), kind)?);
     }
-    query_members(op, raw_query, &mut input)?;
-    header_members(op, &parts.headers, &mut input);
-    let value = (op.handler)(engine, Input(input)).await?;
+    query_members(op, raw_query, &mut members)?;
+    header_members(op, &parts.headers, &mut members);
+    let value = (op.handler)(engine, members).await?;
     Ok(value)
 }
 
@@ -161,21 +163,25 @@ fn query_members(op: &Operation, raw_query: &str, input: &mut Map<String, Value>
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (decode(k), decode(v));
         let Some((_, member, kind)) = op.query.iter().find(|(wire, _, _)| *wire == k) else { continue };
-        let value = match kind {
-            Kind::Str => Value::String(v),
-            Kind::Bool => match v.as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                _ => return Err(ApiError::invalid(format!("Invalid value for {k}: expected true or false"))),
-            },
-            Kind::Int => Value::from(
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::invalid(format!("Invalid value for {k}: expected an integer")))?,
-            ),
-        };
-        input.insert(member.to_string(), value);
+        input.insert(member.to_string(), typed(&k, v, *kind)?);
     }
     Ok(())
+}
+
+/// A path label or query parameter as the JSON value of its modeled type.
+fn typed(name: &str, v: String, kind: Kind) -> Result<Value, ApiError> {
+    Ok(match kind {
+        Kind::Str => Value::String(v),
+        Kind::Bool => match v.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(ApiError::invalid(format!("Invalid value for {name}: expected true or false"))),
+        },
+        Kind::Int => Value::from(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("Invalid value for {name}: expected an integer")))?,
+        ),
+    })
 }
 
 fn header_members(op: &Operation, headers: &HeaderMap, input: &mut Map<String, Value>) {

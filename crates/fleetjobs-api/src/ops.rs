@@ -1,16 +1,20 @@
 //! The one table of API operations: name, signing service, method, URI template, and where
-//! each non-body member travels (query string or header), as in the botocore models. The
-//! handler receives every member merged into one [`Input`] object.
+//! each non-body member travels (path label, query string or header) with its type, as in the
+//! botocore models. [`call`] is every operation's handler: it deserializes the merged members
+//! into the operation's request type, invokes the engine method and serializes its response.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use fleetjobs_core::ApiResult;
-use fleetjobs_engine::{Engine, Input};
-use serde_json::Value;
+use fleetjobs_core::{ApiError, ApiResult};
+use fleetjobs_engine::Engine;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-pub type Handler = for<'a> fn(&'a Engine, Input) -> BoxFuture<'a, ApiResult<Value>>;
+/// An operation's handler: the merged members in, the response's members out.
+pub type Handler = for<'a> fn(&'a Engine, Map<String, Value>) -> BoxFuture<'a, ApiResult<Value>>;
 
 /// The SigV4 signing name that selects the service (`iot` vs `iot-jobs-data` share paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +31,7 @@ impl Service {
     }
 }
 
-/// How a query-string member is typed.
+/// How a member that travels outside the body (path label, query parameter) is typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Str,
@@ -40,6 +44,8 @@ pub struct Operation {
     pub service: Service,
     pub method: &'static str,
     pub path: &'static str,
+    /// Path labels that are not strings (label name, type).
+    pub labels: &'static [(&'static str, Kind)],
     /// (wire name, member name, type).
     pub query: &'static [(&'static str, &'static str, Kind)],
     /// (header name, member name).
@@ -47,18 +53,74 @@ pub struct Operation {
     pub handler: Handler,
 }
 
+/// Run one operation: `members` (labels, query, headers and body merged under their AWS
+/// member names) become its request type, `op` applies it, its response becomes the answer's
+/// members. A member of the wrong type, or a required member missing, answers
+/// `InvalidRequestException` naming the member and changes nothing.
+pub fn call<'a, R, S, F>(
+    engine: &'a Engine,
+    members: Map<String, Value>,
+    op: fn(&'a Engine, R) -> F,
+) -> BoxFuture<'a, ApiResult<Value>>
+where
+    R: DeserializeOwned + Send + 'a,
+    S: Serialize,
+    F: Future<Output = ApiResult<S>> + Send + 'a,
+{
+    Box::pin(async move {
+        let request: R = serde_path_to_error::deserialize(Value::Object(members)).map_err(invalid_request)?;
+        let response = op(engine, request).await?;
+        serde_json::to_value(response)
+            .map_err(|e| ApiError::new(fleetjobs_core::ErrorCode::InternalFailure, e.to_string()))
+    })
+}
+
+/// AWS's wording for a request that does not match the operation's input shape.
+fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.inner().to_string();
+    if let Some(member) = inner.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        let member = if path == "." { member.to_string() } else { format!("{path}.{member}") };
+        return ApiError::invalid(format!("Missing required parameter: {member}"));
+    }
+    ApiError::invalid(format!("Invalid type for parameter {path}: {inner}"))
+}
+
 use Kind::{Bool, Int, Str};
 
 macro_rules! op {
-    ($name:literal, $method:literal, $path:literal, $f:ident $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])? $(, headers: [$(($hw:literal, $hm:literal)),* $(,)?])?) => {
+    ($name:literal, $method:literal, $path:literal, $f:ident
+        $(, labels: [$(($lm:literal, $lk:ident)),* $(,)?])?
+        $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])?
+        $(, headers: [$(($hw:literal, $hm:literal)),* $(,)?])?) => {
         Operation {
             name: $name,
             service: Service::Iot,
             method: $method,
             path: $path,
+            labels: &[$($(($lm, $lk)),*)?],
             query: &[$($(($qw, $qm, $qk)),*)?],
             headers: &[$($(($hw, $hm)),*)?],
-            handler: |engine, input| Box::pin(engine.$f(input)),
+            handler: |engine, members| call(engine, members, Engine::$f),
+        }
+    };
+}
+
+/// An operation still on the untyped `Input` (being converted).
+macro_rules! legacy {
+    ($name:literal, $method:literal, $path:literal, $f:ident
+        $(, labels: [$(($lm:literal, $lk:ident)),* $(,)?])?
+        $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])?
+        $(, headers: [$(($hw:literal, $hm:literal)),* $(,)?])?) => {
+        Operation {
+            name: $name,
+            service: Service::Iot,
+            method: $method,
+            path: $path,
+            labels: &[$($(($lm, $lk)),*)?],
+            query: &[$($(($qw, $qm, $qk)),*)?],
+            headers: &[$($(($hw, $hm)),*)?],
+            handler: |engine, members| Box::pin(engine.$f(fleetjobs_engine::Input(members))),
         }
     };
 }
@@ -74,23 +136,23 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UpdateThing", "PATCH", "/things/{thingName}", update_thing),
     op!("DeleteThing", "DELETE", "/things/{thingName}", delete_thing, query: [("expectedVersion", "expectedVersion", Int)]),
     // Certificates
-    op!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
-    op!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),
-    op!("ListCertificates", "GET", "/certificates", list_certificates, query: [
+    legacy!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
+    legacy!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),
+    legacy!("ListCertificates", "GET", "/certificates", list_certificates, query: [
         ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool)]),
-    op!("UpdateCertificate", "PUT", "/certificates/{certificateId}", update_certificate, query: [("newStatus", "newStatus", Str)]),
-    op!("DeleteCertificate", "DELETE", "/certificates/{certificateId}", delete_certificate, query: [("forceDelete", "forceDelete", Bool)]),
+    legacy!("UpdateCertificate", "PUT", "/certificates/{certificateId}", update_certificate, query: [("newStatus", "newStatus", Str)]),
+    legacy!("DeleteCertificate", "DELETE", "/certificates/{certificateId}", delete_certificate, query: [("forceDelete", "forceDelete", Bool)]),
     // Policies
-    op!("CreatePolicy", "POST", "/policies/{policyName}", create_policy),
-    op!("GetPolicy", "GET", "/policies/{policyName}", get_policy),
-    op!("ListPolicies", "GET", "/policies", list_policies, query: [
+    legacy!("CreatePolicy", "POST", "/policies/{policyName}", create_policy),
+    legacy!("GetPolicy", "GET", "/policies/{policyName}", get_policy),
+    legacy!("ListPolicies", "GET", "/policies", list_policies, query: [
         ("marker", "marker", Str), ("pageSize", "pageSize", Int), ("isAscendingOrder", "ascendingOrder", Bool)]),
-    op!("DeletePolicy", "DELETE", "/policies/{policyName}", delete_policy),
-    op!("AttachPolicy", "PUT", "/target-policies/{policyName}", attach_policy),
-    op!("DetachPolicy", "POST", "/target-policies/{policyName}", detach_policy),
-    op!("ListAttachedPolicies", "POST", "/attached-policies/{target}", list_attached_policies, query: [
+    legacy!("DeletePolicy", "DELETE", "/policies/{policyName}", delete_policy),
+    legacy!("AttachPolicy", "PUT", "/target-policies/{policyName}", attach_policy),
+    legacy!("DetachPolicy", "POST", "/target-policies/{policyName}", detach_policy),
+    legacy!("ListAttachedPolicies", "POST", "/attached-policies/{target}", list_attached_policies, query: [
         ("recursive", "recursive", Bool), ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
-    op!("ListTargetsForPolicy", "POST", "/policy-targets/{policyName}", list_targets_for_policy, query: [
+    legacy!("ListTargetsForPolicy", "POST", "/policy-targets/{policyName}", list_targets_for_policy, query: [
         ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
     // Thing principals
     op!("AttachThingPrincipal", "PUT", "/things/{thingName}/principals", attach_thing_principal,
@@ -102,29 +164,29 @@ pub static OPERATIONS: &[Operation] = &[
     op!("ListPrincipalThings", "GET", "/principals/things", list_principal_things,
         query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)], headers: [("x-amzn-principal", "principal")]),
     // Endpoint and events
-    op!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
-    op!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),
-    op!("DescribeEventConfigurations", "GET", "/event-configurations", describe_event_configurations),
+    legacy!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
+    legacy!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),
+    legacy!("DescribeEventConfigurations", "GET", "/event-configurations", describe_event_configurations),
     // Jobs
-    op!("CreateJob", "PUT", "/jobs/{jobId}", create_job),
-    op!("UpdateJob", "PATCH", "/jobs/{jobId}", update_job, query: [("namespaceId", "namespaceId", Str)]),
-    op!("DescribeJob", "GET", "/jobs/{jobId}", describe_job, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
-    op!("ListJobs", "GET", "/jobs", list_jobs, query: [
+    legacy!("CreateJob", "PUT", "/jobs/{jobId}", create_job),
+    legacy!("UpdateJob", "PATCH", "/jobs/{jobId}", update_job, query: [("namespaceId", "namespaceId", Str)]),
+    legacy!("DescribeJob", "GET", "/jobs/{jobId}", describe_job, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
+    legacy!("ListJobs", "GET", "/jobs", list_jobs, query: [
         ("status", "status", Str), ("targetSelection", "targetSelection", Str), ("maxResults", "maxResults", Int),
         ("nextToken", "nextToken", Str), ("thingGroupName", "thingGroupName", Str), ("thingGroupId", "thingGroupId", Str),
         ("namespaceId", "namespaceId", Str)]),
-    op!("CancelJob", "PUT", "/jobs/{jobId}/cancel", cancel_job, query: [("force", "force", Bool)]),
-    op!("DeleteJob", "DELETE", "/jobs/{jobId}", delete_job, query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
-    op!("GetJobDocument", "GET", "/jobs/{jobId}/job-document", get_job_document, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
-    op!("AssociateTargetsWithJob", "POST", "/jobs/{jobId}/targets", associate_targets_with_job, query: [("namespaceId", "namespaceId", Str)]),
-    op!("ListJobExecutionsForJob", "GET", "/jobs/{jobId}/things", list_job_executions_for_job, query: [
+    legacy!("CancelJob", "PUT", "/jobs/{jobId}/cancel", cancel_job, query: [("force", "force", Bool)]),
+    legacy!("DeleteJob", "DELETE", "/jobs/{jobId}", delete_job, query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
+    legacy!("GetJobDocument", "GET", "/jobs/{jobId}/job-document", get_job_document, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
+    legacy!("AssociateTargetsWithJob", "POST", "/jobs/{jobId}/targets", associate_targets_with_job, query: [("namespaceId", "namespaceId", Str)]),
+    legacy!("ListJobExecutionsForJob", "GET", "/jobs/{jobId}/things", list_job_executions_for_job, query: [
         ("status", "status", Str), ("maxResults", "maxResults", Int), ("nextToken", "nextToken", Str)]),
-    op!("ListJobExecutionsForThing", "GET", "/things/{thingName}/jobs", list_job_executions_for_thing, query: [
+    legacy!("ListJobExecutionsForThing", "GET", "/things/{thingName}/jobs", list_job_executions_for_thing, query: [
         ("status", "status", Str), ("namespaceId", "namespaceId", Str), ("maxResults", "maxResults", Int),
         ("nextToken", "nextToken", Str), ("jobId", "jobId", Str)]),
-    op!("DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", describe_job_execution, query: [("executionNumber", "executionNumber", Int)]),
-    op!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
-    op!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution,
+    legacy!("DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", describe_job_execution, query: [("executionNumber", "executionNumber", Int)]),
+    legacy!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
+    legacy!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution, labels: [("executionNumber", Int)],
         query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
 ];
 

@@ -14,6 +14,7 @@
 //! - [`events`]: `$aws/events/job/...` and `$aws/events/jobExecution/...` payloads.
 //! - [`topics`]: parsing `$aws/things/{thing}/jobs/...` request topics.
 //! - [`policy`]: AWS IoT policy documents and their evaluation.
+//! - [`ops`]: the request and response type of every control-plane operation.
 //! - [`arn`]: ARN formatting and parsing.
 
 pub mod arn;
@@ -23,6 +24,7 @@ pub mod events;
 pub mod execution;
 pub mod job_config;
 pub mod model;
+pub mod ops;
 pub mod pending;
 pub mod policy;
 pub mod topics;

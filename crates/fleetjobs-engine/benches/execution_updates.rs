@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::ops::things::CreateThingRequest;
 use fleetjobs_engine::{system_clock, Engine, EngineConfig, Input};
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::SqliteStore;
@@ -38,7 +39,7 @@ async fn main() {
     tokio::spawn(async move { while outbox.recv().await.is_some() {} });
 
     for d in 0..devices {
-        engine.create_thing(input(json!({"thingName": format!("dev-{d}")}))).await.unwrap();
+        engine.create_thing(CreateThingRequest { thing_name: format!("dev-{d}"), ..Default::default() }).await.unwrap();
     }
     for j in 0..jobs {
         for chunk in (0..devices).collect::<Vec<_>>().chunks(100) {

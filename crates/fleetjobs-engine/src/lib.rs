@@ -23,6 +23,7 @@ mod executions;
 mod health;
 mod input;
 mod jobs;
+mod ops;
 mod registry;
 mod state;
 mod wire;

@@ -1,11 +1,8 @@
 //! Registry operations: things, certificates, policies, thing principals, DescribeEndpoint
 //! and event configurations.
 
-use std::collections::BTreeMap;
-
 use fleetjobs_core::arn::ResourceKind;
-use fleetjobs_core::execution;
-use fleetjobs_core::model::{Certificate, CertificateStatus, EventConfigurations, Policy, Thing};
+use fleetjobs_core::model::{Certificate, CertificateStatus, EventConfigurations, Policy};
 use fleetjobs_core::policy::PolicyDocument;
 use fleetjobs_core::validate;
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
@@ -14,28 +11,6 @@ use serde_json::{json, Value};
 use crate::input::Input;
 use crate::wire::{page, ts};
 use crate::Engine;
-
-fn thing_not_found(name: &str) -> ApiError {
-    ApiError::not_found(format!("Thing {name} cannot be found."))
-}
-
-fn attributes(input: &Input) -> ApiResult<Option<(BTreeMap<String, String>, bool)>> {
-    let Some(payload) = input.object("attributePayload")? else { return Ok(None) };
-    let payload = Input(payload.clone());
-    let merge = payload.flag("merge")?;
-    let mut out = BTreeMap::new();
-    if let Some(attrs) = payload.object("attributes")? {
-        for (k, v) in attrs {
-            let v = v.as_str().ok_or_else(|| ApiError::invalid("Attribute values must be strings"))?;
-            // An empty value deletes the key when merging (UpdateThing).
-            if !(merge && v.is_empty()) {
-                validate::attribute(k, v)?;
-            }
-            out.insert(k.clone(), v.to_string());
-        }
-    }
-    Ok(Some((out, merge)))
-}
 
 fn cert_summary(c: &Certificate) -> Value {
     json!({
@@ -48,165 +23,6 @@ fn cert_summary(c: &Certificate) -> Value {
 }
 
 impl Engine {
-    // --- things ---------------------------------------------------------------------------
-
-    pub async fn create_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.thing_name()?.to_string();
-        let type_name = input.str("thingTypeName")?.map(str::to_string);
-        let billing = input.str("billingGroupName")?.map(str::to_string);
-        if let Some(t) = &type_name {
-            return Err(ApiError::not_found(format!("Thing type {t} does not exist")));
-        }
-        if let Some(b) = &billing {
-            return Err(ApiError::not_found(format!("Billing group {b} does not exist")));
-        }
-        let attrs = attributes(&input)?.map(|(a, _)| a).unwrap_or_default();
-        if attrs.len() > 3 {
-            return Err(ApiError::invalid("A thing without a thing type can have at most 3 attributes"));
-        }
-        self.write(|txn| {
-            if let Some(existing) = txn.s.things.get(&name) {
-                if existing.attributes == attrs && existing.thing_type_name == type_name {
-                    return Ok(
-                        json!({"thingName": name, "thingArn": existing.thing_arn, "thingId": existing.thing_id}),
-                    );
-                }
-                return Err(ApiError::already_exists(
-                    format!("Thing {name} already exists in account with different attributes"),
-                    &existing.thing_id,
-                    &existing.thing_arn,
-                ));
-            }
-            let thing = Thing {
-                thing_arn: txn.scope.arn(ResourceKind::Thing, &name),
-                thing_id: uuid::Uuid::new_v4().to_string(),
-                thing_name: name.clone(),
-                thing_type_name: None,
-                billing_group_name: None,
-                attributes: attrs,
-                version: 1,
-                created_at: txn.now,
-            };
-            let out = json!({"thingName": thing.thing_name, "thingArn": thing.thing_arn, "thingId": thing.thing_id});
-            txn.put_thing(thing);
-            Ok(out)
-        })
-        .await
-    }
-
-    pub async fn describe_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.thing_name()?;
-        self.read(|s| {
-            let t = s.things.get(name).ok_or_else(|| thing_not_found(name))?;
-            let mut out = json!({
-                "defaultClientId": t.thing_name,
-                "thingName": t.thing_name,
-                "thingId": t.thing_id,
-                "thingArn": t.thing_arn,
-                "attributes": t.attributes,
-                "version": t.version,
-            });
-            if let Some(tt) = &t.thing_type_name {
-                out["thingTypeName"] = json!(tt);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub async fn list_things(&self, input: Input) -> ApiResult<Value> {
-        let max = input.max_results("maxResults")?;
-        let token = input.str("nextToken")?;
-        let attr_name = input.str("attributeName")?;
-        let attr_value = input.str("attributeValue")?;
-        let prefix = input.flag("usePrefixAttributeValue")?;
-        let type_name = input.str("thingTypeName")?;
-        self.read(|s| {
-            let items: Vec<Value> = s
-                .things
-                .values()
-                .filter(|t| type_name.is_none_or(|tn| t.thing_type_name.as_deref() == Some(tn)))
-                .filter(|t| match (attr_name, attr_value) {
-                    (Some(n), Some(v)) => t.attributes.get(n).is_some_and(|a| if prefix { a.starts_with(v) } else { a == v }),
-                    (Some(n), None) => t.attributes.contains_key(n),
-                    _ => true,
-                })
-                .map(|t| json!({"thingName": t.thing_name, "thingArn": t.thing_arn, "attributes": t.attributes, "version": t.version}))
-                .collect();
-            let (things, next) = page(items, token, max, 50).map_err(ApiError::invalid)?;
-            Ok(with_token(json!({ "things": things }), "nextToken", next))
-        })
-        .await
-    }
-
-    pub async fn update_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.thing_name()?.to_string();
-        if let Some(t) = input.str("thingTypeName")? {
-            return Err(ApiError::not_found(format!("Thing type {t} does not exist")));
-        }
-        let attrs = attributes(&input)?;
-        let expected = input.i64("expectedVersion")?;
-        self.write(|txn| {
-            let mut t = txn.s.things.get(&name).cloned().ok_or_else(|| thing_not_found(&name))?;
-            if expected.is_some_and(|v| v != t.version) {
-                return Err(ApiError::new(
-                    ErrorCode::VersionConflict,
-                    format!("The version for thing {name} does not match the expected version."),
-                ));
-            }
-            if let Some((attrs, merge)) = attrs {
-                if merge {
-                    for (k, v) in attrs {
-                        if v.is_empty() {
-                            t.attributes.remove(&k);
-                        } else {
-                            t.attributes.insert(k, v);
-                        }
-                    }
-                } else {
-                    t.attributes = attrs;
-                }
-                if t.attributes.len() > 3 {
-                    return Err(ApiError::invalid("A thing without a thing type can have at most 3 attributes"));
-                }
-            }
-            if input.flag("removeThingType")? {
-                t.thing_type_name = None;
-            }
-            t.version += 1;
-            txn.put_thing(t);
-            Ok(json!({}))
-        })
-        .await
-    }
-
-    pub async fn delete_thing(&self, input: Input) -> ApiResult<Value> {
-        let name = input.thing_name()?.to_string();
-        let expected = input.i64("expectedVersion")?;
-        self.write(|txn| {
-            let Some(t) = txn.s.things.get(&name) else { return Ok(json!({})) };
-            if expected.is_some_and(|v| v != t.version) {
-                return Err(ApiError::new(
-                    ErrorCode::VersionConflict,
-                    format!("The version for thing {name} does not match the expected version."),
-                ));
-            }
-            if txn.s.principals_of_thing(&name).next().is_some() {
-                return Err(ApiError::invalid(format!(
-                    "Cannot delete thing {name}. Please detach all principals from the thing before deleting it."
-                )));
-            }
-            let pending: Vec<_> = txn.s.executions_of_thing(&name).filter(|e| e.is_pending()).cloned().collect();
-            for mut e in pending {
-                execution::remove(&mut e, txn.now);
-                txn.put_execution(e);
-            }
-            txn.delete_thing(&name);
-            Ok(json!({}))
-        })
-        .await
-    }
-
     // --- certificates ---------------------------------------------------------------------
 
     pub async fn create_keys_and_certificate(&self, input: Input) -> ApiResult<Value> {
@@ -495,64 +311,6 @@ impl Engine {
             let items: Vec<Value> = s.policy_targets.iter().filter(|(_, p)| p == name).map(|(t, _)| json!(t)).collect();
             let (targets, next) = page(items, marker, size, 250).map_err(ApiError::invalid)?;
             Ok(with_token(json!({ "targets": targets }), "nextMarker", next))
-        })
-        .await
-    }
-
-    // --- thing principals -----------------------------------------------------------------
-
-    pub async fn attach_thing_principal(&self, input: Input) -> ApiResult<Value> {
-        self.thing_principal(input, true).await
-    }
-
-    pub async fn detach_thing_principal(&self, input: Input) -> ApiResult<Value> {
-        self.thing_principal(input, false).await
-    }
-
-    async fn thing_principal(&self, input: Input, attach: bool) -> ApiResult<Value> {
-        let thing = input.thing_name()?.to_string();
-        let principal = input.req_str("principal")?.to_string();
-        self.write(|txn| {
-            if !txn.s.things.contains_key(&thing) {
-                return Err(thing_not_found(&thing));
-            }
-            self.check_target(txn.s, &principal)?;
-            if attach {
-                txn.attach_principal(&thing, &principal);
-            } else {
-                txn.detach_principal(&thing, &principal);
-            }
-            Ok(json!({}))
-        })
-        .await
-    }
-
-    pub async fn list_thing_principals(&self, input: Input) -> ApiResult<Value> {
-        let thing = input.thing_name()?;
-        let max = input.max_results("maxResults")?;
-        let token = input.str("nextToken")?;
-        self.read(|s| {
-            if !s.things.contains_key(thing) {
-                return Err(ApiError::not_found(format!(
-                    "Failed to list principals for thing {thing} because the thing does not exist in your account"
-                )));
-            }
-            let items: Vec<Value> = s.principals_of_thing(thing).map(|p| json!(p)).collect();
-            let (principals, next) = page(items, token, max, 25).map_err(ApiError::invalid)?;
-            Ok(with_token(json!({ "principals": principals }), "nextToken", next))
-        })
-        .await
-    }
-
-    pub async fn list_principal_things(&self, input: Input) -> ApiResult<Value> {
-        let principal = input.req_str("principal")?;
-        let max = input.max_results("maxResults")?;
-        let token = input.str("nextToken")?;
-        self.read(|s| {
-            self.check_target(s, principal)?;
-            let items: Vec<Value> = s.things_of_principal(principal).map(|t| json!(t)).collect();
-            let (things, next) = page(items, token, max, 25).map_err(ApiError::invalid)?;
-            Ok(with_token(json!({ "things": things }), "nextToken", next))
         })
         .await
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::ops::things::*;
 use fleetjobs_core::ErrorCode;
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::{Record, SqliteStore, StoreError};
@@ -88,6 +89,14 @@ fn input(v: Value) -> Input {
     Input::from_value(v).unwrap()
 }
 
+fn thing_request(name: impl Into<String>) -> CreateThingRequest {
+    CreateThingRequest { thing_name: name.into(), ..Default::default() }
+}
+
+fn principal_request(thing: &str, principal: &str) -> ThingPrincipalRequest {
+    ThingPrincipalRequest { thing_name: thing.into(), principal: principal.into(), thing_principal_type: None }
+}
+
 impl Harness {
     fn reopen(self) -> Harness {
         let Harness { dir, ca, clock, engine, .. } = self;
@@ -111,7 +120,7 @@ impl Harness {
     }
 
     async fn thing(&self, name: &str) {
-        self.engine.create_thing(input(json!({ "thingName": name }))).await.unwrap();
+        self.engine.create_thing(thing_request(name)).await.unwrap();
     }
 
     async fn job(&self, id: &str, things: &[&str]) -> Result<Value, ApiError> {
@@ -440,9 +449,13 @@ async fn devices_authenticate_by_active_certificate_and_policy() {
     h.engine.create_policy(input(json!({"policyName": "p", "policyDocument": policy.to_string()}))).await.unwrap();
     h.engine.attach_policy(input(json!({"policyName": "p", "target": arn}))).await.unwrap();
     assert!(h.engine.authenticate_device(Some(&der), "pi").is_err(), "thing not attached yet: no ThingName variable");
-    h.engine.attach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
-    let things = h.engine.list_principal_things(input(json!({"principal": arn}))).await.unwrap();
-    assert_eq!(things["things"], json!(["pi"]));
+    h.engine.attach_thing_principal(principal_request("pi", &arn)).await.unwrap();
+    let things = h
+        .engine
+        .list_principal_things(ListPrincipalThingsRequest { principal: arn.to_string(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(things.things, ["pi"]);
     let session = h.engine.authenticate_device(Some(&der), "pi").unwrap();
     use fleetjobs_core::policy::IotAction;
     assert!(h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
@@ -451,10 +464,10 @@ async fn devices_authenticate_by_active_certificate_and_policy() {
 
     // Detaching the thing takes what the attachment gave at the live session's next action
     // (its publishes and its notifications), and re-attaching gives it back.
-    h.engine.detach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
+    h.engine.detach_thing_principal(principal_request("pi", &arn)).await.unwrap();
     assert!(!h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
     assert!(!h.engine.authorize_device(&session, IotAction::Receive, "$aws/things/pi/jobs/notify-next"));
-    h.engine.attach_thing_principal(input(json!({"thingName": "pi", "principal": arn}))).await.unwrap();
+    h.engine.attach_thing_principal(principal_request("pi", &arn)).await.unwrap();
     assert!(h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
 
     let id = created["certificateId"].as_str().unwrap();
@@ -486,17 +499,17 @@ async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
     h.published();
 
     h.full.store(true, Ordering::SeqCst);
-    let err = h.engine.create_thing(input(json!({"thingName": "lost"}))).await.unwrap_err();
+    let err = h.engine.create_thing(thing_request("lost")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ServiceUnavailable);
     assert!(err.message.contains("disk is full"), "the cause is named: {}", err.message);
-    let err = h.engine.describe_thing(input(json!({"thingName": "lost"}))).await.unwrap_err();
+    let err = h.engine.describe_thing(DescribeThingRequest { thing_name: "lost".into() }).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ResourceNotFound, "the refused thing is not visible");
-    let things = h.engine.list_things(input(json!({}))).await.unwrap();
-    assert_eq!(things["things"].as_array().unwrap().len(), 1, "reads go on: {things}");
+    let things = h.engine.list_things(ListThingsRequest::default()).await.unwrap();
+    assert_eq!(things.things.len(), 1, "reads go on: {things:?}");
 
     // While the store refuses, writes are refused at once, whatever their kind.
     h.full.store(false, Ordering::SeqCst);
-    let err = h.engine.create_thing(input(json!({"thingName": "lost"}))).await.unwrap_err();
+    let err = h.engine.create_thing(thing_request("lost")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ServiceUnavailable, "refused within the probe interval");
     h.full.store(true, Ordering::SeqCst);
     h.tick(health::PROBE_INTERVAL);
@@ -518,14 +531,14 @@ async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
     // Space returns: the next write after the interval goes through, and so do retries.
     h.full.store(false, Ordering::SeqCst);
     h.tick(health::PROBE_INTERVAL);
-    h.engine.create_thing(input(json!({"thingName": "lost"}))).await.unwrap();
+    h.engine.create_thing(thing_request("lost")).await.unwrap();
     h.job("job2", &["pi"]).await.expect("a retried create-job is created, not a conflict");
     let (t, _) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
     assert_eq!(t, "$aws/things/pi/jobs/job1/update/accepted");
 
     // What every answer said is what the store holds.
     let h = h.reopen();
-    h.engine.describe_thing(input(json!({"thingName": "lost"}))).await.unwrap();
+    h.engine.describe_thing(DescribeThingRequest { thing_name: "lost".into() }).await.unwrap();
     let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
     assert_eq!(d["job"]["status"], "COMPLETED");
     let d = h.engine.describe_job(input(json!({"jobId": "job2"}))).await.unwrap();
@@ -539,7 +552,7 @@ async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
     h.full.store(true, Ordering::SeqCst);
     // Two writes race: the second may build on the first's changes (the job needs the thing).
     let engine = h.engine.clone();
-    let first = tokio::spawn(async move { engine.create_thing(input(json!({"thingName": "new"}))).await });
+    let first = tokio::spawn(async move { engine.create_thing(thing_request("new")).await });
     let engine = h.engine.clone();
     let full = h.full.clone();
     let second = tokio::spawn(async move {
@@ -552,9 +565,9 @@ async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(first.unwrap_err().code, ErrorCode::ServiceUnavailable);
     assert_eq!(second.unwrap_err().code, ErrorCode::ServiceUnavailable, "built on a refused write");
-    let e = h.engine.describe_thing(input(json!({"thingName": "new"}))).await.unwrap_err();
+    let e = h.engine.describe_thing(DescribeThingRequest { thing_name: "new".into() }).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::ResourceNotFound);
     let h = h.reopen();
-    assert!(h.engine.describe_thing(input(json!({"thingName": "new"}))).await.is_err());
+    assert!(h.engine.describe_thing(DescribeThingRequest { thing_name: "new".into() }).await.is_err());
     assert!(h.engine.describe_job(input(json!({"jobId": "j"}))).await.is_err());
 }

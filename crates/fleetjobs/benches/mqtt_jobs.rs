@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use fleetjobs::device_plane::{pump, Hooks};
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::ops::things::{CreateThingRequest, ThingPrincipalRequest};
 use fleetjobs_engine::{system_clock, Engine, EngineConfig, Input};
 use fleetjobs_mqtt::{Broker, BrokerConfig, PeerInfo};
 use fleetjobs_pki::CertificateAuthority;
@@ -435,11 +436,11 @@ async fn main() {
     pool(SETUP_CONCURRENCY, (0..sessions).collect(), move |i| {
         let (e, cert_arn) = (e.clone(), cert_arn.clone());
         async move {
-            e.create_thing(input(json!({"thingName": thing_name(i)}))).await.unwrap();
+            e.create_thing(CreateThingRequest { thing_name: thing_name(i), ..Default::default() }).await.unwrap();
             if by_thing_name {
-                e.attach_thing_principal(input(json!({"thingName": thing_name(i), "principal": cert_arn})))
-                    .await
-                    .unwrap();
+                let principal = cert_arn.as_str().unwrap().to_string();
+                let r = ThingPrincipalRequest { thing_name: thing_name(i), principal, thing_principal_type: None };
+                e.attach_thing_principal(r).await.unwrap();
             }
         }
     })
