@@ -123,7 +123,7 @@ pub fn job_event(kind: JobEvent, job: &Job, counts: &ExecutionCounts, event_id: 
             p.insert("comment".into(), json!(c));
         }
     }
-    Event { topic: format!("$aws/events/job/{}/{}", job.job_id, kind.operation()), payload: Value::Object(p) }
+    Event { topic: crate::topics::job_event(&job.job_id, kind.operation()), payload: Value::Object(p) }
 }
 
 /// The JOB_EXECUTION event for an execution that reached `exec.status` (a terminal status),
@@ -158,7 +158,7 @@ pub fn execution_event(
         "status": exec.status.as_str(),
         "statusDetails": exec.status_details,
     });
-    Some(Event { topic: format!("$aws/events/jobExecution/{}/{}", exec.job_id, operation), payload })
+    Some(Event { topic: crate::topics::execution_event(&exec.job_id, operation), payload })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The Jobs MQTT API request topics: `$aws/things/{thingName}/jobs/...`.
+//! The Jobs MQTT API's topics: parsing the request topics `$aws/things/{thingName}/jobs/...`,
+//! and building every `$aws/...` topic the server publishes on (replies, notifications, events).
 
 use std::sync::LazyLock;
 
@@ -54,6 +55,32 @@ pub fn parse(topic: &str) -> JobsTopic<'_> {
     }
 }
 
+/// Where a request is answered: `{request topic}/accepted` or `/rejected`.
+pub fn reply(request_topic: &str, accepted: bool) -> String {
+    let outcome = if accepted { "accepted" } else { "rejected" };
+    format!("{request_topic}/{outcome}")
+}
+
+/// `jobs/notify`: a thing's pending executions changed.
+pub fn notify(thing: &str) -> String {
+    format!("$aws/things/{thing}/jobs/notify")
+}
+
+/// `jobs/notify-next`: a thing's next pending execution changed.
+pub fn notify_next(thing: &str) -> String {
+    format!("$aws/things/{thing}/jobs/notify-next")
+}
+
+/// A JOB event: `$aws/events/job/{jobId}/{operation}`.
+pub fn job_event(job_id: &str, operation: &str) -> String {
+    format!("$aws/events/job/{job_id}/{operation}")
+}
+
+/// A JOB_EXECUTION event: `$aws/events/jobExecution/{jobId}/{operation}`.
+pub fn execution_event(job_id: &str, operation: &str) -> String {
+    format!("$aws/events/jobExecution/{job_id}/{operation}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +120,18 @@ mod tests {
             assert_eq!(parse(t), JobsTopic::Invalid { thing: "T1" }, "{t}");
         }
         assert_eq!(parse("$aws/things/bad thing/jobs/get"), JobsTopic::Invalid { thing: "bad thing" });
+    }
+
+    #[test]
+    fn built_topics_parse_as_what_they_are() {
+        let notify = notify("T1");
+        assert_eq!(notify, "$aws/things/T1/jobs/notify");
+        assert_eq!(parse(&notify), JobsTopic::Invalid { thing: "T1" }, "a push topic is no request");
+        assert_eq!(parse(&notify_next("T1")), JobsTopic::Invalid { thing: "T1" });
+        assert_eq!(reply("$aws/things/T1/jobs/get", true), "$aws/things/T1/jobs/get/accepted");
+        assert_eq!(parse(&reply("$aws/things/T1/jobs/get", false)), JobsTopic::Invalid { thing: "T1" });
+        assert_eq!(parse(&job_event("j", "completed")), JobsTopic::NotJobs);
+        assert_eq!(execution_event("j", "succeeded"), "$aws/events/jobExecution/j/succeeded");
     }
 
     #[test]

@@ -227,8 +227,8 @@ impl Engine {
         token: Option<&str>,
     ) -> (String, Vec<u8>) {
         let now = secs(self.now());
-        let (suffix, mut body) = match result {
-            Ok(body) => ("accepted", body),
+        let (accepted, mut body) = match result {
+            Ok(body) => (true, body),
             Err(r) => {
                 let mut m = Map::new();
                 m.insert("code".into(), json!(r.code));
@@ -236,14 +236,14 @@ impl Engine {
                 if let Some(state) = r.execution_state {
                     m.insert("executionState".into(), state);
                 }
-                ("rejected", m)
+                (false, m)
             }
         };
         body.insert("timestamp".into(), json!(now));
         if let Some(t) = token {
             body.insert("clientToken".into(), json!(t));
         }
-        (format!("{topic}/{suffix}"), serde_json::to_vec(&body).expect("json serializes"))
+        (topics::reply(topic, accepted), serde_json::to_vec(&body).expect("json serializes"))
     }
 
     async fn jobs_request(

@@ -23,6 +23,7 @@ mod executions;
 mod health;
 mod input;
 mod jobs;
+mod notification;
 mod ops;
 mod registry;
 mod state;
@@ -156,7 +157,7 @@ impl Engine {
     /// pipeline's own failures convert into it.
     async fn write<T, E: From<ApiError>>(&self, f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, E>) -> Result<T, E> {
         let now = self.now();
-        let (result, done, transitions, seq, epoch) = {
+        let (result, done, transitions, seq, epoch, outgoing) = {
             let mut guard = self.lock()?;
             // While the store refuses writes, refuse at once (nothing applied, nothing to undo);
             // one write per interval goes through as the probe that notices space came back.
@@ -166,9 +167,15 @@ impl Engine {
             debug_assert!(result.is_ok() || txn.is_clean(), "an operation changed state before failing");
             let mut changes = txn.finish();
             let transitions = std::mem::take(&mut changes.transitions);
-            let done = self.submit(&mut guard, changes);
-            (result, done, transitions, guard.seq, guard.epoch)
+            let outgoing = (!changes.notifications.is_empty())
+                .then(|| notification::Outgoing::new(std::mem::take(&mut changes.notifications)));
+            let done = self.submit(&mut guard, changes.mutations, outgoing.clone());
+            (result, done, transitions, guard.seq, guard.epoch, outgoing)
         };
+        // Topics and payloads are built here, outside the lock, while the store commits.
+        if let Some(outgoing) = &outgoing {
+            outgoing.render();
+        }
         match done {
             // Its own batch decides: durable, or refused (and then rolled back in memory).
             Some(rx) => {
@@ -183,14 +190,16 @@ impl Engine {
         result
     }
 
-    /// Queue changes to the store (the state lock is held by the caller). Returns a receiver
-    /// that resolves when they are durable, or `None` when there was nothing to write.
+    /// Queue changes to the store (the state lock is held by the caller): their mutations, and
+    /// the notifications that go to the outbox once they are durable. Returns a receiver that
+    /// resolves when they are durable, or `None` when there was nothing to write.
     fn submit(
         &self,
         state: &mut state::State,
-        changes: state::Changes,
+        mutations: Vec<fleetjobs_store::Mutation>,
+        outgoing: Option<Arc<notification::Outgoing>>,
     ) -> Option<oneshot::Receiver<Result<(), ApiError>>> {
-        if changes.mutations.is_empty() && changes.commands.is_empty() {
+        if mutations.is_empty() && outgoing.is_none() {
             return None;
         }
         state.seq += 1;
@@ -201,14 +210,13 @@ impl Engine {
         let durable = self.durable.clone();
         let health = self.health.clone();
         let clock = self.clock.clone();
-        let commands = changes.commands;
         self.store.submit(Batch {
             epoch,
-            mutations: changes.mutations,
+            mutations,
             on_durable: Box::new(move |result| {
                 let result = health.settle(epoch, result, clock());
-                if result.is_ok() {
-                    for c in commands {
+                if let (Ok(()), Some(outgoing)) = (&result, outgoing) {
+                    for c in outgoing.take() {
                         let _ = outbox.send(c);
                     }
                 }

@@ -3,26 +3,29 @@
 //! A `Txn` applies each change to the maps at once, records the matching store mutation,
 //! and remembers which things' pending queues and which jobs it touched. `finish` then
 //! derives what follows from the changes: SNAPSHOT job completion, `jobs/notify` and
-//! `jobs/notify-next` for every thing whose queue changed, and the events, in that order.
+//! `jobs/notify-next` for every thing whose queue changed, and the events, in that order, as
+//! domain [`Notification`]s (rendered into topics and payloads by the commit pipeline, after
+//! the lock is released).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
-use fleetjobs_core::events::{self, Event, ExecutionCounts, JobEvent};
+use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
 };
-use fleetjobs_core::pending::{self, QueueShape};
+use fleetjobs_core::pending::{self, QueueShape, MAX_PENDING_SHOWN};
 use fleetjobs_core::policy::PolicyDocument;
 use fleetjobs_core::Millis;
 use fleetjobs_store::{Mutation, Record, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::credentials::{AdminKey, SealedKey, SecretBox};
-use crate::{wire, DeviceCommand};
+use crate::notification::Notification;
+use crate::wire;
 
 /// (jobId, thingName, executionNumber).
 pub type ExecKey = (String, String, i64);
@@ -246,12 +249,12 @@ impl State {
     }
 }
 
-/// What a transaction produced: store mutations, then device commands to run and status
-/// changes to log once durable (the commit pipeline takes the transitions out first).
+/// What a transaction produced: store mutations, then what devices must be told and the
+/// status changes to log, both once durable.
 #[derive(Default)]
 pub struct Changes {
     pub mutations: Vec<Mutation>,
-    pub commands: Vec<DeviceCommand>,
+    pub notifications: Vec<Notification>,
     pub transitions: Vec<Transition>,
 }
 
@@ -292,7 +295,7 @@ pub struct Txn<'a> {
     touched_things: BTreeMap<String, QueueShape>,
     touched_jobs: BTreeSet<String>,
     /// Events in the order they happened (execution events before the job's completion).
-    events: Vec<Event>,
+    events: Vec<Notification>,
 }
 
 fn put<T: Serialize>(kind: &'static str, key: String, value: &T) -> Mutation {
@@ -313,7 +316,7 @@ impl<'a> Txn<'a> {
     }
 
     pub fn is_clean(&self) -> bool {
-        self.changes.mutations.is_empty() && self.changes.commands.is_empty() && self.events.is_empty()
+        self.changes.mutations.is_empty() && self.changes.notifications.is_empty() && self.events.is_empty()
     }
 
     // --- registry -------------------------------------------------------------------------
@@ -394,7 +397,8 @@ impl<'a> Txn<'a> {
     }
 
     pub fn disconnect_certificate(&mut self, certificate_id: &str) {
-        self.changes.commands.push(DeviceCommand::DisconnectCertificate { certificate_id: certificate_id.to_string() });
+        let certificate_id = certificate_id.to_string();
+        self.changes.notifications.push(Notification::DisconnectCertificate { certificate_id });
     }
 
     // --- jobs -----------------------------------------------------------------------------
@@ -441,20 +445,17 @@ impl<'a> Txn<'a> {
 
     /// A job-level event (JOB events enabled).
     pub fn job_event(&mut self, kind: JobEvent, job_id: &str) {
+        if !self.events_enabled("JOB") {
+            return;
+        }
         if let Some(job) = self.s.jobs.get(job_id) {
-            let ev = events::job_event(kind, job, &self.s.counts(job_id), &uuid::Uuid::new_v4().to_string(), self.now);
-            self.push_event("JOB", ev);
+            let (job, counts) = (Box::new(job.clone()), self.s.counts(job_id));
+            self.events.push(Notification::JobEvent { kind, job, counts, at: self.now });
         }
     }
 
     fn events_enabled(&self, event_type: &str) -> bool {
         self.s.event_configurations().is_enabled(event_type)
-    }
-
-    fn push_event(&mut self, event_type: &str, ev: Event) {
-        if self.s.event_configurations().is_enabled(event_type) {
-            self.events.push(ev);
-        }
     }
 
     fn touch_thing(&mut self, thing: &str) {
@@ -481,10 +482,9 @@ impl<'a> Txn<'a> {
             None => self.s.index_execution(&e, 1),
         }
         if e.status.is_terminal() && old_status != Some(e.status) && self.events_enabled("JOB_EXECUTION") {
-            let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
-            if let Some(ev) = events::execution_event(&e, &arn, false, &uuid::Uuid::new_v4().to_string(), self.now) {
-                self.push_event("JOB_EXECUTION", ev);
-            }
+            let thing_arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+            let execution = e.clone();
+            self.events.push(Notification::ExecutionEvent { execution, thing_arn, deleted: false, at: self.now });
         }
         self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
@@ -498,10 +498,13 @@ impl<'a> Txn<'a> {
             self.s.index_execution(&e, -1);
             self.execution_transition(&e, Some(e.status), None);
             if self.events_enabled("JOB_EXECUTION") {
-                let arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
-                if let Some(ev) = events::execution_event(&e, &arn, true, &uuid::Uuid::new_v4().to_string(), self.now) {
-                    self.push_event("JOB_EXECUTION", ev);
-                }
+                let thing_arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);
+                self.events.push(Notification::ExecutionEvent {
+                    execution: e.clone(),
+                    thing_arn,
+                    deleted: true,
+                    at: self.now,
+                });
             }
             self.changes.mutations.push(Mutation::Delete { kind: EXECUTION, key: exec_store_key(key) });
         }
@@ -515,30 +518,22 @@ impl<'a> Txn<'a> {
         for (thing, before) in touched {
             let after = QueueShape::of(self.s.executions_of_thing(&thing));
             let n = pending::notifications(&before, &after);
+            if !(n.notify || n.notify_next) {
+                continue;
+            }
+            let pending = self.s.pending_of_thing(&thing);
             if n.notify {
-                let payload = wire::notify_payload(&self.s.pending_of_thing(&thing), now);
-                self.publish(format!("$aws/things/{thing}/jobs/notify"), payload);
+                let shown = pending.iter().take(MAX_PENDING_SHOWN).map(|e| (*e).clone()).collect();
+                let thing = thing.clone();
+                self.changes.notifications.push(Notification::Notify { thing, pending: shown, at: now });
             }
             if n.notify_next {
-                let payload = match self.s.pending_of_thing(&thing).first() {
-                    Some(head) => json!({
-                        "timestamp": wire::secs(now),
-                        "execution": wire::mqtt_execution(head, self.s.document(&head.job_id)),
-                    }),
-                    None => json!({ "timestamp": wire::secs(now) }),
-                };
-                self.publish(format!("$aws/things/{thing}/jobs/notify-next"), payload);
+                let head = pending.first().map(|e| ((*e).clone(), self.s.documents.get(&e.job_id).cloned()));
+                self.changes.notifications.push(Notification::NotifyNext { thing, head, at: now });
             }
         }
-        for ev in std::mem::take(&mut self.events) {
-            self.publish(ev.topic, ev.payload);
-        }
+        self.changes.notifications.append(&mut self.events);
         self.changes
-    }
-
-    fn publish(&mut self, topic: String, payload: Value) {
-        let payload = serde_json::to_vec(&payload).expect("json serializes");
-        self.changes.commands.push(DeviceCommand::Publish { topic, payload });
     }
 
     /// A SNAPSHOT job whose executions are all terminal is COMPLETED.

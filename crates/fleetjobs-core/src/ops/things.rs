@@ -230,9 +230,9 @@ mod tests {
 
     #[test]
     fn attributes_are_checked_unless_an_empty_value_removes_one() {
-        let mut payload = AttributePayload { attributes: [("k".into(), "".into())].into(), merge: true };
+        let payload = AttributePayload { attributes: [("k".into(), "".into())].into(), merge: true };
         assert!(payload.check().is_ok());
-        payload.merge = false;
+        let payload = AttributePayload { attributes: [("k".into(), "no spaces".into())].into(), merge: true };
         assert!(payload.check().is_err());
         let four = (0..4).map(|i| (format!("k{i}"), "v".to_string())).collect();
         assert!(AttributePayload { attributes: four, merge: false }.check().is_err());

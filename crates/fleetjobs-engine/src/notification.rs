@@ -1,0 +1,175 @@
+//! What a transaction announces to devices, as domain values, and their rendering into MQTT
+//! topics and payloads.
+//!
+//! `Txn::finish` produces [`Notification`]s under the state lock: owned snapshots of just what
+//! each message shows (cheap clones, the job document shared). The commit pipeline renders
+//! them after the lock is released, in the request's task while the store commits the batch
+//! ([`Outgoing`]), and hands the rendered commands to the outbox from the store's callback, so
+//! that they leave only once durable and in commit order. Rendering neither holds the lock
+//! nor runs on the store's writer thread, except when the commit is durable before the task
+//! got to it (or the task was dropped): then the callback renders them itself.
+
+use std::sync::{Arc, Mutex};
+
+use fleetjobs_core::events::{self, ExecutionCounts, JobEvent};
+use fleetjobs_core::model::{Job, JobExecution};
+use fleetjobs_core::{topics, Millis};
+use serde_json::{json, Value};
+
+use crate::wire;
+use crate::DeviceCommand;
+
+/// One thing the device plane must be told once a transaction is durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    /// `jobs/notify`: the thing's pending set changed; `pending` in `$next` order.
+    Notify { thing: String, pending: Vec<JobExecution>, at: Millis },
+    /// `jobs/notify-next`: the thing's next pending execution changed (`None`: no more).
+    NotifyNext { thing: String, head: Option<(JobExecution, Option<Arc<Value>>)>, at: Millis },
+    /// A JOB event (the job as it is after the change).
+    JobEvent { kind: JobEvent, job: Box<Job>, counts: ExecutionCounts, at: Millis },
+    /// A JOB_EXECUTION event: a terminal status reached, or the execution deleted.
+    ExecutionEvent { execution: JobExecution, thing_arn: String, deleted: bool, at: Millis },
+    /// Close the connections authenticated with this certificate.
+    DisconnectCertificate { certificate_id: String },
+}
+
+impl Notification {
+    /// The device command this notification becomes (`None`: an event with no topic, such
+    /// as a non-terminal execution status).
+    pub fn render(self) -> Option<DeviceCommand> {
+        let (topic, payload) = match self {
+            Notification::Notify { thing, pending, at } => {
+                let pending: Vec<&JobExecution> = pending.iter().collect();
+                (topics::notify(&thing), wire::notify_payload(&pending, at))
+            }
+            Notification::NotifyNext { thing, head, at } => {
+                let payload = match head {
+                    Some((e, document)) => json!({
+                        "timestamp": wire::secs(at),
+                        "execution": wire::mqtt_execution(&e, document.as_deref()),
+                    }),
+                    None => json!({ "timestamp": wire::secs(at) }),
+                };
+                (topics::notify_next(&thing), payload)
+            }
+            Notification::JobEvent { kind, job, counts, at } => {
+                let ev = events::job_event(kind, &job, &counts, &uuid::Uuid::new_v4().to_string(), at);
+                (ev.topic, ev.payload)
+            }
+            Notification::ExecutionEvent { execution, thing_arn, deleted, at } => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let ev = events::execution_event(&execution, &thing_arn, deleted, &id, at)?;
+                (ev.topic, ev.payload)
+            }
+            Notification::DisconnectCertificate { certificate_id } => {
+                return Some(DeviceCommand::DisconnectCertificate { certificate_id })
+            }
+        };
+        let payload = serde_json::to_vec(&payload).expect("json serializes");
+        Some(DeviceCommand::Publish { topic, payload })
+    }
+}
+
+/// A batch's notifications on their way out: rendered by whichever comes first, the request
+/// task once it has released the lock ([`Outgoing::render`]) or the store's callback when the
+/// batch is durable ([`Outgoing::take`]).
+pub(crate) struct Outgoing(Mutex<Slot>);
+
+enum Slot {
+    Domain(Vec<Notification>),
+    Rendered(Vec<DeviceCommand>),
+    Taken,
+}
+
+fn render_all(notifications: Vec<Notification>) -> Vec<DeviceCommand> {
+    notifications.into_iter().filter_map(Notification::render).collect()
+}
+
+impl Outgoing {
+    pub(crate) fn new(notifications: Vec<Notification>) -> Arc<Outgoing> {
+        Arc::new(Outgoing(Mutex::new(Slot::Domain(notifications))))
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Render now unless already rendered or taken.
+    pub(crate) fn render(&self) {
+        let mut slot = self.slot();
+        if let Slot::Domain(n) = &mut *slot {
+            let rendered = render_all(std::mem::take(n));
+            *slot = Slot::Rendered(rendered);
+        }
+    }
+
+    /// The rendered commands, rendering them here if the task has not yet; once.
+    pub(crate) fn take(&self) -> Vec<DeviceCommand> {
+        match std::mem::replace(&mut *self.slot(), Slot::Taken) {
+            Slot::Domain(n) => render_all(n),
+            Slot::Rendered(c) => c,
+            Slot::Taken => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetjobs_core::model::JobExecutionStatus;
+
+    fn execution(job: &str, status: JobExecutionStatus) -> JobExecution {
+        let mut e = JobExecution::queued(job, "pi", 1, 1_700_000_000_000);
+        e.status = status;
+        e
+    }
+
+    #[test]
+    fn notifications_render_to_their_topics() {
+        let n = Notification::Notify {
+            thing: "pi".into(),
+            pending: vec![execution("a", JobExecutionStatus::InProgress), execution("b", JobExecutionStatus::Queued)],
+            at: 1_700_000_001_500,
+        };
+        let Some(DeviceCommand::Publish { topic, payload }) = n.render() else { panic!("a publish") };
+        assert_eq!(topic, "$aws/things/pi/jobs/notify");
+        let p: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(p["timestamp"], 1_700_000_001);
+        assert_eq!(p["jobs"]["IN_PROGRESS"][0]["jobId"], "a");
+        assert_eq!(p["jobs"]["QUEUED"][0]["jobId"], "b");
+
+        let doc = Arc::new(json!({"operation": "x"}));
+        let n = Notification::NotifyNext {
+            thing: "pi".into(),
+            head: Some((execution("a", JobExecutionStatus::Queued), Some(doc))),
+            at: 1_700_000_002_000,
+        };
+        let Some(DeviceCommand::Publish { topic, payload }) = n.render() else { panic!("a publish") };
+        assert_eq!(topic, "$aws/things/pi/jobs/notify-next");
+        let p: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(p["execution"]["jobDocument"]["operation"], "x");
+
+        let queued = Notification::ExecutionEvent {
+            execution: execution("a", JobExecutionStatus::Queued),
+            thing_arn: "arn".into(),
+            deleted: false,
+            at: 0,
+        };
+        assert_eq!(queued.render(), None, "a QUEUED execution has no event");
+    }
+
+    #[test]
+    fn a_batch_renders_once_whoever_comes_first() {
+        let disconnect = || Notification::DisconnectCertificate { certificate_id: "c".into() };
+        let out = Outgoing::new(vec![disconnect()]);
+        out.render();
+        out.render();
+        assert_eq!(out.take().len(), 1);
+        assert!(out.take().is_empty(), "taken once");
+        let out = Outgoing::new(vec![disconnect()]);
+        assert_eq!(out.take().len(), 1, "the callback renders what the task did not");
+        out.render();
+        assert!(out.take().is_empty());
+    }
+}
