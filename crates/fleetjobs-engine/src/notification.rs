@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 use fleetjobs_core::events::{self, ExecutionCounts, JobEvent};
 use fleetjobs_core::model::{Job, JobExecution};
 use fleetjobs_core::{topics, Millis};
-use serde_json::{json, Value};
 
-use crate::wire;
+use crate::device::{self, Execution};
 use crate::DeviceCommand;
 
 /// One thing the device plane must be told once a transaction is durable.
@@ -25,7 +24,7 @@ pub enum Notification {
     /// `jobs/notify`: the thing's pending set changed; `pending` in `$next` order.
     Notify { thing: String, pending: Vec<JobExecution>, at: Millis },
     /// `jobs/notify-next`: the thing's next pending execution changed (`None`: no more).
-    NotifyNext { thing: String, head: Option<(JobExecution, Option<Arc<Value>>)>, at: Millis },
+    NotifyNext { thing: String, head: Option<Execution>, at: Millis },
     /// A JOB event (the job as it is after the change).
     JobEvent { kind: JobEvent, job: Box<Job>, counts: ExecutionCounts, at: Millis },
     /// A JOB_EXECUTION event: a terminal status reached, or the execution deleted.
@@ -39,34 +38,23 @@ impl Notification {
     /// as a non-terminal execution status).
     pub fn render(self) -> Option<DeviceCommand> {
         let (topic, payload) = match self {
-            Notification::Notify { thing, pending, at } => {
-                let pending: Vec<&JobExecution> = pending.iter().collect();
-                (topics::notify(&thing), wire::notify_payload(&pending, at))
-            }
+            Notification::Notify { thing, pending, at } => (topics::notify(&thing), device::notify(&pending, at)),
             Notification::NotifyNext { thing, head, at } => {
-                let payload = match head {
-                    Some((e, document)) => json!({
-                        "timestamp": wire::secs(at),
-                        "execution": wire::mqtt_execution(&e, document.as_deref()),
-                    }),
-                    None => json!({ "timestamp": wire::secs(at) }),
-                };
-                (topics::notify_next(&thing), payload)
+                (topics::notify_next(&thing), device::notify_next(head, at))
             }
             Notification::JobEvent { kind, job, counts, at } => {
                 let ev = events::job_event(kind, &job, &counts, &uuid::Uuid::new_v4().to_string(), at);
-                (ev.topic, ev.payload)
+                (ev.topic, serde_json::to_vec(&ev.payload).expect("json serializes"))
             }
             Notification::ExecutionEvent { execution, thing_arn, deleted, at } => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let ev = events::execution_event(&execution, &thing_arn, deleted, &id, at)?;
-                (ev.topic, ev.payload)
+                (ev.topic, serde_json::to_vec(&ev.payload).expect("json serializes"))
             }
             Notification::DisconnectCertificate { certificate_id } => {
                 return Some(DeviceCommand::DisconnectCertificate { certificate_id })
             }
         };
-        let payload = serde_json::to_vec(&payload).expect("json serializes");
         Some(DeviceCommand::Publish { topic, payload })
     }
 }
@@ -118,6 +106,7 @@ impl Outgoing {
 mod tests {
     use super::*;
     use fleetjobs_core::model::JobExecutionStatus;
+    use serde_json::Value;
 
     fn execution(job: &str, status: JobExecutionStatus) -> JobExecution {
         let mut e = JobExecution::queued(job, "pi", 1, 1_700_000_000_000);
@@ -139,12 +128,9 @@ mod tests {
         assert_eq!(p["jobs"]["IN_PROGRESS"][0]["jobId"], "a");
         assert_eq!(p["jobs"]["QUEUED"][0]["jobId"], "b");
 
-        let doc = Arc::new(json!({"operation": "x"}));
-        let n = Notification::NotifyNext {
-            thing: "pi".into(),
-            head: Some((execution("a", JobExecutionStatus::Queued), Some(doc))),
-            at: 1_700_000_002_000,
-        };
+        let doc = Arc::new(serde_json::json!({"operation": "x"}));
+        let head = Execution::new(&execution("a", JobExecutionStatus::Queued), Some(doc));
+        let n = Notification::NotifyNext { thing: "pi".into(), head: Some(head), at: 1_700_000_002_000 };
         let Some(DeviceCommand::Publish { topic, payload }) = n.render() else { panic!("a publish") };
         assert_eq!(topic, "$aws/things/pi/jobs/notify-next");
         let p: Value = serde_json::from_slice(&payload).unwrap();

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::credentials::{AdminKey, SealedKey, SecretBox};
+use crate::device::Execution;
 use crate::notification::Notification;
 use crate::wire;
 
@@ -214,10 +215,6 @@ impl State {
     }
 
     /// A job's document as a JSON object.
-    pub fn document(&self, job: &str) -> Option<&Value> {
-        self.documents.get(job).map(Arc::as_ref)
-    }
-
     pub fn counts(&self, job: &str) -> ExecutionCounts {
         self.counts.get(job).copied().unwrap_or_default()
     }
@@ -528,7 +525,7 @@ impl<'a> Txn<'a> {
                 self.changes.notifications.push(Notification::Notify { thing, pending: shown, at: now });
             }
             if n.notify_next {
-                let head = pending.first().map(|e| ((*e).clone(), self.s.documents.get(&e.job_id).cloned()));
+                let head = pending.first().map(|e| Execution::new(e, self.s.documents.get(&e.job_id).cloned()));
                 self.changes.notifications.push(Notification::NotifyNext { thing, head, at: now });
             }
         }

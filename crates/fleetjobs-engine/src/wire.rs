@@ -4,19 +4,13 @@
 
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
 use fleetjobs_core::events::ExecutionCounts;
-use fleetjobs_core::model::{Job, JobExecution, JobExecutionStatus};
-use fleetjobs_core::pending::MAX_PENDING_SHOWN;
+use fleetjobs_core::model::{Job, JobExecution};
 use fleetjobs_core::Millis;
 use serde_json::{json, Map, Value};
 
 /// Control-plane timestamp: epoch seconds with millisecond fraction.
 pub fn ts(ms: Millis) -> Value {
     json!(ms as f64 / 1000.0)
-}
-
-/// MQTT / data-plane timestamp: integer epoch seconds.
-pub fn secs(ms: Millis) -> i64 {
-    ms.div_euclid(1000)
 }
 
 fn insert_opt(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
@@ -28,52 +22,6 @@ fn insert_opt(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
 /// The job document as a JSON object (MQTT embeds it; it was validated at creation).
 pub fn document_object(job: &Job) -> Value {
     serde_json::from_str(&job.document).unwrap_or(Value::Null)
-}
-
-/// MQTT `JobExecutionSummary` (also in `jobs/notify`).
-pub fn mqtt_summary(e: &JobExecution) -> Value {
-    let mut m = Map::new();
-    m.insert("jobId".into(), json!(e.job_id));
-    m.insert("queuedAt".into(), json!(secs(e.queued_at)));
-    insert_opt(&mut m, "startedAt", e.started_at.map(|t| json!(secs(t))));
-    m.insert("lastUpdatedAt".into(), json!(secs(e.last_updated_at)));
-    m.insert("versionNumber".into(), json!(e.version_number));
-    m.insert("executionNumber".into(), json!(e.execution_number));
-    Value::Object(m)
-}
-
-/// MQTT `JobExecution`, with the job document (already parsed) when given.
-pub fn mqtt_execution(e: &JobExecution, document: Option<&Value>) -> Value {
-    let mut m = Map::new();
-    m.insert("jobId".into(), json!(e.job_id));
-    m.insert("thingName".into(), json!(e.thing_name));
-    insert_opt(&mut m, "jobDocument", document.cloned());
-    m.insert("status".into(), json!(e.status.as_str()));
-    m.insert("statusDetails".into(), json!(e.status_details));
-    m.insert("queuedAt".into(), json!(secs(e.queued_at)));
-    insert_opt(&mut m, "startedAt", e.started_at.map(|t| json!(secs(t))));
-    m.insert("lastUpdatedAt".into(), json!(secs(e.last_updated_at)));
-    m.insert("versionNumber".into(), json!(e.version_number));
-    m.insert("executionNumber".into(), json!(e.execution_number));
-    Value::Object(m)
-}
-
-/// MQTT `executionState` (update responses and rejections).
-pub fn execution_state(e: &JobExecution) -> Value {
-    json!({ "status": e.status.as_str(), "statusDetails": e.status_details, "versionNumber": e.version_number })
-}
-
-/// `jobs/notify`: pending executions by status, IN_PROGRESS first, at most 10.
-pub fn notify_payload(pending: &[&JobExecution], now: Millis) -> Value {
-    let mut jobs = Map::new();
-    for status in [JobExecutionStatus::InProgress, JobExecutionStatus::Queued] {
-        let list: Vec<Value> =
-            pending.iter().take(MAX_PENDING_SHOWN).filter(|e| e.status == status).map(|e| mqtt_summary(e)).collect();
-        if !list.is_empty() {
-            jobs.insert(status.as_str().to_string(), Value::Array(list));
-        }
-    }
-    json!({ "timestamp": secs(now), "jobs": jobs })
 }
 
 /// Control-plane `JobExecutionSummary`.

@@ -1,0 +1,273 @@
+//! The device side: who a connection is (certificate → session), what its policies allow, and
+//! the Jobs MQTT API (`$aws/things/{thing}/jobs/...`), answered on `/accepted` or
+//! `/rejected` to the requester only. `payload` is its wire: typed requests in, typed answers
+//! out, serialized after the state lock is released.
+
+mod payload;
+
+use fleetjobs_core::execution::{self, DeviceUpdate};
+use fleetjobs_core::model::{CertificateStatus, JobExecution};
+use fleetjobs_core::pending::MAX_PENDING_SHOWN;
+use fleetjobs_core::policy::{self, IotAction, PolicyContext};
+use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
+use fleetjobs_core::validate;
+use fleetjobs_core::ApiError;
+
+pub(crate) use payload::{notify, notify_next, Execution};
+use payload::{Answer, DescribeRequest, ExecutionState, Payload, PayloadError, StartNextRequest, UpdateRequest};
+
+use crate::state::State;
+use crate::Engine;
+
+/// An authenticated MQTT connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSession {
+    pub client_id: String,
+    pub certificate_id: String,
+    pub certificate_arn: String,
+}
+
+impl DeviceSession {
+    /// The thing this connection speaks for *now*: the client id, while a thing of that name
+    /// is attached to the certificate (as AWS sets `iot:Connection.Thing.ThingName`). Read
+    /// from the registry at each action, so a detach-thing-principal takes what the
+    /// attachment gave away at the connection's next action, as a detach-policy does.
+    fn thing_name<'s>(&'s self, s: &State) -> Option<&'s str> {
+        s.is_attached(&self.certificate_arn, &self.client_id).then_some(self.client_id.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceAuthError {
+    #[error("no client certificate")]
+    NoCertificate,
+    #[error("certificate {0} is not registered")]
+    UnknownCertificate(String),
+    #[error("certificate {0} is not ACTIVE")]
+    NotActive(String),
+    #[error("iot:Connect denied for client id {0}")]
+    ConnectDenied(String),
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A request refused, in the Jobs MQTT API's dialect.
+type Rejected = payload::Rejection;
+
+/// The engine's own failures (the store refusing a write, say) as a device sees them.
+impl From<ApiError> for Rejected {
+    fn from(e: ApiError) -> Self {
+        Rejected::new("InternalError", e.message)
+    }
+}
+
+impl From<PayloadError> for Rejected {
+    fn from(e: PayloadError) -> Self {
+        match e {
+            PayloadError::InvalidJson(m) => Rejected::new("InvalidJson", m),
+            PayloadError::InvalidRequest(m) => Rejected::invalid(m),
+        }
+    }
+}
+
+impl Rejected {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Rejected { code, message: message.into(), execution_state: None }
+    }
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new("InvalidRequest", message)
+    }
+}
+
+fn resource(action: IotAction, name: &str) -> String {
+    match action {
+        IotAction::Connect => format!("client/{name}"),
+        IotAction::Publish | IotAction::Receive | IotAction::RetainPublish => format!("topic/{name}"),
+        IotAction::Subscribe => format!("topicfilter/{name}"),
+    }
+}
+
+fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) -> bool {
+    let active = s.certificates.get(&session.certificate_id).is_some_and(|c| c.status == CertificateStatus::Active);
+    if !active {
+        return false;
+    }
+    let docs: Vec<_> = s.policies_of_target(&session.certificate_arn).map(|(_, d)| d.as_ref()).collect();
+    let ctx = PolicyContext {
+        client_id: &session.client_id,
+        thing_name: session.thing_name(s),
+        certificate_id: Some(&session.certificate_id),
+    };
+    policy::is_allowed(&docs, action, &resource(action, name), &ctx)
+}
+
+fn check_step_timeout(minutes: Option<i64>, allow_discard: bool) -> Result<(), Rejected> {
+    minutes.map_or(Ok(()), |t| validate::step_timeout(t, allow_discard).map_err(Rejected::invalid))
+}
+
+fn execution_not_found(job_id: &str, thing: &str) -> Rejected {
+    Rejected::new("ResourceNotFound", format!("Job execution for job {job_id} and thing {thing} does not exist."))
+}
+
+fn rejection(r: execution::Rejection, e: &JobExecution) -> Rejected {
+    let (code, message) = match r {
+        execution::Rejection::VersionMismatch => {
+            ("VersionMismatch", "The expected version does not match the job execution version.".to_string())
+        }
+        execution::Rejection::InvalidStateTransition(m) => ("InvalidStateTransition", m),
+    };
+    Rejected { code, message, execution_state: Some(ExecutionState::from(e)) }
+}
+
+impl Engine {
+    /// Authenticate a CONNECT: an ACTIVE certificate of ours whose policies allow
+    /// `iot:Connect` on `client/{clientId}`.
+    pub fn authenticate_device(
+        &self,
+        cert_der: Option<&[u8]>,
+        client_id: &str,
+    ) -> Result<DeviceSession, DeviceAuthError> {
+        let der = cert_der.ok_or(DeviceAuthError::NoCertificate)?;
+        let certificate_id = fleetjobs_pki::certificate_id(der);
+        let s = self.lock().map_err(|e| DeviceAuthError::Unavailable(e.message))?;
+        let cert = s
+            .certificates
+            .get(&certificate_id)
+            .ok_or_else(|| DeviceAuthError::UnknownCertificate(certificate_id.clone()))?;
+        if cert.status != CertificateStatus::Active {
+            return Err(DeviceAuthError::NotActive(certificate_id));
+        }
+        let session = DeviceSession {
+            client_id: client_id.to_string(),
+            certificate_arn: cert.certificate_arn.clone(),
+            certificate_id,
+        };
+        if !allowed(&s, &session, IotAction::Connect, client_id) {
+            return Err(DeviceAuthError::ConnectDenied(client_id.to_string()));
+        }
+        Ok(session)
+    }
+
+    /// Authorize one MQTT action on a topic (or topic filter) for a session. The policies are
+    /// read at each call, so attaching, detaching or deactivating takes effect at once.
+    pub fn authorize_device(&self, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
+        self.lock().is_ok_and(|s| allowed(&s, session, action, topic))
+    }
+
+    /// Handle a publish if it is a Jobs API request. `None`: not a jobs topic. `Some`: the
+    /// replies, `(topic, payload)`, for the requester only.
+    pub async fn handle_jobs_request(&self, topic: &str, payload: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+        let parsed = topics::parse(topic);
+        if parsed == JobsTopic::NotJobs {
+            return None;
+        }
+        Some(self.handle_jobs_topic(topic, parsed, payload).await)
+    }
+
+    /// Answer a publish on a jobs topic that the caller has parsed already (the device plane
+    /// parses each topic once, to decide whether the service owns it).
+    pub async fn handle_jobs_topic(
+        &self,
+        topic: &str,
+        parsed: JobsTopic<'_>,
+        payload: &[u8],
+    ) -> Vec<(String, Vec<u8>)> {
+        // The token is echoed on every answer, rejections of bad topics included.
+        let (result, token) = match Payload::parse(payload) {
+            Err(e) => (Err(Rejected::from(e)), None),
+            Ok(p) => {
+                let token = p.client_token.clone();
+                let result = match parsed {
+                    JobsTopic::Request { thing, request } => self.jobs_request(thing, request, p).await,
+                    _ => Err(Rejected::new("InvalidTopic", format!("The topic {topic} is not a valid jobs topic"))),
+                };
+                (result, token)
+            }
+        };
+        let now = self.now();
+        let accepted = result.is_ok();
+        let body = match result {
+            Ok(answer) => payload::reply(answer, now, token.as_deref()),
+            Err(rejected) => payload::reply(rejected, now, token.as_deref()),
+        };
+        vec![(topics::reply(topic, accepted), body)]
+    }
+
+    async fn jobs_request(&self, thing: &str, request: JobsRequest<'_>, p: Payload) -> Result<Answer, Rejected> {
+        match request {
+            JobsRequest::GetPending => self.mqtt_get_pending(thing).await,
+            JobsRequest::StartNext => self.mqtt_start_next(thing, p.request()?).await,
+            JobsRequest::Describe { job_id } => self.mqtt_describe(thing, job_id, p.request()?).await,
+            JobsRequest::Update { job_id } => self.mqtt_update(thing, job_id, p.request()?).await,
+        }
+    }
+
+    async fn mqtt_get_pending(&self, thing: &str) -> Result<Answer, Rejected> {
+        self.read(|s| {
+            let pending: Vec<JobExecution> =
+                s.pending_of_thing(thing).into_iter().take(MAX_PENDING_SHOWN).cloned().collect();
+            Ok(Answer::pending(&pending))
+        })
+        .await
+    }
+
+    async fn mqtt_start_next(&self, thing: &str, r: StartNextRequest) -> Result<Answer, Rejected> {
+        check_step_timeout(r.step_timeout_in_minutes, false)?;
+        self.write(|txn| {
+            let Some(mut e) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else {
+                return Ok(Answer::Execution { execution: None });
+            };
+            let started = execution::start(&mut e, r.status_details.as_ref(), txn.now);
+            let execution = Execution::new(&e, txn.s.documents.get(&e.job_id).cloned());
+            if started {
+                txn.put_execution(e);
+            }
+            Ok(Answer::Execution { execution: Some(execution) })
+        })
+        .await
+    }
+
+    async fn mqtt_describe(&self, thing: &str, job_id: &str, r: DescribeRequest) -> Result<Answer, Rejected> {
+        let include_document = r.include_job_document.unwrap_or(true);
+        self.read(|s| {
+            let e = if job_id == "$next" {
+                match s.pending_of_thing(thing).first() {
+                    Some(e) => *e,
+                    None => return Ok(Answer::Execution { execution: None }),
+                }
+            } else {
+                match s.execution(job_id, thing, r.execution_number) {
+                    Some(e) => e,
+                    None => return Err(execution_not_found(job_id, thing)),
+                }
+            };
+            let document = s.documents.get(&e.job_id).filter(|_| include_document).cloned();
+            Ok(Answer::Execution { execution: Some(Execution::new(e, document)) })
+        })
+        .await
+    }
+
+    async fn mqtt_update(&self, thing: &str, job_id: &str, r: UpdateRequest) -> Result<Answer, Rejected> {
+        if !execution::is_device_settable(r.status) {
+            return Err(Rejected::invalid(format!("A device cannot set the status {}", r.status.as_str())));
+        }
+        check_step_timeout(r.step_timeout_in_minutes, true)?;
+        let update =
+            DeviceUpdate { status: r.status, status_details: r.status_details, expected_version: r.expected_version };
+        self.write(|txn| {
+            let Some(mut e) = txn.s.execution(job_id, thing, r.execution_number).cloned() else {
+                return Err(execution_not_found(job_id, thing));
+            };
+            if let Err(rejected) = execution::apply_device_update(&mut e, &update, txn.now) {
+                return Err(rejection(rejected, &e));
+            }
+            let answer = Answer::Updated {
+                execution_state: r.include_job_execution_state.then(|| ExecutionState::from(&e)),
+                job_document: txn.s.documents.get(job_id).filter(|_| r.include_job_document).cloned(),
+            };
+            txn.put_execution(e);
+            Ok(answer)
+        })
+        .await
+    }
+}

@@ -1,0 +1,363 @@
+//! The Jobs MQTT API's payloads, typed: the members of the four requests in, and what the
+//! server publishes out (answers, `notify`, `notify-next`). This and the control plane's
+//! HTTP adapter are the only places that know JSON; timestamps here are integer epoch seconds.
+
+use std::sync::Arc;
+
+use fleetjobs_core::model::{JobExecution, JobExecutionStatus, StatusDetails};
+use fleetjobs_core::pending::MAX_PENDING_SHOWN;
+use fleetjobs_core::{validate, Millis};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// MQTT timestamps: integer epoch seconds.
+pub fn secs(ms: Millis) -> i64 {
+    ms.div_euclid(1000)
+}
+
+/// Why a payload is not a request: the Jobs API's `InvalidJson` or `InvalidRequest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    InvalidJson(String),
+    InvalidRequest(String),
+}
+
+/// A request payload: its `clientToken` (echoed on every answer, also when the rest of the
+/// request is refused) and its other members, read by the request's type.
+pub struct Payload {
+    pub client_token: Option<String>,
+    members: Map<String, Value>,
+}
+
+impl Payload {
+    /// Parse a payload; a blank payload is `{}`, as AWS takes it.
+    pub fn parse(bytes: &[u8]) -> Result<Payload, PayloadError> {
+        let mut members =
+            validate::json_object(bytes).map_err(|e| PayloadError::InvalidJson(format!("The request payload {e}")))?;
+        let client_token = match members.remove("clientToken") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if t.chars().count() <= 64 => Some(t),
+            Some(_) => {
+                return Err(PayloadError::InvalidRequest(
+                    "clientToken must be a string of at most 64 characters".into(),
+                ))
+            }
+        };
+        Ok(Payload { client_token, members })
+    }
+
+    /// The request's members as `T`; a member of the wrong type names itself.
+    pub fn request<T: for<'de> Deserialize<'de>>(self) -> Result<T, PayloadError> {
+        serde_path_to_error::deserialize(Value::Object(self.members)).map_err(|e| {
+            let path = e.path().to_string();
+            PayloadError::InvalidRequest(format!("Invalid {path}: {}", e.inner()))
+        })
+    }
+}
+
+/// An integer member that devices also send as a string (`"expectedVersion": "3"`).
+fn lenient_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrString {
+        Int(i64),
+        String(String),
+    }
+    match Option::<IntOrString>::deserialize(d)? {
+        None => Ok(None),
+        Some(IntOrString::Int(n)) => Ok(Some(n)),
+        Some(IntOrString::String(s)) => {
+            s.trim().parse().map(Some).map_err(|_| de::Error::custom(format!("{s:?} is not an integer")))
+        }
+    }
+}
+
+/// `statusDetails` as devices send it (numbers and booleans are taken as their text).
+fn status_details<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StatusDetails>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) => validate::status_details(&v).map(Some).map_err(de::Error::custom),
+    }
+}
+
+/// `jobs/start-next`: StartNextPendingJobExecution.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartNextRequest {
+    #[serde(default, deserialize_with = "status_details")]
+    pub status_details: Option<StatusDetails>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub step_timeout_in_minutes: Option<i64>,
+}
+
+/// `jobs/{jobId}/get`: DescribeJobExecution.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRequest {
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub execution_number: Option<i64>,
+    pub include_job_document: Option<bool>,
+}
+
+/// `jobs/{jobId}/update`: UpdateJobExecution.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRequest {
+    pub status: JobExecutionStatus,
+    #[serde(default, deserialize_with = "status_details")]
+    pub status_details: Option<StatusDetails>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub expected_version: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub execution_number: Option<i64>,
+    #[serde(default)]
+    pub include_job_execution_state: bool,
+    #[serde(default)]
+    pub include_job_document: bool,
+    #[serde(default, deserialize_with = "lenient_int")]
+    pub step_timeout_in_minutes: Option<i64>,
+}
+
+fn document<S: Serializer>(doc: &Option<Arc<Value>>, s: S) -> Result<S::Ok, S::Error> {
+    match doc {
+        Some(d) => d.as_ref().serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
+/// MQTT `JobExecution`, with the job document when asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub job_id: String,
+    pub thing_name: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "document")]
+    pub job_document: Option<Arc<Value>>,
+    pub status: JobExecutionStatus,
+    pub status_details: StatusDetails,
+    pub queued_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    pub last_updated_at: i64,
+    pub version_number: i64,
+    pub execution_number: i64,
+}
+
+impl Execution {
+    pub fn new(e: &JobExecution, job_document: Option<Arc<Value>>) -> Self {
+        Execution {
+            job_id: e.job_id.clone(),
+            thing_name: e.thing_name.clone(),
+            job_document,
+            status: e.status,
+            status_details: e.status_details.clone(),
+            queued_at: secs(e.queued_at),
+            started_at: e.started_at.map(secs),
+            last_updated_at: secs(e.last_updated_at),
+            version_number: e.version_number,
+            execution_number: e.execution_number,
+        }
+    }
+}
+
+/// MQTT `JobExecutionSummary` (`jobs/get`, `jobs/notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSummary {
+    pub job_id: String,
+    pub queued_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    pub last_updated_at: i64,
+    pub version_number: i64,
+    pub execution_number: i64,
+}
+
+impl From<&JobExecution> for ExecutionSummary {
+    fn from(e: &JobExecution) -> Self {
+        ExecutionSummary {
+            job_id: e.job_id.clone(),
+            queued_at: secs(e.queued_at),
+            started_at: e.started_at.map(secs),
+            last_updated_at: secs(e.last_updated_at),
+            version_number: e.version_number,
+            execution_number: e.execution_number,
+        }
+    }
+}
+
+/// MQTT `JobExecutionState` (update answers, and rejections of an update).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionState {
+    pub status: JobExecutionStatus,
+    pub status_details: StatusDetails,
+    pub version_number: i64,
+}
+
+impl From<&JobExecution> for ExecutionState {
+    fn from(e: &JobExecution) -> Self {
+        ExecutionState { status: e.status, status_details: e.status_details.clone(), version_number: e.version_number }
+    }
+}
+
+/// The pending executions shown, by status, at most [`MAX_PENDING_SHOWN`] in `$next` order.
+fn shown<'a>(pending: &'a [JobExecution], status: JobExecutionStatus) -> impl Iterator<Item = ExecutionSummary> + 'a {
+    pending.iter().take(MAX_PENDING_SHOWN).filter(move |e| e.status == status).map(ExecutionSummary::from)
+}
+
+/// What an accepted request answers, before `timestamp` and `clientToken`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    #[serde(rename_all = "camelCase")]
+    Pending { in_progress_jobs: Vec<ExecutionSummary>, queued_jobs: Vec<ExecutionSummary> },
+    /// start-next and describe (no `execution`: nothing pending).
+    Execution {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        execution: Option<Execution>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Updated {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        execution_state: Option<ExecutionState>,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "document")]
+        job_document: Option<Arc<Value>>,
+    },
+}
+
+impl Answer {
+    pub fn pending(pending: &[JobExecution]) -> Answer {
+        Answer::Pending {
+            in_progress_jobs: shown(pending, JobExecutionStatus::InProgress).collect(),
+            queued_jobs: shown(pending, JobExecutionStatus::Queued).collect(),
+        }
+    }
+}
+
+/// A request refused, as `/rejected` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_state: Option<ExecutionState>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reply<'a, T> {
+    #[serde(flatten)]
+    body: T,
+    timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token: Option<&'a str>,
+}
+
+/// An `/accepted` or `/rejected` payload: the body, `timestamp` and the request's token.
+pub fn reply<T: Serialize>(body: T, now: Millis, client_token: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&Reply { body, timestamp: secs(now), client_token }).expect("json serializes")
+}
+
+/// `jobs/notify`: the pending executions by status, IN_PROGRESS first.
+pub fn notify(pending: &[JobExecution], now: Millis) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Jobs {
+        #[serde(rename = "IN_PROGRESS", skip_serializing_if = "Vec::is_empty")]
+        in_progress: Vec<ExecutionSummary>,
+        #[serde(rename = "QUEUED", skip_serializing_if = "Vec::is_empty")]
+        queued: Vec<ExecutionSummary>,
+    }
+    #[derive(Serialize)]
+    struct Notify {
+        timestamp: i64,
+        jobs: Jobs,
+    }
+    let jobs = Jobs {
+        in_progress: shown(pending, JobExecutionStatus::InProgress).collect(),
+        queued: shown(pending, JobExecutionStatus::Queued).collect(),
+    };
+    serde_json::to_vec(&Notify { timestamp: secs(now), jobs }).expect("json serializes")
+}
+
+/// `jobs/notify-next`: the next pending execution with its document, if any.
+pub fn notify_next(head: Option<Execution>, now: Millis) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct NotifyNext {
+        timestamp: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        execution: Option<Execution>,
+    }
+    serde_json::to_vec(&NotifyNext { timestamp: secs(now), execution: head }).expect("json serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse<T: for<'de> Deserialize<'de>>(payload: &str) -> Result<(Option<String>, T), PayloadError> {
+        let p = Payload::parse(payload.as_bytes())?;
+        let token = p.client_token.clone();
+        Ok((token, p.request()?))
+    }
+
+    #[test]
+    fn requests_read_what_devices_send() {
+        let (token, r): (_, UpdateRequest) = parse(
+            r#"{"status":"IN_PROGRESS","expectedVersion":"2","statusDetails":{"pct":50,"ok":true},"clientToken":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(token.as_deref(), Some("t"));
+        assert_eq!(r.status, JobExecutionStatus::InProgress);
+        assert_eq!(r.expected_version, Some(2), "a numeric string is an integer");
+        assert_eq!(r.status_details.unwrap()["pct"], "50");
+        let (_, r): (_, DescribeRequest) = parse("").unwrap();
+        assert_eq!(r.execution_number, None);
+    }
+
+    #[test]
+    fn bad_requests_name_their_member_and_keep_the_token() {
+        let p = Payload::parse(br#"{"status":"DONE","clientToken":"t"}"#).unwrap();
+        assert_eq!(p.client_token.as_deref(), Some("t"));
+        assert!(matches!(p.request::<UpdateRequest>(), Err(PayloadError::InvalidRequest(m)) if m.contains("status")));
+        assert!(matches!(parse::<UpdateRequest>("{}"), Err(PayloadError::InvalidRequest(m)) if m.contains("status")));
+        assert!(matches!(
+            parse::<DescribeRequest>(r#"{"executionNumber":"x"}"#),
+            Err(PayloadError::InvalidRequest(m)) if m.contains("executionNumber")
+        ));
+        assert!(matches!(parse::<DescribeRequest>("[1]"), Err(PayloadError::InvalidJson(_))));
+        assert!(matches!(parse::<DescribeRequest>(r#"{"clientToken":5}"#), Err(PayloadError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn answers_have_the_aws_shape() {
+        let mut e = JobExecution::queued("j", "pi", 1, 1_700_000_000_999);
+        let doc = Some(Arc::new(json!({"op": "x"})));
+        let v: Value = serde_json::from_slice(&reply(
+            Answer::Execution { execution: Some(Execution::new(&e, doc)) },
+            5_000,
+            Some("t"),
+        ))
+        .unwrap();
+        assert_eq!(v["execution"]["queuedAt"], 1_700_000_000);
+        assert_eq!(v["execution"]["jobDocument"]["op"], "x");
+        assert_eq!(v["execution"]["status"], "QUEUED");
+        assert!(v["execution"].get("startedAt").is_none());
+        assert_eq!((v["timestamp"].as_i64(), v["clientToken"].as_str()), (Some(5), Some("t")));
+        let v: Value = serde_json::from_slice(&reply(Answer::Execution { execution: None }, 0, None)).unwrap();
+        assert_eq!(v, json!({"timestamp": 0}));
+
+        e.status = JobExecutionStatus::InProgress;
+        let v: Value = serde_json::from_slice(&notify(&[e.clone()], 2_000)).unwrap();
+        assert_eq!(v["jobs"]["IN_PROGRESS"][0]["jobId"], "j");
+        assert!(v["jobs"].get("QUEUED").is_none());
+        let v: Value = serde_json::from_slice(&reply(Answer::pending(&[e]), 0, None)).unwrap();
+        assert_eq!(v["inProgressJobs"][0]["executionNumber"], 1);
+        assert_eq!(v["queuedJobs"], json!([]));
+        let r = Rejection { code: "InvalidRequest", message: "m".into(), execution_state: None };
+        assert_eq!(serde_json::from_slice::<Value>(&reply(r, 0, None)).unwrap()["code"], "InvalidRequest");
+    }
+}
