@@ -136,23 +136,23 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UpdateThing", "PATCH", "/things/{thingName}", update_thing),
     op!("DeleteThing", "DELETE", "/things/{thingName}", delete_thing, query: [("expectedVersion", "expectedVersion", Int)]),
     // Certificates
-    legacy!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
-    legacy!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),
-    legacy!("ListCertificates", "GET", "/certificates", list_certificates, query: [
+    op!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
+    op!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),
+    op!("ListCertificates", "GET", "/certificates", list_certificates, query: [
         ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool)]),
-    legacy!("UpdateCertificate", "PUT", "/certificates/{certificateId}", update_certificate, query: [("newStatus", "newStatus", Str)]),
-    legacy!("DeleteCertificate", "DELETE", "/certificates/{certificateId}", delete_certificate, query: [("forceDelete", "forceDelete", Bool)]),
+    op!("UpdateCertificate", "PUT", "/certificates/{certificateId}", update_certificate, query: [("newStatus", "newStatus", Str)]),
+    op!("DeleteCertificate", "DELETE", "/certificates/{certificateId}", delete_certificate, query: [("forceDelete", "forceDelete", Bool)]),
     // Policies
-    legacy!("CreatePolicy", "POST", "/policies/{policyName}", create_policy),
-    legacy!("GetPolicy", "GET", "/policies/{policyName}", get_policy),
-    legacy!("ListPolicies", "GET", "/policies", list_policies, query: [
+    op!("CreatePolicy", "POST", "/policies/{policyName}", create_policy),
+    op!("GetPolicy", "GET", "/policies/{policyName}", get_policy),
+    op!("ListPolicies", "GET", "/policies", list_policies, query: [
         ("marker", "marker", Str), ("pageSize", "pageSize", Int), ("isAscendingOrder", "ascendingOrder", Bool)]),
-    legacy!("DeletePolicy", "DELETE", "/policies/{policyName}", delete_policy),
-    legacy!("AttachPolicy", "PUT", "/target-policies/{policyName}", attach_policy),
-    legacy!("DetachPolicy", "POST", "/target-policies/{policyName}", detach_policy),
-    legacy!("ListAttachedPolicies", "POST", "/attached-policies/{target}", list_attached_policies, query: [
+    op!("DeletePolicy", "DELETE", "/policies/{policyName}", delete_policy),
+    op!("AttachPolicy", "PUT", "/target-policies/{policyName}", attach_policy),
+    op!("DetachPolicy", "POST", "/target-policies/{policyName}", detach_policy),
+    op!("ListAttachedPolicies", "POST", "/attached-policies/{target}", list_attached_policies, query: [
         ("recursive", "recursive", Bool), ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
-    legacy!("ListTargetsForPolicy", "POST", "/policy-targets/{policyName}", list_targets_for_policy, query: [
+    op!("ListTargetsForPolicy", "POST", "/policy-targets/{policyName}", list_targets_for_policy, query: [
         ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
     // Thing principals
     op!("AttachThingPrincipal", "PUT", "/things/{thingName}/principals", attach_thing_principal,
@@ -164,9 +164,9 @@ pub static OPERATIONS: &[Operation] = &[
     op!("ListPrincipalThings", "GET", "/principals/things", list_principal_things,
         query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)], headers: [("x-amzn-principal", "principal")]),
     // Endpoint and events
-    legacy!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
-    legacy!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),
-    legacy!("DescribeEventConfigurations", "GET", "/event-configurations", describe_event_configurations),
+    op!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
+    op!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),
+    op!("DescribeEventConfigurations", "GET", "/event-configurations", describe_event_configurations),
     // Jobs
     legacy!("CreateJob", "PUT", "/jobs/{jobId}", create_job),
     legacy!("UpdateJob", "PATCH", "/jobs/{jobId}", update_job, query: [("namespaceId", "namespaceId", Str)]),

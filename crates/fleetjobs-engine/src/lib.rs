@@ -7,7 +7,8 @@
 //!   change records its store mutation, and the notifications and events it causes).
 //! - `input`: typed access to an operation's input (the merged path/query/header/body object).
 //! - `wire`: the wire shapes (control plane, MQTT) built from the records.
-//! - `registry`: things, certificates, policies, principals, endpoints, event configurations.
+//! - `ops`: the typed control-plane operations, one module per resource group.
+//! - `registry`: `with_token`, left for the untyped jobs operations (goes when they are typed).
 //! - `jobs`: job operations; `executions`: control-plane job execution operations.
 //! - `device`: the device side: authentication, policy authorization, the Jobs MQTT API.
 //! - `credentials`: the admin access key (stored encrypted).

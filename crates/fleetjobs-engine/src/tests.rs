@@ -413,41 +413,43 @@ async fn typed_configs_echo_as_sent_and_survive_a_restart() {
 
 #[tokio::test]
 async fn event_configuration_switches_events() {
+    use fleetjobs_core::ops::event_configurations::*;
+    let switch = |event_type: &str, enabled: bool| UpdateEventConfigurationsRequest {
+        event_configurations: Some([(event_type.to_string(), Configuration { enabled: Some(enabled) })].into()),
+    };
     let mut h = harness();
     h.thing("pi").await;
-    let d = h.engine.describe_event_configurations(input(json!({}))).await.unwrap();
-    assert_eq!(d["eventConfigurations"]["JOB"], json!({"Enabled": true}));
-    assert_eq!(d["eventConfigurations"]["THING"], json!({"Enabled": false}));
-    h.engine
-        .update_event_configurations(input(json!({"eventConfigurations": {"JOB_EXECUTION": {"Enabled": false}}})))
-        .await
-        .unwrap();
+    let d = h.engine.describe_event_configurations(DescribeEventConfigurationsRequest {}).await.unwrap();
+    assert_eq!(d.event_configurations["JOB"].enabled, Some(true));
+    assert_eq!(d.event_configurations["THING"].enabled, Some(false));
+    h.engine.update_event_configurations(switch("JOB_EXECUTION", false)).await.unwrap();
     h.job("job1", &["pi"]).await.unwrap();
     h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "FAILED"})).await;
     let p = h.published();
     assert!(!topics(&p).iter().any(|t| t.starts_with("$aws/events/jobExecution")));
     assert!(topics(&p).contains(&"$aws/events/job/job1/completed"));
-    let err =
-        h.engine.update_event_configurations(input(json!({"eventConfigurations": {"NOPE": {"Enabled": true}}}))).await;
+    let err = h.engine.update_event_configurations(switch("NOPE", true)).await;
     assert_eq!(err.unwrap_err().code, ErrorCode::InvalidRequest);
 }
 
 #[tokio::test]
 async fn devices_authenticate_by_active_certificate_and_policy() {
+    use fleetjobs_core::ops::{certificates::*, policies::*};
     let h = harness();
     h.thing("pi").await;
-    let created = h.engine.create_keys_and_certificate(input(json!({"setAsActive": true}))).await.unwrap();
-    let arn = created["certificateArn"].as_str().unwrap().to_string();
-    let pem = created["certificatePem"].as_str().unwrap().to_string();
-    let der = pem_to_der(&pem);
+    let created = h.engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await;
+    let created = created.unwrap();
+    let arn = created.certificate_arn.clone();
+    let der = pem_to_der(&created.certificate_pem);
     let err = h.engine.authenticate_device(Some(&der), "pi").unwrap_err();
     assert!(matches!(err, DeviceAuthError::ConnectDenied(_)), "no policy, no access");
 
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": "arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*"}]});
-    h.engine.create_policy(input(json!({"policyName": "p", "policyDocument": policy.to_string()}))).await.unwrap();
-    h.engine.attach_policy(input(json!({"policyName": "p", "target": arn}))).await.unwrap();
+    let p = CreatePolicyRequest { policy_name: "p".into(), policy_document: policy.to_string() };
+    h.engine.create_policy(p).await.unwrap();
+    h.engine.attach_policy(PolicyTargetRequest { policy_name: "p".into(), target: arn.clone() }).await.unwrap();
     assert!(h.engine.authenticate_device(Some(&der), "pi").is_err(), "thing not attached yet: no ThingName variable");
     h.engine.attach_thing_principal(principal_request("pi", &arn)).await.unwrap();
     let things = h
@@ -470,8 +472,11 @@ async fn devices_authenticate_by_active_certificate_and_policy() {
     h.engine.attach_thing_principal(principal_request("pi", &arn)).await.unwrap();
     assert!(h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"));
 
-    let id = created["certificateId"].as_str().unwrap();
-    h.engine.update_certificate(input(json!({"certificateId": id, "newStatus": "INACTIVE"}))).await.unwrap();
+    let id = created.certificate_id;
+    h.engine
+        .update_certificate(UpdateCertificateRequest { certificate_id: id, new_status: "INACTIVE".into() })
+        .await
+        .unwrap();
     assert!(matches!(h.engine.authenticate_device(Some(&der), "pi"), Err(DeviceAuthError::NotActive(_))));
     assert!(
         !h.engine.authorize_device(&session, IotAction::Publish, "$aws/things/pi/jobs/get"),

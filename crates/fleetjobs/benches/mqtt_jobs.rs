@@ -42,6 +42,8 @@ use std::time::{Duration, Instant};
 
 use fleetjobs::device_plane::{pump, Hooks};
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::ops::certificates::CreateKeysAndCertificateRequest;
+use fleetjobs_core::ops::policies::{CreatePolicyRequest, PolicyTargetRequest};
 use fleetjobs_core::ops::things::{CreateThingRequest, ThingPrincipalRequest};
 use fleetjobs_engine::{system_clock, Engine, EngineConfig, Input};
 use fleetjobs_mqtt::{Broker, BrokerConfig, PeerInfo};
@@ -423,22 +425,25 @@ async fn main() {
     let broker = Broker::new(Arc::new(Hooks { engine: engine.clone(), retained: None }), broker_config);
     let pump_task = tokio::spawn(pump(outbox, broker.clone()));
 
-    let cert = engine.create_keys_and_certificate(input(json!({"setAsActive": true}))).await.unwrap();
-    let cert_der: Arc<[u8]> = CertificateDer::from_pem_slice(cert["certificatePem"].as_str().unwrap().as_bytes())
-        .expect("certificate PEM")
-        .to_vec()
-        .into();
+    let cert =
+        engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await.unwrap();
+    let cert_der: Arc<[u8]> =
+        CertificateDer::from_pem_slice(cert.certificate_pem.as_bytes()).expect("certificate PEM").to_vec().into();
     let policy = POLICY.replace("{ID}", variable);
-    engine.create_policy(input(json!({"policyName": "bench-device", "policyDocument": policy}))).await.unwrap();
-    engine.attach_policy(input(json!({"policyName": "bench-device", "target": cert["certificateArn"]}))).await.unwrap();
+    let name = "bench-device".to_string();
+    engine.create_policy(CreatePolicyRequest { policy_name: name.clone(), policy_document: policy }).await.unwrap();
+    engine
+        .attach_policy(PolicyTargetRequest { policy_name: name, target: cert.certificate_arn.clone() })
+        .await
+        .unwrap();
 
-    let (e, cert_arn) = (engine.clone(), cert["certificateArn"].clone());
+    let (e, cert_arn) = (engine.clone(), cert.certificate_arn.clone());
     pool(SETUP_CONCURRENCY, (0..sessions).collect(), move |i| {
         let (e, cert_arn) = (e.clone(), cert_arn.clone());
         async move {
             e.create_thing(CreateThingRequest { thing_name: thing_name(i), ..Default::default() }).await.unwrap();
             if by_thing_name {
-                let principal = cert_arn.as_str().unwrap().to_string();
+                let principal = cert_arn.clone();
                 let r = ThingPrincipalRequest { thing_name: thing_name(i), principal, thing_principal_type: None };
                 e.attach_thing_principal(r).await.unwrap();
             }

@@ -1,1 +1,188 @@
-//! (being converted)
+//! Certificates: CreateKeysAndCertificate, DescribeCertificate, ListCertificates,
+//! UpdateCertificate, DeleteCertificate.
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_page_size, Empty, Timestamp};
+use crate::model::CertificateStatus;
+use crate::{validate, ApiError, ApiResult, Millis};
+
+/// Every certificate this server issues is a `DEFAULT` (not `SNI_ONLY`) one.
+pub const CERTIFICATE_MODE: &str = "DEFAULT";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateKeysAndCertificateRequest {
+    #[serde(default)]
+    pub set_as_active: bool,
+}
+
+impl CreateKeysAndCertificateRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// `KeyPair`: the only members of the API spelled in PascalCase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyPair {
+    pub public_key: String,
+    pub private_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateKeysAndCertificateResponse {
+    pub certificate_arn: String,
+    pub certificate_id: String,
+    pub certificate_pem: String,
+    pub key_pair: KeyPair,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeCertificateRequest {
+    pub certificate_id: String,
+}
+
+impl DescribeCertificateRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::certificate_id(&self.certificate_id)
+    }
+}
+
+/// `CertificateDescription`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateDescription {
+    pub certificate_arn: String,
+    pub certificate_id: String,
+    pub status: CertificateStatus,
+    pub certificate_pem: String,
+    pub owned_by: String,
+    pub creation_date: Timestamp,
+    pub last_modified_date: Timestamp,
+    pub customer_version: i64,
+    /// Certificates are never transferred between accounts here: always `{}`.
+    pub transfer_data: Empty,
+    pub generation_id: String,
+    pub certificate_mode: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeCertificateResponse {
+    pub certificate_description: CertificateDescription,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListCertificatesRequest {
+    pub page_size: Option<i64>,
+    pub marker: Option<String>,
+    /// Oldest first when set; newest first by default.
+    #[serde(default)]
+    pub ascending_order: bool,
+}
+
+impl ListCertificatesRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        check_page_size(self.page_size)
+    }
+}
+
+/// `Certificate` (botocore's name): one certificate of ListCertificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateSummary {
+    pub certificate_arn: String,
+    pub certificate_id: String,
+    pub status: CertificateStatus,
+    pub certificate_mode: &'static str,
+    pub creation_date: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListCertificatesResponse {
+    pub certificates: Vec<CertificateSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateCertificateRequest {
+    pub certificate_id: String,
+    /// A `CertificateStatus`, kept as text so that a value outside the settable ones is
+    /// answered with this API's own message rather than a deserializer's.
+    pub new_status: String,
+}
+
+impl UpdateCertificateRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::certificate_id(&self.certificate_id)?;
+        self.status().map(|_| ())
+    }
+
+    /// The status asked for: only ACTIVE, INACTIVE and REVOKED can be set here (the other
+    /// statuses belong to certificate transfer and registration, which Fleetjobs lacks).
+    pub fn status(&self) -> ApiResult<CertificateStatus> {
+        match CertificateStatus::parse(&self.new_status) {
+            Some(s @ (CertificateStatus::Active | CertificateStatus::Inactive | CertificateStatus::Revoked)) => Ok(s),
+            _ => Err(ApiError::invalid(format!("Invalid value for newStatus: {}", self.new_status))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteCertificateRequest {
+    pub certificate_id: String,
+    /// Detach the certificate's policies instead of refusing the delete.
+    #[serde(default)]
+    pub force_delete: bool,
+}
+
+impl DeleteCertificateRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::certificate_id(&self.certificate_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_settable_statuses_can_be_asked_for() {
+        let id = "a".repeat(64);
+        let mut r = UpdateCertificateRequest { certificate_id: id, new_status: "REVOKED".into() };
+        assert_eq!(r.status().unwrap(), CertificateStatus::Revoked);
+        r.new_status = "PENDING_TRANSFER".into();
+        let err = r.check(0).unwrap_err();
+        assert_eq!(err.message, "Invalid value for newStatus: PENDING_TRANSFER");
+        r.new_status = "ACTIVE".into();
+        r.certificate_id = "xyz".into();
+        assert!(r.check(0).is_err());
+    }
+
+    #[test]
+    fn descriptions_carry_the_aws_member_names() {
+        let d = CertificateSummary {
+            certificate_arn: "arn".into(),
+            certificate_id: "id".into(),
+            status: CertificateStatus::PendingActivation,
+            certificate_mode: CERTIFICATE_MODE,
+            creation_date: Timestamp(1_500),
+        };
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({"certificateArn": "arn", "certificateId": "id", "status": "PENDING_ACTIVATION",
+                               "certificateMode": "DEFAULT", "creationDate": 1.5})
+        );
+        let k = KeyPair { public_key: "pub".into(), private_key: "priv".into() };
+        assert_eq!(serde_json::to_value(&k).unwrap(), serde_json::json!({"PublicKey": "pub", "PrivateKey": "priv"}));
+    }
+}

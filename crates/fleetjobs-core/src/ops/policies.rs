@@ -1,1 +1,195 @@
-//! (being converted)
+//! Policies and their targets: CreatePolicy, GetPolicy, ListPolicies, DeletePolicy,
+//! AttachPolicy, DetachPolicy, ListAttachedPolicies, ListTargetsForPolicy.
+
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+use crate::policy::PolicyDocument;
+use crate::{validate, ApiError, ApiResult, ErrorCode, Millis};
+
+/// Policies are not versioned here: each has its one version, `1`.
+pub const POLICY_VERSION_ID: &str = "1";
+
+/// CreatePolicy. `tags` is accepted and ignored (not modeled, so not deserialized).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyRequest {
+    pub policy_name: String,
+    pub policy_document: String,
+}
+
+impl CreatePolicyRequest {
+    /// The name only: the document is checked by [`Self::document`], which the engine calls
+    /// anyway to keep the parsed form (parsing it twice would cost a large document twice).
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::policy_name(&self.policy_name)
+    }
+
+    /// The parsed document, or `MalformedPolicyException` saying what is wrong with it.
+    pub fn document(&self) -> ApiResult<PolicyDocument> {
+        PolicyDocument::parse(&self.policy_document)
+            .map_err(|e| ApiError::new(ErrorCode::MalformedPolicy, e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyResponse {
+    pub policy_name: String,
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub policy_version_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPolicyRequest {
+    pub policy_name: String,
+}
+
+impl GetPolicyRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::policy_name(&self.policy_name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPolicyResponse {
+    pub policy_name: String,
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub default_version_id: String,
+    pub creation_date: Timestamp,
+    pub last_modified_date: Timestamp,
+    pub generation_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPoliciesRequest {
+    pub marker: Option<String>,
+    pub page_size: Option<i64>,
+    /// By name, A to Z unless `false`.
+    pub ascending_order: Option<bool>,
+}
+
+impl ListPoliciesRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// `Policy` (botocore's name): one policy of ListPolicies and ListAttachedPolicies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySummary {
+    pub policy_name: String,
+    pub policy_arn: String,
+}
+
+/// ListPolicies and ListAttachedPolicies (their output shapes are the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPoliciesResponse {
+    pub policies: Vec<PolicySummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletePolicyRequest {
+    pub policy_name: String,
+}
+
+impl DeletePolicyRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::policy_name(&self.policy_name)
+    }
+}
+
+/// AttachPolicy and DetachPolicy. `target` is a certificate ARN (the engine checks it: it
+/// must name a certificate of this server).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyTargetRequest {
+    pub policy_name: String,
+    pub target: String,
+}
+
+impl PolicyTargetRequest {
+    /// Nothing beyond the types: an ill-formed name is answered as an unknown policy.
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAttachedPoliciesRequest {
+    pub target: String,
+    /// Thing-group inheritance; without thing groups there is nothing to recurse into.
+    pub recursive: Option<bool>,
+    pub marker: Option<String>,
+    pub page_size: Option<i64>,
+}
+
+impl ListAttachedPoliciesRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// Same output shape as ListPolicies.
+pub type ListAttachedPoliciesResponse = ListPoliciesResponse;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTargetsForPolicyRequest {
+    pub policy_name: String,
+    pub marker: Option<String>,
+    pub page_size: Option<i64>,
+}
+
+impl ListTargetsForPolicyRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTargetsForPolicyResponse {
+    pub targets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_document_is_its_own_exception() {
+        let mut r = CreatePolicyRequest { policy_name: "p".into(), policy_document: "{".into() };
+        assert!(r.check(0).is_ok());
+        assert_eq!(r.document().unwrap_err().code, ErrorCode::MalformedPolicy);
+        r.policy_document = r#"{"Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}"#.into();
+        assert!(r.document().is_ok());
+        r.policy_name = "no spaces".into();
+        assert_eq!(r.check(0).unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn lists_leave_out_an_absent_marker() {
+        let page = ListPoliciesResponse {
+            policies: vec![PolicySummary { policy_name: "p".into(), policy_arn: "arn".into() }],
+            next_marker: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&page).unwrap(),
+            serde_json::json!({"policies": [{"policyName": "p", "policyArn": "arn"}]})
+        );
+    }
+}

@@ -11,6 +11,9 @@ mod jobs;
 mod policies;
 mod things;
 
+#[cfg(test)]
+mod tests_registry;
+
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::ApiError;
 
@@ -30,7 +33,6 @@ pub(crate) fn certificate_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("The certificate {id} does not exist"))
 }
 
-#[allow(dead_code)] // until the policy operations are typed
 pub(crate) fn policy_not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("Policy {name} does not exist"))
 }
