@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{check_page_size, Timestamp};
 use crate::policy::PolicyDocument;
 use crate::{validate, ApiError, ApiResult, ErrorCode, Millis};
 
@@ -76,7 +76,7 @@ pub struct ListPoliciesRequest {
 
 impl ListPoliciesRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
-        Ok(())
+        check_page_size(self.page_size)
     }
 }
 
@@ -137,7 +137,7 @@ pub struct ListAttachedPoliciesRequest {
 
 impl ListAttachedPoliciesRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
-        Ok(())
+        check_page_size(self.page_size)
     }
 }
 
@@ -154,7 +154,7 @@ pub struct ListTargetsForPolicyRequest {
 
 impl ListTargetsForPolicyRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
-        Ok(())
+        check_page_size(self.page_size)
     }
 }
 
@@ -191,5 +191,15 @@ mod tests {
             serde_json::to_value(&page).unwrap(),
             serde_json::json!({"policies": [{"policyName": "p", "policyArn": "arn"}]})
         );
+    }
+
+    #[test]
+    fn policy_lists_take_aws_page_sizes() {
+        let r = ListPoliciesRequest { page_size: Some(0), ..Default::default() };
+        assert!(r.check(0).is_err(), "a page of 0 would never end");
+        let r = ListTargetsForPolicyRequest { policy_name: "p".into(), page_size: Some(251), marker: None };
+        assert!(r.check(0).is_err());
+        let r = ListAttachedPoliciesRequest { target: "t".into(), page_size: Some(250), ..Default::default() };
+        assert!(r.check(0).is_ok());
     }
 }
