@@ -106,25 +106,6 @@ macro_rules! op {
     };
 }
 
-/// An operation still on the untyped `Input` (being converted).
-macro_rules! legacy {
-    ($name:literal, $method:literal, $path:literal, $f:ident
-        $(, labels: [$(($lm:literal, $lk:ident)),* $(,)?])?
-        $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])?
-        $(, headers: [$(($hw:literal, $hm:literal)),* $(,)?])?) => {
-        Operation {
-            name: $name,
-            service: Service::Iot,
-            method: $method,
-            path: $path,
-            labels: &[$($(($lm, $lk)),*)?],
-            query: &[$($(($qw, $qm, $qk)),*)?],
-            headers: &[$($(($hw, $hm)),*)?],
-            handler: |engine, members| Box::pin(engine.$f(fleetjobs_engine::Input(members))),
-        }
-    };
-}
-
 pub static OPERATIONS: &[Operation] = &[
     // Things
     op!("CreateThing", "POST", "/things/{thingName}", create_thing),
@@ -168,25 +149,25 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),
     op!("DescribeEventConfigurations", "GET", "/event-configurations", describe_event_configurations),
     // Jobs
-    legacy!("CreateJob", "PUT", "/jobs/{jobId}", create_job),
-    legacy!("UpdateJob", "PATCH", "/jobs/{jobId}", update_job, query: [("namespaceId", "namespaceId", Str)]),
-    legacy!("DescribeJob", "GET", "/jobs/{jobId}", describe_job, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
-    legacy!("ListJobs", "GET", "/jobs", list_jobs, query: [
+    op!("CreateJob", "PUT", "/jobs/{jobId}", create_job),
+    op!("UpdateJob", "PATCH", "/jobs/{jobId}", update_job, query: [("namespaceId", "namespaceId", Str)]),
+    op!("DescribeJob", "GET", "/jobs/{jobId}", describe_job, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
+    op!("ListJobs", "GET", "/jobs", list_jobs, query: [
         ("status", "status", Str), ("targetSelection", "targetSelection", Str), ("maxResults", "maxResults", Int),
         ("nextToken", "nextToken", Str), ("thingGroupName", "thingGroupName", Str), ("thingGroupId", "thingGroupId", Str),
         ("namespaceId", "namespaceId", Str)]),
-    legacy!("CancelJob", "PUT", "/jobs/{jobId}/cancel", cancel_job, query: [("force", "force", Bool)]),
-    legacy!("DeleteJob", "DELETE", "/jobs/{jobId}", delete_job, query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
-    legacy!("GetJobDocument", "GET", "/jobs/{jobId}/job-document", get_job_document, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
-    legacy!("AssociateTargetsWithJob", "POST", "/jobs/{jobId}/targets", associate_targets_with_job, query: [("namespaceId", "namespaceId", Str)]),
-    legacy!("ListJobExecutionsForJob", "GET", "/jobs/{jobId}/things", list_job_executions_for_job, query: [
+    op!("CancelJob", "PUT", "/jobs/{jobId}/cancel", cancel_job, query: [("force", "force", Bool)]),
+    op!("DeleteJob", "DELETE", "/jobs/{jobId}", delete_job, query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
+    op!("GetJobDocument", "GET", "/jobs/{jobId}/job-document", get_job_document, query: [("beforeSubstitution", "beforeSubstitution", Bool)]),
+    op!("AssociateTargetsWithJob", "POST", "/jobs/{jobId}/targets", associate_targets_with_job, query: [("namespaceId", "namespaceId", Str)]),
+    op!("ListJobExecutionsForJob", "GET", "/jobs/{jobId}/things", list_job_executions_for_job, query: [
         ("status", "status", Str), ("maxResults", "maxResults", Int), ("nextToken", "nextToken", Str)]),
-    legacy!("ListJobExecutionsForThing", "GET", "/things/{thingName}/jobs", list_job_executions_for_thing, query: [
+    op!("ListJobExecutionsForThing", "GET", "/things/{thingName}/jobs", list_job_executions_for_thing, query: [
         ("status", "status", Str), ("namespaceId", "namespaceId", Str), ("maxResults", "maxResults", Int),
         ("nextToken", "nextToken", Str), ("jobId", "jobId", Str)]),
-    legacy!("DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", describe_job_execution, query: [("executionNumber", "executionNumber", Int)]),
-    legacy!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
-    legacy!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution, labels: [("executionNumber", Int)],
+    op!("DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", describe_job_execution, query: [("executionNumber", "executionNumber", Int)]),
+    op!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
+    op!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution, labels: [("executionNumber", Int)],
         query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
 ];
 

@@ -28,24 +28,6 @@ impl ExecutionCounts {
     pub fn pending(&self) -> i64 {
         self.get(JobExecutionStatus::Queued) + self.get(JobExecutionStatus::InProgress)
     }
-    /// The control-plane `JobProcessDetails` counters (all eight, zeros included).
-    pub fn job_process_details(&self) -> Map<String, Value> {
-        use JobExecutionStatus::*;
-        let mut m = Map::new();
-        for (name, st) in [
-            ("numberOfCanceledThings", Canceled),
-            ("numberOfSucceededThings", Succeeded),
-            ("numberOfFailedThings", Failed),
-            ("numberOfRejectedThings", Rejected),
-            ("numberOfQueuedThings", Queued),
-            ("numberOfInProgressThings", InProgress),
-            ("numberOfRemovedThings", Removed),
-            ("numberOfTimedOutThings", TimedOut),
-        ] {
-            m.insert(name.to_string(), json!(self.get(st)));
-        }
-        m
-    }
 }
 
 /// The operations of JOB events.
@@ -261,7 +243,7 @@ mod tests {
         c.add(JobExecutionStatus::InProgress, 1);
         c.add(JobExecutionStatus::Queued, -1);
         assert_eq!(c.pending(), 2);
-        assert_eq!(c.job_process_details()["numberOfQueuedThings"], 1);
-        assert_eq!(c.job_process_details().len(), 8);
+        let details = crate::ops::jobs::JobProcessDetails::from(&c);
+        assert_eq!((details.number_of_queued_things, details.number_of_in_progress_things), (1, 1));
     }
 }

@@ -136,9 +136,18 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_package_versions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<serde_json::Value>,
+    pub tags: Option<Vec<Tag>>,
     #[serde(default)]
     pub configs: JobConfigs,
+}
+
+/// A resource tag as AWS spells it (`Key`, `Value`); a job keeps the tags it was created with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

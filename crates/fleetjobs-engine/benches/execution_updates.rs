@@ -11,15 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::ops::jobs::CreateJobRequest;
 use fleetjobs_core::ops::things::CreateThingRequest;
-use fleetjobs_engine::{system_clock, Engine, EngineConfig, Input};
+use fleetjobs_engine::{system_clock, Engine, EngineConfig};
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::SqliteStore;
-use serde_json::json;
-
-fn input(v: serde_json::Value) -> Input {
-    Input::from_value(v).unwrap()
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -45,10 +41,8 @@ async fn main() {
         for chunk in (0..devices).collect::<Vec<_>>().chunks(100) {
             let targets: Vec<String> = chunk.iter().map(|d| format!("arn:aws:iot:::thing/dev-{d}")).collect();
             let id = format!("job-{j}-{}", chunk[0]);
-            engine
-                .create_job(input(json!({"jobId": id, "targets": targets, "document": "{\"op\":\"x\"}"})))
-                .await
-                .unwrap();
+            let document = Some("{\"op\":\"x\"}".to_string());
+            engine.create_job(CreateJobRequest { job_id: id, targets, document, ..Default::default() }).await.unwrap();
         }
     }
 

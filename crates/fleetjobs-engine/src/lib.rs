@@ -5,11 +5,8 @@
 //! - [`Engine`] (this file): construction, the clock, and the commit pipeline.
 //! - `state`: the in-memory state, its indexes, and `Txn`, the one way to change it (each
 //!   change records its store mutation, and the notifications and events it causes).
-//! - `input`: typed access to an operation's input (the merged path/query/header/body object).
-//! - `wire`: the wire shapes (control plane, MQTT) built from the records.
-//! - `ops`: the typed control-plane operations, one module per resource group.
-//! - `registry`: `with_token`, left for the untyped jobs operations (goes when they are typed).
-//! - `jobs`: job operations; `executions`: control-plane job execution operations.
+//! - `ops`: the typed control-plane operations (`fleetjobs_core::ops` requests and responses),
+//!   one module per resource group.
 //! - `device`: the device side: authentication, policy authorization, the Jobs MQTT API.
 //! - `credentials`: the admin access key (stored encrypted).
 //! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
@@ -20,15 +17,10 @@
 
 mod credentials;
 mod device;
-mod executions;
 mod health;
-mod input;
-mod jobs;
 mod notification;
 mod ops;
-mod registry;
 mod state;
-mod wire;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,7 +33,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use credentials::AdminKey;
 pub use device::{DeviceAuthError, DeviceSession};
-pub use input::Input;
 pub use state::LoadError;
 
 /// Something the device plane must do.

@@ -26,7 +26,6 @@ use serde_json::Value;
 use crate::credentials::{AdminKey, SealedKey, SecretBox};
 use crate::device::Execution;
 use crate::notification::Notification;
-use crate::wire;
 
 /// (jobId, thingName, executionNumber).
 pub type ExecKey = (String, String, i64);
@@ -89,6 +88,12 @@ pub struct State {
     pub admin_keys: BTreeMap<String, AdminKey>,
 }
 
+/// The job document as a JSON object, kept parsed for the MQTT answers that embed it (it was
+/// validated at creation).
+fn document_object(job: &Job) -> Value {
+    serde_json::from_str(&job.document).unwrap_or(Value::Null)
+}
+
 fn decode<T: DeserializeOwned>(r: &Record) -> Result<T, LoadError> {
     serde_json::from_str(&r.value).map_err(|e| LoadError::Corrupt {
         kind: r.kind.clone(),
@@ -138,7 +143,7 @@ impl State {
                 }
                 JOB => {
                     let j: Job = decode(r)?;
-                    s.documents.insert(j.job_id.clone(), Arc::new(wire::document_object(&j)));
+                    s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j)));
                     s.jobs.insert(j.job_id.clone(), j);
                 }
                 EXECUTION => {
@@ -406,7 +411,7 @@ impl<'a> Txn<'a> {
         self.touched_jobs.insert(j.job_id.clone());
         if !self.s.documents.contains_key(&j.job_id) {
             // Documents are immutable: parse once, when the job first appears.
-            self.s.documents.insert(j.job_id.clone(), Arc::new(wire::document_object(&j)));
+            self.s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j)));
         }
         self.s.jobs.insert(j.job_id.clone(), j);
     }

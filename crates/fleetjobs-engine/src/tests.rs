@@ -5,22 +5,26 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::model::{JobExecutionStatus, JobStatus};
+use fleetjobs_core::ops::executions::*;
+use fleetjobs_core::ops::jobs::*;
 use fleetjobs_core::ops::things::*;
 use fleetjobs_core::ErrorCode;
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::{Record, SqliteStore, StoreError};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::*;
 
-struct Harness {
-    engine: Arc<Engine>,
+pub(crate) struct Harness {
+    pub(crate) engine: Arc<Engine>,
     outbox: Outbox,
     dir: PathBuf,
     clock: Arc<AtomicI64>,
     ca: Arc<CertificateAuthority>,
     /// While set, the store refuses every commit as a full disk does.
-    full: Arc<AtomicBool>,
+    pub(crate) full: Arc<AtomicBool>,
 }
 
 /// The real SQLite store, with a switch that makes it refuse commits as a full disk does,
@@ -81,12 +85,8 @@ fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> H
     Harness { engine, outbox, dir, clock, ca, full }
 }
 
-fn harness() -> Harness {
+pub(crate) fn harness() -> Harness {
     open(temp_dir(), Arc::new(CertificateAuthority::generate().unwrap()), Arc::new(AtomicI64::new(1_700_000_000_000)))
-}
-
-fn input(v: Value) -> Input {
-    Input::from_value(v).unwrap()
 }
 
 fn thing_request(name: impl Into<String>) -> CreateThingRequest {
@@ -97,19 +97,43 @@ fn principal_request(thing: &str, principal: &str) -> ThingPrincipalRequest {
     ThingPrincipalRequest { thing_name: thing.into(), principal: principal.into(), thing_principal_type: None }
 }
 
+/// CreateJob of a custom-job document for `things` (by name).
+pub(crate) fn job_request(id: &str, things: &[&str]) -> CreateJobRequest {
+    CreateJobRequest {
+        job_id: id.into(),
+        targets: things.iter().map(|t| format!("arn:aws:iot:::thing/{t}")).collect(),
+        document: Some("{\"operation\":\"customJob\"}".into()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn describe(id: &str) -> DescribeJobRequest {
+    DescribeJobRequest { job_id: id.into(), ..Default::default() }
+}
+
+pub(crate) fn execution(job: &str, thing: &str) -> DescribeJobExecutionRequest {
+    DescribeJobExecutionRequest { job_id: job.into(), thing_name: thing.into(), execution_number: None }
+}
+
+/// A request from its JSON members, as the HTTP adapter deserializes it (a member of the wrong
+/// type is refused there, before the engine).
+fn request<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
 impl Harness {
-    fn reopen(self) -> Harness {
+    pub(crate) fn reopen(self) -> Harness {
         let Harness { dir, ca, clock, engine, .. } = self;
         drop(engine);
         open(dir, ca, clock)
     }
 
-    fn tick(&self, ms: i64) {
+    pub(crate) fn tick(&self, ms: i64) {
         self.clock.fetch_add(ms, Ordering::SeqCst);
     }
 
     /// Everything published since the last call: (topic, payload).
-    fn published(&mut self) -> Vec<(String, Value)> {
+    pub(crate) fn published(&mut self) -> Vec<(String, Value)> {
         let mut out = vec![];
         while let Ok(c) = self.outbox.try_recv() {
             if let DeviceCommand::Publish { topic, payload } = c {
@@ -119,18 +143,15 @@ impl Harness {
         out
     }
 
-    async fn thing(&self, name: &str) {
+    pub(crate) async fn thing(&self, name: &str) {
         self.engine.create_thing(thing_request(name)).await.unwrap();
     }
 
-    async fn job(&self, id: &str, things: &[&str]) -> Result<Value, ApiError> {
-        let targets: Vec<String> = things.iter().map(|t| format!("arn:aws:iot:::thing/{t}")).collect();
-        self.engine
-            .create_job(input(json!({"jobId": id, "targets": targets, "document": "{\"operation\":\"customJob\"}"})))
-            .await
+    pub(crate) async fn job(&self, id: &str, things: &[&str]) -> Result<CreateJobResponse, ApiError> {
+        self.engine.create_job(job_request(id, things)).await
     }
 
-    async fn mqtt(&self, topic: &str, payload: Value) -> (String, Value) {
+    pub(crate) async fn mqtt(&self, topic: &str, payload: Value) -> (String, Value) {
         let replies = self.engine.handle_jobs_request(topic, payload.to_string().as_bytes()).await.unwrap();
         assert_eq!(replies.len(), 1);
         let (t, p) = &replies[0];
@@ -138,7 +159,7 @@ impl Harness {
     }
 }
 
-fn topics(published: &[(String, Value)]) -> Vec<&str> {
+pub(crate) fn topics(published: &[(String, Value)]) -> Vec<&str> {
     published.iter().map(|(t, _)| t.as_str()).collect()
 }
 
@@ -185,9 +206,9 @@ async fn tutorial_flow_notifies_completes_and_emits_events() {
     assert!(p[1].1.get("execution").is_none());
     assert_eq!(p[3].1["jobProcessDetails"]["numberOfSucceededThings"], 1);
 
-    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
-    assert_eq!(d["job"]["status"], "COMPLETED");
-    assert_eq!(d["job"]["jobProcessDetails"]["numberOfSucceededThings"], 1);
+    let d = h.engine.describe_job(describe("job1")).await.unwrap();
+    assert_eq!(d.job.status, JobStatus::Completed);
+    assert_eq!(d.job.job_process_details.number_of_succeeded_things, 1);
 }
 
 #[tokio::test]
@@ -199,11 +220,11 @@ async fn everything_survives_a_restart() {
     let key = h.engine.ensure_admin_key().await.unwrap();
     let h = h.reopen();
     assert_eq!(h.engine.secret_for(&key.access_key_id), Some(key.secret_access_key));
-    let e = h.engine.describe_job_execution(input(json!({"jobId": "job1", "thingName": "pi"}))).await.unwrap();
-    assert_eq!(e["execution"]["status"], "IN_PROGRESS");
-    assert_eq!(e["execution"]["versionNumber"], 2);
-    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
-    assert_eq!(d["job"]["jobProcessDetails"]["numberOfInProgressThings"], 1, "derived counts are rebuilt");
+    let e = h.engine.describe_job_execution(execution("job1", "pi")).await.unwrap();
+    assert_eq!(e.execution.status, JobExecutionStatus::InProgress);
+    assert_eq!(e.execution.version_number, 2);
+    let d = h.engine.describe_job(describe("job1")).await.unwrap();
+    assert_eq!(d.job.job_process_details.number_of_in_progress_things, 1, "derived counts are rebuilt");
 }
 
 #[tokio::test]
@@ -220,15 +241,11 @@ async fn bad_input_changes_nothing() {
     let many: Vec<&str> = vec!["pi"; 101];
     assert_eq!(h.job("job3", &many).await.unwrap_err().code, ErrorCode::InvalidRequest);
     let big = format!("{{\"a\":\"{}\"}}", "x".repeat(33_000));
-    let err = h
-        .engine
-        .create_job(input(json!({"jobId": "job4", "targets": ["arn:aws:iot:::thing/pi"], "document": big})))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidRequest);
+    let err = h.engine.create_job(CreateJobRequest { document: Some(big), ..job_request("job4", &["pi"]) }).await;
+    assert_eq!(err.unwrap_err().code, ErrorCode::InvalidRequest);
     assert!(h.published().is_empty());
-    let list = h.engine.list_jobs(input(json!({}))).await.unwrap();
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let list = h.engine.list_jobs(ListJobsRequest::default()).await.unwrap();
+    assert_eq!(list.jobs.len(), 1);
 
     // Device-side rejections carry the AWS codes and leave the execution as it was.
     let (t, r) =
@@ -259,10 +276,12 @@ async fn cancel_and_delete_follow_the_state_rules() {
     h.job("job1", &["a", "b"]).await.unwrap();
     h.mqtt("$aws/things/a/jobs/start-next", json!({})).await;
     h.published();
-    let err = h.engine.delete_job(input(json!({"jobId": "job1"}))).await.unwrap_err();
+    let delete = || DeleteJobRequest { job_id: "job1".into(), ..Default::default() };
+    let err = h.engine.delete_job(delete()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidStateTransition);
 
-    h.engine.cancel_job(input(json!({"jobId": "job1", "comment": "stop"}))).await.unwrap();
+    let cancel = CancelJobRequest { job_id: "job1".into(), comment: Some("stop".into()), ..Default::default() };
+    h.engine.cancel_job(cancel).await.unwrap();
     let p = h.published();
     assert_eq!(
         topics(&p),
@@ -274,33 +293,35 @@ async fn cancel_and_delete_follow_the_state_rules() {
             "$aws/events/job/job1/canceled",
         ]
     );
-    let a = h.engine.describe_job_execution(input(json!({"jobId": "job1", "thingName": "a"}))).await.unwrap();
-    assert_eq!(a["execution"]["status"], "IN_PROGRESS", "a non-forced cancel leaves IN_PROGRESS running");
+    let a = h.engine.describe_job_execution(execution("job1", "a")).await.unwrap();
+    assert_eq!(a.execution.status, JobExecutionStatus::InProgress, "a non-forced cancel leaves IN_PROGRESS running");
 
-    let err = h.engine.cancel_job_execution(input(json!({"jobId": "job1", "thingName": "a"}))).await.unwrap_err();
+    let cancel = |force, expected_version| CancelJobExecutionRequest {
+        job_id: "job1".into(),
+        thing_name: "a".into(),
+        force,
+        expected_version,
+        status_details: None,
+    };
+    let err = h.engine.cancel_job_execution(cancel(false, None)).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidStateTransition);
-    let err = h
-        .engine
-        .cancel_job_execution(input(json!({"jobId": "job1", "thingName": "a", "force": true, "expectedVersion": 9})))
-        .await
-        .unwrap_err();
+    let err = h.engine.cancel_job_execution(cancel(true, Some(9))).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::VersionConflict);
-    h.engine.cancel_job_execution(input(json!({"jobId": "job1", "thingName": "a", "force": true}))).await.unwrap();
+    h.engine.cancel_job_execution(cancel(true, None)).await.unwrap();
     let (_, r) = h.mqtt("$aws/things/a/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
     assert_eq!(r["code"], "InvalidStateTransition", "a force-canceled device is told on its next update");
 
-    h.engine
-        .delete_job_execution(input(json!({"jobId": "job1", "thingName": "b", "executionNumber": 1})))
-        .await
-        .unwrap();
-    let err = h
-        .engine
-        .delete_job_execution(input(json!({"jobId": "job1", "thingName": "b", "executionNumber": 1})))
-        .await
-        .unwrap_err();
+    let delete_b = || DeleteJobExecutionRequest {
+        job_id: "job1".into(),
+        thing_name: "b".into(),
+        execution_number: 1,
+        ..Default::default()
+    };
+    h.engine.delete_job_execution(delete_b()).await.unwrap();
+    let err = h.engine.delete_job_execution(delete_b()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ResourceNotFound);
-    h.engine.delete_job(input(json!({"jobId": "job1"}))).await.unwrap();
-    let err = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap_err();
+    h.engine.delete_job(delete()).await.unwrap();
+    let err = h.engine.describe_job(describe("job1")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ResourceNotFound);
     let (_, r) = h.mqtt("$aws/things/a/jobs/job1/get", json!({})).await;
     assert_eq!(r["code"], "ResourceNotFound");
@@ -315,7 +336,7 @@ async fn configs_are_validated_and_stored() {
         let mut b = base();
         b["jobId"] = json!(id);
         b[key] = v;
-        input(b)
+        request::<CreateJobRequest>(b).unwrap()
     };
     for (key, bad) in [
         (
@@ -342,14 +363,14 @@ async fn configs_are_validated_and_stored() {
     }
     let timeout = json!({"inProgressTimeoutInMinutes": 30});
     h.engine.create_job(with("ok", "timeoutConfig", timeout.clone())).await.unwrap();
-    let d = h.engine.describe_job(input(json!({"jobId": "ok"}))).await.unwrap();
-    assert_eq!(d["job"]["timeoutConfig"], timeout);
+    let d = h.engine.describe_job(describe("ok")).await.unwrap();
+    assert_eq!(serde_json::to_value(&d.job.configs).unwrap(), json!({ "timeoutConfig": timeout }));
     // The harness clock is 2023-11-14T22:13:20Z: one day ahead is a valid schedule.
     let schedule = json!({"startTime": "2023-11-15T22:13", "endTime": "2023-11-16T22:13", "endBehavior": "CANCEL"});
     h.engine.create_job(with("later", "schedulingConfig", schedule)).await.unwrap();
-    let d = h.engine.describe_job(input(json!({"jobId": "later"}))).await.unwrap();
-    assert_eq!(d["job"]["status"], "SCHEDULED");
-    assert_eq!(d["job"]["jobProcessDetails"]["numberOfQueuedThings"], 0, "no execution before the start time");
+    let d = h.engine.describe_job(describe("later")).await.unwrap();
+    assert_eq!(d.job.status, JobStatus::Scheduled);
+    assert_eq!(d.job.job_process_details.number_of_queued_things, 0, "no execution before the start time");
 }
 
 #[tokio::test]
@@ -368,21 +389,19 @@ async fn typed_configs_echo_as_sent_and_survive_a_restart() {
         "schedulingConfig": {"startTime": "2023-11-15T22:13", "endTime": "2023-11-20T22:13", "endBehavior": "STOP_ROLLOUT",
             "maintenanceWindows": [{"startTime": "cron(0 2 ? * SAT *)", "durationInMinutes": 240}]},
     });
-    let mut request = json!({"jobId": "all", "targets": ["arn:aws:iot:::thing/pi"], "document": "{}"});
-    request.as_object_mut().unwrap().extend(configs.as_object().unwrap().clone());
-    h.engine.create_job(input(request)).await.unwrap();
-    let echoed = |d: &Value| -> Value {
-        configs.as_object().unwrap().keys().map(|k| (k.clone(), d["job"][k].clone())).collect()
-    };
-    let d = h.engine.describe_job(input(json!({"jobId": "all"}))).await.unwrap();
+    let mut request_members = json!({"jobId": "all", "targets": ["arn:aws:iot:::thing/pi"], "document": "{}"});
+    request_members.as_object_mut().unwrap().extend(configs.as_object().unwrap().clone());
+    h.engine.create_job(request(request_members).unwrap()).await.unwrap();
+    let echoed = |d: &DescribeJobResponse| serde_json::to_value(&d.job.configs).unwrap();
+    let d = h.engine.describe_job(describe("all")).await.unwrap();
     assert_eq!(echoed(&d), configs);
-    assert_eq!(d["job"]["jobExecutionsRolloutConfig"]["exponentialRate"]["incrementFactor"].to_string(), "2");
+    assert_eq!(echoed(&d)["jobExecutionsRolloutConfig"]["exponentialRate"]["incrementFactor"].to_string(), "2");
 
     // A maintenance window that only looks like cron, and UpdateJob raising retries, change nothing.
     let bad_cron = json!({"schedulingConfig": {"startTime": "2023-11-15T22:13",
         "maintenanceWindows": [{"startTime": "cron(0 2 * * SAT *)", "durationInMinutes": 60}]},
         "jobId": "cron", "targets": ["arn:aws:iot:::thing/pi"], "document": "{}"});
-    let err = h.engine.create_job(input(bad_cron)).await.unwrap_err();
+    let err = h.engine.create_job(request(bad_cron).unwrap()).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidRequest);
     assert!(err.message.contains("Day-of-month"), "{}", err.message);
     for bad in [
@@ -391,23 +410,24 @@ async fn typed_configs_echo_as_sent_and_survive_a_restart() {
             "thresholdPercentage": 1, "minNumberOfExecutedThings": 1}]}}),
         json!({"jobId": "all", "timeoutConfig": {"inProgressTimeoutInMinutes": "60"}}),
     ] {
-        let err = h.engine.update_job(input(bad.clone())).await.unwrap_err();
+        let err = match request::<UpdateJobRequest>(bad.clone()) {
+            Ok(r) => h.engine.update_job(r).await.unwrap_err(),
+            Err(refused_by_type) => refused_by_type,
+        };
         assert_eq!(err.code, ErrorCode::InvalidRequest, "{bad}");
     }
-    h.engine
-        .update_job(input(json!({"jobId": "all", "timeoutConfig": {"inProgressTimeoutInMinutes": 5},
-            "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 0}]}})))
-        .await
-        .unwrap();
+    let update = request(json!({"jobId": "all", "timeoutConfig": {"inProgressTimeoutInMinutes": 5},
+        "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 0}]}}));
+    h.engine.update_job(update.unwrap()).await.unwrap();
     let mut expected = configs.clone();
     expected["timeoutConfig"] = json!({"inProgressTimeoutInMinutes": 5});
     expected["jobExecutionsRetryConfig"] =
         json!({"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 0}]});
 
     let h = h.reopen();
-    let d = h.engine.describe_job(input(json!({"jobId": "all"}))).await.unwrap();
+    let d = h.engine.describe_job(describe("all")).await.unwrap();
     assert_eq!(echoed(&d), expected, "the store keeps the typed configs");
-    let err = h.engine.describe_job(input(json!({"jobId": "cron"}))).await.unwrap_err();
+    let err = h.engine.describe_job(describe("cron")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ResourceNotFound);
 }
 
@@ -524,14 +544,11 @@ async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
     let (t, r) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
     assert_eq!((t.as_str(), r["code"].as_str()), ("$aws/things/pi/jobs/job1/update/rejected", Some("InternalError")));
     assert!(h.published().is_empty(), "nothing refused is announced");
-    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
-    assert_eq!(d["job"]["status"], "IN_PROGRESS", "the refused SUCCEEDED did not complete the job");
-    let e = h.engine.describe_job_execution(input(json!({"jobId": "job1", "thingName": "pi"}))).await.unwrap();
-    assert_eq!(e["execution"]["status"], "IN_PROGRESS");
-    assert_eq!(
-        h.engine.get_job_document(input(json!({"jobId": "job2"}))).await.unwrap_err().code,
-        ErrorCode::ResourceNotFound
-    );
+    let d = h.engine.describe_job(describe("job1")).await.unwrap();
+    assert_eq!(d.job.status, JobStatus::InProgress, "the refused SUCCEEDED did not complete the job");
+    let e = h.engine.describe_job_execution(execution("job1", "pi")).await.unwrap();
+    assert_eq!(e.execution.status, JobExecutionStatus::InProgress);
+    assert_eq!(h.engine.get_job_document(describe("job2")).await.unwrap_err().code, ErrorCode::ResourceNotFound);
 
     // Space returns: the next write after the interval goes through, and so do retries.
     h.full.store(false, Ordering::SeqCst);
@@ -544,10 +561,10 @@ async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
     // What every answer said is what the store holds.
     let h = h.reopen();
     h.engine.describe_thing(DescribeThingRequest { thing_name: "lost".into() }).await.unwrap();
-    let d = h.engine.describe_job(input(json!({"jobId": "job1"}))).await.unwrap();
-    assert_eq!(d["job"]["status"], "COMPLETED");
-    let d = h.engine.describe_job(input(json!({"jobId": "job2"}))).await.unwrap();
-    assert_eq!(d["job"]["jobProcessDetails"]["numberOfQueuedThings"], 1);
+    let d = h.engine.describe_job(describe("job1")).await.unwrap();
+    assert_eq!(d.job.status, JobStatus::Completed);
+    let d = h.engine.describe_job(describe("job2")).await.unwrap();
+    assert_eq!(d.job.job_process_details.number_of_queued_things, 1);
 }
 
 #[tokio::test]
@@ -562,8 +579,7 @@ async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
     let full = h.full.clone();
     let second = tokio::spawn(async move {
         full.store(false, Ordering::SeqCst);
-        let targets = ["arn:aws:iot:::thing/new"];
-        engine.create_job(input(json!({"jobId": "j", "targets": targets, "document": "{}"}))).await
+        engine.create_job(CreateJobRequest { document: Some("{}".into()), ..job_request("j", &["new"]) }).await
     });
     // On this single-threaded runtime the first submits and waits, then the second runs
     // against memory that still holds the first's thing, before the store has answered.
@@ -574,5 +590,5 @@ async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
     assert_eq!(e.code, ErrorCode::ResourceNotFound);
     let h = h.reopen();
     assert!(h.engine.describe_thing(DescribeThingRequest { thing_name: "new".into() }).await.is_err());
-    assert!(h.engine.describe_job(input(json!({"jobId": "j"}))).await.is_err());
+    assert!(h.engine.describe_job(describe("j")).await.is_err());
 }

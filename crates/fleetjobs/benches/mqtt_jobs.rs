@@ -42,10 +42,12 @@ use std::time::{Duration, Instant};
 
 use fleetjobs::device_plane::{pump, Hooks};
 use fleetjobs_core::arn::ArnScope;
+use fleetjobs_core::model::JobStatus;
 use fleetjobs_core::ops::certificates::CreateKeysAndCertificateRequest;
+use fleetjobs_core::ops::jobs::{CreateJobRequest, DescribeJobRequest};
 use fleetjobs_core::ops::policies::{CreatePolicyRequest, PolicyTargetRequest};
 use fleetjobs_core::ops::things::{CreateThingRequest, ThingPrincipalRequest};
-use fleetjobs_engine::{system_clock, Engine, EngineConfig, Input};
+use fleetjobs_engine::{system_clock, Engine, EngineConfig};
 use fleetjobs_mqtt::{Broker, BrokerConfig, PeerInfo};
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::SqliteStore;
@@ -340,10 +342,6 @@ impl Device {
 
 // --- helpers ----------------------------------------------------------------------------------
 
-fn input(v: Value) -> Input {
-    Input::from_value(v).unwrap()
-}
-
 fn thing_name(i: usize) -> String {
     format!("dev-{i}")
 }
@@ -469,9 +467,8 @@ async fn main() {
         pool(SETUP_CONCURRENCY, round.to_vec(), move |(id, targets)| {
             let e = e.clone();
             async move {
-                e.create_job(input(json!({"jobId": id, "targets": targets, "document": "{\"op\":\"x\"}"})))
-                    .await
-                    .unwrap();
+                let document = Some("{\"op\":\"x\"}".to_string());
+                e.create_job(CreateJobRequest { job_id: id, targets, document, ..Default::default() }).await.unwrap();
             }
         })
         .await;
@@ -578,18 +575,21 @@ async fn main() {
     // Every execution SUCCEEDED, as the engine counts them.
     let mut succeeded = 0;
     for id in &job_ids {
-        let job = engine.describe_job(input(json!({"jobId": id}))).await.unwrap();
-        let details = &job["job"]["jobProcessDetails"];
-        let of = |k: &str| details[k].as_u64().unwrap_or(0);
-        succeeded += of("numberOfSucceededThings");
-        let others: u64 = ["Queued", "InProgress", "Failed", "Rejected", "Canceled", "Removed", "TimedOut"]
-            .iter()
-            .map(|s| of(&format!("numberOf{s}Things")))
-            .sum();
-        assert_eq!(others, 0, "{id}: {details}");
-        assert_eq!(job["job"]["status"], "COMPLETED", "{id}");
+        let job =
+            engine.describe_job(DescribeJobRequest { job_id: id.clone(), ..Default::default() }).await.unwrap().job;
+        let d = job.job_process_details;
+        succeeded += d.number_of_succeeded_things;
+        let others = d.number_of_queued_things
+            + d.number_of_in_progress_things
+            + d.number_of_failed_things
+            + d.number_of_rejected_things
+            + d.number_of_canceled_things
+            + d.number_of_removed_things
+            + d.number_of_timed_out_things;
+        assert_eq!(others, 0, "{id}: {d:?}");
+        assert_eq!(job.status, JobStatus::Completed, "{id}");
     }
-    assert_eq!(succeeded, (sessions * jobs_per_device) as u64);
+    assert_eq!(succeeded, (sessions * jobs_per_device) as i64);
     println!(
         "mqtt_jobs phase=jobs sessions={sessions} jobs_per_device={jobs_per_device} concurrency={concurrency} \
          durable_updates={requests} seconds={secs:.2} updates_per_sec={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} \

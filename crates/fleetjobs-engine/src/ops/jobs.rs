@@ -1,1 +1,238 @@
-//! (being converted)
+//! Jobs: CreateJob, UpdateJob, DescribeJob, ListJobs, CancelJob, DeleteJob, GetJobDocument,
+//! AssociateTargetsWithJob.
+//!
+//! Executions are created for every target at once (rollout rates, abort, timeouts, retries
+//! and scheduling are validated and stored; their behaviour belongs to the rollout engine).
+
+use fleetjobs_core::arn::ResourceKind;
+use fleetjobs_core::events::JobEvent;
+use fleetjobs_core::execution;
+use fleetjobs_core::model::{Job, JobExecution, JobStatus, TargetSelection};
+use fleetjobs_core::ops::jobs::*;
+use fleetjobs_core::ops::{page, Empty};
+use fleetjobs_core::validate::MAX_TARGETS;
+use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
+
+use super::{job_not_found, queue_executions};
+use crate::Engine;
+
+impl Engine {
+    pub async fn create_job(&self, r: CreateJobRequest) -> ApiResult<CreateJobResponse> {
+        r.check(self.now())?;
+        let document = r.inline_document()?.to_string();
+        let configs = r.configs();
+        let scheduled = configs.is_scheduled();
+        let job_id = r.job_id;
+        self.write(|txn| {
+            let arn = txn.scope.arn(ResourceKind::Job, &job_id);
+            if txn.s.jobs.contains_key(&job_id) {
+                return Err(ApiError::already_exists(format!("Job with id {job_id} already exists"), &job_id, &arn));
+            }
+            let things = self.resolve_targets(txn.s, &r.targets)?;
+            let job = Job {
+                job_id: job_id.clone(),
+                job_arn: arn,
+                targets: r.targets.clone(),
+                document: document.clone(),
+                document_source: None,
+                description: r.description.clone(),
+                target_selection: r.target_selection.unwrap_or_default(),
+                status: if scheduled { JobStatus::Scheduled } else { JobStatus::InProgress },
+                force_canceled: false,
+                reason_code: None,
+                comment: None,
+                created_at: txn.now,
+                last_updated_at: txn.now,
+                completed_at: None,
+                namespace_id: r.namespace_id.clone(),
+                job_template_arn: None,
+                document_parameters: None,
+                destination_package_versions: r.destination_package_versions.clone(),
+                tags: r.tags.clone(),
+                configs: configs.clone(),
+            };
+            let out = CreateJobResponse::from(&job);
+            txn.put_job(job);
+            if !scheduled {
+                queue_executions(txn, &job_id, &things);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn update_job(&self, r: UpdateJobRequest) -> ApiResult<Empty> {
+        r.check(self.now())?;
+        let configs = r.configs();
+        let job_id = &r.job_id;
+        self.write(|txn| {
+            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            if matches!(job.status, JobStatus::Completed | JobStatus::Canceled | JobStatus::DeletionInProgress) {
+                return Err(ApiError::invalid(format!(
+                    "Job {job_id} is in status {} and cannot be updated",
+                    job.status.as_str()
+                )));
+            }
+            if r.description.is_some() {
+                job.description = r.description.clone();
+            }
+            job.configs.update(configs.clone());
+            job.last_updated_at = txn.now;
+            txn.put_job(job);
+            Ok(Empty {})
+        })
+        .await
+    }
+
+    pub async fn describe_job(&self, r: DescribeJobRequest) -> ApiResult<DescribeJobResponse> {
+        r.check(self.now())?;
+        self.read(|s| {
+            let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
+            Ok(DescribeJobResponse {
+                document_source: job.document_source.clone(),
+                job: JobDescription::new(job, &s.counts(&job.job_id)),
+            })
+        })
+        .await
+    }
+
+    pub async fn get_job_document(&self, r: GetJobDocumentRequest) -> ApiResult<GetJobDocumentResponse> {
+        r.check(self.now())?;
+        self.read(|s| {
+            let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
+            Ok(GetJobDocumentResponse { document: job.document.clone() })
+        })
+        .await
+    }
+
+    pub async fn list_jobs(&self, r: ListJobsRequest) -> ApiResult<ListJobsResponse> {
+        r.check(self.now())?;
+        // Thing groups do not exist yet: a job targeting one cannot exist either.
+        let in_group = r.thing_group_name.is_some() || r.thing_group_id.is_some();
+        self.read(|s| {
+            let mut jobs: Vec<&Job> = s
+                .jobs
+                .values()
+                .filter(|j| r.status.is_none_or(|st| j.status == st))
+                .filter(|j| r.target_selection.is_none_or(|t| j.target_selection == t))
+                .filter(|j| r.namespace_id.as_ref().is_none_or(|ns| j.namespace_id.as_ref() == Some(ns)))
+                .filter(|_| !in_group)
+                .collect();
+            jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.job_id.cmp(&b.job_id)));
+            let items: Vec<JobSummary> = jobs.into_iter().map(JobSummary::from).collect();
+            let (jobs, next_token) = page(items, r.next_token.as_deref(), r.max_results, 50)?;
+            Ok(ListJobsResponse { jobs, next_token })
+        })
+        .await
+    }
+
+    pub async fn cancel_job(&self, r: CancelJobRequest) -> ApiResult<CancelJobResponse> {
+        r.check(self.now())?;
+        let job_id = &r.job_id;
+        let force = r.force;
+        self.write(|txn| {
+            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            match job.status {
+                JobStatus::DeletionInProgress => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidStateTransition,
+                        format!("Job {job_id} is being deleted and cannot be canceled"),
+                    ))
+                }
+                JobStatus::Completed => {
+                    return Err(ApiError::invalid(format!("Job {job_id} is COMPLETED and cannot be canceled")))
+                }
+                JobStatus::Canceled if !force => {
+                    return Err(ApiError::invalid(format!("Job {job_id} is already canceled")))
+                }
+                _ => {}
+            }
+            job.status = JobStatus::Canceled;
+            job.force_canceled |= force;
+            job.reason_code = r.reason_code.clone().or(job.reason_code);
+            job.comment = r.comment.clone().or(job.comment);
+            job.last_updated_at = txn.now;
+            let out = CancelJobResponse::from(&job);
+            txn.put_job(job);
+            txn.job_event(JobEvent::CancellationInProgress, job_id);
+            let affected: Vec<JobExecution> =
+                txn.s.executions_of_job(job_id).filter(|e| e.is_pending()).cloned().collect();
+            for mut e in affected {
+                if execution::cancel(&mut e, force, None, None, txn.now).is_ok() {
+                    txn.put_execution(e);
+                }
+            }
+            txn.job_event(JobEvent::Canceled, job_id);
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn delete_job(&self, r: DeleteJobRequest) -> ApiResult<Empty> {
+        r.check(self.now())?;
+        let job_id = &r.job_id;
+        self.write(|txn| {
+            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            match job.status {
+                JobStatus::DeletionInProgress => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidStateTransition,
+                        format!("Job {job_id} is already being deleted"),
+                    ))
+                }
+                JobStatus::InProgress | JobStatus::Scheduled if !r.force => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidStateTransition,
+                        format!("Cannot delete job {job_id} in status {} without force", job.status.as_str()),
+                    ))
+                }
+                _ => {}
+            }
+            job.status = JobStatus::DeletionInProgress;
+            job.last_updated_at = txn.now;
+            txn.put_job(job);
+            txn.job_event(JobEvent::DeletionInProgress, job_id);
+            let keys: Vec<_> = txn
+                .s
+                .executions_of_job(job_id)
+                .map(|e| (e.job_id.clone(), e.thing_name.clone(), e.execution_number))
+                .collect();
+            for k in keys {
+                txn.delete_execution(&k);
+            }
+            txn.job_event(JobEvent::Deleted, job_id);
+            txn.delete_job(job_id);
+            Ok(Empty {})
+        })
+        .await
+    }
+
+    pub async fn associate_targets_with_job(
+        &self,
+        r: AssociateTargetsWithJobRequest,
+    ) -> ApiResult<AssociateTargetsWithJobResponse> {
+        r.check(self.now())?;
+        let job_id = &r.job_id;
+        self.write(|txn| {
+            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            if job.target_selection != TargetSelection::Continuous || job.status != JobStatus::InProgress {
+                return Err(ApiError::invalid("Targets can only be added to CONTINUOUS jobs that are IN_PROGRESS"));
+            }
+            let new: Vec<String> = r.targets.iter().filter(|t| !job.targets.contains(t)).cloned().collect();
+            if job.targets.len() + new.len() > MAX_TARGETS {
+                return Err(ApiError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("A job can have at most {MAX_TARGETS} targets"),
+                ));
+            }
+            let things = self.resolve_targets(txn.s, &new)?;
+            job.targets.extend(new);
+            job.last_updated_at = txn.now;
+            let out = AssociateTargetsWithJobResponse::from(&job);
+            txn.put_job(job);
+            queue_executions(txn, job_id, &things);
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -12,21 +12,40 @@ mod policies;
 mod things;
 
 #[cfg(test)]
+mod tests_jobs;
+#[cfg(test)]
 mod tests_registry;
 
-use fleetjobs_core::arn::ResourceKind;
-use fleetjobs_core::ApiError;
+use std::collections::BTreeSet;
 
-use crate::state::State;
+use fleetjobs_core::arn::ResourceKind;
+use fleetjobs_core::execution::Rejection;
+use fleetjobs_core::model::JobExecution;
+use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
+
+use crate::state::{State, Txn};
 use crate::Engine;
 
 pub(crate) fn thing_not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("Thing {name} cannot be found."))
 }
 
-#[allow(dead_code)] // until the jobs operations are typed
 pub(crate) fn job_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Job {id} does not exist."))
+}
+
+pub(crate) fn execution_not_found(job: &str, thing: &str) -> ApiError {
+    ApiError::not_found(format!("Job execution for job {job} and thing {thing} does not exist."))
+}
+
+/// A refused execution transition, as the control plane answers it.
+pub(crate) fn rejection(r: Rejection) -> ApiError {
+    match r {
+        Rejection::VersionMismatch => {
+            ApiError::new(ErrorCode::VersionConflict, "The expected version does not match the job execution version.")
+        }
+        Rejection::InvalidStateTransition(m) => ApiError::new(ErrorCode::InvalidStateTransition, m),
+    }
 }
 
 pub(crate) fn certificate_not_found(id: &str) -> ApiError {
@@ -45,5 +64,41 @@ impl Engine {
             Some(id) => Err(certificate_not_found(id)),
             None => Err(ApiError::invalid(format!("Invalid target: {target}"))),
         }
+    }
+
+    /// Resolve job target ARNs to thing names (things only; thing groups come with the
+    /// registry's group support).
+    pub(crate) fn resolve_targets(&self, s: &State, targets: &[String]) -> ApiResult<Vec<String>> {
+        let mut things = Vec::new();
+        for t in targets {
+            if t.len() > 2048 {
+                return Err(ApiError::invalid("A target ARN can have at most 2048 characters"));
+            }
+            match self.config.scope.parse_any(t) {
+                Some((ResourceKind::Thing, name)) if s.things.contains_key(name) => things.push(name.to_string()),
+                Some((ResourceKind::Thing, name)) => return Err(thing_not_found(name)),
+                Some((ResourceKind::ThingGroup, name)) => {
+                    return Err(ApiError::not_found(format!("Thing group {name} cannot be found.")))
+                }
+                _ => return Err(ApiError::invalid(format!("Invalid target ARN: {t}"))),
+            }
+        }
+        Ok(things)
+    }
+}
+
+/// Queue one execution per thing (once per thing) unless it already has a pending one.
+pub(crate) fn queue_executions(txn: &mut Txn<'_>, job_id: &str, things: &[String]) {
+    let mut seen = BTreeSet::new();
+    for thing in things {
+        if !seen.insert(thing.as_str()) {
+            continue;
+        }
+        let latest = txn.s.execution(job_id, thing, None);
+        if latest.is_some_and(|e| e.is_pending()) {
+            continue;
+        }
+        let number = latest.map(|e| e.execution_number + 1).unwrap_or(1);
+        txn.put_execution(JobExecution::queued(job_id, thing, number, txn.now));
     }
 }
