@@ -3,9 +3,9 @@
 //! guide shows them: `timestamp` in epoch seconds, the job's `createdAt`/`lastUpdatedAt`/
 //! `completedAt` in epoch milliseconds, a fresh `eventId` per event.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
-use crate::model::{Job, JobExecution, JobExecutionStatus, JobStatus};
+use crate::model::{Job, JobExecution, JobExecutionStatus, JobStatus, StatusDetails, TargetSelection};
 use crate::Millis;
 
 /// Per-status execution counts of a job (`jobProcessDetails`).
@@ -61,51 +61,108 @@ impl JobEvent {
     }
 }
 
+/// `jobProcessDetails` of a `completed` JOB event (six counters, as the guide shows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedCounts {
+    pub number_of_canceled_things: i64,
+    pub number_of_rejected_things: i64,
+    pub number_of_failed_things: i64,
+    pub number_of_removed_things: i64,
+    pub number_of_succeeded_things: i64,
+    pub number_of_timed_out_things: i64,
+}
+
+impl From<&ExecutionCounts> for CompletedCounts {
+    fn from(c: &ExecutionCounts) -> Self {
+        use JobExecutionStatus::*;
+        CompletedCounts {
+            number_of_canceled_things: c.get(Canceled),
+            number_of_rejected_things: c.get(Rejected),
+            number_of_failed_things: c.get(Failed),
+            number_of_removed_things: c.get(Removed),
+            number_of_succeeded_things: c.get(Succeeded),
+            number_of_timed_out_things: c.get(TimedOut),
+        }
+    }
+}
+
+/// A JOB event's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEventPayload {
+    pub event_type: &'static str,
+    pub event_id: String,
+    /// Epoch seconds.
+    pub timestamp: i64,
+    pub operation: &'static str,
+    pub job_id: String,
+    pub status: &'static str,
+    pub target_selection: TargetSelection,
+    pub targets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Epoch milliseconds, as the guide shows.
+    pub created_at: Millis,
+    pub last_updated_at: Millis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_process_details: Option<CompletedCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A JOB_EXECUTION event's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionEventPayload {
+    pub event_type: &'static str,
+    pub event_id: String,
+    pub timestamp: i64,
+    pub operation: &'static str,
+    pub job_id: String,
+    pub thing_arn: String,
+    pub status: JobExecutionStatus,
+    pub status_details: StatusDetails,
+}
+
+/// An event's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EventPayload {
+    Job(JobEventPayload),
+    Execution(ExecutionEventPayload),
+}
+
 /// An event ready to publish.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub topic: String,
-    pub payload: Value,
+    pub payload: EventPayload,
 }
 
 /// A JOB event.
 pub fn job_event(kind: JobEvent, job: &Job, counts: &ExecutionCounts, event_id: &str, now: Millis) -> Event {
-    let mut p = Map::new();
-    p.insert("eventType".into(), json!("JOB"));
-    p.insert("eventId".into(), json!(event_id));
-    p.insert("timestamp".into(), json!(now / 1000));
-    p.insert("operation".into(), json!(kind.operation()));
-    p.insert("jobId".into(), json!(job.job_id));
-    p.insert("status".into(), json!(kind.status()));
-    p.insert("targetSelection".into(), json!(job.target_selection.as_str()));
-    p.insert("targets".into(), json!(job.targets));
-    if let Some(d) = &job.description {
-        p.insert("description".into(), json!(d));
-    }
-    p.insert("createdAt".into(), json!(job.created_at));
-    p.insert("lastUpdatedAt".into(), json!(job.last_updated_at));
-    if kind == JobEvent::Completed {
-        p.insert("completedAt".into(), json!(job.completed_at.unwrap_or(now)));
-        use JobExecutionStatus::*;
-        let d: Map<String, Value> = [
-            ("numberOfCanceledThings", Canceled),
-            ("numberOfRejectedThings", Rejected),
-            ("numberOfFailedThings", Failed),
-            ("numberOfRemovedThings", Removed),
-            ("numberOfSucceededThings", Succeeded),
-            ("numberOfTimedOutThings", TimedOut),
-        ]
-        .into_iter()
-        .map(|(k, s)| (k.to_string(), json!(counts.get(s))))
-        .collect();
-        p.insert("jobProcessDetails".into(), Value::Object(d));
-    }
-    if kind != JobEvent::Completed && kind != JobEvent::Canceled {
-        if let Some(c) = &job.comment {
-            p.insert("comment".into(), json!(c));
-        }
-    }
-    Event { topic: crate::topics::job_event(&job.job_id, kind.operation()), payload: Value::Object(p) }
+    let completed = kind == JobEvent::Completed;
+    let payload = JobEventPayload {
+        event_type: "JOB",
+        event_id: event_id.to_string(),
+        timestamp: now / 1000,
+        operation: kind.operation(),
+        job_id: job.job_id.clone(),
+        status: kind.status(),
+        target_selection: job.target_selection,
+        targets: job.targets.clone(),
+        description: job.description.clone(),
+        created_at: job.created_at,
+        last_updated_at: job.last_updated_at,
+        completed_at: completed.then(|| job.completed_at.unwrap_or(now)),
+        job_process_details: completed.then(|| CompletedCounts::from(counts)),
+        // The guide's completed and canceled events carry counters, not the comment.
+        comment: job.comment.clone().filter(|_| !matches!(kind, JobEvent::Completed | JobEvent::Canceled)),
+    };
+    Event { topic: crate::topics::job_event(&job.job_id, kind.operation()), payload: EventPayload::Job(payload) }
 }
 
 /// The JOB_EXECUTION event for an execution that reached `exec.status` (a terminal status),
@@ -130,22 +187,30 @@ pub fn execution_event(
             JobExecutionStatus::Removed => "removed",
         }
     };
-    let payload = json!({
-        "eventType": "JOB_EXECUTION",
-        "eventId": event_id,
-        "timestamp": now / 1000,
-        "operation": operation,
-        "jobId": exec.job_id,
-        "thingArn": thing_arn,
-        "status": exec.status.as_str(),
-        "statusDetails": exec.status_details,
-    });
-    Some(Event { topic: crate::topics::execution_event(&exec.job_id, operation), payload })
+    let payload = ExecutionEventPayload {
+        event_type: "JOB_EXECUTION",
+        event_id: event_id.to_string(),
+        timestamp: now / 1000,
+        operation,
+        job_id: exec.job_id.clone(),
+        thing_arn: thing_arn.to_string(),
+        status: exec.status,
+        status_details: exec.status_details.clone(),
+    };
+    Some(Event {
+        topic: crate::topics::execution_event(&exec.job_id, operation),
+        payload: EventPayload::Execution(payload),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn json(e: &Event) -> Value {
+        serde_json::to_value(&e.payload).unwrap()
+    }
     use crate::model::{JobConfigs, TargetSelection};
 
     fn job() -> Job {
@@ -179,7 +244,7 @@ mod tests {
         counts.add(JobExecutionStatus::Succeeded, 1);
         let e = job_event(JobEvent::Completed, &job(), &counts, "id-1", 1_700_000_002_999);
         assert_eq!(e.topic, "$aws/events/job/example-job-01/completed");
-        let p = &e.payload;
+        let p = &json(&e);
         assert_eq!(p["eventType"], "JOB");
         assert_eq!(p["eventId"], "id-1");
         assert_eq!(p["timestamp"], 1_700_000_002);
@@ -198,12 +263,16 @@ mod tests {
         let mut j = job();
         j.comment = Some("why".into());
         let e = job_event(JobEvent::CancellationInProgress, &j, &ExecutionCounts::default(), "x", 0);
-        assert_eq!(e.payload["status"], "CANCELLATION_IN_PROGRESS");
-        assert_eq!(e.payload["comment"], "why");
-        assert!(e.payload.get("jobProcessDetails").is_none());
+        let p = json(&e);
+        assert_eq!(p["status"], "CANCELLATION_IN_PROGRESS");
+        assert_eq!(p["comment"], "why");
+        assert!(p.get("jobProcessDetails").is_none());
+        assert!(p.get("completedAt").is_none());
+        let c = json(&job_event(JobEvent::Canceled, &j, &ExecutionCounts::default(), "x", 0));
+        assert!(c.get("comment").is_none(), "canceled events carry no comment");
         let d = job_event(JobEvent::Deleted, &j, &ExecutionCounts::default(), "x", 0);
         assert_eq!(
-            (d.topic.as_str(), d.payload["status"].as_str()),
+            (d.topic.as_str(), json(&d)["status"].as_str()),
             ("$aws/events/job/example-job-01/deleted", Some("DELETED"))
         );
     }
@@ -218,10 +287,11 @@ mod tests {
         e.status_details.insert("step".into(), "done".into());
         let ev = execution_event(&e, "arn:t", false, "x", 5_000).unwrap();
         assert_eq!(ev.topic, "$aws/events/jobExecution/j/succeeded");
-        assert_eq!(ev.payload["status"], "SUCCEEDED");
-        assert_eq!(ev.payload["thingArn"], "arn:t");
-        assert_eq!(ev.payload["statusDetails"]["step"], "done");
-        assert_eq!(ev.payload["timestamp"], 5);
+        let p = json(&ev);
+        assert_eq!(p["status"], "SUCCEEDED");
+        assert_eq!(p["thingArn"], "arn:t");
+        assert_eq!(p["statusDetails"]["step"], "done");
+        assert_eq!(p["timestamp"], 5);
         for (status, op) in [
             (JobExecutionStatus::Failed, "failed"),
             (JobExecutionStatus::Rejected, "rejected"),
@@ -230,7 +300,7 @@ mod tests {
             (JobExecutionStatus::Removed, "removed"),
         ] {
             e.status = status;
-            assert_eq!(execution_event(&e, "a", false, "x", 0).unwrap().payload["operation"], op);
+            assert_eq!(json(&execution_event(&e, "a", false, "x", 0).unwrap())["operation"], op);
         }
         let del = execution_event(&e, "a", true, "x", 0).unwrap();
         assert_eq!(del.topic, "$aws/events/jobExecution/j/deleted");

@@ -141,32 +141,86 @@ pub fn step_timeout(value: i64, allow_discard: bool) -> Result<(), String> {
     }
 }
 
-/// Validate a `statusDetails` object. Non-string scalar values (numbers, booleans) are
-/// accepted and stored as their JSON text: devices such as the JS `jobs-agent.js` send them.
-pub fn status_details(value: &serde_json::Value) -> Result<StatusDetails, String> {
-    let map = value.as_object().ok_or("statusDetails must be an object of string values")?;
-    if map.len() > MAX_STATUS_DETAILS {
+/// `statusDetails` as a client sends it: an object whose values are strings, or numbers and
+/// booleans, taken as their JSON text (devices such as the JS `jobs-agent.js` send them).
+/// Deserializing reads the types; [`status_details`] checks the limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentStatusDetails(pub StatusDetails);
+
+impl<'de> serde::Deserialize<'de> for SentStatusDetails {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        use std::fmt;
+
+        /// One value, as its text.
+        struct Text(String);
+        impl<'de> serde::Deserialize<'de> for Text {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Text;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: Error>(self, v: &str) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_string<E: Error>(self, v: String) -> Result<Text, E> {
+                        Ok(Text(v))
+                    }
+                    fn visit_bool<E: Error>(self, v: bool) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_i64<E: Error>(self, v: i64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_u64<E: Error>(self, v: u64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    // Debug keeps the JSON spelling of a float (`1.0`, `0.81`, `1e21`).
+                    fn visit_f64<E: Error>(self, v: f64) -> Result<Text, E> {
+                        Ok(Text(format!("{v:?}")))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+
+        struct Map;
+        impl<'de> Visitor<'de> for Map {
+            type Value = SentStatusDetails;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<SentStatusDetails, A::Error> {
+                let mut out = StatusDetails::new();
+                while let Some((k, Text(v))) = m.next_entry::<String, Text>()? {
+                    out.insert(k, v);
+                }
+                Ok(SentStatusDetails(out))
+            }
+        }
+        d.deserialize_map(Map)
+    }
+}
+
+/// Check a `statusDetails` map against AWS's limits: at most 10 entries, keys
+/// `[a-zA-Z0-9:_-]{1,128}`, values 1 to 1,024 characters without control characters.
+pub fn status_details(details: &StatusDetails) -> Result<(), String> {
+    if details.len() > MAX_STATUS_DETAILS {
         return Err(format!("statusDetails can have at most {MAX_STATUS_DETAILS} entries"));
     }
-    let mut out = StatusDetails::new();
-    for (key, v) in map {
+    for (key, text) in details {
         if key.is_empty() || key.chars().count() > 128 || !DETAILS_KEY.is_match(key) {
             return Err(format!("statusDetails key '{key}' must match [a-zA-Z0-9:_-]+ and have 1 to 128 characters"));
         }
-        let text = match v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            _ => return Err(format!("statusDetails value of '{key}' must be a string")),
-        };
-        if text.is_empty() || text.chars().count() > MAX_DETAILS_VALUE_CHARS || !NO_CONTROL.is_match(&text) {
+        if text.is_empty() || text.chars().count() > MAX_DETAILS_VALUE_CHARS || !NO_CONTROL.is_match(text) {
             return Err(format!(
                 "statusDetails value of '{key}' must have 1 to {MAX_DETAILS_VALUE_CHARS} characters and no control characters"
             ));
         }
-        out.insert(key.clone(), text);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Parse a scheduling date-time (`StringDateTime`): `YYYY-MM-DDTHH:MM`, optionally with `:SS`
@@ -248,17 +302,21 @@ mod tests {
 
     #[test]
     fn status_details_rules() {
-        let ok = status_details(&json!({"step": "1 of 2", "uptime": 0.81, "ok": true})).unwrap();
-        assert_eq!(ok["uptime"], "0.81");
-        assert_eq!(ok["ok"], "true");
-        assert!(status_details(&json!("x")).is_err());
-        assert!(status_details(&json!({"bad key": "v"})).is_err());
-        assert!(status_details(&json!({"k": ""})).is_err());
-        assert!(status_details(&json!({"k": {"nested": 1}})).is_err());
-        assert!(status_details(&json!({"k": "a\u{0007}b"})).is_err());
-        assert!(status_details(&json!({"k": "v".repeat(1025)})).is_err());
+        let sent = |v: serde_json::Value| serde_json::from_value::<SentStatusDetails>(v).map(|d| d.0);
+        let ok = sent(json!({"step": "1 of 2", "uptime": 0.81, "ok": true, "n": 3, "f": 1.0})).unwrap();
+        assert_eq!((ok["uptime"].as_str(), ok["ok"].as_str(), ok["n"].as_str()), ("0.81", "true", "3"));
+        assert_eq!(ok["f"], "1.0", "a float keeps its JSON spelling");
+        assert!(status_details(&ok).is_ok());
+        assert!(sent(json!("x")).is_err());
+        assert!(sent(json!({"k": {"nested": 1}})).is_err());
+        assert!(sent(json!({"k": null})).is_err());
+        let checked = |v| status_details(&sent(v).unwrap());
+        assert!(checked(json!({"bad key": "v"})).is_err());
+        assert!(checked(json!({"k": ""})).is_err());
+        assert!(checked(json!({"k": "a\u{0007}b"})).is_err());
+        assert!(checked(json!({"k": "v".repeat(1025)})).is_err());
         let eleven: serde_json::Map<_, _> = (0..11).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert!(status_details(&serde_json::Value::Object(eleven)).is_err());
+        assert!(checked(serde_json::Value::Object(eleven)).is_err());
     }
 
     #[test]

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{check_max_results, Timestamp};
 use crate::arn::{ArnScope, ResourceKind};
 use crate::model::{JobExecution, JobExecutionStatus, StatusDetails};
-use crate::{validate, ApiError, ApiResult, Millis};
+use crate::validate::{self, SentStatusDetails};
+use crate::{ApiError, ApiResult, Millis};
 
 /// The `jobId` and `thingName` that name an execution.
 fn check_ids(job_id: &str, thing_name: &str) -> ApiResult<()> {
@@ -179,20 +180,19 @@ pub struct CancelJobExecutionRequest {
     #[serde(default)]
     pub force: bool,
     pub expected_version: Option<i64>,
-    /// Kept as sent and read by [`validate::status_details`], the rule the devices' updates
-    /// follow too (it also takes number and boolean values, as their JSON text).
-    pub status_details: Option<serde_json::Value>,
+    /// Read as the devices' updates read it (numbers and booleans taken as their text).
+    pub status_details: Option<SentStatusDetails>,
 }
 
 impl CancelJobExecutionRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
         check_ids(&self.job_id, &self.thing_name)?;
-        self.status_details().map(drop)
+        self.status_details.as_ref().map_or(Ok(()), |d| validate::status_details(&d.0).map_err(ApiError::invalid))
     }
 
     /// The `statusDetails` to set on the canceled execution.
-    pub fn status_details(&self) -> ApiResult<Option<StatusDetails>> {
-        self.status_details.as_ref().map(|v| validate::status_details(v).map_err(ApiError::invalid)).transpose()
+    pub fn status_details(&self) -> Option<&StatusDetails> {
+        self.status_details.as_ref().map(|d| &d.0)
     }
 }
 
@@ -243,10 +243,11 @@ mod tests {
     fn cancel_checks_status_details() {
         let mut r = CancelJobExecutionRequest { job_id: "j".into(), thing_name: "t".into(), ..Default::default() };
         assert!(r.check(0).is_ok());
-        r.status_details = Some(json!({"n": 1}));
-        assert_eq!(r.status_details().unwrap().unwrap()["n"], "1");
-        r.status_details = Some(json!("text"));
-        assert_eq!(r.check(0).unwrap_err().message, "statusDetails must be an object of string values");
+        let sent = |v| Some(serde_json::from_value::<SentStatusDetails>(v).unwrap());
+        r.status_details = sent(json!({"n": 1}));
+        assert_eq!(r.status_details().unwrap()["n"], "1");
+        r.status_details = sent(json!({"bad key": "v"}));
+        assert!(r.check(0).unwrap_err().message.contains("bad key"));
         let status: ListJobExecutionsForJobRequest =
             serde_json::from_value(json!({"jobId": "j", "status": "TIMED_OUT"})).unwrap();
         assert_eq!(status.status, Some(JobExecutionStatus::TimedOut));

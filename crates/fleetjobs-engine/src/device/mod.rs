@@ -6,11 +6,11 @@
 mod payload;
 
 use fleetjobs_core::execution::{self, DeviceUpdate};
-use fleetjobs_core::model::{CertificateStatus, JobExecution};
+use fleetjobs_core::model::{CertificateStatus, JobExecution, StatusDetails};
 use fleetjobs_core::pending::MAX_PENDING_SHOWN;
 use fleetjobs_core::policy::{self, IotAction, PolicyContext};
 use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
-use fleetjobs_core::validate;
+use fleetjobs_core::validate::{self, SentStatusDetails};
 use fleetjobs_core::ApiError;
 
 pub(crate) use payload::{notify, notify_next, Execution};
@@ -103,6 +103,13 @@ fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) ->
 
 fn check_step_timeout(minutes: Option<i64>, allow_discard: bool) -> Result<(), Rejected> {
     minutes.map_or(Ok(()), |t| validate::step_timeout(t, allow_discard).map_err(Rejected::invalid))
+}
+
+/// The `statusDetails` a device sent, checked against AWS's limits.
+fn check_status_details(sent: Option<SentStatusDetails>) -> Result<Option<StatusDetails>, Rejected> {
+    let details = sent.map(|d| d.0);
+    details.as_ref().map_or(Ok(()), |d| validate::status_details(d).map_err(Rejected::invalid))?;
+    Ok(details)
 }
 
 fn execution_not_found(job_id: &str, thing: &str) -> Rejected {
@@ -213,11 +220,12 @@ impl Engine {
 
     async fn mqtt_start_next(&self, thing: &str, r: StartNextRequest) -> Result<Answer, Rejected> {
         check_step_timeout(r.step_timeout_in_minutes, false)?;
+        let details = check_status_details(r.status_details)?;
         self.write(|txn| {
             let Some(mut e) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else {
                 return Ok(Answer::Execution { execution: None });
             };
-            let started = execution::start(&mut e, r.status_details.as_ref(), txn.now);
+            let started = execution::start(&mut e, details.as_ref(), txn.now);
             let execution = Execution::new(&e, txn.s.documents.get(&e.job_id).cloned());
             if started {
                 txn.put_execution(e);
@@ -252,8 +260,8 @@ impl Engine {
             return Err(Rejected::invalid(format!("A device cannot set the status {}", r.status.as_str())));
         }
         check_step_timeout(r.step_timeout_in_minutes, true)?;
-        let update =
-            DeviceUpdate { status: r.status, status_details: r.status_details, expected_version: r.expected_version };
+        let status_details = check_status_details(r.status_details)?;
+        let update = DeviceUpdate { status: r.status, status_details, expected_version: r.expected_version };
         self.write(|txn| {
             let Some(mut e) = txn.s.execution(job_id, thing, r.execution_number).cloned() else {
                 return Err(execution_not_found(job_id, thing));

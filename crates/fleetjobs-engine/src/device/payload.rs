@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use fleetjobs_core::model::{JobExecution, JobExecutionStatus, StatusDetails};
 use fleetjobs_core::pending::MAX_PENDING_SHOWN;
-use fleetjobs_core::{validate, Millis};
+use fleetjobs_core::validate::{self, SentStatusDetails};
+use fleetjobs_core::Millis;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -73,20 +74,11 @@ fn lenient_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     }
 }
 
-/// `statusDetails` as devices send it (numbers and booleans are taken as their text).
-fn status_details<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StatusDetails>, D::Error> {
-    match Option::<Value>::deserialize(d)? {
-        None => Ok(None),
-        Some(v) => validate::status_details(&v).map(Some).map_err(de::Error::custom),
-    }
-}
-
 /// `jobs/start-next`: StartNextPendingJobExecution.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartNextRequest {
-    #[serde(default, deserialize_with = "status_details")]
-    pub status_details: Option<StatusDetails>,
+    pub status_details: Option<SentStatusDetails>,
     #[serde(default, deserialize_with = "lenient_int")]
     pub step_timeout_in_minutes: Option<i64>,
 }
@@ -105,8 +97,7 @@ pub struct DescribeRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRequest {
     pub status: JobExecutionStatus,
-    #[serde(default, deserialize_with = "status_details")]
-    pub status_details: Option<StatusDetails>,
+    pub status_details: Option<SentStatusDetails>,
     #[serde(default, deserialize_with = "lenient_int")]
     pub expected_version: Option<i64>,
     #[serde(default, deserialize_with = "lenient_int")]
@@ -313,7 +304,7 @@ mod tests {
         assert_eq!(token.as_deref(), Some("t"));
         assert_eq!(r.status, JobExecutionStatus::InProgress);
         assert_eq!(r.expected_version, Some(2), "a numeric string is an integer");
-        assert_eq!(r.status_details.unwrap()["pct"], "50");
+        assert_eq!(r.status_details.unwrap().0["pct"], "50");
         let (_, r): (_, DescribeRequest) = parse("").unwrap();
         assert_eq!(r.execution_number, None);
     }

@@ -81,11 +81,10 @@ impl Engine {
 
     pub async fn cancel_job_execution(&self, r: CancelJobExecutionRequest) -> ApiResult<Empty> {
         r.check(self.now())?;
-        let details = r.status_details()?;
         let (job, thing) = (&r.job_id, &r.thing_name);
         self.write(|txn| {
             let mut e = txn.s.execution(job, thing, None).cloned().ok_or_else(|| execution_not_found(job, thing))?;
-            execution::cancel(&mut e, r.force, r.expected_version, details.as_ref(), txn.now).map_err(rejection)?;
+            execution::cancel(&mut e, r.force, r.expected_version, r.status_details(), txn.now).map_err(rejection)?;
             txn.put_execution(e);
             Ok(Empty {})
         })

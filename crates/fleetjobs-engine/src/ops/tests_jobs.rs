@@ -5,6 +5,7 @@ use fleetjobs_core::model::{JobExecutionStatus, JobStatus, Tag, TargetSelection}
 use fleetjobs_core::ops::executions::*;
 use fleetjobs_core::ops::jobs::*;
 use fleetjobs_core::ops::Timestamp;
+use fleetjobs_core::validate::SentStatusDetails;
 use fleetjobs_core::ErrorCode;
 use serde_json::json;
 
@@ -240,7 +241,7 @@ async fn cancel_job_execution_sets_details_and_refuses_a_stale_version() {
         job_id: "job1".into(),
         thing_name: "a".into(),
         expected_version: Some(2),
-        status_details: Some(json!({"why": "operator"})),
+        status_details: Some(SentStatusDetails([("why".to_string(), "operator".to_string())].into())),
         ..Default::default()
     };
     let err = h.engine.cancel_job_execution(r.clone()).await.unwrap_err();
