@@ -15,6 +15,12 @@
 //! missing required fields, a path that escapes its directory) is a [`DocumentError`] whose
 //! text says what is wrong, so the agent can REJECT the job at once.
 //!
+//! Each schema is a set of `#[derive(Deserialize)]` types in its module; `de` deserializes
+//! them with the field path kept for errors (`steps[1].action.input.handler`) and holds the
+//! `deserialize_with` helpers for what the real clients send (booleans and integers as
+//! strings, `""` for an unset template parameter, `null` for absent). Members a schema does
+//! not know are ignored. The conversion to a [`Plan`] then works on typed values.
+//!
 //! Conventions shared by both schemas:
 //! - A handler is always called as `handler <runAsUser or ""> <args…>`: the Device Client
 //!   passes `runAsUser` as `argv[1]` and lets the handler switch user (its stock scripts do
@@ -36,8 +42,8 @@
 //! - `customJob` (the tutorial's operation) is a handler like any other; the executor
 //!   succeeds without running anything when no such handler is installed.
 
+mod de;
 mod device_client;
-mod fields;
 mod handlers;
 mod jobs_agent;
 mod paths;
@@ -51,19 +57,26 @@ pub use paths::{safe_relative_path, valid_package_name};
 /// The tutorial's operation: runs its handler when one is installed, else does nothing.
 pub const TUTORIAL_OPERATION: &str = "customJob";
 
-/// Parse a job document into a [`Plan`].
+/// Parse a job document into a [`Plan`]. Which schema applies is decided by which member is
+/// there, before any is read; each schema then deserializes into its own types.
 pub fn parse(doc: &Value) -> Result<Plan, DocumentError> {
-    let obj = doc.as_object().ok_or_else(|| fields::error("the job document is not a JSON object"))?;
-    if let Some(version) = obj.get("version") {
-        return device_client::parse(version, obj);
+    let obj = doc.as_object().ok_or_else(|| error("the job document is not a JSON object"))?;
+    if obj.contains_key("version") {
+        device_client::parse(doc)
+    } else if obj.contains_key("operation") {
+        jobs_agent::parse(doc)
+    } else {
+        Err(error("unrecognized job document: neither `version` (Device Client schema) nor `operation`"))
     }
-    match obj.get("operation") {
-        Some(Value::String(op)) => jobs_agent::parse(op, obj),
-        Some(_) => Err(fields::error("`operation` must be a string")),
-        None => {
-            Err(fields::error("unrecognized job document: neither `version` (Device Client schema) nor `operation`"))
-        }
-    }
+}
+
+fn error(reason: impl Into<String>) -> DocumentError {
+    DocumentError(reason.into())
+}
+
+/// A required field that is absent, named by its path (`steps[0].action.input.handler`).
+fn missing(field: &str) -> DocumentError {
+    error(format!("required field `{field}` is missing"))
 }
 
 #[cfg(test)]

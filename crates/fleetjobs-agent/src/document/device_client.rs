@@ -13,103 +13,152 @@
 //! `includeStdOut` may sit on the document, on a step object or on its action (older
 //! documents); the most specific one wins.
 
+use std::time::Duration;
+
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{
-    at, error, object, opt_allow_stderr, opt_args, opt_flag, opt_nonempty_str, opt_str, opt_timeout, req_object,
-    req_str, Obj,
+use super::de::{
+    allow_stderr, args, blank_as_none, flag, non_empty_array, nonblank, opt_array, opt_nonblank, timeout, typed,
 };
 use super::handlers::{handler_action, handler_location};
+use super::{error, missing};
 use crate::plan::{Action, DocumentError, Plan, RunOptions, Step};
 
 const SUPPORTED_VERSION: &str = "1.0";
 
-pub(super) fn parse(version: &Value, doc: &Obj) -> Result<Plan, DocumentError> {
-    match version {
-        Value::String(v) if v.trim() == SUPPORTED_VERSION => {}
-        Value::String(v) => {
-            return Err(error(format!("unsupported job document version {v:?} (supported: {SUPPORTED_VERSION})")))
-        }
-        _ => return Err(error("`version` must be a string")),
+/// Read on its own first, so that another version is reported as unsupported whatever the
+/// rest of its document looks like.
+#[derive(Deserialize)]
+struct Version {
+    version: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobDocument {
+    #[serde(default, rename = "includeStdOut", deserialize_with = "flag")]
+    include_stdout: Option<bool>,
+    #[serde(default, deserialize_with = "opt_array")]
+    #[expect(dead_code, reason = "validated as the Device Client does, and like it never evaluated")]
+    conditions: Option<Vec<Condition>>,
+    #[serde(deserialize_with = "non_empty_array")]
+    steps: Vec<StepDoc>,
+    #[serde(default)]
+    final_step: Option<StepDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+#[expect(dead_code, reason = "validated as the Device Client does, and like it never evaluated")]
+struct Condition {
+    #[serde(deserialize_with = "nonblank")]
+    key: String,
+    #[serde(deserialize_with = "non_empty_array")]
+    value: Vec<serde::de::IgnoredAny>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+/// A `steps[i]` or `finalStep` object; older documents put `includeStdOut` here.
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+struct StepDoc {
+    action: ActionDoc,
+    #[serde(default, rename = "includeStdOut", deserialize_with = "flag")]
+    include_stdout: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+#[serde(rename_all = "camelCase")]
+struct ActionDoc {
+    #[serde(deserialize_with = "nonblank")]
+    name: String,
+    #[serde(rename = "type")]
+    kind: ActionKind,
+    input: Input,
+    #[serde(default, deserialize_with = "blank_as_none")]
+    run_as_user: Option<String>,
+    #[serde(default, rename = "allowStdErr", deserialize_with = "allow_stderr")]
+    allow_stderr: Option<bool>,
+    #[serde(default, rename = "includeStdOut", deserialize_with = "flag")]
+    include_stdout: Option<bool>,
+    #[serde(default, deserialize_with = "flag")]
+    ignore_step_failure: Option<bool>,
+    #[serde(default, deserialize_with = "timeout")]
+    timeout_seconds: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "`runHandler` or `runCommand`")]
+enum ActionKind {
+    RunHandler,
+    RunCommand,
+}
+
+/// `action.input`: `handler`, `args`, `path` for `runHandler`; `command` for `runCommand`.
+/// Which of them is required depends on the action's type, so that is checked in [`step`].
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+struct Input {
+    #[serde(default, deserialize_with = "opt_nonblank")]
+    handler: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default, deserialize_with = "args")]
+    args: Vec<String>,
+    #[serde(default, deserialize_with = "opt_nonblank")]
+    command: Option<String>,
+}
+
+pub(super) fn parse(doc: &Value) -> Result<Plan, DocumentError> {
+    let Version { version } = typed(doc)?;
+    if version.trim() != SUPPORTED_VERSION {
+        return Err(error(format!("unsupported job document version {version:?} (supported: {SUPPORTED_VERSION})")));
     }
-    let include_stdout = opt_flag(doc, "", "includeStdOut")?.unwrap_or(false);
-    validate_conditions(doc)?;
-    let steps = match doc.get("steps") {
-        Some(Value::Array(items)) if !items.is_empty() => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| step(item, &format!("steps[{i}]"), include_stdout))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(Value::Array(_)) => return Err(error("`steps` must not be empty")),
-        Some(_) => return Err(error("`steps` must be an array")),
-        None => return Err(error("required field `steps` is missing")),
-    };
-    let final_step = match doc.get("finalStep") {
-        None | Some(Value::Null) => None,
-        Some(item) => Some(step(item, "finalStep", include_stdout)?),
-    };
+    let doc: JobDocument = typed(doc)?;
+    let include_stdout = doc.include_stdout.unwrap_or(false);
+    let steps = doc
+        .steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| step(s, &format!("steps[{i}]"), include_stdout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let final_step = doc.final_step.map(|s| step(s, "finalStep", include_stdout)).transpose()?;
     let operation = steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
     Ok(Plan { operation, steps, final_step })
 }
 
-fn validate_conditions(doc: &Obj) -> Result<(), DocumentError> {
-    let Some(conditions) = doc.get("conditions").filter(|v| !v.is_null()) else { return Ok(()) };
-    let items = conditions.as_array().ok_or_else(|| error("`conditions` must be an array"))?;
-    for (i, item) in items.iter().enumerate() {
-        let where_ = format!("conditions[{i}]");
-        let cond = object(item, &where_)?;
-        req_str(cond, &where_, "key")?;
-        match cond.get("value") {
-            Some(Value::Array(values)) if !values.is_empty() => {}
-            _ => return Err(error(format!("`{}` must be a non-empty array", at(&where_, "value")))),
-        }
-        opt_str(cond, &where_, "type")?;
-    }
-    Ok(())
-}
-
-fn step(item: &Value, where_: &str, doc_include_stdout: bool) -> Result<Step, DocumentError> {
-    let outer = object(item, where_)?;
-    let action_where = at(where_, "action");
-    let action = req_object(outer, where_, "action")?;
-    let include_stdout = opt_flag(action, &action_where, "includeStdOut")?
-        .or(opt_flag(outer, where_, "includeStdOut")?)
-        .unwrap_or(doc_include_stdout);
-    let name = req_str(action, &action_where, "name")?.to_owned();
-    let kind = req_str(action, &action_where, "type")?;
-    let input_where = at(&action_where, "input");
-    let input = req_object(action, &action_where, "input")?;
-    let run_as_user = opt_nonempty_str(action, &action_where, "runAsUser")?;
+/// `where_` (`steps[1]`, `finalStep`) names the step in errors found after deserializing.
+fn step(doc: StepDoc, where_: &str, doc_include_stdout: bool) -> Result<Step, DocumentError> {
+    let StepDoc { action, include_stdout } = doc;
+    let input_where = format!("{where_}.action.input");
     let mut options = RunOptions {
-        allow_stderr: opt_allow_stderr(action, &action_where)?.unwrap_or(true),
-        include_stdout,
+        allow_stderr: action.allow_stderr.unwrap_or(true),
+        include_stdout: action.include_stdout.or(include_stdout).unwrap_or(doc_include_stdout),
         ..RunOptions::default()
     };
-    let action_value = match kind {
-        "runHandler" => {
-            let handler = req_str(input, &input_where, "handler")?.trim();
-            let path = handler_location(handler, opt_str(input, &input_where, "path")?, &input_where)?;
-            let args = opt_args(input, &input_where, "args")?;
-            handler_action(handler, path, run_as_user, args, options)?
+    let input = action.input;
+    let action_value = match action.kind {
+        ActionKind::RunHandler => {
+            let handler = input.handler.ok_or_else(|| missing(&format!("{input_where}.handler")))?;
+            let handler = handler.trim();
+            let path = handler_location(handler, input.path.as_deref(), &input_where)?;
+            handler_action(handler, path, action.run_as_user.as_deref(), input.args, options)?
         }
-        "runCommand" => {
-            options.run_as_user = run_as_user.map(str::to_owned);
-            let argv = split_command(req_str(input, &input_where, "command")?)
-                .map_err(|e| error(format!("`{}` {e}", at(&input_where, "command"))))?;
+        ActionKind::RunCommand => {
+            let command = input.command.ok_or_else(|| missing(&format!("{input_where}.command")))?;
+            options.run_as_user = action.run_as_user;
+            let argv = split_command(&command).map_err(|e| error(format!("`{input_where}.command` {e}")))?;
             Action::RunCommand { argv, options }
-        }
-        other => {
-            return Err(error(format!(
-                "`{}` {other:?} is not supported (runHandler or runCommand)",
-                at(&action_where, "type")
-            )))
         }
     };
     Ok(Step {
-        name,
+        name: action.name,
         action: action_value,
-        ignore_failure: opt_flag(action, &action_where, "ignoreStepFailure")?.unwrap_or(false),
-        timeout: opt_timeout(action, &action_where)?,
+        ignore_failure: action.ignore_step_failure.unwrap_or(false),
+        timeout: action.timeout_seconds,
     })
 }
 

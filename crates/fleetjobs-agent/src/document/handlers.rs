@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fields::{error, is_http_url};
+use super::de::is_http_url;
+use super::error;
 use super::paths::{safe_absolute_path, safe_relative_path};
 use crate::plan::{Action, DocumentError, RunOptions};
 

@@ -9,81 +9,155 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::{
-    at, error, is_http_url, object, opt_allow_stderr, opt_args, opt_flag, opt_nonempty_str, opt_object, opt_str,
-    opt_timeout, opt_u32, req_object, req_str, sha256_hex, Obj,
+use super::de::{
+    allow_stderr, args, blank_as_none, count, flag, http_url, non_empty_array, nonblank, package_name,
+    sha256_algorithm, sha256_hex, timeout, typed,
 };
+use super::error;
 use super::handlers::{handler_action, handler_location};
-use super::paths::{safe_absolute_path, safe_relative_path, valid_package_name};
+use super::paths::{safe_absolute_path, safe_relative_path};
 use crate::plan::{Action, DocumentError, InstallFile, InstallSpec, Plan, RunOptions, Step};
 
-pub(super) fn parse(operation: &str, doc: &Obj) -> Result<Plan, DocumentError> {
+/// What every `operation` document has. The rest is read by the operation's own type, so a
+/// handler's document may use any other member for its own purposes.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationDoc {
+    #[serde(deserialize_with = "nonblank")]
+    operation: String,
+    #[serde(default, deserialize_with = "timeout")]
+    timeout_seconds: Option<Duration>,
+}
+
+/// `start`, `stop`, `restart`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PackageDoc {
+    #[serde(deserialize_with = "package_name")]
+    package_name: String,
+}
+
+/// `reboot`, `shutdown`: `delay` in minutes.
+#[derive(Deserialize)]
+struct DelayDoc {
+    #[serde(default, deserialize_with = "count")]
+    delay: Option<u32>,
+}
+
+/// Any other operation: the handler of that name (the Device Client's old schema).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HandlerDoc {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default, deserialize_with = "args")]
+    args: Vec<String>,
+    #[serde(default, deserialize_with = "blank_as_none")]
+    run_as_user: Option<String>,
+    #[serde(default, rename = "allowStdErr", deserialize_with = "allow_stderr")]
+    allow_stderr: Option<bool>,
+    #[serde(default, rename = "includeStdOut", deserialize_with = "flag")]
+    include_stdout: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InstallDoc {
+    #[serde(deserialize_with = "package_name")]
+    package_name: String,
+    #[serde(deserialize_with = "non_empty_array")]
+    files: Vec<FileDoc>,
+    #[serde(default, deserialize_with = "blank_as_none")]
+    working_directory: Option<String>,
+    #[serde(default, deserialize_with = "blank_as_none")]
+    launch_command: Option<String>,
+    #[serde(default, deserialize_with = "flag")]
+    auto_start: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+#[serde(rename_all = "camelCase")]
+struct FileDoc {
+    #[serde(deserialize_with = "nonblank")]
+    file_name: String,
+    file_source: FileSource,
+    #[serde(default)]
+    checksum: Option<Checksum>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+struct FileSource {
+    #[serde(deserialize_with = "http_url")]
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+#[serde(rename_all = "camelCase")]
+struct Checksum {
+    /// Only SHA256 is accepted, so the value carries nothing beyond "it was SHA256".
+    #[serde(deserialize_with = "sha256_algorithm")]
+    hash_algorithm: (),
+    inline: InlineChecksum,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+struct InlineChecksum {
+    #[serde(deserialize_with = "sha256_hex")]
+    value: String,
+}
+
+pub(super) fn parse(doc: &Value) -> Result<Plan, DocumentError> {
+    let OperationDoc { operation, timeout_seconds } = typed(doc)?;
     let operation = operation.trim();
-    if operation.is_empty() {
-        return Err(error("`operation` must not be empty"));
-    }
     let action = match operation {
-        "install" => Action::Install(install(doc)?),
-        "start" => Action::StartPackage { package: package_name(doc)? },
-        "stop" => Action::StopPackage { package: package_name(doc)? },
-        "restart" => Action::RestartPackage { package: package_name(doc)? },
-        "reboot" => Action::Reboot { delay_minutes: delay(doc)? },
-        "shutdown" => Action::Shutdown { delay_minutes: delay(doc)? },
+        "install" => Action::Install(install(typed(doc)?)?),
+        "start" => Action::StartPackage { package: typed::<PackageDoc>(doc)?.package_name },
+        "stop" => Action::StopPackage { package: typed::<PackageDoc>(doc)?.package_name },
+        "restart" => Action::RestartPackage { package: typed::<PackageDoc>(doc)?.package_name },
+        "reboot" => Action::Reboot { delay_minutes: typed::<DelayDoc>(doc)?.delay.unwrap_or(0) },
+        "shutdown" => Action::Shutdown { delay_minutes: typed::<DelayDoc>(doc)?.delay.unwrap_or(0) },
         "systemStatus" => Action::SystemStatus,
-        handler => handler_step(handler, doc)?,
+        handler => handler_step(handler, typed(doc)?)?,
     };
-    let step = Step { name: operation.to_owned(), action, ignore_failure: false, timeout: opt_timeout(doc, "")? };
+    let step = Step { name: operation.to_owned(), action, ignore_failure: false, timeout: timeout_seconds };
     Ok(Plan { operation: operation.to_owned(), steps: vec![step], final_step: None })
 }
 
-fn package_name(doc: &Obj) -> Result<String, DocumentError> {
-    let name = req_str(doc, "", "packageName")?.trim();
-    if valid_package_name(name) {
-        Ok(name.to_owned())
-    } else {
-        Err(error(format!("`packageName` {name:?} is invalid (letters, digits, `.`, `_`, `-`; at most 128)")))
-    }
-}
-
-fn delay(doc: &Obj) -> Result<u32, DocumentError> {
-    Ok(opt_u32(doc, "", "delay")?.unwrap_or(0))
-}
-
-fn handler_step(handler: &str, doc: &Obj) -> Result<Action, DocumentError> {
-    let path = handler_location(handler, opt_str(doc, "", "path")?, "operation")?;
+fn handler_step(handler: &str, doc: HandlerDoc) -> Result<Action, DocumentError> {
+    let path = handler_location(handler, doc.path.as_deref(), "operation")?;
     let options = RunOptions {
-        allow_stderr: opt_allow_stderr(doc, "")?.unwrap_or(true),
-        include_stdout: opt_flag(doc, "", "includeStdOut")?.unwrap_or(false),
+        allow_stderr: doc.allow_stderr.unwrap_or(true),
+        include_stdout: doc.include_stdout.unwrap_or(false),
         ..RunOptions::default()
     };
-    let user = opt_nonempty_str(doc, "", "runAsUser")?;
-    handler_action(handler, path, user, opt_args(doc, "", "args")?, options)
+    handler_action(handler, path, doc.run_as_user.as_deref(), doc.args, options)
 }
 
-fn install(doc: &Obj) -> Result<InstallSpec, DocumentError> {
-    let package_name = package_name(doc)?;
-    let files = match doc.get("files") {
-        Some(Value::Array(items)) if !items.is_empty() => items,
-        Some(Value::Array(_)) => return Err(error("`files` must not be empty")),
-        Some(_) => return Err(error("`files` must be an array")),
-        None => return Err(error("required field `files` is missing")),
-    };
+fn install(doc: InstallDoc) -> Result<InstallSpec, DocumentError> {
     let mut seen = BTreeSet::new();
-    let files = files
-        .iter()
+    let files = doc
+        .files
+        .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            let file = install_file(item, &format!("files[{i}]"))?;
+        .map(|(i, file)| {
+            let file = install_file(file, &format!("files[{i}]"))?;
             if !seen.insert(safe_relative_path(&file.file_name).unwrap_or_default()) {
                 return Err(error(format!("`files[{i}].fileName` {:?} is listed twice", file.file_name)));
             }
             Ok(file)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let working_directory = opt_nonempty_str(doc, "", "workingDirectory")?
+    let working_directory = doc
+        .working_directory
         .map(|dir| {
             let dir = dir.trim();
             let checked = if Path::new(dir).is_absolute() { safe_absolute_path(dir) } else { safe_relative_path(dir) };
@@ -91,44 +165,17 @@ fn install(doc: &Obj) -> Result<InstallSpec, DocumentError> {
         })
         .transpose()?;
     Ok(InstallSpec {
-        package_name,
+        package_name: doc.package_name,
         files,
         working_directory,
-        launch_command: opt_nonempty_str(doc, "", "launchCommand")?.map(str::to_owned),
-        auto_start: opt_flag(doc, "", "autoStart")?.unwrap_or(false),
+        launch_command: doc.launch_command,
+        auto_start: doc.auto_start.unwrap_or(false),
     })
 }
 
-fn install_file(item: &Value, where_: &str) -> Result<InstallFile, DocumentError> {
-    let file = object(item, where_)?;
-    let file_name = req_str(file, where_, "fileName")?.trim();
-    safe_relative_path(file_name).map_err(|e| error(format!("`{}` {e}", at(where_, "fileName"))))?;
-    let source_where = at(where_, "fileSource");
-    let source = req_object(file, where_, "fileSource")?;
-    let url = match source.get("url") {
-        Some(Value::String(url)) if is_http_url(url) => url.trim().to_owned(),
-        Some(Value::String(url)) => {
-            return Err(error(format!("`{}` {url:?} is not an http(s) URL", at(&source_where, "url"))))
-        }
-        Some(_) => {
-            return Err(error(format!(
-                "`{}` must be a string (an unsubstituted code-signing placeholder?)",
-                at(&source_where, "url")
-            )))
-        }
-        None => return Err(error(format!("required field `{}` is missing", at(&source_where, "url")))),
-    };
-    let sha256 = opt_object(file, where_, "checksum")?.map(|c| checksum(c, &at(where_, "checksum"))).transpose()?;
-    Ok(InstallFile { file_name: file_name.to_owned(), url, sha256 })
-}
-
-fn checksum(c: &Obj, where_: &str) -> Result<String, DocumentError> {
-    let algorithm = req_str(c, where_, "hashAlgorithm")?;
-    let normalized = algorithm.trim().to_ascii_lowercase().replace('-', "");
-    if normalized != "sha256" {
-        return Err(error(format!("`{}` {algorithm:?} is not supported (only SHA256)", at(where_, "hashAlgorithm"))));
-    }
-    let inline_where = at(where_, "inline");
-    let inline = req_object(c, where_, "inline")?;
-    sha256_hex(req_str(inline, &inline_where, "value")?, &at(&inline_where, "value"))
+fn install_file(file: FileDoc, where_: &str) -> Result<InstallFile, DocumentError> {
+    let file_name = file.file_name.trim();
+    safe_relative_path(file_name).map_err(|e| error(format!("`{where_}.fileName` {e}")))?;
+    let sha256 = file.checksum.map(|Checksum { hash_algorithm: (), inline }| inline.value);
+    Ok(InstallFile { file_name: file_name.to_owned(), url: file.file_source.url, sha256 })
 }

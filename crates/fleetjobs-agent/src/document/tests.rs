@@ -482,3 +482,36 @@ fn safe_names() {
     assert!(!valid_package_name("a/b"));
     assert!(!valid_package_name(""));
 }
+
+#[test]
+fn errors_name_the_field_path() {
+    let doc = json!({"version": "1.0", "steps": [
+        {"action": {"name": "a", "type": "runCommand", "input": {"command": "true"}}},
+        {"action": {"name": "b", "type": "runHandler", "input": {"handler": 5}}}]});
+    assert_eq!(
+        rejected(doc),
+        "`steps[1].action.input.handler`: invalid type: integer `5`, expected a non-empty string"
+    );
+    let doc = json!({"version": "1.0", "steps": [{"action": {"name": "b", "type": "runHandler", "input": {}}}]});
+    assert_eq!(rejected(doc), "required field `steps[0].action.input.handler` is missing");
+    let doc = json!({"operation": "install", "packageName": "p", "files": [{"fileName": "a"}]});
+    assert_eq!(rejected(doc), "required field `files[0].fileSource` is missing");
+    assert_eq!(rejected(json!({"operation": "reboot", "delay": true})).split(':').next(), Some("`delay`"));
+    let doc = json!({"version": "1.0", "steps": [{"action": "run"}]});
+    assert_eq!(rejected(doc), "`steps[0].action`: invalid type: string \"run\", expected an object");
+}
+
+#[test]
+fn null_is_absent_and_other_members_are_ignored() {
+    let step = only_step(json!({"version": "1.0", "includeStdOut": null, "conditions": null, "finalStep": null,
+        "extra": {"any": ["thing"]},
+        "steps": [{"note": 1, "action": {"name": "s", "type": "runHandler", "comment": "x",
+            "input": {"handler": "h", "args": null, "path": null, "extra": 1},
+            "runAsUser": null, "allowStdErr": null, "ignoreStepFailure": null, "timeoutSeconds": null}}]}));
+    assert_eq!(step.action, handler("h", &[""], None, allowed()));
+    // a handler's document keeps its own members, whatever `install` would make of them
+    let step = only_step(json!({"operation": "deploy", "files": ["a", "b"], "packageName": 5, "delay": "later"}));
+    assert_eq!(step.action, handler("deploy", &[""], None, allowed()));
+    let step = only_step(json!({"operation": "reboot", "delay": null, "packageName": {}}));
+    assert_eq!(step.action, Action::Reboot { delay_minutes: 0 });
+}
