@@ -135,6 +135,51 @@ pub fn remove(exec: &mut JobExecution, now: Millis) -> bool {
     true
 }
 
+/// The device's step timer (`stepTimeoutInMinutes` on start-next or update, validated): a new
+/// value replaces the running timer, `-1` cancels it, none leaves it. Only an IN_PROGRESS
+/// execution keeps a timer.
+pub fn set_step_timer(exec: &mut JobExecution, minutes: Option<i64>, now: Millis) {
+    match minutes {
+        _ if exec.status != JobExecutionStatus::InProgress => exec.step_timeout_at = None,
+        Some(-1) => exec.step_timeout_at = None,
+        Some(m) => exec.step_timeout_at = Some(now + m * MINUTE),
+        None => {}
+    }
+}
+
+const MINUTE: Millis = 60_000;
+
+/// When an IN_PROGRESS execution times out: the in-progress timer of its job
+/// (`inProgressTimeoutInMinutes`, from `startedAt`), and the device's step timer, which can
+/// never extend past the in-progress deadline. `None`: no timer runs.
+pub fn deadline(exec: &JobExecution, in_progress_timeout_minutes: Option<i64>) -> Option<Millis> {
+    if exec.status != JobExecutionStatus::InProgress {
+        return None;
+    }
+    let in_progress = in_progress_timeout_minutes.zip(exec.started_at).map(|(m, started)| started + m * MINUTE);
+    match (in_progress, exec.step_timeout_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `approximateSecondsBeforeTimedOut`: whole seconds until `deadline`, rounded up, never
+/// negative.
+pub fn seconds_before(deadline: Millis, now: Millis) -> i64 {
+    ((deadline - now).max(0) + 999) / 1000
+}
+
+/// A timer expired: an IN_PROGRESS execution becomes TIMED_OUT. Returns whether it changed.
+pub fn time_out(exec: &mut JobExecution, now: Millis) -> bool {
+    if exec.status != JobExecutionStatus::InProgress {
+        return false;
+    }
+    exec.status = JobExecutionStatus::TimedOut;
+    exec.step_timeout_at = None;
+    touch(exec, now);
+    true
+}
+
 /// May this execution be deleted (DeleteJobExecution)? IN_PROGRESS needs `force`.
 pub fn can_delete(exec: &JobExecution, force: bool) -> Result<(), Rejection> {
     if exec.status == JobExecutionStatus::InProgress && !force {
@@ -257,5 +302,47 @@ mod tests {
             assert_eq!(can_delete(&exec(from), false).is_ok(), from != InProgress);
             assert!(can_delete(&exec(from), true).is_ok());
         }
+    }
+
+    /// The developer guide's example: in-progress timer 20 min from 12:00; step 7 min at 12:05
+    /// → 12:12; step 5 at 12:10 → 12:15; step 9 at 12:13 → 12:20 (capped by the in-progress
+    /// deadline); `-1` cancels the step timer and leaves the in-progress one.
+    #[test]
+    fn step_timers_replace_each_other_within_the_in_progress_deadline() {
+        let at = |h: i64, m: i64| (h * 60 + m) * MINUTE;
+        let mut e = exec(Queued);
+        assert!(start(&mut e, None, at(12, 0)));
+        assert_eq!(deadline(&e, Some(20)), Some(at(12, 20)));
+        assert_eq!(deadline(&e, None), None, "no timer without a timeout");
+        set_step_timer(&mut e, Some(7), at(12, 5));
+        assert_eq!(deadline(&e, Some(20)), Some(at(12, 12)));
+        set_step_timer(&mut e, Some(5), at(12, 10));
+        assert_eq!(deadline(&e, Some(20)), Some(at(12, 15)));
+        set_step_timer(&mut e, None, at(12, 11));
+        assert_eq!(deadline(&e, Some(20)), Some(at(12, 15)), "no new value: the timer runs on");
+        set_step_timer(&mut e, Some(9), at(12, 13));
+        assert_eq!(deadline(&e, Some(20)), Some(at(12, 20)));
+        assert_eq!(deadline(&e, None), Some(at(12, 22)), "a step timer alone");
+        set_step_timer(&mut e, Some(-1), at(12, 14));
+        assert_eq!(deadline(&e, None), None);
+        assert_eq!(deadline(&e, Some(20)), Some(at(12, 20)));
+    }
+
+    #[test]
+    fn only_in_progress_executions_time_out() {
+        for status in JobExecutionStatus::ALL {
+            let mut e = exec(status);
+            e.started_at = Some(1_000);
+            e.step_timeout_at = Some(2_000);
+            let timed_out = time_out(&mut e, 5_000);
+            assert_eq!(timed_out, status == InProgress, "{status:?}");
+            if timed_out {
+                assert_eq!((e.status, e.step_timeout_at, e.version_number), (TimedOut, None, 2));
+                assert_eq!(deadline(&e, Some(1)), None, "a terminal execution runs no timer");
+            }
+        }
+        let mut queued = exec(Queued);
+        set_step_timer(&mut queued, Some(5), 0);
+        assert_eq!(queued.step_timeout_at, None, "a QUEUED execution keeps no step timer");
     }
 }

@@ -168,6 +168,9 @@ pub struct JobExecution {
     pub force_canceled: bool,
     #[serde(default)]
     pub retry_attempt: i32,
+    /// When the step timer set by the device (`stepTimeoutInMinutes`) expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_timeout_at: Option<Millis>,
 }
 
 impl JobExecution {
@@ -185,6 +188,7 @@ impl JobExecution {
             version_number: 1,
             force_canceled: false,
             retry_attempt: 0,
+            step_timeout_at: None,
         }
     }
 

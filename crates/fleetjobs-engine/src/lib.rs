@@ -10,6 +10,7 @@
 //! - `device`: the device side: authentication, policy authorization, the Jobs MQTT API.
 //! - `credentials`: the admin access key (stored encrypted).
 //! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
+//! - `timers`: the one timer loop (execution timeouts today).
 //!
 //! The engine never talks to devices directly: it emits [`DeviceCommand`]s on the outbox,
 //! in commit order, after they are durable. The server wires the outbox to a device plane
@@ -21,6 +22,7 @@ mod health;
 mod notification;
 mod ops;
 mod state;
+mod timers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -249,3 +251,5 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_timers;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
 use fleetjobs_core::events::{ExecutionCounts, JobEvent};
+use fleetjobs_core::execution;
 use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
 };
@@ -86,6 +87,10 @@ pub struct State {
     pub by_thing: HashMap<String, BTreeSet<(String, i64)>>,
     pub events: Option<EventConfigurations>,
     pub admin_keys: BTreeMap<String, AdminKey>,
+    /// Derived: the running timers (IN_PROGRESS executions with an in-progress or step
+    /// timeout), by deadline, and each execution's deadline.
+    timers: BTreeSet<(Millis, ExecKey)>,
+    timer_of: HashMap<ExecKey, Millis>,
 }
 
 /// The job document as a JSON object, kept parsed for the MQTT answers that embed it (it was
@@ -167,7 +172,51 @@ impl State {
         if s.events.is_none() {
             s.events = Some(EventConfigurations::fleetjobs_default(now));
         }
+        // Timers are derived from the stored executions and their jobs' configs, so every
+        // deadline continues after a restart (an overdue one fires at once, and only once:
+        // the execution is no longer IN_PROGRESS afterwards).
+        let running: Vec<(ExecKey, JobExecution)> = s
+            .executions
+            .iter()
+            .filter(|(_, e)| e.status == JobExecutionStatus::InProgress)
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        for (key, e) in running {
+            s.set_timer(&key, Some(&e));
+        }
         Ok(s)
+    }
+
+    /// Keep the timer index in step with an execution's new state (`None`: it is gone).
+    fn set_timer(&mut self, key: &ExecKey, e: Option<&JobExecution>) {
+        if let Some(old) = self.timer_of.remove(key) {
+            self.timers.remove(&(old, key.clone()));
+        }
+        let Some(e) = e else { return };
+        let minutes = self
+            .jobs
+            .get(&e.job_id)
+            .and_then(|j| j.configs.timeout_config.as_ref())
+            .and_then(|t| t.in_progress_timeout_in_minutes);
+        if let Some(deadline) = execution::deadline(e, minutes) {
+            self.timers.insert((deadline, key.clone()));
+            self.timer_of.insert(key.clone(), deadline);
+        }
+    }
+
+    /// When the execution times out, if a timer runs.
+    pub fn deadline_of(&self, key: &ExecKey) -> Option<Millis> {
+        self.timer_of.get(key).copied()
+    }
+
+    /// The earliest running deadline.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.timers.first().map(|(d, _)| *d)
+    }
+
+    /// The executions whose timers have expired at `now`.
+    pub fn due_timers(&self, now: Millis) -> Vec<ExecKey> {
+        self.timers.iter().take_while(|(d, _)| *d <= now).map(|(_, k)| k.clone()).collect()
     }
 
     /// Keep the derived indexes in step with one execution being added (+1) or removed (-1).
@@ -490,6 +539,7 @@ impl<'a> Txn<'a> {
         }
         self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
+        self.s.set_timer(&key, Some(&e));
         self.s.executions.insert(key, e);
     }
 
@@ -498,6 +548,7 @@ impl<'a> Txn<'a> {
         self.touched_jobs.insert(key.0.clone());
         if let Some(e) = self.s.executions.remove(key) {
             self.s.index_execution(&e, -1);
+            self.s.set_timer(key, None);
             self.execution_transition(&e, Some(e.status), None);
             if self.events_enabled("JOB_EXECUTION") {
                 let thing_arn = self.scope.arn(ResourceKind::Thing, &e.thing_name);

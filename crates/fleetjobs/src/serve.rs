@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let broker_config = BrokerConfig { max_connections: args.max_connections, ..BrokerConfig::default() };
     let broker = Broker::new(Arc::new(hooks), broker_config);
     let pump_task = tokio::spawn(pump(outbox, broker.clone()));
+    let timers_task = tokio::spawn(engine.clone().run_timers());
 
     let mqtt_listener =
         TcpListener::bind(args.mqtt_listen).await.with_context(|| format!("binding MQTT on {}", args.mqtt_listen))?;
@@ -64,6 +65,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     stop.wait().await;
     let _ = mqtt_task.await;
     http_task.await?.context("HTTP server")?;
+    timers_task.abort();
+    let _ = timers_task.await;
     drop(engine);
     pump_task.abort();
     store.close();

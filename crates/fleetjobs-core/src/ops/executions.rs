@@ -143,6 +143,9 @@ pub struct JobExecutionDescription {
     pub status_details: JobExecutionStatusDetails,
     pub thing_arn: String,
     pub version_number: i64,
+    /// Only while a timer runs (set by the engine, which keeps the timers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approximate_seconds_before_timed_out: Option<i64>,
 }
 
 /// `JobExecutionStatusDetails`: `{}` when there are none, else `{"detailsMap": {...}}`.
@@ -168,6 +171,7 @@ impl JobExecutionDescription {
             },
             thing_arn: scope.arn(ResourceKind::Thing, &e.thing_name),
             version_number: e.version_number,
+            approximate_seconds_before_timed_out: None,
         }
     }
 }

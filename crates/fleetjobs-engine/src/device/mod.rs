@@ -226,10 +226,15 @@ impl Engine {
                 return Ok(Answer::Execution { execution: None });
             };
             let started = execution::start(&mut e, details.as_ref(), txn.now);
+            if started {
+                execution::set_step_timer(&mut e, r.step_timeout_in_minutes, txn.now);
+            }
+            let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
             let execution = Execution::new(&e, txn.s.documents.get(&e.job_id).cloned());
             if started {
                 txn.put_execution(e);
             }
+            let execution = execution.timed(txn.s.deadline_of(&key), txn.now);
             Ok(Answer::Execution { execution: Some(execution) })
         })
         .await
@@ -237,6 +242,7 @@ impl Engine {
 
     async fn mqtt_describe(&self, thing: &str, job_id: &str, r: DescribeRequest) -> Result<Answer, Rejected> {
         let include_document = r.include_job_document.unwrap_or(true);
+        let now = self.now();
         self.read(|s| {
             let e = if job_id == "$next" {
                 match s.pending_of_thing(thing).first() {
@@ -250,7 +256,8 @@ impl Engine {
                 }
             };
             let document = s.documents.get(&e.job_id).filter(|_| include_document).cloned();
-            Ok(Answer::Execution { execution: Some(Execution::new(e, document)) })
+            let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));
+            Ok(Answer::Execution { execution: Some(Execution::new(e, document).timed(deadline, now)) })
         })
         .await
     }
@@ -269,6 +276,7 @@ impl Engine {
             if let Err(rejected) = execution::apply_device_update(&mut e, &update, txn.now) {
                 return Err(rejection(rejected, &e));
             }
+            execution::set_step_timer(&mut e, r.step_timeout_in_minutes, txn.now);
             let answer = Answer::Updated {
                 execution_state: r.include_job_execution_state.then(|| ExecutionState::from(&e)),
                 job_document: txn.s.documents.get(job_id).filter(|_| r.include_job_document).cloned(),

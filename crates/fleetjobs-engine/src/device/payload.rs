@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use fleetjobs_core::execution;
 use fleetjobs_core::model::{JobExecution, JobExecutionStatus, StatusDetails};
 use fleetjobs_core::pending::MAX_PENDING_SHOWN;
 use fleetjobs_core::validate::{self, SentStatusDetails};
@@ -133,9 +134,17 @@ pub struct Execution {
     pub last_updated_at: i64,
     pub version_number: i64,
     pub execution_number: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approximate_seconds_before_timed_out: Option<i64>,
 }
 
 impl Execution {
+    /// With the seconds left before the running timer, if one runs.
+    pub fn timed(mut self, deadline: Option<Millis>, now: Millis) -> Self {
+        self.approximate_seconds_before_timed_out = deadline.map(|d| execution::seconds_before(d, now));
+        self
+    }
+
     pub fn new(e: &JobExecution, job_document: Option<Arc<Value>>) -> Self {
         Execution {
             job_id: e.job_id.clone(),
@@ -148,6 +157,7 @@ impl Execution {
             last_updated_at: secs(e.last_updated_at),
             version_number: e.version_number,
             execution_number: e.execution_number,
+            approximate_seconds_before_timed_out: None,
         }
     }
 }
@@ -340,6 +350,9 @@ mod tests {
         assert_eq!((v["timestamp"].as_i64(), v["clientToken"].as_str()), (Some(5), Some("t")));
         let v: Value = serde_json::from_slice(&reply(Answer::Execution { execution: None }, 0, None)).unwrap();
         assert_eq!(v, json!({"timestamp": 0}));
+        let timed = Execution::new(&e, None).timed(Some(10_500), 1_000);
+        assert_eq!(timed.approximate_seconds_before_timed_out, Some(10));
+        assert_eq!(Execution::new(&e, None).timed(Some(1_000), 5_000).approximate_seconds_before_timed_out, Some(0));
 
         e.status = JobExecutionStatus::InProgress;
         let v: Value = serde_json::from_slice(&notify(&[e.clone()], 2_000)).unwrap();

@@ -72,9 +72,13 @@ impl Engine {
     ) -> ApiResult<DescribeJobExecutionResponse> {
         r.check(self.now())?;
         let (job, thing) = (&r.job_id, &r.thing_name);
+        let now = self.now();
         self.read(|s| {
             let e = s.execution(job, thing, r.execution_number).ok_or_else(|| execution_not_found(job, thing))?;
-            Ok(DescribeJobExecutionResponse { execution: JobExecutionDescription::new(e, &self.config.scope) })
+            let mut execution = JobExecutionDescription::new(e, &self.config.scope);
+            let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));
+            execution.approximate_seconds_before_timed_out = deadline.map(|d| execution::seconds_before(d, now));
+            Ok(DescribeJobExecutionResponse { execution })
         })
         .await
     }
