@@ -207,6 +207,12 @@ class Env:
         self.iot.create_job(jobId=name, targets=[arn], document=DOCUMENT, **extra)
         return {"jobId": name, "thingName": name}
 
+    def tagged_job(self, name: str) -> str:
+        """A job with one tag; returns its ARN."""
+        arn = self.thing(name)
+        created = self.iot.create_job(jobId=name, targets=[arn], document=DOCUMENT, tags=[{"Key": "k", "Value": "v"}])
+        return created["jobArn"]
+
     def started_job(self, name: str) -> dict:
         """A job whose execution a real device took (IN_PROGRESS, status details, step
         timeout), so that execution answers carry their optional members too."""
@@ -398,6 +404,11 @@ CASES = [
          (), wrong("expectedVersion", "one")),
     # executionNumber is a path label of type long: a non-number there is malformed on the wire.
     Case("DeleteJobExecution", lambda e, n: e.canceled_execution(n), (), wrong("executionNumber", "first")),
+    # Tags
+    Case("TagResource", lambda e, n: {"resourceArn": e.tagged_job(n), "tags": [{"Key": "team", "Value": "edge"}]},
+         (), missing("tags")),
+    Case("UntagResource", lambda e, n: {"resourceArn": e.tagged_job(n), "tagKeys": ["k"]}, (), missing("tagKeys")),
+    Case("ListTagsForResource", lambda e, n: {"resourceArn": e.tagged_job(n)}, ("tags",), missing("resourceArn")),
 ]
 
 #: Operations none of whose members can be malformed on the wire, with why. Path labels

@@ -169,6 +169,11 @@ pub static OPERATIONS: &[Operation] = &[
     op!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
     op!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution, labels: [("executionNumber", Int)],
         query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
+    // Tags
+    op!("TagResource", "POST", "/tags", tag_resource),
+    op!("UntagResource", "POST", "/untag", untag_resource),
+    op!("ListTagsForResource", "GET", "/tags", list_tags_for_resource,
+        query: [("resourceArn", "resourceArn", Str), ("nextToken", "nextToken", Str)]),
 ];
 
 /// Find the operation for a request. `segments` are the path's segments, percent-decoded.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::tags::{check_tag, MAX_TAGS};
 use super::{check_max_results, Timestamp};
 use crate::events::ExecutionCounts;
 use crate::job_config::{
@@ -63,7 +64,11 @@ impl CreateJobRequest {
         }
         validate::job_document(self.inline_document()?)?;
         self.configs().check(now)?;
-        self.tags.iter().flatten().try_for_each(check_tag)?;
+        let tags = self.tags.as_deref().unwrap_or_default();
+        if tags.len() > MAX_TAGS {
+            return Err(ApiError::invalid(format!("tags can have at most {MAX_TAGS} items")));
+        }
+        tags.iter().try_for_each(check_tag)?;
         if self.destination_package_versions.as_ref().is_some_and(|d| d.len() > MAX_DESTINATION_PACKAGE_VERSIONS) {
             return Err(ApiError::invalid(format!(
                 "destinationPackageVersions can have at most {MAX_DESTINATION_PACKAGE_VERSIONS} items"
@@ -95,16 +100,6 @@ impl CreateJobRequest {
             scheduling_config: self.scheduling_config.clone(),
         }
     }
-}
-
-fn check_tag(t: &Tag) -> ApiResult<()> {
-    if !(1..=128).contains(&t.key.chars().count()) {
-        return Err(ApiError::invalid("Tag keys must have length between 1 and 128"));
-    }
-    if t.value.as_ref().is_some_and(|v| v.chars().count() > 256) {
-        return Err(ApiError::invalid("Tag values must have at most 256 characters"));
-    }
-    Ok(())
 }
 
 /// The answer of CreateJob, CancelJob and AssociateTargetsWithJob: the job's identity.

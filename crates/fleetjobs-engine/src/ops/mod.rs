@@ -9,12 +9,15 @@ mod event_configurations;
 mod executions;
 mod jobs;
 mod policies;
+mod tags;
 mod things;
 
 #[cfg(test)]
 mod tests_jobs;
 #[cfg(test)]
 mod tests_registry;
+#[cfg(test)]
+mod tests_tags;
 
 use std::collections::BTreeSet;
 
