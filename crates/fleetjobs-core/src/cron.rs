@@ -5,11 +5,25 @@
 //! Written here rather than taken from a cron crate because AWS's dialect differs from the
 //! POSIX/Quartz ones those implement: a mandatory Year field (1970..2199), weekdays numbered
 //! 1 = SUN .. 7 = SAT, and exactly one of the two day fields must be `?`.
+//!
+//! [`CronExpression::next_at_or_after`] finds the next fire time (UTC, minute resolution), for
+//! maintenance windows and the `scheduledJobRollouts` AWS lists.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use thiserror::Error;
+use time::{Date, OffsetDateTime, Time};
+
+use crate::Millis;
+
+const MINUTE: Millis = 60_000;
+
+/// How far ahead `next_at_or_after` looks: five years of days (with a leap day). An expression
+/// that fires less often than that (`cron(0 0 29 2 ? 2100-2199)` from 2026) reports none: that
+/// is far past any `schedulingConfig` time (at most two years ahead), and the bound keeps one
+/// call at a few thousand day checks whatever the expression.
+const SEARCH_DAYS: u32 = 5 * 365 + 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CronError {
@@ -198,6 +212,86 @@ impl FromStr for CronExpression {
     }
 }
 
+impl CronExpression {
+    /// The first fire time at or after `ms` (a time inside a minute counts from the next whole
+    /// minute, since fire times are whole minutes), or `None` when there is none within five
+    /// years (or before the Year field's end, 2199).
+    pub fn next_at_or_after(&self, ms: Millis) -> Option<Millis> {
+        let minute = ms.div_euclid(MINUTE) + i64::from(ms.rem_euclid(MINUTE) != 0);
+        let start = OffsetDateTime::from_unix_timestamp(minute.checked_mul(60)?).ok()?;
+        let mut date = start.date();
+        // Only the first day is searched from the start's hour and minute; later ones from 00:00.
+        let (mut hour, mut min) = (u16::from(start.hour()), u16::from(start.minute()));
+        for _ in 0..=SEARCH_DAYS {
+            let year = u16::try_from(date.year()).ok()?;
+            if year > YEAR.hi {
+                return None;
+            }
+            if self.years.contains(&year)
+                && self.months.contains(&u16::from(u8::from(date.month())))
+                && self.fires_on(date)
+            {
+                if let Some((h, m)) = self.first_time_from(hour, min) {
+                    let time = Time::from_hms(u8::try_from(h).ok()?, u8::try_from(m).ok()?, 0).ok()?;
+                    return Some(date.with_time(time).assume_utc().unix_timestamp() * 1000);
+                }
+            }
+            date = date.next_day()?;
+            (hour, min) = (0, 0);
+        }
+        None
+    }
+
+    /// The first (hour, minute) of the expression at or after `hour:min` of a day.
+    fn first_time_from(&self, hour: u16, min: u16) -> Option<(u16, u16)> {
+        self.hours.range(hour..).find_map(|&h| {
+            let from = if h == hour { min } else { 0 };
+            self.minutes.range(from..).next().map(|&m| (h, m))
+        })
+    }
+
+    /// Whether the day fields select `date` (its year and month already match).
+    fn fires_on(&self, date: Date) -> bool {
+        let day = u16::from(date.day());
+        let last = u16::from(date.month().length(date.year()));
+        // 1 = SUN .. 7 = SAT, as the Day-of-week field numbers them.
+        let weekday_of = |d: u16| (u16::from(date.weekday().number_days_from_sunday()) + d + 7 * 5 - day) % 7 + 1;
+        let is_weekday = |d: u16| (2..=6).contains(&weekday_of(d));
+        match &self.day_of_month {
+            DayOfMonth::Days(days) => return days.contains(&day),
+            DayOfMonth::Last => return day == last,
+            DayOfMonth::LastWeekday => return day == (1..=last).rev().find(|&d| is_weekday(d)).unwrap_or(last),
+            // AWS documents only "the weekday closest to day n"; this is Quartz's rule, which
+            // its `W` comes from: the nearest weekday within the same month (a Saturday 1st moves
+            // to Monday the 3rd, a Sunday last day to Friday). A month without day `n` has none,
+            // as a plain `31` skips short months.
+            DayOfMonth::NearestWeekday(n) => {
+                let n = *n;
+                if n > last {
+                    return false;
+                }
+                let target = match weekday_of(n) {
+                    7 if n == 1 => 3,
+                    7 => n - 1,
+                    1 if n == last => n - 2,
+                    1 => n + 1,
+                    _ => n,
+                };
+                return day == target;
+            }
+            DayOfMonth::Any => {}
+        }
+        let weekday = weekday_of(day);
+        match &self.day_of_week {
+            DayOfWeek::Days(days) => days.contains(&weekday),
+            DayOfWeek::LastOfMonth(d) => weekday == *d && day + 7 > last,
+            DayOfWeek::Nth { day: d, nth } => weekday == *d && (day - 1) / 7 + 1 == *nth,
+            // Parsing guarantees one of the two day fields is set.
+            DayOfWeek::Any => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +396,175 @@ mod tests {
             ("cron(-1 2 1 * ? *)", "negative"),
         ] {
             assert!(parse(bad).is_err(), "{bad} ({why}) parsed: {:?}", parse(bad));
+        }
+    }
+
+    /// Epoch milliseconds of a `YYYY-MM-DDTHH:MM` UTC time.
+    fn at(s: &str) -> Millis {
+        crate::validate::date_time(s).unwrap()
+    }
+
+    /// The fire time at or after `from`, as `YYYY-MM-DDTHH:MM`.
+    fn next(cron: &str, from: &str) -> Option<String> {
+        let t = parse(cron).unwrap().next_at_or_after(at(from))?;
+        let c = crate::utc::Civil::from_unix(t / 1000).unwrap();
+        Some(format!("{:04}-{:02}-{:02}T{:02}:{:02}", c.year, c.month, c.day, c.hour, c.minute))
+    }
+
+    #[test]
+    fn next_saturday_from_a_wednesday() {
+        // 2026-12-02 is a Wednesday.
+        assert_eq!(next("cron(0 2 ? * SAT *)", "2026-12-02T10:00").as_deref(), Some("2026-12-05T02:00"));
+        assert_eq!(next("cron(0 2 ? * SAT *)", "2026-12-05T02:00").as_deref(), Some("2026-12-05T02:00"), "at counts");
+        assert_eq!(next("cron(0 2 ? * SAT *)", "2026-12-05T02:01").as_deref(), Some("2026-12-12T02:00"));
+        assert_eq!(next("cron(0 2 ? * 7 *)", "2026-12-31T23:59").as_deref(), Some("2027-01-02T02:00"), "over a year");
+    }
+
+    #[test]
+    fn a_time_inside_a_minute_counts_from_the_next_minute() {
+        let c = parse("cron(* * * * ? *)").unwrap();
+        let t = at("2026-06-01T10:00");
+        assert_eq!(c.next_at_or_after(t), Some(t));
+        assert_eq!(c.next_at_or_after(t + 1), Some(t + MINUTE));
+        assert_eq!(c.next_at_or_after(t + MINUTE - 1), Some(t + MINUTE));
+        assert_eq!(c.next_at_or_after(t - 1), Some(t));
+    }
+
+    #[test]
+    fn hours_and_minutes_roll_over() {
+        let every = "cron(0/15 8-17 ? * MON-FRI *)";
+        assert_eq!(next(every, "2026-12-02T10:16").as_deref(), Some("2026-12-02T10:30"));
+        assert_eq!(next(every, "2026-12-02T17:46").as_deref(), Some("2026-12-03T08:00"));
+        assert_eq!(next(every, "2026-12-04T17:46").as_deref(), Some("2026-12-07T08:00"), "Friday evening → Monday");
+        assert_eq!(next("cron(30 22-2 * * ? *)", "2026-12-02T23:31").as_deref(), Some("2026-12-03T00:30"));
+        assert_eq!(next("cron(59 23 31 12 ? *)", "2026-01-01T00:00").as_deref(), Some("2026-12-31T23:59"));
+    }
+
+    #[test]
+    fn month_ends_and_leap_days() {
+        assert_eq!(next("cron(0 0 31 * ? *)", "2026-04-01T00:00").as_deref(), Some("2026-05-31T00:00"), "April has 30");
+        assert_eq!(next("cron(0 0 L * ? *)", "2026-02-01T00:00").as_deref(), Some("2026-02-28T00:00"));
+        assert_eq!(next("cron(0 0 L * ? *)", "2028-02-01T00:00").as_deref(), Some("2028-02-29T00:00"));
+        assert_eq!(next("cron(0 0 29 2 ? *)", "2026-03-01T00:00").as_deref(), Some("2028-02-29T00:00"));
+        assert_eq!(next("cron(0 0 29 FEB ? *)", "2028-02-29T00:01").as_deref(), Some("2032-02-29T00:00"));
+    }
+
+    #[test]
+    fn weekday_forms() {
+        // 2026-05-31 is a Sunday, 2026-08-01 a Saturday, 2026-10-31 a Saturday.
+        assert_eq!(next("cron(0 0 LW * ? *)", "2026-05-01T00:00").as_deref(), Some("2026-05-29T00:00"));
+        assert_eq!(next("cron(0 0 LW * ? *)", "2026-10-01T00:00").as_deref(), Some("2026-10-30T00:00"));
+        assert_eq!(next("cron(0 0 LW * ? *)", "2026-12-01T00:00").as_deref(), Some("2026-12-31T00:00"));
+        assert_eq!(
+            next("cron(0 0 1W * ? *)", "2026-07-15T00:00").as_deref(),
+            Some("2026-08-03T00:00"),
+            "Sat 1st → Mon 3rd"
+        );
+        assert_eq!(
+            next("cron(0 0 31W * ? *)", "2026-05-15T00:00").as_deref(),
+            Some("2026-05-29T00:00"),
+            "Sun 31st → Fri"
+        );
+        assert_eq!(
+            next("cron(0 0 15W * ? *)", "2026-08-01T00:00").as_deref(),
+            Some("2026-08-14T00:00"),
+            "Sat 15th → Fri"
+        );
+        assert_eq!(
+            next("cron(0 0 16W * ? *)", "2026-08-01T00:00").as_deref(),
+            Some("2026-08-17T00:00"),
+            "Sun 16th → Mon"
+        );
+        assert_eq!(
+            next("cron(0 0 2W * ? *)", "2026-12-01T00:00").as_deref(),
+            Some("2026-12-02T00:00"),
+            "a weekday stays"
+        );
+        assert_eq!(
+            next("cron(0 0 31W * ? *)", "2026-06-01T00:00").as_deref(),
+            Some("2026-07-31T00:00"),
+            "June has no 31st"
+        );
+        assert_eq!(next("cron(0 9 ? * 3#2 *)", "2026-12-01T00:00").as_deref(), Some("2026-12-08T09:00"), "2nd Tuesday");
+        assert_eq!(next("cron(0 9 ? * 3#2 *)", "2026-12-08T09:01").as_deref(), Some("2027-01-12T09:00"));
+        assert_eq!(
+            next("cron(0 9 ? * TUE#5 *)", "2026-10-01T00:00").as_deref(),
+            Some("2026-12-29T09:00"),
+            "5th Tuesdays"
+        );
+        assert_eq!(next("cron(0 9 ? * 6L *)", "2026-12-01T00:00").as_deref(), Some("2026-12-25T09:00"), "last Friday");
+        assert_eq!(next("cron(0 9 ? * 1L *)", "2026-05-01T00:00").as_deref(), Some("2026-05-31T09:00"), "last Sunday");
+        assert_eq!(next("cron(0 9 ? * L *)", "2026-12-01T00:00").as_deref(), Some("2026-12-05T09:00"), "L = Saturday");
+        assert_eq!(next("cron(0 9 ? * FRI-MON *)", "2026-12-02T00:00").as_deref(), Some("2026-12-04T09:00"));
+    }
+
+    #[test]
+    fn years_bound_the_search() {
+        assert_eq!(next("cron(0 0 1 1 ? 2028)", "2026-12-02T00:00").as_deref(), Some("2028-01-01T00:00"));
+        assert_eq!(next("cron(0 0 1 1 ? 2026)", "2026-12-02T00:00"), None, "the year is over");
+        assert_eq!(next("cron(0 0 1 * ? 2031)", "2026-12-02T00:00").as_deref(), Some("2031-01-01T00:00"));
+        assert_eq!(next("cron(0 0 1 * ? 2032)", "2026-12-02T00:00"), None, "more than five years ahead");
+        assert_eq!(next("cron(0 0 29 2 ? 2100-2199)", "2026-12-02T00:00"), None);
+        assert_eq!(next("cron(0 0 * * ? *)", "2199-12-31T00:01"), None, "after the last year");
+        assert_eq!(next("cron(30 23 31 12 ? *)", "2199-12-31T00:01").as_deref(), Some("2199-12-31T23:30"));
+    }
+
+    #[test]
+    fn a_year_of_fire_times_is_cheap() {
+        let c = parse("cron(0 2 ? * SAT *)").unwrap();
+        let mut t = at("2026-12-02T10:00");
+        let mut seen = 0;
+        while let Some(next) = c.next_at_or_after(t) {
+            assert!(next >= t);
+            seen += 1;
+            t = next + 1;
+            if seen == 52 {
+                break;
+            }
+        }
+        assert_eq!(seen, 52);
+        assert_eq!(t - 1, at("2027-11-27T02:00"));
+    }
+
+    /// Every fire time over ten days, found minute by minute with a matcher written apart from
+    /// `fires_on` (weekday from days since 1970-01-01, a Thursday), equals the chain of
+    /// `next_at_or_after` calls.
+    #[test]
+    fn next_agrees_with_a_minute_by_minute_scan() {
+        fn brute(c: &CronExpression, minute: i64) -> bool {
+            let t = crate::utc::Civil::from_unix(minute * 60).unwrap();
+            let weekday = ((minute / 1440 + 4) % 7 + 1) as u16;
+            let day = match (&c.day_of_month, &c.day_of_week) {
+                (DayOfMonth::Days(d), DayOfWeek::Any) => d.contains(&u16::from(t.day)),
+                (DayOfMonth::Any, DayOfWeek::Days(d)) => d.contains(&weekday),
+                _ => unreachable!("plain lists only"),
+            };
+            day && c.minutes.contains(&u16::from(t.minute))
+                && c.hours.contains(&u16::from(t.hour))
+                && c.months.contains(&u16::from(t.month))
+                && c.years.contains(&(t.year as u16))
+        }
+        for cron in [
+            "cron(0 2 ? * SAT *)",
+            "cron(0/15 8-17 ? * MON-FRI *)",
+            "cron(7,59 22-1 * * ? *)",
+            "cron(30 12 1,15,31 * ? *)",
+            "cron(0 0 ? * SUN,WED 2026)",
+            "cron(*/20 * 28-3 FEB,MAR ? *)",
+        ] {
+            let c = parse(cron).unwrap();
+            for from in ["2026-02-20T13:37", "2026-12-27T00:00", "2028-02-25T23:59"] {
+                let start = at(from) / MINUTE;
+                let expected: Vec<Millis> =
+                    (start..start + 10 * 1440).filter(|m| brute(&c, *m)).map(|m| m * MINUTE).collect();
+                let mut found = vec![];
+                let mut t = start * MINUTE;
+                while let Some(next) = c.next_at_or_after(t).filter(|n| *n < (start + 10 * 1440) * MINUTE) {
+                    found.push(next);
+                    t = next + 1;
+                }
+                assert_eq!(found, expected, "{cron} from {from}");
+            }
         }
     }
 }
