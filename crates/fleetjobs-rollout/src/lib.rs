@@ -1,5 +1,5 @@
 //! The rollout engine's decisions, as pure functions: when a job may create executions and how
-//! many, when it aborts, when an execution is retried or times out, and what a rollout would
+//! many, when it aborts, when an execution is retried, and what a rollout would
 //! look like ahead of time (aws-iot-jobs.md §5.5, §7.2–§7.6).
 //!
 //! No I/O, no clock reads, no tasks: every function takes `now` (epoch milliseconds) and the
@@ -13,7 +13,8 @@
 //! - [`rate`]: how many executions may be created now under `jobExecutionsRolloutConfig`.
 //! - [`abort`]: whether `abortConfig` cancels the job, from the execution counts.
 //! - [`retry`]: whether a FAILED or TIMED_OUT execution gets another attempt.
-//! - [`timeout`]: an execution's effective deadline (in-progress and step timers).
+//! Execution timeouts are the state machine's (`fleetjobs_core::execution::deadline`), run by
+//! the engine's timer loop.
 //! - [`preview`]: the batches a rollout would create, over the same rules.
 
 pub mod abort;
@@ -21,7 +22,6 @@ pub mod preview;
 pub mod rate;
 pub mod retry;
 pub mod schedule;
-pub mod timeout;
 pub mod windows;
 
 use fleetjobs_core::Millis;
