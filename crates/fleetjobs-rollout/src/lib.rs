@@ -13,6 +13,7 @@
 //! - [`rate`]: how many executions may be created now under `jobExecutionsRolloutConfig`.
 //! - [`abort`]: whether `abortConfig` cancels the job, from the execution counts.
 //! - [`retry`]: whether a FAILED or TIMED_OUT execution gets another attempt.
+//!
 //! Execution timeouts are the state machine's (`fleetjobs_core::execution::deadline`), run by
 //! the engine's timer loop.
 //! - [`preview`]: the batches a rollout would create, over the same rules.
