@@ -252,4 +252,6 @@ impl Engine {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_rollout;
+#[cfg(test)]
 mod tests_timers;

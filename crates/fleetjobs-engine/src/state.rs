@@ -347,6 +347,8 @@ pub struct Txn<'a> {
     touched_jobs: BTreeSet<String>,
     /// Events in the order they happened (execution events before the job's completion).
     events: Vec<Notification>,
+    /// Executions that became FAILED or TIMED_OUT here: candidates for a retry.
+    failed: Vec<ExecKey>,
 }
 
 fn put<T: Serialize>(kind: &'static str, key: String, value: &T) -> Mutation {
@@ -363,6 +365,7 @@ impl<'a> Txn<'a> {
             touched_things: BTreeMap::new(),
             touched_jobs: BTreeSet::new(),
             events: vec![],
+            failed: vec![],
         }
     }
 
@@ -537,6 +540,10 @@ impl<'a> Txn<'a> {
             let execution = e.clone();
             self.events.push(Notification::ExecutionEvent { execution, thing_arn, deleted: false, at: self.now });
         }
+        if matches!(e.status, JobExecutionStatus::Failed | JobExecutionStatus::TimedOut) && old_status != Some(e.status)
+        {
+            self.failed.push(key.clone());
+        }
         self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
         self.s.set_timer(&key, Some(&e));
@@ -563,8 +570,65 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// CancelJob's effect, also an abort's: the job CANCELED with its reason, its pending
+    /// executions canceled (IN_PROGRESS ones only with `force`), with the job's events.
+    pub fn cancel_job(&mut self, mut job: Job, force: bool, reason_code: Option<String>, comment: Option<String>) {
+        let job_id = job.job_id.clone();
+        job.status = JobStatus::Canceled;
+        job.force_canceled |= force;
+        job.reason_code = reason_code.or(job.reason_code);
+        job.comment = comment.or(job.comment);
+        job.last_updated_at = self.now;
+        self.put_job(job);
+        self.job_event(JobEvent::CancellationInProgress, &job_id);
+        let affected: Vec<JobExecution> =
+            self.s.executions_of_job(&job_id).filter(|e| e.is_pending()).cloned().collect();
+        for mut e in affected {
+            if execution::cancel(&mut e, force, None, None, self.now).is_ok() {
+                self.put_execution(e);
+            }
+        }
+        self.job_event(JobEvent::Canceled, &job_id);
+    }
+
+    /// The rollout rules that follow from executions finishing: `abortConfig` (a job whose
+    /// failures reach a threshold is canceled) then `jobExecutionsRetryConfig` (a FAILED or
+    /// TIMED_OUT execution of a job still IN_PROGRESS gets a new attempt).
+    fn apply_rollout_rules(&mut self) {
+        let touched: Vec<String> = self.touched_jobs.iter().cloned().collect();
+        for job_id in touched {
+            let Some(job) = self.s.jobs.get(&job_id).filter(|j| j.status == JobStatus::InProgress) else { continue };
+            let Some(config) = &job.configs.abort_config else { continue };
+            if let Some(abort) = fleetjobs_rollout::abort::evaluate(config, &self.s.counts(&job_id)) {
+                tracing::info!(job_id, comment = %abort.comment, "job aborted");
+                let job = job.clone();
+                self.cancel_job(job, false, Some(abort.reason_code.to_string()), Some(abort.comment));
+            }
+        }
+        for key in std::mem::take(&mut self.failed) {
+            let Some(e) = self.s.executions.get(&key) else { continue };
+            let Some(job) = self.s.jobs.get(&key.0).filter(|j| j.status == JobStatus::InProgress) else { continue };
+            let Some(config) = &job.configs.job_executions_retry_config else { continue };
+            // The attempts before this one (its retryAttempt of them) ended FAILED or TIMED_OUT.
+            let mut so_far = fleetjobs_rollout::retry::Attempts::default();
+            for n in (e.execution_number - i64::from(e.retry_attempt))..e.execution_number {
+                match self.s.executions.get(&(key.0.clone(), key.1.clone(), n)).map(|p| p.status) {
+                    Some(JobExecutionStatus::Failed) => so_far.failed += 1,
+                    Some(JobExecutionStatus::TimedOut) => so_far.timed_out += 1,
+                    _ => {}
+                }
+            }
+            let Some(attempt) = fleetjobs_rollout::retry::decide(config, e.status, so_far) else { continue };
+            let latest = self.s.execution(&key.0, &key.1, None).map_or(e.execution_number, |l| l.execution_number);
+            let mut retry = JobExecution::queued(&key.0, &key.1, latest + 1, self.now);
+            retry.retry_attempt = attempt;
+            self.put_execution(retry);
+        }
+    }
+
     /// Derive what follows from the changes and hand them over.
     pub fn finish(mut self) -> Changes {
+        self.apply_rollout_rules();
         self.complete_snapshot_jobs();
         let now = self.now;
         let touched = std::mem::take(&mut self.touched_things);

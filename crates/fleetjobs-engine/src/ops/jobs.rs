@@ -6,8 +6,7 @@
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::events::JobEvent;
-use fleetjobs_core::execution;
-use fleetjobs_core::model::{Job, JobExecution, JobStatus, TargetSelection};
+use fleetjobs_core::model::{Job, JobStatus, TargetSelection};
 use fleetjobs_core::ops::jobs::*;
 use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::validate::MAX_TARGETS;
@@ -131,7 +130,7 @@ impl Engine {
         let job_id = &r.job_id;
         let force = r.force;
         self.write(|txn| {
-            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            let job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
             match job.status {
                 JobStatus::DeletionInProgress => {
                     return Err(ApiError::new(
@@ -147,22 +146,8 @@ impl Engine {
                 }
                 _ => {}
             }
-            job.status = JobStatus::Canceled;
-            job.force_canceled |= force;
-            job.reason_code = r.reason_code.clone().or(job.reason_code);
-            job.comment = r.comment.clone().or(job.comment);
-            job.last_updated_at = txn.now;
             let out = CancelJobResponse::from(&job);
-            txn.put_job(job);
-            txn.job_event(JobEvent::CancellationInProgress, job_id);
-            let affected: Vec<JobExecution> =
-                txn.s.executions_of_job(job_id).filter(|e| e.is_pending()).cloned().collect();
-            for mut e in affected {
-                if execution::cancel(&mut e, force, None, None, txn.now).is_ok() {
-                    txn.put_execution(e);
-                }
-            }
-            txn.job_event(JobEvent::Canceled, job_id);
+            txn.cancel_job(job, force, r.reason_code.clone(), r.comment.clone());
             Ok(out)
         })
         .await

@@ -1,0 +1,122 @@
+//! The rollout rules acting through the engine: `abortConfig` cancels a job whose failures
+//! reach the threshold, `jobExecutionsRetryConfig` queues new attempts (also after a timeout).
+
+use fleetjobs_core::job_config::{AbortConfig, RetryConfig, TimeoutConfig};
+use fleetjobs_core::model::{JobExecutionStatus, JobStatus};
+use fleetjobs_core::ops::executions::ListJobExecutionsForJobRequest;
+use serde_json::json;
+
+use crate::tests::{describe, harness, job_request, Harness};
+
+async fn device_runs(h: &Harness, thing: &str, job: &str, status: &str) {
+    h.mqtt(&format!("$aws/things/{thing}/jobs/start-next"), json!({})).await;
+    let (t, r) = h.mqtt(&format!("$aws/things/{thing}/jobs/{job}/update"), json!({ "status": status })).await;
+    assert!(t.ends_with("/accepted"), "{t} {r}");
+}
+
+async fn executions(h: &Harness, job: &str) -> Vec<(String, i64, JobExecutionStatus, i32)> {
+    let r = ListJobExecutionsForJobRequest { job_id: job.into(), ..Default::default() };
+    let list = h.engine.list_job_executions_for_job(r).await.unwrap().execution_summaries;
+    let mut out: Vec<_> = list
+        .into_iter()
+        .map(|s| {
+            let thing = s.thing_arn.rsplit('/').next().unwrap().to_string();
+            let e = s.job_execution_summary;
+            (thing, e.execution_number, e.status, e.retry_attempt)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn abort_cancels_the_job_and_its_queued_executions_at_the_threshold() {
+    let mut h = harness();
+    let things = ["t0", "t1", "t2", "t3"];
+    for t in things {
+        h.thing(t).await;
+    }
+    let mut r = job_request("bad-firmware", &things);
+    r.abort_config = Some(
+        serde_json::from_value::<AbortConfig>(json!({"criteriaList": [{"failureType": "FAILED", "action": "CANCEL",
+            "thresholdPercentage": 50, "minNumberOfExecutedThings": 2}]}))
+        .unwrap(),
+    );
+    h.engine.create_job(r).await.unwrap();
+    device_runs(&h, "t0", "bad-firmware", "FAILED").await;
+    assert_eq!(
+        h.engine.describe_job(describe("bad-firmware")).await.unwrap().job.status,
+        JobStatus::InProgress,
+        "1 executed: below the minimum"
+    );
+    h.mqtt("$aws/things/t2/jobs/start-next", json!({})).await;
+    h.published();
+    device_runs(&h, "t1", "bad-firmware", "SUCCEEDED").await;
+
+    let job = h.engine.describe_job(describe("bad-firmware")).await.unwrap().job;
+    assert_eq!(job.status, JobStatus::Canceled, "1 of 2 failed: 50 % reached");
+    assert_eq!(job.reason_code.as_deref(), Some("ABORT_CRITERIA_MET"));
+    assert!(job.comment.as_deref().is_some_and(|c| c.contains("FAILED")), "{:?}", job.comment);
+    let e = executions(&h, "bad-firmware").await;
+    assert_eq!(e.iter().find(|x| x.0 == "t2").unwrap().2, JobExecutionStatus::InProgress, "IN_PROGRESS keeps running");
+    assert_eq!(e.iter().find(|x| x.0 == "t3").unwrap().2, JobExecutionStatus::Canceled, "QUEUED is canceled");
+    let topics: Vec<String> = h.published().into_iter().map(|(t, _)| t).collect();
+    assert!(topics.contains(&"$aws/events/job/bad-firmware/canceled".to_string()), "{topics:?}");
+    assert!(topics.contains(&"$aws/things/t3/jobs/notify-next".to_string()), "{topics:?}");
+}
+
+#[tokio::test]
+async fn failures_are_retried_within_their_budget_and_rejections_never() {
+    let h = harness();
+    h.thing("a").await;
+    h.thing("b").await;
+    let mut r = job_request("flaky", &["a", "b"]);
+    r.job_executions_retry_config = Some(
+        serde_json::from_value::<RetryConfig>(
+            json!({"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]}),
+        )
+        .unwrap(),
+    );
+    h.engine.create_job(r).await.unwrap();
+    for _ in 0..3 {
+        device_runs(&h, "a", "flaky", "FAILED").await;
+    }
+    device_runs(&h, "b", "flaky", "REJECTED").await;
+    use JobExecutionStatus::*;
+    assert_eq!(
+        executions(&h, "flaky").await,
+        vec![
+            ("a".into(), 1, Failed, 0),
+            ("a".into(), 2, Failed, 1),
+            ("a".into(), 3, Failed, 2),
+            ("b".into(), 1, Rejected, 0),
+        ],
+        "two retries, then the budget is spent; REJECTED is final"
+    );
+    assert_eq!(h.engine.describe_job(describe("flaky")).await.unwrap().job.status, JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_timed_out_execution_is_retried_under_a_timed_out_criterion() {
+    let h = harness();
+    h.thing("a").await;
+    let mut r = job_request("slow", &["a"]);
+    r.timeout_config = Some(TimeoutConfig { in_progress_timeout_in_minutes: Some(1) });
+    r.job_executions_retry_config = Some(
+        serde_json::from_value::<RetryConfig>(
+            json!({"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 1}]}),
+        )
+        .unwrap(),
+    );
+    h.engine.create_job(r).await.unwrap();
+    h.mqtt("$aws/things/a/jobs/start-next", json!({})).await;
+    h.tick(60_000);
+    assert_eq!(h.engine.fire_due_timers().await.unwrap(), 1);
+    let (_, next) = h.mqtt("$aws/things/a/jobs/start-next", json!({})).await;
+    assert_eq!(next["execution"]["executionNumber"], 2, "{next}");
+    h.tick(60_000);
+    assert_eq!(h.engine.fire_due_timers().await.unwrap(), 1);
+    use JobExecutionStatus::*;
+    assert_eq!(executions(&h, "slow").await, vec![("a".into(), 1, TimedOut, 0), ("a".into(), 2, TimedOut, 1)]);
+    assert_eq!(h.engine.describe_job(describe("slow")).await.unwrap().job.status, JobStatus::Completed);
+}
