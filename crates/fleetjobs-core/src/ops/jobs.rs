@@ -97,7 +97,7 @@ impl CreateJobRequest {
     }
 }
 
-fn check_tag(t: &Tag) -> ApiResult<()> {
+pub(crate) fn check_tag(t: &Tag) -> ApiResult<()> {
     if !(1..=128).contains(&t.key.chars().count()) {
         return Err(ApiError::invalid("Tag keys must have length between 1 and 128"));
     }

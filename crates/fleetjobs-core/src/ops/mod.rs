@@ -12,6 +12,7 @@ pub mod event_configurations;
 pub mod executions;
 pub mod jobs;
 pub mod policies;
+pub mod thing_groups;
 pub mod things;
 
 use serde::{Serialize, Serializer};
