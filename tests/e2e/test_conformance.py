@@ -236,6 +236,23 @@ class Env:
             device.close()
         return {"jobId": name, "thingName": name}
 
+    def group(self, name: str, parent: str | None = None) -> str:
+        """A thing group with a description and an attribute (under ``parent`` if given)."""
+        extra = {"parentGroupName": parent} if parent else {}
+        self.iot.create_thing_group(thingGroupName=name, **extra, thingGroupProperties={
+            "thingGroupDescription": "conformance", "attributePayload": {"attributes": {"site": "lab"}}})
+        return name
+
+    def child_group(self, name: str) -> str:
+        """A group under a parent of its own (``name-parent``), so its metadata is full."""
+        return self.group(name, parent=self.group(name + "-parent"))
+
+    def thing_in_group(self, name: str) -> dict:
+        """Thing ``name`` in group ``name``; returns thingGroupName and thingName."""
+        self.thing(name)
+        self.iot.add_thing_to_thing_group(thingGroupName=self.group(name), thingName=name)
+        return {"thingGroupName": name, "thingName": name}
+
     def canceled_execution(self, name: str) -> dict:
         job = self.job(name)
         self.iot.cancel_job_execution(**job)
@@ -256,6 +273,7 @@ def world(iot) -> dict:
     things = pages("list_things", "things")
     jobs = pages("list_jobs", "jobs")
     policies = pages("list_policies", "policies")
+    groups = pages("list_thing_groups", "thingGroups")
     return {
         "things": {t["thingName"]: t for t in things},
         "principals": {t["thingName"]: sorted(pages("list_thing_principals", "principals", thingName=t["thingName"]))
@@ -270,6 +288,9 @@ def world(iot) -> dict:
                                      key=lambda e: e["thingArn"]))
                  for j in jobs},
         "events": answer("describe_event_configurations")["eventConfigurations"],
+        "groups": {g["groupName"]: (answer("describe_thing_group", thingGroupName=g["groupName"]),
+                                    pages("list_things_in_thing_group", "things", thingGroupName=g["groupName"]))
+                   for g in groups},
     }
 
 
@@ -336,6 +357,30 @@ CASES = [
                                            attributePayload={"attributes": {"size": "L"}, "merge": True}),
          (), wrong("expectedVersion", "one")),
     Case("DeleteThing", lambda e, n: after(e.thing(n), thingName=n), (), wrong("expectedVersion", "one")),
+    # Thing groups
+    Case("CreateThingGroup", lambda e, n: {"thingGroupName": n, "parentGroupName": e.group(n + "-parent"),
+                                           "thingGroupProperties": {"thingGroupDescription": "new",
+                                                                    "attributePayload": {"attributes": {"k": "v"}}},
+                                           "tags": [{"Key": "team", "Value": "ops"}]},
+         ("thingGroupName", "thingGroupArn", "thingGroupId"), wrong("thingGroupProperties.thingGroupDescription", 5)),
+    Case("DescribeThingGroup", lambda e, n: {"thingGroupName": e.child_group(n)},
+         ("thingGroupName", "thingGroupId", "thingGroupArn", "version", "thingGroupProperties", "thingGroupMetadata")),
+    Case("ListThingGroups", lambda e, n: after(e.group(n)), ("thingGroups",), wrong("maxResults", "ten")),
+    Case("UpdateThingGroup", lambda e, n: {"thingGroupName": e.group(n), "expectedVersion": 1,
+                                           "thingGroupProperties": {"thingGroupDescription": "updated"}},
+         ("version",), missing("thingGroupProperties")),
+    Case("DeleteThingGroup", lambda e, n: {"thingGroupName": e.group(n), "expectedVersion": 1},
+         (), wrong("expectedVersion", "one")),
+    Case("AddThingToThingGroup", lambda e, n: after(e.thing(n), thingGroupName=e.group(n), thingName=n),
+         (), wrong("overrideDynamicGroups", "maybe")),
+    Case("RemoveThingFromThingGroup", lambda e, n: e.thing_in_group(n), (), wrong("thingName", 5)),
+    Case("UpdateThingGroupsForThing", lambda e, n: after(e.thing(n), thingName=n, thingGroupsToAdd=[e.group(n)]),
+         (), wrong("thingGroupsToAdd", [5])),
+    Case("ListThingsInThingGroup", lambda e, n: {"thingGroupName": e.thing_in_group(n)["thingGroupName"],
+                                                 "recursive": True},
+         ("things",), wrong("maxResults", "ten")),
+    Case("ListThingGroupsForThing", lambda e, n: {"thingName": e.thing_in_group(n)["thingName"]},
+         ("thingGroups",), wrong("maxResults", "ten")),
     # Certificates
     Case("CreateKeysAndCertificate", lambda e, n: {"setAsActive": True},
          ("certificateArn", "certificateId", "certificatePem", "keyPair"), wrong("setAsActive", "maybe")),
@@ -417,6 +462,7 @@ CASES = [
 #: has no wrong-type or missing-member request.
 NOT_MALFORMABLE = {
     "DescribeThing": "only the thingName label",
+    "DescribeThingGroup": "only the thingGroupName label",
     "DescribeCertificate": "only the certificateId label",
     "GetPolicy": "only the policyName label",
     "DeletePolicy": "only the policyName label",

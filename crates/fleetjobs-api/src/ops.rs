@@ -116,6 +116,22 @@ pub static OPERATIONS: &[Operation] = &[
         ("usePrefixAttributeValue", "usePrefixAttributeValue", Bool)]),
     op!("UpdateThing", "PATCH", "/things/{thingName}", update_thing),
     op!("DeleteThing", "DELETE", "/things/{thingName}", delete_thing, query: [("expectedVersion", "expectedVersion", Int)]),
+    // Thing groups
+    op!("CreateThingGroup", "POST", "/thing-groups/{thingGroupName}", create_thing_group),
+    op!("DescribeThingGroup", "GET", "/thing-groups/{thingGroupName}", describe_thing_group),
+    op!("ListThingGroups", "GET", "/thing-groups", list_thing_groups, query: [
+        ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int), ("parentGroup", "parentGroup", Str),
+        ("namePrefixFilter", "namePrefixFilter", Str), ("recursive", "recursive", Bool)]),
+    op!("UpdateThingGroup", "PATCH", "/thing-groups/{thingGroupName}", update_thing_group),
+    op!("DeleteThingGroup", "DELETE", "/thing-groups/{thingGroupName}", delete_thing_group,
+        query: [("expectedVersion", "expectedVersion", Int)]),
+    op!("AddThingToThingGroup", "PUT", "/thing-groups/addThingToThingGroup", add_thing_to_thing_group),
+    op!("RemoveThingFromThingGroup", "PUT", "/thing-groups/removeThingFromThingGroup", remove_thing_from_thing_group),
+    op!("UpdateThingGroupsForThing", "PUT", "/thing-groups/updateThingGroupsForThing", update_thing_groups_for_thing),
+    op!("ListThingsInThingGroup", "GET", "/thing-groups/{thingGroupName}/things", list_things_in_thing_group, query: [
+        ("recursive", "recursive", Bool), ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
+    op!("ListThingGroupsForThing", "GET", "/things/{thingName}/thing-groups", list_thing_groups_for_thing,
+        query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
     // Certificates
     op!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
     op!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),

@@ -197,6 +197,26 @@ impl JobExecution {
     }
 }
 
+/// A static thing group. Its parent is fixed at creation (AWS has no way to move a group),
+/// so the hierarchy only grows at the leaves and shrinks from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingGroup {
+    pub thing_group_name: String,
+    pub thing_group_id: String,
+    pub thing_group_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_group_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    pub version: i64,
+    pub created_at: Millis,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thing {

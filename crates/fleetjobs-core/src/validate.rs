@@ -32,6 +32,7 @@ static DETAILS_KEY: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9:_-]+"));
 static POLICY_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[\w+=,.@-]+"));
 static ATTRIBUTE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#-]+"));
 static ATTRIBUTE_VALUE: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#=\[\]-]*"));
+static GRAPH_OR_SPACE: LazyLock<Regex> = LazyLock::new(|| re(r"(?:[^\p{C}\s]|\x20)*"));
 static CERTIFICATE_ID: LazyLock<Regex> = LazyLock::new(|| re("(0x)?[a-fA-F0-9]+"));
 
 fn violation(value: &str, member: &str, constraint: &str) -> ApiError {
@@ -82,6 +83,15 @@ pub fn job_id(value: &str, member: &str) -> ApiResult<()> {
 
 pub fn thing_name(value: &str, member: &str) -> ApiResult<()> {
     string(value, member, 1, 128, Some((&THING_NAME, "[a-zA-Z0-9:_-]+")))
+}
+
+pub fn thing_group_name(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 128, Some((&THING_NAME, "[a-zA-Z0-9:_-]+")))
+}
+
+/// `thingGroupDescription`: at most 2028 printable characters or spaces.
+pub fn thing_group_description(value: &str) -> ApiResult<()> {
+    string(value, "thingGroupProperties.thingGroupDescription", 0, 2028, Some((&GRAPH_OR_SPACE, r"[\p{Graph}\x20]*")))
 }
 
 pub fn namespace_id(value: &str) -> ApiResult<()> {

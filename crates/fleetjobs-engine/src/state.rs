@@ -15,6 +15,7 @@ use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
 use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
+    ThingGroup,
 };
 use fleetjobs_core::pending::{self, QueueShape, MAX_PENDING_SHOWN};
 use fleetjobs_core::policy::PolicyDocument;
@@ -48,6 +49,9 @@ const JOB: &str = "job";
 const EXECUTION: &str = "execution";
 const EVENT_CONFIGURATIONS: &str = "event_configurations";
 const ACCESS_KEY: &str = "access_key";
+const THING_GROUP: &str = "thing_group";
+/// Key: group name, newline, thing name.
+const THING_GROUP_MEMBER: &str = "thing_group_member";
 
 /// Keys made of several parts join them with a newline (never valid inside any part).
 fn join_key(parts: &[&str]) -> String {
@@ -87,6 +91,13 @@ pub struct State {
     pub by_thing: HashMap<String, BTreeSet<(String, i64)>>,
     pub events: Option<EventConfigurations>,
     pub admin_keys: BTreeMap<String, AdminKey>,
+    pub thing_groups: BTreeMap<String, ThingGroup>,
+    /// Derived: group name -> its direct child groups.
+    pub group_children: HashMap<String, BTreeSet<String>>,
+    /// (group name, thing name): static memberships.
+    pub group_members: BTreeSet<(String, String)>,
+    /// Derived: thing name -> the groups it was added to, the reverse of `group_members`.
+    pub thing_memberships: HashMap<String, BTreeSet<String>>,
     /// Derived: the running timers (IN_PROGRESS executions with an in-progress or step
     /// timeout), by deadline, and each execution's deadline.
     timers: BTreeSet<(Millis, ExecKey)>,
@@ -165,6 +176,18 @@ impl State {
                         reason,
                     })?;
                     s.admin_keys.insert(key.access_key_id.clone(), key);
+                }
+                THING_GROUP => {
+                    let g: ThingGroup = decode(r)?;
+                    if let Some(parent) = &g.parent_group_name {
+                        s.group_children.entry(parent.clone()).or_default().insert(g.thing_group_name.clone());
+                    }
+                    s.thing_groups.insert(g.thing_group_name.clone(), g);
+                }
+                THING_GROUP_MEMBER => {
+                    let (group, thing) = split2(r)?;
+                    s.thing_memberships.entry(thing.clone()).or_default().insert(group.clone());
+                    s.group_members.insert((group, thing));
                 }
                 other => tracing::warn!(kind = other, "ignoring unknown record kind"),
             }
@@ -291,6 +314,73 @@ impl State {
     /// Whether `thing` is attached to `principal`.
     pub fn is_attached(&self, principal: &str, thing: &str) -> bool {
         self.principal_things.get(principal).is_some_and(|things| things.contains(thing))
+    }
+
+    /// A group's ancestors, parent first, root last. Bounded by the depth limit so that a
+    /// corrupt store cannot loop it.
+    pub fn ancestors(&self, group: &str) -> Vec<&ThingGroup> {
+        let mut out: Vec<&ThingGroup> = Vec::new();
+        let mut parent = self.thing_groups.get(group).and_then(|g| g.parent_group_name.as_deref());
+        while let Some(p) = parent {
+            let Some(g) = self.thing_groups.get(p) else { break };
+            if out.len() > fleetjobs_core::ops::thing_groups::MAX_DEPTH || g.thing_group_name == group {
+                break;
+            }
+            out.push(g);
+            parent = g.parent_group_name.as_deref();
+        }
+        out
+    }
+
+    /// A group's direct child groups.
+    pub fn child_groups<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.group_children.get(group).into_iter().flatten().map(String::as_str)
+    }
+
+    /// All groups below `group` (children, their children, ...), without it.
+    pub fn descendants(&self, group: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<&str> = self.child_groups(group).collect();
+        while let Some(g) = todo.pop() {
+            if out.insert(g.to_string()) {
+                todo.extend(self.child_groups(g));
+            }
+        }
+        out
+    }
+
+    /// The things added to `group` itself.
+    pub fn members_of_group<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let lo = (group.to_string(), String::new());
+        let group = group.to_string();
+        self.group_members.range(lo..).take_while(move |(g, _)| *g == group).map(|(_, t)| t.as_str())
+    }
+
+    /// The things of `group`, and with `recursive` those of every descendant group too, once.
+    pub fn things_in_group(&self, group: &str, recursive: bool) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.members_of_group(group).map(str::to_string).collect();
+        if recursive {
+            for g in self.descendants(group) {
+                out.extend(self.members_of_group(&g).map(str::to_string));
+            }
+        }
+        out
+    }
+
+    /// The groups a thing was added to (not their ancestors).
+    pub fn groups_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.thing_memberships.get(thing).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Every group whose target covers the thing: the groups it was added to and their
+    /// ancestors.
+    pub fn covering_groups(&self, thing: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for g in self.groups_of_thing(thing) {
+            out.insert(g.to_string());
+            out.extend(self.ancestors(g).into_iter().map(|a| a.thing_group_name.clone()));
+        }
+        out
     }
 
     pub fn principals_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a str> + 'a {
@@ -438,6 +528,49 @@ impl<'a> Txn<'a> {
             }
         }
         self.changes.mutations.push(Mutation::Delete { kind: THING_PRINCIPAL, key: join_key(&[thing, principal]) });
+    }
+
+    pub fn put_thing_group(&mut self, g: ThingGroup) {
+        if let Some(parent) = &g.parent_group_name {
+            self.s.group_children.entry(parent.clone()).or_default().insert(g.thing_group_name.clone());
+        }
+        self.changes.mutations.push(put(THING_GROUP, g.thing_group_name.clone(), &g));
+        self.s.thing_groups.insert(g.thing_group_name.clone(), g);
+    }
+
+    /// Delete a group (without children: the caller checks) and the index entries naming it.
+    pub fn delete_thing_group(&mut self, name: &str) {
+        if let Some(parent) = self.s.thing_groups.remove(name).and_then(|g| g.parent_group_name) {
+            if let Some(children) = self.s.group_children.get_mut(&parent) {
+                children.remove(name);
+                if children.is_empty() {
+                    self.s.group_children.remove(&parent);
+                }
+            }
+        }
+        self.s.group_children.remove(name);
+        self.changes.mutations.push(Mutation::Delete { kind: THING_GROUP, key: name.to_string() });
+    }
+
+    pub fn add_thing_to_group(&mut self, group: &str, thing: &str) {
+        self.s.group_members.insert((group.to_string(), thing.to_string()));
+        self.s.thing_memberships.entry(thing.to_string()).or_default().insert(group.to_string());
+        self.changes.mutations.push(Mutation::Put {
+            kind: THING_GROUP_MEMBER,
+            key: join_key(&[group, thing]),
+            value: "{}".into(),
+        });
+    }
+
+    pub fn remove_thing_from_group(&mut self, group: &str, thing: &str) {
+        self.s.group_members.remove(&(group.to_string(), thing.to_string()));
+        if let Some(groups) = self.s.thing_memberships.get_mut(thing) {
+            groups.remove(group);
+            if groups.is_empty() {
+                self.s.thing_memberships.remove(thing);
+            }
+        }
+        self.changes.mutations.push(Mutation::Delete { kind: THING_GROUP_MEMBER, key: join_key(&[group, thing]) });
     }
 
     pub fn put_event_configurations(&mut self, c: EventConfigurations) {

@@ -13,6 +13,7 @@ pub mod executions;
 pub mod jobs;
 pub mod policies;
 pub mod tags;
+pub mod thing_groups;
 pub mod things;
 
 use serde::{Serialize, Serializer};

@@ -106,16 +106,26 @@ impl Engine {
 
     pub async fn list_jobs(&self, r: ListJobsRequest) -> ApiResult<ListJobsResponse> {
         r.check(self.now())?;
-        // Thing groups do not exist yet: a job targeting one cannot exist either.
-        let in_group = r.thing_group_name.is_some() || r.thing_group_id.is_some();
         self.read(|s| {
+            // Jobs whose targets name the group (by name, or by the id of the group now so named).
+            let by_id = r.thing_group_id.as_ref().map(|id| {
+                s.thing_groups.values().find(|g| g.thing_group_id == *id).map(|g| g.thing_group_name.clone())
+            });
+            let targets_group = |j: &Job, group: &str| {
+                j.targets.iter().any(|t| self.config.scope.parse(t, ResourceKind::ThingGroup) == Some(group))
+            };
             let mut jobs: Vec<&Job> = s
                 .jobs
                 .values()
                 .filter(|j| r.status.is_none_or(|st| j.status == st))
                 .filter(|j| r.target_selection.is_none_or(|t| j.target_selection == t))
                 .filter(|j| r.namespace_id.as_ref().is_none_or(|ns| j.namespace_id.as_ref() == Some(ns)))
-                .filter(|_| !in_group)
+                .filter(|j| r.thing_group_name.as_ref().is_none_or(|g| targets_group(j, g)))
+                .filter(|j| match &by_id {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(g)) => targets_group(j, g),
+                })
                 .collect();
             jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.job_id.cmp(&b.job_id)));
             let items: Vec<JobSummary> = jobs.into_iter().map(JobSummary::from).collect();

@@ -10,8 +10,11 @@ mod executions;
 mod jobs;
 mod policies;
 mod tags;
+mod thing_groups;
 mod things;
 
+#[cfg(test)]
+mod tests_groups;
 #[cfg(test)]
 mod tests_jobs;
 #[cfg(test)]
@@ -69,8 +72,8 @@ impl Engine {
         }
     }
 
-    /// Resolve job target ARNs to thing names (things only; thing groups come with the
-    /// registry's group support).
+    /// Resolve job target ARNs to thing names: a thing, or a thing group's things and those
+    /// of all its descendant groups (as they are now: the snapshot of membership).
     pub(crate) fn resolve_targets(&self, s: &State, targets: &[String]) -> ApiResult<Vec<String>> {
         let mut things = Vec::new();
         for t in targets {
@@ -80,9 +83,10 @@ impl Engine {
             match self.config.scope.parse_any(t) {
                 Some((ResourceKind::Thing, name)) if s.things.contains_key(name) => things.push(name.to_string()),
                 Some((ResourceKind::Thing, name)) => return Err(thing_not_found(name)),
-                Some((ResourceKind::ThingGroup, name)) => {
-                    return Err(ApiError::not_found(format!("Thing group {name} cannot be found.")))
+                Some((ResourceKind::ThingGroup, name)) if s.thing_groups.contains_key(name) => {
+                    things.extend(s.things_in_group(name, true))
                 }
+                Some((ResourceKind::ThingGroup, name)) => return Err(thing_groups::group_not_found(name)),
                 _ => return Err(ApiError::invalid(format!("Invalid target ARN: {t}"))),
             }
         }

@@ -172,6 +172,11 @@ impl Engine {
                 execution::remove(&mut e, txn.now);
                 txn.put_execution(e);
             }
+            // Memberships go with the thing (no job follows: its pending executions are gone).
+            let groups: Vec<String> = txn.s.groups_of_thing(name).map(str::to_string).collect();
+            for g in groups {
+                txn.remove_thing_from_group(&g, name);
+            }
             txn.delete_thing(name);
             Ok(Empty {})
         })
