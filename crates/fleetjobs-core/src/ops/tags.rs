@@ -1,5 +1,5 @@
-//! Resource tags: TagResource, UntagResource, ListTagsForResource (jobs today; thing groups and
-//! thing types as they arrive), and the tag rules CreateJob shares.
+//! Resource tags: TagResource, UntagResource, ListTagsForResource (jobs and thing groups), and
+//! the tag rules CreateJob and CreateThingGroup share.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,4 @@
-//! Resource tags: TagResource, UntagResource, ListTagsForResource. Jobs are taggable today;
-//! thing groups and thing types join as the registry grows.
+//! Resource tags: TagResource, UntagResource, ListTagsForResource, on jobs and thing groups.
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::model::Tag;
@@ -8,14 +7,54 @@ use fleetjobs_core::ops::Empty;
 use fleetjobs_core::{ApiError, ApiResult};
 
 use super::job_not_found;
-use crate::state::State;
+use crate::state::{State, Txn};
 use crate::Engine;
 
+/// A resource that carries tags, by the ARN that names it.
+enum Taggable {
+    Job(String),
+    ThingGroup(String),
+}
+
+fn group_not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("Thing group {name} cannot be found."))
+}
+
+impl Taggable {
+    fn tags<'s>(&self, s: &'s State) -> ApiResult<&'s Option<Vec<Tag>>> {
+        match self {
+            Taggable::Job(id) => s.jobs.get(id).map(|j| &j.tags).ok_or_else(|| job_not_found(id)),
+            Taggable::ThingGroup(name) => {
+                s.thing_groups.get(name).map(|g| &g.tags).ok_or_else(|| group_not_found(name))
+            }
+        }
+    }
+
+    /// Replace the resource's tags (it exists: `tags` was read first).
+    fn set(&self, txn: &mut Txn<'_>, tags: Vec<Tag>) {
+        let tags = (!tags.is_empty()).then_some(tags);
+        match self {
+            Taggable::Job(id) => {
+                if let Some(mut job) = txn.s.jobs.get(id).cloned() {
+                    job.tags = tags;
+                    txn.put_job(job);
+                }
+            }
+            Taggable::ThingGroup(name) => {
+                if let Some(mut group) = txn.s.thing_groups.get(name).cloned() {
+                    group.tags = tags;
+                    txn.put_thing_group(group);
+                }
+            }
+        }
+    }
+}
+
 impl Engine {
-    /// The job a taggable ARN names, if it exists.
-    fn tagged_job<'s>(&self, s: &'s State, arn: &str) -> ApiResult<&'s fleetjobs_core::model::Job> {
+    fn taggable(&self, arn: &str) -> ApiResult<Taggable> {
         match self.config.scope.parse_any(arn) {
-            Some((ResourceKind::Job, id)) => s.jobs.get(id).ok_or_else(|| job_not_found(id)),
+            Some((ResourceKind::Job, id)) => Ok(Taggable::Job(id.to_string())),
+            Some((ResourceKind::ThingGroup, name)) => Ok(Taggable::ThingGroup(name.to_string())),
             Some(_) => Err(ApiError::invalid(format!("Tags are not supported on the resource {arn}"))),
             None => Err(ApiError::invalid(format!("Invalid resource ARN: {arn}"))),
         }
@@ -23,10 +62,10 @@ impl Engine {
 
     pub async fn tag_resource(&self, r: TagResourceRequest) -> ApiResult<Empty> {
         r.check(self.now())?;
+        let resource = self.taggable(&r.resource_arn)?;
         self.write(|txn| {
-            let mut job = self.tagged_job(txn.s, &r.resource_arn)?.clone();
-            job.tags = Some(merged(job.tags.as_deref().unwrap_or_default(), &r.tags)?);
-            txn.put_job(job);
+            let tags = merged(resource.tags(txn.s)?.as_deref().unwrap_or_default(), &r.tags)?;
+            resource.set(txn, tags);
             Ok(Empty {})
         })
         .await
@@ -34,12 +73,11 @@ impl Engine {
 
     pub async fn untag_resource(&self, r: UntagResourceRequest) -> ApiResult<Empty> {
         r.check(self.now())?;
+        let resource = self.taggable(&r.resource_arn)?;
         self.write(|txn| {
-            let mut job = self.tagged_job(txn.s, &r.resource_arn)?.clone();
-            let kept: Vec<Tag> =
-                job.tags.unwrap_or_default().into_iter().filter(|t| !r.tag_keys.contains(&t.key)).collect();
-            job.tags = (!kept.is_empty()).then_some(kept);
-            txn.put_job(job);
+            let existing = resource.tags(txn.s)?.clone().unwrap_or_default();
+            let kept = existing.into_iter().filter(|t| !r.tag_keys.contains(&t.key)).collect();
+            resource.set(txn, kept);
             Ok(Empty {})
         })
         .await
@@ -50,10 +88,10 @@ impl Engine {
         r: ListTagsForResourceRequest,
     ) -> ApiResult<ListTagsForResourceResponse> {
         r.check(self.now())?;
+        let resource = self.taggable(&r.resource_arn)?;
+        // At most 50 tags: one page.
         self.read(|s| {
-            // At most 50 tags: one page.
-            let tags = self.tagged_job(s, &r.resource_arn)?.tags.clone().unwrap_or_default();
-            Ok(ListTagsForResourceResponse { tags, next_token: None })
+            Ok(ListTagsForResourceResponse { tags: resource.tags(s)?.clone().unwrap_or_default(), next_token: None })
         })
         .await
     }

@@ -50,3 +50,18 @@ async fn tags_on_what_is_not_there_or_not_taggable_are_refused() {
         "the refused tag changed nothing"
     );
 }
+
+#[tokio::test]
+async fn thing_groups_are_taggable_too() {
+    use fleetjobs_core::ops::thing_groups::CreateThingGroupRequest;
+    let h = harness();
+    let r = CreateThingGroupRequest { thing_group_name: "fleet".into(), ..Default::default() };
+    let arn = h.engine.create_thing_group(r).await.unwrap().thing_group_arn;
+    h.engine
+        .tag_resource(TagResourceRequest { resource_arn: arn.clone(), tags: vec![tag("site", "berlin")] })
+        .await
+        .unwrap();
+    assert_eq!(h.engine.list_tags_for_resource(list(&arn)).await.unwrap().tags, vec![tag("site", "berlin")]);
+    let gone = arn.replace("fleet", "nope");
+    assert_eq!(h.engine.list_tags_for_resource(list(&gone)).await.unwrap_err().code, ErrorCode::ResourceNotFound);
+}
