@@ -235,6 +235,7 @@ mod tests {
             destination_package_versions: None,
             tags: None,
             configs: JobConfigs::default(),
+            rollout: None,
         }
     }
 

@@ -381,9 +381,9 @@ impl SchedulingConfig {
     }
 }
 
-/// A job's configurations, each absent unless the caller set it. Rollout, abort, timeouts,
-/// retries and scheduling are validated and stored; their behaviour belongs to the rollout
-/// engine.
+/// A job's configurations, each absent unless the caller set it. What each decides is in
+/// `fleetjobs-rollout` (rate, schedule, windows, abort, retry) and in the execution state
+/// machine (timeouts); the engine applies it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobConfigs {

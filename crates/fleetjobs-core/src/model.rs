@@ -139,6 +139,27 @@ pub struct Job {
     pub tags: Option<Vec<Tag>>,
     #[serde(default)]
     pub configs: JobConfigs,
+    /// While the job still has targets to give executions to (a rollout rate, a schedule or
+    /// maintenance windows hold them back): where the rollout stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// A job's rollout in progress, stored with the job so that a restart continues it: the
+/// things still waiting for an execution (`None` until the rollout first runs: a SNAPSHOT
+/// job's groups are resolved then, as AWS does), how many executions it created, and its
+/// current minute window of the rollout rate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Vec<String>>,
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub window_start: Millis,
+    #[serde(default)]
+    pub created_in_window: i64,
 }
 
 /// A resource tag as AWS spells it (`Key`, `Value`); a job keeps the tags it was created with.

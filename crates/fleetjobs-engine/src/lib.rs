@@ -10,7 +10,8 @@
 //! - `device`: the device side: authentication, policy authorization, the Jobs MQTT API.
 //! - `credentials`: the admin access key (stored encrypted).
 //! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
-//! - `timers`: the one timer loop (execution timeouts today).
+//! - `timers`: the one timer loop (execution timeouts, rollouts).
+//! - `rollout`: applies the rollout rules (`fleetjobs-rollout`) to a job: start, rate, windows, end.
 //!
 //! The engine never talks to devices directly: it emits [`DeviceCommand`]s on the outbox,
 //! in commit order, after they are durable. The server wires the outbox to a device plane
@@ -21,6 +22,7 @@ mod device;
 mod health;
 mod notification;
 mod ops;
+mod rollout;
 mod state;
 mod timers;
 

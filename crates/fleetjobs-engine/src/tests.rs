@@ -21,7 +21,7 @@ pub(crate) struct Harness {
     pub(crate) engine: Arc<Engine>,
     outbox: Outbox,
     dir: PathBuf,
-    clock: Arc<AtomicI64>,
+    pub(crate) clock: Arc<AtomicI64>,
     ca: Arc<CertificateAuthority>,
     /// While set, the store refuses every commit as a full disk does.
     pub(crate) full: Arc<AtomicBool>,

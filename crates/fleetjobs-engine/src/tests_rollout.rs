@@ -120,3 +120,121 @@ async fn a_timed_out_execution_is_retried_under_a_timed_out_criterion() {
     assert_eq!(executions(&h, "slow").await, vec![("a".into(), 1, TimedOut, 0), ("a".into(), 2, TimedOut, 1)]);
     assert_eq!(h.engine.describe_job(describe("slow")).await.unwrap().job.status, JobStatus::Completed);
 }
+
+fn minute_text(ms: i64) -> String {
+    fleetjobs_rollout::windows::start_time(ms).unwrap()
+}
+
+const MINUTE: i64 = 60_000;
+
+/// The harness clock, rounded up to the next whole minute plus `minutes`.
+fn at_minute(h: &Harness, minutes: i64) -> i64 {
+    let now = h.clock.load(std::sync::atomic::Ordering::SeqCst);
+    (now / MINUTE + 1 + minutes) * MINUTE
+}
+
+async fn created(h: &Harness, job: &str) -> usize {
+    executions(h, job).await.len()
+}
+
+#[tokio::test]
+async fn the_rollout_rate_creates_executions_minute_by_minute_also_after_a_restart() {
+    let h = harness();
+    let things: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+    for t in &things {
+        h.thing(t).await;
+    }
+    let refs: Vec<&str> = things.iter().map(String::as_str).collect();
+    let mut r = job_request("rated", &refs);
+    r.job_executions_rollout_config = Some(serde_json::from_value(json!({"maximumPerMinute": 2})).unwrap());
+    h.engine.create_job(r).await.unwrap();
+    assert_eq!(created(&h, "rated").await, 2, "the first minute's batch at once");
+    let job = h.engine.describe_job(describe("rated")).await.unwrap().job;
+    assert!(job.is_concurrent);
+    assert_eq!(job.job_process_details.processing_targets.as_ref().map(Vec::len), Some(5));
+
+    h.tick(30_000);
+    h.engine.advance_due_rollouts().await.unwrap();
+    assert_eq!(created(&h, "rated").await, 2, "still the same minute");
+    h.tick(30_000);
+    let h = h.reopen();
+    h.engine.advance_due_rollouts().await.unwrap();
+    assert_eq!(created(&h, "rated").await, 4, "the next minute, after a restart");
+    h.tick(MINUTE);
+    h.engine.advance_due_rollouts().await.unwrap();
+    assert_eq!(created(&h, "rated").await, 5);
+    let job = h.engine.describe_job(describe("rated")).await.unwrap().job;
+    assert!(!job.is_concurrent, "rolled out");
+    assert_eq!(job.job_process_details.processing_targets, None);
+    h.tick(MINUTE);
+    assert_eq!(h.engine.advance_due_rollouts().await.unwrap(), 0, "nothing left to do");
+}
+
+#[tokio::test]
+async fn a_scheduled_job_starts_at_its_start_time_and_cancels_at_its_end() {
+    let h = harness();
+    let things: Vec<String> = (0..60).map(|i| format!("s{i}")).collect();
+    for t in &things {
+        h.thing(t).await;
+    }
+    let refs: Vec<&str> = things.iter().map(String::as_str).collect();
+    let (start, end) = (at_minute(&h, 40), at_minute(&h, 80));
+    let mut r = job_request("scheduled", &refs);
+    r.job_executions_rollout_config = Some(serde_json::from_value(json!({"maximumPerMinute": 1})).unwrap());
+    r.scheduling_config = Some(
+        serde_json::from_value(
+            json!({"startTime": minute_text(start), "endTime": minute_text(end), "endBehavior": "CANCEL"}),
+        )
+        .unwrap(),
+    );
+    h.engine.create_job(r).await.unwrap();
+    assert_eq!(h.engine.describe_job(describe("scheduled")).await.unwrap().job.status, JobStatus::Scheduled);
+    assert_eq!(created(&h, "scheduled").await, 0);
+
+    // Minute by minute, as the timer loop would.
+    let mut now = h.clock.load(std::sync::atomic::Ordering::SeqCst);
+    while now < start - MINUTE {
+        h.tick(MINUTE);
+        now += MINUTE;
+        h.engine.advance_due_rollouts().await.unwrap();
+    }
+    assert_eq!(h.engine.describe_job(describe("scheduled")).await.unwrap().job.status, JobStatus::Scheduled);
+    while now < end + MINUTE {
+        h.tick(MINUTE);
+        now += MINUTE;
+        h.engine.advance_due_rollouts().await.unwrap();
+    }
+    let job = h.engine.describe_job(describe("scheduled")).await.unwrap().job;
+    assert_eq!(job.status, JobStatus::Canceled, "endBehavior CANCEL at endTime");
+    assert!(job.comment.as_deref().is_some_and(|c| c.contains("endTime")), "{:?}", job.comment);
+    let list = executions(&h, "scheduled").await;
+    assert!((39..=41).contains(&list.len()), "one per minute from start to end, not 60: {}", list.len());
+    assert!(list.iter().all(|e| e.2 == JobExecutionStatus::Canceled), "QUEUED ones canceled");
+}
+
+#[tokio::test]
+async fn maintenance_windows_hold_the_rollout_until_they_open() {
+    let h = harness();
+    h.thing("w").await;
+    let start = at_minute(&h, 30);
+    let mut r = job_request("windowed", &["w"]);
+    // Every day at 06:00 UTC for an hour; the harness clock is 2023-11-14 22:13 UTC.
+    r.scheduling_config = Some(
+        serde_json::from_value(json!({"startTime": minute_text(start),
+            "maintenanceWindows": [{"startTime": "cron(0 6 * * ? *)", "durationInMinutes": 60}]}))
+        .unwrap(),
+    );
+    h.engine.create_job(r).await.unwrap();
+    let job = h.engine.describe_job(describe("windowed")).await.unwrap().job;
+    let rollouts = job.scheduled_job_rollouts.unwrap();
+    assert_eq!(rollouts.len(), 7);
+    assert_eq!(rollouts[0].start_time, "2023-11-15T06:00");
+    h.tick(start - h.clock.load(std::sync::atomic::Ordering::SeqCst));
+    h.engine.advance_due_rollouts().await.unwrap();
+    assert_eq!(h.engine.describe_job(describe("windowed")).await.unwrap().job.status, JobStatus::InProgress);
+    assert_eq!(created(&h, "windowed").await, 0, "started, but outside its window");
+    let six = fleetjobs_core::validate::date_time("2023-11-15T06:00").unwrap();
+    h.tick(six - h.clock.load(std::sync::atomic::Ordering::SeqCst));
+    h.engine.advance_due_rollouts().await.unwrap();
+    assert_eq!(created(&h, "windowed").await, 1, "created when the window opened");
+}

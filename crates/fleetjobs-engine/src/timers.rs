@@ -1,7 +1,7 @@
 //! The engine's one timer loop: it asks the state what is due and applies it through the
-//! commit pipeline like any operation. Today that is job execution timeouts (the job's
-//! in-progress timer and the device's step timer → TIMED_OUT, with its event and
-//! notifications); the rollout's rate and schedule join it.
+//! commit pipeline like any operation: job execution timeouts (the job's in-progress timer and
+//! the device's step timer → TIMED_OUT, with its event and notifications), and the rollouts
+//! (a schedule's start and end, maintenance windows, the rollout rate).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,14 +42,20 @@ impl Engine {
     pub async fn run_timers(self: Arc<Self>) {
         loop {
             let now = self.now();
-            let next = self.lock().ok().and_then(|s| s.next_deadline());
+            let next = self.lock().ok().and_then(|s| {
+                let rollouts = s.rollouts_due(now).1;
+                [s.next_deadline(), rollouts].into_iter().flatten().min()
+            });
             let wait = next.map_or(MAX_SLEEP, |d| (d - now).clamp(0, MAX_SLEEP));
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
+            // While the store refuses writes, what is due stays due and applies once it recovers.
             if let Err(e) = self.fire_due_timers().await {
-                // The store refuses writes: the timers stay due and fire once it recovers.
                 tracing::debug!(error = %e.message, "timers not applied");
+            }
+            if let Err(e) = self.advance_due_rollouts().await {
+                tracing::debug!(error = %e.message, "rollouts not advanced");
             }
         }
     }

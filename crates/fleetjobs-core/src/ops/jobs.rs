@@ -217,8 +217,19 @@ pub struct JobDescription {
     pub document_parameters: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_package_versions: Option<Vec<String>>,
-    /// Concurrent jobs (AWS managed templates) do not exist here.
+    /// True while the job is still creating executions (its rollout is held back by a rate,
+    /// a schedule or maintenance windows).
     pub is_concurrent: bool,
+    /// The next starts of its maintenance windows (set by the engine, which knows the rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_job_rollouts: Option<Vec<ScheduledJobRollout>>,
+}
+
+/// `ScheduledJobRollout`: when a maintenance window of the job next opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledJobRollout {
+    pub start_time: String,
 }
 
 impl JobDescription {
@@ -237,20 +248,27 @@ impl JobDescription {
             created_at: j.created_at.into(),
             last_updated_at: j.last_updated_at.into(),
             completed_at: j.completed_at.map(Timestamp),
-            job_process_details: counts.into(),
+            job_process_details: JobProcessDetails {
+                // The targets still being rolled out to; none once every target has its execution.
+                processing_targets: j.rollout.is_some().then(|| j.targets.clone()),
+                ..counts.into()
+            },
             namespace_id: j.namespace_id.clone(),
             job_template_arn: j.job_template_arn.clone(),
             document_parameters: j.document_parameters.clone(),
             destination_package_versions: j.destination_package_versions.clone(),
-            is_concurrent: false,
+            is_concurrent: j.rollout.is_some(),
+            scheduled_job_rollouts: None,
         }
     }
 }
 
 /// `JobProcessDetails`: the job's executions by status, zeros included.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobProcessDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processing_targets: Option<Vec<String>>,
     pub number_of_canceled_things: i64,
     pub number_of_succeeded_things: i64,
     pub number_of_failed_things: i64,
@@ -265,6 +283,7 @@ impl From<&ExecutionCounts> for JobProcessDetails {
     fn from(c: &ExecutionCounts) -> Self {
         use JobExecutionStatus::*;
         JobProcessDetails {
+            processing_targets: None,
             number_of_canceled_things: c.get(Canceled),
             number_of_succeeded_things: c.get(Succeeded),
             number_of_failed_things: c.get(Failed),
@@ -326,7 +345,7 @@ impl From<&Job> for JobSummary {
             created_at: j.created_at.into(),
             last_updated_at: j.last_updated_at.into(),
             completed_at: j.completed_at.map(Timestamp),
-            is_concurrent: false,
+            is_concurrent: j.rollout.is_some(),
         }
     }
 }

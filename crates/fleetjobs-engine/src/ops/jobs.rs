@@ -6,7 +6,7 @@
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::events::JobEvent;
-use fleetjobs_core::model::{Job, JobStatus, TargetSelection};
+use fleetjobs_core::model::{Job, JobStatus, Rollout, TargetSelection};
 use fleetjobs_core::ops::jobs::*;
 use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::validate::MAX_TARGETS;
@@ -21,6 +21,8 @@ impl Engine {
         let document = r.inline_document()?.to_string();
         let configs = r.configs();
         let scheduled = configs.is_scheduled();
+        // A rate or a schedule holds executions back: the rollout driver creates them.
+        let staged = configs.job_executions_rollout_config.is_some() || configs.scheduling_config.is_some();
         let job_id = r.job_id;
         self.write(|txn| {
             let arn = txn.scope.arn(ResourceKind::Job, &job_id);
@@ -49,10 +51,13 @@ impl Engine {
                 destination_package_versions: r.destination_package_versions.clone(),
                 tags: r.tags.clone(),
                 configs: configs.clone(),
+                rollout: staged.then(Rollout::default),
             };
             let out = CreateJobResponse::from(&job);
             txn.put_job(job);
-            if !scheduled {
+            if staged {
+                self.advance_rollout(txn, &job_id);
+            } else {
                 queue_executions(txn, &job_id, &things);
             }
             Ok(out)
@@ -85,12 +90,12 @@ impl Engine {
 
     pub async fn describe_job(&self, r: DescribeJobRequest) -> ApiResult<DescribeJobResponse> {
         r.check(self.now())?;
+        let now = self.now();
         self.read(|s| {
             let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
-            Ok(DescribeJobResponse {
-                document_source: job.document_source.clone(),
-                job: JobDescription::new(job, &s.counts(&job.job_id)),
-            })
+            let mut description = JobDescription::new(job, &s.counts(&job.job_id));
+            description.scheduled_job_rollouts = crate::rollout::scheduled_job_rollouts(job, now);
+            Ok(DescribeJobResponse { document_source: job.document_source.clone(), job: description })
         })
         .await
     }
