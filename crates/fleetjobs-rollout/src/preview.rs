@@ -7,7 +7,7 @@
 use fleetjobs_core::job_config::{JobConfigs, JobEndBehavior};
 use fleetjobs_core::{ApiResult, Millis};
 
-use crate::rate::{self, Progress, RateState};
+use crate::rate::{self, Progress, Rate, RateState};
 use crate::schedule::{Phase, Schedule};
 use crate::windows::{self, WindowState};
 
@@ -16,6 +16,10 @@ use crate::windows::{self, WindowState};
 pub struct Batch {
     pub at: Millis,
     pub count: i64,
+    /// The rate per minute the batch's last execution was created at (`None`: no rollout
+    /// config, no limit). An exponential rate that crosses a threshold within the batch's minute
+    /// shows the raised rate, the one that let the batch grow.
+    pub per_minute: Option<i64>,
 }
 
 /// A maintenance window stretch the rollout created executions in: from its first batch to the
@@ -79,7 +83,12 @@ pub fn timeline(configs: &JobConfigs, targets: usize, start: Millis) -> ApiResul
         let progress = Progress { notified: created, succeeded: created };
         let allowed = rate::allowance(rollout, &state, progress, targets - created, now);
         if allowed.count > 0 {
-            preview.batches.push(Batch { at: now, count: allowed.count });
+            let last = created + allowed.count - 1;
+            let per_minute = match rate::rate(rollout, Progress { notified: last, succeeded: last }) {
+                Rate::Unlimited => None,
+                Rate::PerMinute(r) => Some(r),
+            };
+            preview.batches.push(Batch { at: now, count: allowed.count, per_minute });
             state.record(allowed.count, now);
             created += allowed.count;
             // A batch starts a new stretch unless the previous batch's stretch is still open
@@ -113,7 +122,7 @@ mod tests {
     #[test]
     fn no_configs_is_one_batch_now() {
         let p = timeline(&JobConfigs::default(), 10_000, 7).unwrap();
-        assert_eq!(p.batches, [Batch { at: 7, count: 10_000 }]);
+        assert_eq!(p.batches, [Batch { at: 7, count: 10_000, per_minute: None }]);
         assert_eq!(p.windows, [WindowUsed { first_batch: 7, closes: None }]);
         assert_eq!((p.not_created, p.stop), (0, None));
         assert!(timeline(&JobConfigs::default(), 0, 7).unwrap().batches.is_empty());
@@ -123,7 +132,7 @@ mod tests {
     fn a_fixed_rate_is_a_batch_a_minute() {
         let configs = JobConfigs { job_executions_rollout_config: Some(fixed(1000)), ..Default::default() };
         let p = timeline(&configs, 2500, 0).unwrap();
-        let at = |m: i64, count| Batch { at: m * MINUTE, count };
+        let at = |m: i64, count| Batch { at: m * MINUTE, count, per_minute: Some(1000) };
         assert_eq!(p.batches, [at(0, 1000), at(1, 1000), at(2, 500)]);
         assert_eq!(p.windows, [WindowUsed { first_batch: 0, closes: None }], "no windows: one stretch");
     }
@@ -144,6 +153,14 @@ mod tests {
         expected.extend([400, 400, 800, 450]);
         assert_eq!(counts, expected);
         assert!(p.batches.windows(2).all(|b| b[1].at - b[0].at == MINUTE));
+        // Each batch shows the rate that made it: the 20th is the first at 100 a minute, the
+        // last (450 of the remaining) was made at 800, not at the 1000 that 5000 would reach.
+        let rates: Vec<Option<i64>> = p.batches.iter().map(|b| b.per_minute).collect();
+        let mut expected = vec![Some(50); 19];
+        expected.extend([Some(100); 10]);
+        expected.extend([Some(200); 5]);
+        expected.extend([Some(400), Some(400), Some(800), Some(800)]);
+        assert_eq!(rates, expected);
         // Succeeded things, assumed to succeed at once, grow the rate the same way.
         let rollout = exponential(Some(1000), 50, 2.0, RateIncreaseCriteria::NumberOfSucceededThings(1000));
         let configs = JobConfigs { job_executions_rollout_config: Some(rollout), ..Default::default() };
@@ -172,9 +189,9 @@ mod tests {
         let p = timeline(&scheduled(None, None), 2000, at("2026-12-01T09:00")).unwrap();
         assert_eq!(total(&p), 2000);
         assert_eq!(p.batches.len(), 200);
-        assert_eq!(p.batches[0], Batch { at: at("2026-12-05T02:00"), count: 10 });
-        assert_eq!(p.batches[119], Batch { at: at("2026-12-05T03:59"), count: 10 });
-        assert_eq!(p.batches[120], Batch { at: at("2026-12-12T02:00"), count: 10 });
+        assert_eq!(p.batches[0], Batch { at: at("2026-12-05T02:00"), count: 10, per_minute: Some(10) });
+        assert_eq!(p.batches[119], Batch { at: at("2026-12-05T03:59"), count: 10, per_minute: Some(10) });
+        assert_eq!(p.batches[120], Batch { at: at("2026-12-12T02:00"), count: 10, per_minute: Some(10) });
         assert_eq!(p.batches[199].at, at("2026-12-12T03:19"));
         assert_eq!(
             p.windows,

@@ -8,13 +8,17 @@
 //!   MQTT sessions with the real hooks in-process; the binary uses it from there.
 //! - `retained`: retained MQTT messages on disk (`DATA_DIR/retained/`), also in the library.
 //! - `serve`: builds and runs everything; `shutdown`: the stop signal.
+//! - `preview`: `rollout-preview`, a job's rollout timeline from its configs, offline.
 
 mod data_dir;
+mod preview;
 mod serve;
 mod shutdown;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use fleetjobs::{device_plane, retained};
@@ -52,6 +56,12 @@ enum Command {
         #[arg(long, default_value = "./fleetjobs-data")]
         data_dir: PathBuf,
     },
+    /// Print a job's rollout timeline from its create-job configs, offline, before creating it.
+    ///
+    /// The batches of executions (time, count, rate, maintenance window) and when the last is
+    /// created or what stops the rollout, from the configs `aws iot create-job` would send.
+    /// Configs create-job would refuse are refused with its message (exit code 2).
+    RolloutPreview(preview::PreviewArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -94,7 +104,7 @@ pub struct ServeArgs {
     pub max_connections: usize,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -102,11 +112,11 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)),
+        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)).map(|()| ExitCode::SUCCESS),
         Command::Backup { data_dir, dest } => {
             data_dir::backup(&data_dir, &dest)?;
             println!("backed up {} to {}", data_dir.display(), dest.display());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Restore { backup, data_dir } => {
             data_dir::restore(&backup, &data_dir)?;
@@ -116,7 +126,12 @@ fn main() -> anyhow::Result<()> {
                 data_dir.display(),
                 data_dir.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RolloutPreview(args) => {
+            // The verb's one clock read; everything after it is a function of the arguments.
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+            Ok(preview::run(&args, i64::try_from(now)?))
         }
     }
 }
