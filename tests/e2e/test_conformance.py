@@ -253,6 +253,21 @@ class Env:
         self.iot.add_thing_to_thing_group(thingGroupName=self.group(name), thingName=name)
         return {"thingGroupName": name, "thingName": name}
 
+    def thing_type(self, name: str, deprecated: bool = False) -> str:
+        """A thing type with every property set (deprecated if asked), so answers are full."""
+        self.iot.create_thing_type(thingTypeName=name, thingTypeProperties={
+            "thingTypeDescription": "conformance", "searchableAttributes": ["serial"],
+            "mqtt5Configuration": {"propagatingAttributes": [{"userPropertyKey": "iot:serial",
+                                                              "thingAttribute": "serial"}]}})
+        if deprecated:
+            self.iot.deprecate_thing_type(thingTypeName=name)
+        return name
+
+    def typed_thing(self, name: str) -> str:
+        """A thing of a thing type of its own (``name``)."""
+        return self.iot.create_thing(thingName=name, thingTypeName=self.thing_type(name),
+                                     attributePayload={"attributes": {"serial": "42"}})["thingArn"]
+
     def canceled_execution(self, name: str) -> dict:
         job = self.job(name)
         self.iot.cancel_job_execution(**job)
@@ -274,6 +289,7 @@ def world(iot) -> dict:
     jobs = pages("list_jobs", "jobs")
     policies = pages("list_policies", "policies")
     groups = pages("list_thing_groups", "thingGroups")
+    thing_types = pages("list_thing_types", "thingTypes")
     return {
         "things": {t["thingName"]: t for t in things},
         "principals": {t["thingName"]: sorted(pages("list_thing_principals", "principals", thingName=t["thingName"]))
@@ -291,6 +307,8 @@ def world(iot) -> dict:
         "groups": {g["groupName"]: (answer("describe_thing_group", thingGroupName=g["groupName"]),
                                     pages("list_things_in_thing_group", "things", thingGroupName=g["groupName"]))
                    for g in groups},
+        "thing_types": {t["thingTypeName"]: (t, iot.list_tags_for_resource(resourceArn=t["thingTypeArn"])["tags"])
+                        for t in thing_types},
     }
 
 
@@ -350,8 +368,8 @@ CASES = [
     # Things
     Case("CreateThing", lambda e, n: {"thingName": n, "attributePayload": {"attributes": {"color": "red"}}},
          ("thingName", "thingArn", "thingId"), wrong("attributePayload.attributes.color", 5)),
-    Case("DescribeThing", lambda e, n: after(e.thing(n), thingName=n),
-         ("thingName", "thingArn", "thingId", "attributes", "version", "defaultClientId")),
+    Case("DescribeThing", lambda e, n: after(e.typed_thing(n), thingName=n),
+         ("thingName", "thingArn", "thingId", "thingTypeName", "attributes", "version", "defaultClientId")),
     Case("ListThings", lambda e, n: after(e.thing(n)), ("things",), wrong("maxResults", "ten")),
     Case("UpdateThing", lambda e, n: after(e.thing(n), thingName=n, expectedVersion=1,
                                            attributePayload={"attributes": {"size": "L"}, "merge": True}),
@@ -381,6 +399,22 @@ CASES = [
          ("things",), wrong("maxResults", "ten")),
     Case("ListThingGroupsForThing", lambda e, n: {"thingName": e.thing_in_group(n)["thingName"]},
          ("thingGroups",), wrong("maxResults", "ten")),
+    # Thing types
+    Case("CreateThingType", lambda e, n: {"thingTypeName": n,
+                                          "thingTypeProperties": {"thingTypeDescription": "new",
+                                                                  "searchableAttributes": ["serial", "room"]},
+                                          "tags": [{"Key": "team", "Value": "ops"}]},
+         ("thingTypeName", "thingTypeArn", "thingTypeId"), wrong("thingTypeProperties.searchableAttributes", "serial")),
+    Case("DescribeThingType", lambda e, n: {"thingTypeName": e.thing_type(n, deprecated=True)},
+         ("thingTypeName", "thingTypeId", "thingTypeArn", "thingTypeProperties", "thingTypeMetadata")),
+    Case("ListThingTypes", lambda e, n: after(e.thing_type(n, deprecated=True)), ("thingTypes",),
+         wrong("maxResults", "ten")),
+    Case("UpdateThingType", lambda e, n: {"thingTypeName": e.thing_type(n),
+                                          "thingTypeProperties": {"thingTypeDescription": "updated"}},
+         (), wrong("thingTypeProperties.thingTypeDescription", 5)),
+    Case("DeprecateThingType", lambda e, n: {"thingTypeName": e.thing_type(n), "undoDeprecate": False},
+         (), wrong("undoDeprecate", "maybe")),
+    Case("DeleteThingType", lambda e, n: {"thingTypeName": e.thing_type(n, deprecated=True)}),
     # Certificates
     Case("CreateKeysAndCertificate", lambda e, n: {"setAsActive": True},
          ("certificateArn", "certificateId", "certificatePem", "keyPair"), wrong("setAsActive", "maybe")),
@@ -463,6 +497,8 @@ CASES = [
 NOT_MALFORMABLE = {
     "DescribeThing": "only the thingName label",
     "DescribeThingGroup": "only the thingGroupName label",
+    "DescribeThingType": "only the thingTypeName label",
+    "DeleteThingType": "only the thingTypeName label",
     "DescribeCertificate": "only the certificateId label",
     "GetPolicy": "only the policyName label",
     "DeletePolicy": "only the policyName label",

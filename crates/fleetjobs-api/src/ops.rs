@@ -132,6 +132,14 @@ pub static OPERATIONS: &[Operation] = &[
         ("recursive", "recursive", Bool), ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
     op!("ListThingGroupsForThing", "GET", "/things/{thingName}/thing-groups", list_thing_groups_for_thing,
         query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
+    // Thing types
+    op!("CreateThingType", "POST", "/thing-types/{thingTypeName}", create_thing_type),
+    op!("DescribeThingType", "GET", "/thing-types/{thingTypeName}", describe_thing_type),
+    op!("ListThingTypes", "GET", "/thing-types", list_thing_types, query: [
+        ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int), ("thingTypeName", "thingTypeName", Str)]),
+    op!("UpdateThingType", "PATCH", "/thing-types/{thingTypeName}", update_thing_type),
+    op!("DeprecateThingType", "POST", "/thing-types/{thingTypeName}/deprecate", deprecate_thing_type),
+    op!("DeleteThingType", "DELETE", "/thing-types/{thingTypeName}", delete_thing_type),
     // Certificates
     op!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
     op!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),

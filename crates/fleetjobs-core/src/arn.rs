@@ -14,6 +14,7 @@ pub struct ArnScope {
 pub enum ResourceKind {
     Thing,
     ThingGroup,
+    ThingType,
     Job,
     Cert,
     Policy,
@@ -25,6 +26,7 @@ impl ResourceKind {
         match self {
             ResourceKind::Thing => "thing",
             ResourceKind::ThingGroup => "thinggroup",
+            ResourceKind::ThingType => "thingtype",
             ResourceKind::Job => "job",
             ResourceKind::Cert => "cert",
             ResourceKind::Policy => "policy",
@@ -64,6 +66,7 @@ impl ArnScope {
         let kind = [
             ResourceKind::Thing,
             ResourceKind::ThingGroup,
+            ResourceKind::ThingType,
             ResourceKind::Job,
             ResourceKind::Cert,
             ResourceKind::Policy,
@@ -105,5 +108,6 @@ mod tests {
         assert_eq!(s.parse("thing/a", ResourceKind::Thing), None);
         assert_eq!(s.parse("arn:aws:iot:::thing/", ResourceKind::Thing), None);
         assert_eq!(s.parse_any("arn:aws:iot:::thinggroup/g"), Some((ResourceKind::ThingGroup, "g")));
+        assert_eq!(s.parse_any("arn:aws:iot:::thingtype/t"), Some((ResourceKind::ThingType, "t")));
     }
 }

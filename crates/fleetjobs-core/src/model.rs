@@ -238,6 +238,49 @@ pub struct ThingGroup {
     pub created_at: Millis,
 }
 
+/// `Mqtt5Configuration` of a thing type: which thing and connection attributes travel as
+/// MQTT 5 user properties (stored and shown; the broker does not add them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mqtt5Configuration {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub propagating_attributes: Vec<PropagatingAttribute>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropagatingAttribute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_property_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thing_attribute: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_attribute: Option<String>,
+}
+
+/// A thing type: a description, up to three searchable attribute names, and whether it is
+/// deprecated (no new thing may take a deprecated type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingType {
+    pub thing_type_name: String,
+    pub thing_type_id: String,
+    pub thing_type_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searchable_attributes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt5_configuration: Option<Mqtt5Configuration>,
+    #[serde(default)]
+    pub deprecated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation_date: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    pub created_at: Millis,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thing {

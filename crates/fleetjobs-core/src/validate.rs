@@ -33,6 +33,8 @@ static POLICY_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[\w+=,.@-]+"));
 static ATTRIBUTE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#-]+"));
 static ATTRIBUTE_VALUE: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#=\[\]-]*"));
 static GRAPH_OR_SPACE: LazyLock<Regex> = LazyLock::new(|| re(r"(?:[^\p{C}\s]|\x20)*"));
+static USER_PROPERTY_KEY: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9:$.]+"));
+static CONNECTION_ATTRIBUTE: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9:.]+"));
 static CERTIFICATE_ID: LazyLock<Regex> = LazyLock::new(|| re("(0x)?[a-fA-F0-9]+"));
 
 fn violation(value: &str, member: &str, constraint: &str) -> ApiError {
@@ -92,6 +94,30 @@ pub fn thing_group_name(value: &str, member: &str) -> ApiResult<()> {
 /// `thingGroupDescription`: at most 2028 printable characters or spaces.
 pub fn thing_group_description(value: &str) -> ApiResult<()> {
     string(value, "thingGroupProperties.thingGroupDescription", 0, 2028, Some((&GRAPH_OR_SPACE, r"[\p{Graph}\x20]*")))
+}
+
+pub fn thing_type_name(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 128, Some((&THING_NAME, "[a-zA-Z0-9:_-]+")))
+}
+
+/// `thingTypeDescription`: at most 2028 printable characters or spaces.
+pub fn thing_type_description(value: &str) -> ApiResult<()> {
+    string(value, "thingTypeProperties.thingTypeDescription", 0, 2028, Some((&GRAPH_OR_SPACE, r"[\p{Graph}\x20]*")))
+}
+
+/// An `AttributeName` outside an attribute payload (searchable and propagating attributes).
+pub fn attribute_name(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 128, Some((&ATTRIBUTE_NAME, "[a-zA-Z0-9_.,@/:#-]+")))
+}
+
+/// A `PropagatingAttribute`'s `userPropertyKey`.
+pub fn user_property_key(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 128, Some((&USER_PROPERTY_KEY, "[a-zA-Z0-9:$.]+")))
+}
+
+/// A `PropagatingAttribute`'s `connectionAttribute`.
+pub fn connection_attribute(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 128, Some((&CONNECTION_ATTRIBUTE, "[a-zA-Z0-9:.]+")))
 }
 
 pub fn namespace_id(value: &str) -> ApiResult<()> {

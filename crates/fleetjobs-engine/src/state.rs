@@ -15,7 +15,7 @@ use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
 use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
-    ThingGroup,
+    ThingGroup, ThingType,
 };
 use fleetjobs_core::pending::{self, QueueShape, MAX_PENDING_SHOWN};
 use fleetjobs_core::policy::PolicyDocument;
@@ -52,6 +52,7 @@ const ACCESS_KEY: &str = "access_key";
 const THING_GROUP: &str = "thing_group";
 /// Key: group name, newline, thing name.
 const THING_GROUP_MEMBER: &str = "thing_group_member";
+const THING_TYPE: &str = "thing_type";
 
 /// Keys made of several parts join them with a newline (never valid inside any part).
 fn join_key(parts: &[&str]) -> String {
@@ -98,6 +99,7 @@ pub struct State {
     pub group_members: BTreeSet<(String, String)>,
     /// Derived: thing name -> the groups it was added to, the reverse of `group_members`.
     pub thing_memberships: HashMap<String, BTreeSet<String>>,
+    pub thing_types: BTreeMap<String, ThingType>,
     /// Derived: the running timers (IN_PROGRESS executions with an in-progress or step
     /// timeout), by deadline, and each execution's deadline.
     timers: BTreeSet<(Millis, ExecKey)>,
@@ -188,6 +190,10 @@ impl State {
                     let (group, thing) = split2(r)?;
                     s.thing_memberships.entry(thing.clone()).or_default().insert(group.clone());
                     s.group_members.insert((group, thing));
+                }
+                THING_TYPE => {
+                    let t: ThingType = decode(r)?;
+                    s.thing_types.insert(t.thing_type_name.clone(), t);
                 }
                 other => tracing::warn!(kind = other, "ignoring unknown record kind"),
             }
@@ -571,6 +577,16 @@ impl<'a> Txn<'a> {
             }
         }
         self.changes.mutations.push(Mutation::Delete { kind: THING_GROUP_MEMBER, key: join_key(&[group, thing]) });
+    }
+
+    pub fn put_thing_type(&mut self, t: ThingType) {
+        self.changes.mutations.push(put(THING_TYPE, t.thing_type_name.clone(), &t));
+        self.s.thing_types.insert(t.thing_type_name.clone(), t);
+    }
+
+    pub fn delete_thing_type(&mut self, name: &str) {
+        self.s.thing_types.remove(name);
+        self.changes.mutations.push(Mutation::Delete { kind: THING_TYPE, key: name.to_string() });
     }
 
     pub fn put_event_configurations(&mut self, c: EventConfigurations) {

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod policies;
 pub mod tags;
 pub mod thing_groups;
+pub mod thing_types;
 pub mod things;
 
 use serde::{Serialize, Serializer};

@@ -11,6 +11,17 @@ use crate::{validate, ApiError, ApiResult, Millis};
 
 /// A thing without a thing type has at most this many attributes.
 pub const MAX_ATTRIBUTES: usize = 3;
+/// A thing with a thing type has at most this many attributes.
+pub const MAX_TYPED_ATTRIBUTES: usize = 50;
+
+/// How many attributes a thing may have, with a thing type or without.
+pub fn max_attributes(typed: bool) -> usize {
+    if typed {
+        MAX_TYPED_ATTRIBUTES
+    } else {
+        MAX_ATTRIBUTES
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,21 +35,27 @@ pub struct AttributePayload {
 }
 
 impl AttributePayload {
-    fn check(&self) -> ApiResult<()> {
+    /// The names and values; without `merge`, the count too (`typed`: whether the thing will
+    /// have a thing type). A merge's count is known only against the thing's attributes.
+    fn check(&self, typed: bool) -> ApiResult<()> {
         for (name, value) in &self.attributes {
             if !(self.merge && value.is_empty()) {
                 validate::attribute(name, value)?;
             }
         }
-        if !self.merge && self.attributes.len() > MAX_ATTRIBUTES {
-            return Err(too_many_attributes());
+        if !self.merge && self.attributes.len() > max_attributes(typed) {
+            return Err(too_many_attributes(typed));
         }
         Ok(())
     }
 }
 
-pub fn too_many_attributes() -> ApiError {
-    ApiError::invalid(format!("A thing without a thing type can have at most {MAX_ATTRIBUTES} attributes"))
+pub fn too_many_attributes(typed: bool) -> ApiError {
+    if typed {
+        ApiError::invalid(format!("A thing with a thing type can have at most {MAX_TYPED_ATTRIBUTES} attributes"))
+    } else {
+        ApiError::invalid(format!("A thing without a thing type can have at most {MAX_ATTRIBUTES} attributes"))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -53,7 +70,11 @@ pub struct CreateThingRequest {
 impl CreateThingRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
         validate::thing_name(&self.thing_name, "thingName")?;
-        self.attribute_payload.as_ref().map_or(Ok(()), AttributePayload::check)
+        if let Some(t) = &self.thing_type_name {
+            validate::thing_type_name(t, "thingTypeName")?;
+        }
+        let typed = self.thing_type_name.is_some();
+        self.attribute_payload.as_ref().map_or(Ok(()), |p| p.check(typed))
     }
 }
 
@@ -142,7 +163,16 @@ pub struct UpdateThingRequest {
 impl UpdateThingRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
         validate::thing_name(&self.thing_name, "thingName")?;
-        self.attribute_payload.as_ref().map_or(Ok(()), AttributePayload::check)
+        if let Some(t) = &self.thing_type_name {
+            validate::thing_type_name(t, "thingTypeName")?;
+            if self.remove_thing_type {
+                return Err(ApiError::invalid("Cannot set thingTypeName and removeThingType together"));
+            }
+        }
+        // The type the thing keeps is known only against the thing: the engine checks the
+        // final count, here only what no type allows.
+        let typed = !self.remove_thing_type;
+        self.attribute_payload.as_ref().map_or(Ok(()), |p| p.check(typed))
     }
 }
 
@@ -231,11 +261,14 @@ mod tests {
     #[test]
     fn attributes_are_checked_unless_an_empty_value_removes_one() {
         let payload = AttributePayload { attributes: [("k".into(), "".into())].into(), merge: true };
-        assert!(payload.check().is_ok());
+        assert!(payload.check(false).is_ok());
         let payload = AttributePayload { attributes: [("k".into(), "no spaces".into())].into(), merge: true };
-        assert!(payload.check().is_err());
-        let four = (0..4).map(|i| (format!("k{i}"), "v".to_string())).collect();
-        assert!(AttributePayload { attributes: four, merge: false }.check().is_err());
+        assert!(payload.check(false).is_err());
+        let four: BTreeMap<_, _> = (0..4).map(|i| (format!("k{i}"), "v".to_string())).collect();
+        assert!(AttributePayload { attributes: four.clone(), merge: false }.check(false).is_err());
+        assert!(AttributePayload { attributes: four, merge: false }.check(true).is_ok());
+        let many = (0..=MAX_TYPED_ATTRIBUTES).map(|i| (format!("k{i}"), "v".to_string())).collect();
+        assert!(AttributePayload { attributes: many, merge: false }.check(true).is_err());
     }
 
     #[test]

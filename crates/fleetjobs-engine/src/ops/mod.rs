@@ -11,6 +11,7 @@ mod jobs;
 mod policies;
 mod tags;
 mod thing_groups;
+mod thing_types;
 mod things;
 
 #[cfg(test)]
@@ -21,6 +22,8 @@ mod tests_jobs;
 mod tests_registry;
 #[cfg(test)]
 mod tests_tags;
+#[cfg(test)]
+mod tests_thing_types;
 
 use std::collections::BTreeSet;
 

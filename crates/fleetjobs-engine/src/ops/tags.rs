@@ -1,4 +1,5 @@
-//! Resource tags: TagResource, UntagResource, ListTagsForResource, on jobs and thing groups.
+//! Resource tags: TagResource, UntagResource, ListTagsForResource, on jobs, thing groups and
+//! thing types.
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::model::Tag;
@@ -7,6 +8,7 @@ use fleetjobs_core::ops::Empty;
 use fleetjobs_core::{ApiError, ApiResult};
 
 use super::job_not_found;
+use super::thing_types::thing_type_not_found;
 use crate::state::{State, Txn};
 use crate::Engine;
 
@@ -14,6 +16,7 @@ use crate::Engine;
 enum Taggable {
     Job(String),
     ThingGroup(String),
+    ThingType(String),
 }
 
 fn group_not_found(name: &str) -> ApiError {
@@ -26,6 +29,9 @@ impl Taggable {
             Taggable::Job(id) => s.jobs.get(id).map(|j| &j.tags).ok_or_else(|| job_not_found(id)),
             Taggable::ThingGroup(name) => {
                 s.thing_groups.get(name).map(|g| &g.tags).ok_or_else(|| group_not_found(name))
+            }
+            Taggable::ThingType(name) => {
+                s.thing_types.get(name).map(|t| &t.tags).ok_or_else(|| thing_type_not_found(name))
             }
         }
     }
@@ -46,6 +52,12 @@ impl Taggable {
                     txn.put_thing_group(group);
                 }
             }
+            Taggable::ThingType(name) => {
+                if let Some(mut t) = txn.s.thing_types.get(name).cloned() {
+                    t.tags = tags;
+                    txn.put_thing_type(t);
+                }
+            }
         }
     }
 }
@@ -55,6 +67,7 @@ impl Engine {
         match self.config.scope.parse_any(arn) {
             Some((ResourceKind::Job, id)) => Ok(Taggable::Job(id.to_string())),
             Some((ResourceKind::ThingGroup, name)) => Ok(Taggable::ThingGroup(name.to_string())),
+            Some((ResourceKind::ThingType, name)) => Ok(Taggable::ThingType(name.to_string())),
             Some(_) => Err(ApiError::invalid(format!("Tags are not supported on the resource {arn}"))),
             None => Err(ApiError::invalid(format!("Invalid resource ARN: {arn}"))),
         }

@@ -10,6 +10,7 @@ use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
 
 use super::thing_not_found;
+use super::thing_types::usable_type;
 use crate::Engine;
 
 fn version_conflict(name: &str) -> ApiError {
@@ -22,18 +23,21 @@ fn version_conflict(name: &str) -> ApiError {
 impl Engine {
     pub async fn create_thing(&self, r: CreateThingRequest) -> ApiResult<CreateThingResponse> {
         r.check(self.now())?;
-        if let Some(t) = &r.thing_type_name {
-            return Err(ApiError::not_found(format!("Thing type {t} does not exist")));
-        }
         if let Some(b) = &r.billing_group_name {
             return Err(ApiError::not_found(format!("Billing group {b} does not exist")));
         }
         let attributes = r.attribute_payload.map(|p| p.attributes).unwrap_or_default();
+        let thing_type = r.thing_type_name;
         let name = r.thing_name;
         self.write(|txn| {
+            if let Some(t) = &thing_type {
+                // The same thing again may name its type even once deprecated.
+                let current = txn.s.things.get(&name).and_then(|e| e.thing_type_name.as_deref());
+                usable_type(txn.s, t, current)?;
+            }
             if let Some(existing) = txn.s.things.get(&name) {
                 // Creating an identical thing again answers the existing one, as AWS does.
-                if existing.attributes == attributes && existing.thing_type_name.is_none() {
+                if existing.attributes == attributes && existing.thing_type_name == thing_type {
                     return Ok(CreateThingResponse {
                         thing_name: name.clone(),
                         thing_arn: existing.thing_arn.clone(),
@@ -50,7 +54,7 @@ impl Engine {
                 thing_arn: txn.scope.arn(ResourceKind::Thing, &name),
                 thing_id: uuid::Uuid::new_v4().to_string(),
                 thing_name: name.clone(),
-                thing_type_name: None,
+                thing_type_name: thing_type.clone(),
                 billing_group_name: None,
                 attributes: attributes.clone(),
                 version: 1,
@@ -118,9 +122,6 @@ impl Engine {
 
     pub async fn update_thing(&self, r: UpdateThingRequest) -> ApiResult<Empty> {
         r.check(self.now())?;
-        if let Some(t) = &r.thing_type_name {
-            return Err(ApiError::not_found(format!("Thing type {t} does not exist")));
-        }
         let name = &r.thing_name;
         self.write(|txn| {
             let mut t = txn.s.things.get(name).cloned().ok_or_else(|| thing_not_found(name))?;
@@ -139,12 +140,18 @@ impl Engine {
                 } else {
                     t.attributes = payload.attributes.clone();
                 }
-                if t.attributes.len() > MAX_ATTRIBUTES {
-                    return Err(too_many_attributes());
-                }
+            }
+            if let Some(new_type) = &r.thing_type_name {
+                usable_type(txn.s, new_type, t.thing_type_name.as_deref())?;
+                t.thing_type_name = Some(new_type.clone());
             }
             if r.remove_thing_type {
                 t.thing_type_name = None;
+            }
+            // Against the type the thing ends with: removing a type may leave too many.
+            let typed = t.thing_type_name.is_some();
+            if t.attributes.len() > max_attributes(typed) {
+                return Err(too_many_attributes(typed));
             }
             t.version += 1;
             txn.put_thing(t);
