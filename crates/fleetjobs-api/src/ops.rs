@@ -75,8 +75,9 @@ where
     })
 }
 
-/// AWS's wording for a request that does not match the operation's input shape.
-fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+/// AWS's wording for a request that does not match the operation's input shape (also used by
+/// `fleetjobs rollout-preview`, so a config typo reads the same there).
+pub fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
     let inner = e.inner().to_string();
     if let Some(member) = inner.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {

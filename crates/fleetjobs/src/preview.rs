@@ -126,7 +126,8 @@ fn configs(args: &PreviewArgs) -> Result<JobConfigs, String> {
         }
     }
     // Unknown members (jobId, targets, document...) are ignored: only the configs matter here.
-    serde_path_to_error::deserialize(Value::Object(members)).map_err(|e| invalid_request(e).to_string())
+    serde_path_to_error::deserialize(Value::Object(members))
+        .map_err(|e| fleetjobs_api::ops::invalid_request(e).to_string())
 }
 
 /// A parameter's JSON: the text itself, or the contents of `file://PATH`.
@@ -137,18 +138,6 @@ fn parse_json(flag: &str, value: &str) -> Result<Value, String> {
         None => value.to_string(),
     };
     serde_json::from_str(&text).map_err(|e| format!("Error parsing parameter '{flag}': Invalid JSON: {e}"))
-}
-
-/// The wording the API answers a request of the wrong shape with (`fleetjobs-api`'s
-/// `ops::invalid_request`), so a config typo reads the same here and from create-job.
-fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = e.path().to_string();
-    let inner = e.inner().to_string();
-    if let Some(member) = inner.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
-        let member = if path == "." { member.to_string() } else { format!("{path}.{member}") };
-        return ApiError::invalid(format!("Missing required parameter: {member}"));
-    }
-    ApiError::invalid(format!("Invalid type for parameter {path}: {inner}"))
 }
 
 /// The timeline as both renderings show it; `--json` prints it as is.
