@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use fleetjobs_core::job_config::JobConfigs;
 use fleetjobs_core::utc::Civil;
 use fleetjobs_core::validate::date_time;
-use fleetjobs_core::{ApiError, Millis};
+use fleetjobs_core::Millis;
 use fleetjobs_rollout::preview::{self, Preview, Stop};
 use fleetjobs_rollout::MINUTE;
 use serde::Serialize;
