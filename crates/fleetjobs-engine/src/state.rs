@@ -724,6 +724,8 @@ impl<'a> Txn<'a> {
     pub fn cancel_job(&mut self, mut job: Job, force: bool, reason_code: Option<String>, comment: Option<String>) {
         let job_id = job.job_id.clone();
         job.status = JobStatus::Canceled;
+        // A canceled job creates no more executions.
+        job.rollout = None;
         job.force_canceled |= force;
         job.reason_code = reason_code.or(job.reason_code);
         job.comment = comment.or(job.comment);

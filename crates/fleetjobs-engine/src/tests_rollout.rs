@@ -206,6 +206,7 @@ async fn a_scheduled_job_starts_at_its_start_time_and_cancels_at_its_end() {
     }
     let job = h.engine.describe_job(describe("scheduled")).await.unwrap().job;
     assert_eq!(job.status, JobStatus::Canceled, "endBehavior CANCEL at endTime");
+    assert!(!job.is_concurrent && job.job_process_details.processing_targets.is_none(), "the rollout ended");
     assert!(job.comment.as_deref().is_some_and(|c| c.contains("endTime")), "{:?}", job.comment);
     let list = executions(&h, "scheduled").await;
     assert!((39..=41).contains(&list.len()), "one per minute from start to end, not 60: {}", list.len());
