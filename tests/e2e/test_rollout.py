@@ -83,3 +83,22 @@ def test_out_of_range_rollout_settings_are_refused(server, arn_prefix, request, 
         iot.create_job(jobId=job_id, targets=[f"{arn_prefix}:thing/ro-bad"], document="{}", **{member: value})
     assert e.value.response["Error"]["Code"] == "InvalidRequestException", e.value.response
     server.expect_error("ResourceNotFoundException", "describe-job", "--job-id", job_id)
+
+
+def test_a_rollout_continues_after_kill_9(own_server):
+    srv = own_server
+    arns = [srv.aws("create-thing", "--thing-name", f"ro-kill-{i}")["thingArn"] for i in range(3)]
+    srv.aws("create-job", "--job-id", "ro-kill", "--targets", *arns, "--document", "{}",
+            "--job-executions-rollout-config", json.dumps({"maximumPerMinute": 1}))
+    assert describe_job(srv, "ro-kill")["jobProcessDetails"]["numberOfQueuedThings"] == 1
+
+    srv.kill9()
+    srv.start()
+    job = describe_job(srv, "ro-kill")
+    assert job["isConcurrent"] is True, job
+    assert job["jobProcessDetails"]["numberOfQueuedThings"] == 1, "the restart neither lost nor re-spent the minute"
+
+    def second_minute() -> None:
+        assert describe_job(srv, "ro-kill")["jobProcessDetails"]["numberOfQueuedThings"] == 2
+
+    eventually(second_minute, timeout=90.0, interval=1.0)
