@@ -810,8 +810,10 @@ impl<'a> Txn<'a> {
             let Some(job) = self.s.jobs.get(&job_id) else { continue };
             let counts = self.s.counts(&job_id);
             let total: i64 = counts.by_status.iter().sum();
+            // A job still rolling out has targets waiting for their executions: not complete.
             if job.status == JobStatus::InProgress
                 && job.target_selection == TargetSelection::Snapshot
+                && job.rollout.is_none()
                 && total > 0
                 && counts.pending() == 0
             {

@@ -239,3 +239,25 @@ async fn maintenance_windows_hold_the_rollout_until_they_open() {
     h.engine.advance_due_rollouts().await.unwrap();
     assert_eq!(created(&h, "windowed").await, 1, "created when the window opened");
 }
+
+#[tokio::test]
+async fn a_job_is_not_complete_while_its_rollout_still_has_targets() {
+    let h = harness();
+    h.thing("c0").await;
+    h.thing("c1").await;
+    let mut r = job_request("paced", &["c0", "c1"]);
+    r.job_executions_rollout_config = Some(serde_json::from_value(json!({"maximumPerMinute": 1})).unwrap());
+    h.engine.create_job(r).await.unwrap();
+    let first = executions(&h, "paced").await[0].0.clone();
+    device_runs(&h, &first, "paced", "SUCCEEDED").await;
+    assert_eq!(
+        h.engine.describe_job(describe("paced")).await.unwrap().job.status,
+        JobStatus::InProgress,
+        "one target still waits"
+    );
+    h.tick(MINUTE);
+    h.engine.advance_due_rollouts().await.unwrap();
+    let second = executions(&h, "paced").await.into_iter().find(|e| e.0 != first).unwrap().0;
+    device_runs(&h, &second, "paced", "SUCCEEDED").await;
+    assert_eq!(h.engine.describe_job(describe("paced")).await.unwrap().job.status, JobStatus::Completed);
+}
