@@ -253,6 +253,14 @@ class Env:
         self.iot.add_thing_to_thing_group(thingGroupName=self.group(name), thingName=name)
         return {"thingGroupName": name, "thingName": name}
 
+    def dynamic_group(self, name: str) -> str:
+        """A dynamic group with a description and an attribute, matching thing ``name``."""
+        self.thing(name)
+        self.iot.create_dynamic_thing_group(thingGroupName=name, queryString=f"thingName:{name}",
+                                            thingGroupProperties={"thingGroupDescription": "conformance",
+                                                                  "attributePayload": {"attributes": {"site": "lab"}}})
+        return name
+
     def thing_type(self, name: str, deprecated: bool = False) -> str:
         """A thing type with every property set (deprecated if asked), so answers are full."""
         self.iot.create_thing_type(thingTypeName=name, thingTypeProperties={
@@ -399,6 +407,19 @@ CASES = [
          ("things",), wrong("maxResults", "ten")),
     Case("ListThingGroupsForThing", lambda e, n: {"thingName": e.thing_in_group(n)["thingName"]},
          ("thingGroups",), wrong("maxResults", "ten")),
+    # Dynamic thing groups
+    Case("CreateDynamicThingGroup", lambda e, n: after(e.thing(n), thingGroupName=n, queryString=f"thingName:{n}",
+                                                       indexName="AWS_Things", queryVersion="2017-09-30",
+                                                       thingGroupProperties={"thingGroupDescription": "new"},
+                                                       tags=[{"Key": "team", "Value": "ops"}]),
+         ("thingGroupName", "thingGroupArn", "thingGroupId", "indexName", "queryString", "queryVersion"),
+         missing("queryString")),
+    Case("UpdateDynamicThingGroup", lambda e, n: {"thingGroupName": e.dynamic_group(n), "expectedVersion": 1,
+                                                  "queryString": "attributes.color:red",
+                                                  "thingGroupProperties": {"thingGroupDescription": "updated"}},
+         ("version",), missing("thingGroupProperties")),
+    Case("DeleteDynamicThingGroup", lambda e, n: {"thingGroupName": e.dynamic_group(n), "expectedVersion": 1},
+         (), wrong("expectedVersion", "one")),
     # Thing types
     Case("CreateThingType", lambda e, n: {"thingTypeName": n,
                                           "thingTypeProperties": {"thingTypeDescription": "new",
@@ -610,6 +631,17 @@ def test_valid_request_matches_output_shape(env, case):
     errors = shape_errors(operation.output_shape, parsed, raw)
     errors += [f"{m}: missing or empty in a populated answer" for m in case.present if not parsed.get(m)]
     assert not errors, f"{case.op} answered {body.decode()}\n" + "\n".join(errors)
+
+
+def test_describe_of_a_dynamic_group_matches_output_shape(env):
+    """DescribeThingGroup's dynamic members (indexName, queryString, queryVersion, status)."""
+    name = env.dynamic_group("conf-describe-dynamic")
+    parsed = env.iot.describe_thing_group(thingGroupName=name)
+    _, status, body = env.strict_calls.last
+    assert status == 200, body
+    errors = shape_errors(MODEL.operation_model("DescribeThingGroup").output_shape, parsed, raw_json(body))
+    errors += [f"{m}: missing" for m in ("indexName", "queryString", "queryVersion", "status") if not parsed.get(m)]
+    assert not errors, f"DescribeThingGroup answered {body.decode()}\n" + "\n".join(errors)
 
 
 @pytest.mark.parametrize("case", params("malformed"))

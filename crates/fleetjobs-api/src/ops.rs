@@ -133,6 +133,11 @@ pub static OPERATIONS: &[Operation] = &[
         ("recursive", "recursive", Bool), ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
     op!("ListThingGroupsForThing", "GET", "/things/{thingName}/thing-groups", list_thing_groups_for_thing,
         query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
+    // Dynamic thing groups
+    op!("CreateDynamicThingGroup", "POST", "/dynamic-thing-groups/{thingGroupName}", create_dynamic_thing_group),
+    op!("UpdateDynamicThingGroup", "PATCH", "/dynamic-thing-groups/{thingGroupName}", update_dynamic_thing_group),
+    op!("DeleteDynamicThingGroup", "DELETE", "/dynamic-thing-groups/{thingGroupName}", delete_dynamic_thing_group,
+        query: [("expectedVersion", "expectedVersion", Int)]),
     // Thing types
     op!("CreateThingType", "POST", "/thing-types/{thingTypeName}", create_thing_type),
     op!("DescribeThingType", "GET", "/thing-types/{thingTypeName}", describe_thing_type),

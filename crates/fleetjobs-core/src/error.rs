@@ -22,6 +22,7 @@ pub enum ErrorCode {
     DeleteConflict,
     CertificateState,
     VersionsLimitExceeded,
+    InvalidQuery,
     // Authentication (API gateway), all 403.
     MissingAuthenticationToken,
     IncompleteSignature,
@@ -51,6 +52,7 @@ impl ErrorCode {
             DeleteConflict => "DeleteConflictException",
             CertificateState => "CertificateStateException",
             VersionsLimitExceeded => "VersionsLimitExceededException",
+            InvalidQuery => "InvalidQueryException",
             MissingAuthenticationToken => "MissingAuthenticationTokenException",
             IncompleteSignature => "IncompleteSignatureException",
             InvalidSignature => "InvalidSignatureException",
@@ -63,7 +65,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidRequest | Throttling | MalformedPolicy => 400,
+            InvalidRequest | Throttling | MalformedPolicy | InvalidQuery => 400,
             CertificateState => 406,
             Unauthorized => 401,
             ResourceNotFound | UnknownOperation => 404,

@@ -14,6 +14,7 @@
 //! - [`events`]: `$aws/events/job/...` and `$aws/events/jobExecution/...` payloads.
 //! - [`topics`]: parsing `$aws/things/{thing}/jobs/...` request topics.
 //! - [`policy`]: AWS IoT policy documents and their evaluation.
+//! - [`fleet_query`]: the fleet-indexing query language of dynamic thing groups.
 //! - [`ops`]: the request and response type of every control-plane operation.
 //! - [`arn`]: ARN formatting and parsing.
 
@@ -22,6 +23,7 @@ pub mod cron;
 pub mod error;
 pub mod events;
 pub mod execution;
+pub mod fleet_query;
 pub mod job_config;
 pub mod model;
 pub mod ops;

@@ -218,7 +218,7 @@ impl JobExecution {
     }
 }
 
-/// A static thing group. Its parent is fixed at creation (AWS has no way to move a group),
+/// A thing group, static or dynamic. Its parent is fixed at creation (AWS has no way to move a group),
 /// so the hierarchy only grows at the leaves and shrinks from them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -236,6 +236,20 @@ pub struct ThingGroup {
     pub tags: Option<Vec<Tag>>,
     pub version: i64,
     pub created_at: Millis,
+    /// A dynamic group's query (its members are those things it matches, derived, never
+    /// stored); `None` for a static group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_version: Option<String>,
+}
+
+impl ThingGroup {
+    pub fn is_dynamic(&self) -> bool {
+        self.query_string.is_some()
+    }
 }
 
 /// `Mqtt5Configuration` of a thing type: which thing and connection attributes travel as

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
 use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
+use fleetjobs_core::fleet_query::{Query, ThingView};
 use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
     ThingGroup, ThingType,
@@ -99,6 +100,12 @@ pub struct State {
     pub group_members: BTreeSet<(String, String)>,
     /// Derived: thing name -> the groups it was added to, the reverse of `group_members`.
     pub thing_memberships: HashMap<String, BTreeSet<String>>,
+    /// Derived: each dynamic group's parsed query (the stored record keeps its text).
+    pub queries: HashMap<String, Arc<Query>>,
+    /// Derived: (dynamic group name, thing name) for every thing its query matches now.
+    pub dynamic_members: BTreeSet<(String, String)>,
+    /// Derived: thing name -> the dynamic groups it matches, the reverse of `dynamic_members`.
+    pub thing_dynamic: HashMap<String, BTreeSet<String>>,
     pub thing_types: BTreeMap<String, ThingType>,
     /// Derived: the running timers (IN_PROGRESS executions with an in-progress or step
     /// timeout), by deadline, and each execution's deadline.
@@ -184,6 +191,18 @@ impl State {
                     if let Some(parent) = &g.parent_group_name {
                         s.group_children.entry(parent.clone()).or_default().insert(g.thing_group_name.clone());
                     }
+                    if let Some(q) = &g.query_string {
+                        match fleetjobs_core::fleet_query::parse(q) {
+                            Ok(query) => {
+                                s.queries.insert(g.thing_group_name.clone(), Arc::new(query));
+                            }
+                            // Accepted when created: a later, stricter parser must not keep
+                            // the server from starting. The group matches nothing.
+                            Err(e) => {
+                                tracing::warn!(group = %g.thing_group_name, error = %e, "dynamic group query no longer parses")
+                            }
+                        }
+                    }
                     s.thing_groups.insert(g.thing_group_name.clone(), g);
                 }
                 THING_GROUP_MEMBER => {
@@ -200,6 +219,11 @@ impl State {
         }
         if s.events.is_none() {
             s.events = Some(EventConfigurations::fleetjobs_default(now));
+        }
+        // Dynamic memberships are derived from the stored queries and things.
+        let things: Vec<String> = s.things.keys().cloned().collect();
+        for thing in things {
+            s.reevaluate_dynamic(&thing);
         }
         // Timers are derived from the stored executions and their jobs' configs, so every
         // deadline continues after a restart (an overdue one fires at once, and only once:
@@ -362,9 +386,55 @@ impl State {
         self.group_members.range(lo..).take_while(move |(g, _)| *g == group).map(|(_, t)| t.as_str())
     }
 
+    /// The things a dynamic group's query matches now.
+    pub fn dynamic_members_of<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let lo = (group.to_string(), String::new());
+        let group = group.to_string();
+        self.dynamic_members.range(lo..).take_while(move |(g, _)| *g == group).map(|(_, t)| t.as_str())
+    }
+
+    /// The dynamic groups whose query matches the thing now.
+    pub fn dynamic_groups_of<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.thing_dynamic.get(thing).into_iter().flatten().map(String::as_str)
+    }
+
+    /// What a query sees of a thing: its registry fields and the static groups it was added to.
+    pub fn thing_view<'a>(&'a self, thing: &'a Thing) -> ThingView<'a> {
+        ThingView {
+            name: &thing.thing_name,
+            thing_type: thing.thing_type_name.as_deref(),
+            attributes: &thing.attributes,
+            group_names: self.groups_of_thing(&thing.thing_name).collect(),
+        }
+    }
+
+    /// Bring the dynamic membership index of one thing in line with the queries (a thing that
+    /// is gone matches none). Memory only: memberships are derived, never stored.
+    pub fn reevaluate_dynamic(&mut self, thing: &str) {
+        let now: BTreeSet<String> = match self.things.get(thing) {
+            Some(t) => {
+                let view = self.thing_view(t);
+                self.queries.iter().filter(|(_, q)| q.matches(&view)).map(|(g, _)| g.clone()).collect()
+            }
+            None => BTreeSet::new(),
+        };
+        let before = self.thing_dynamic.remove(thing).unwrap_or_default();
+        for g in before.difference(&now) {
+            self.dynamic_members.remove(&(g.clone(), thing.to_string()));
+        }
+        for g in now.difference(&before) {
+            self.dynamic_members.insert((g.clone(), thing.to_string()));
+        }
+        if !now.is_empty() {
+            self.thing_dynamic.insert(thing.to_string(), now);
+        }
+    }
+
     /// The things of `group`, and with `recursive` those of every descendant group too, once.
+    /// A dynamic group's things are those its query matches.
     pub fn things_in_group(&self, group: &str, recursive: bool) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.members_of_group(group).map(str::to_string).collect();
+        out.extend(self.dynamic_members_of(group).map(str::to_string));
         if recursive {
             for g in self.descendants(group) {
                 out.extend(self.members_of_group(&g).map(str::to_string));
@@ -379,9 +449,9 @@ impl State {
     }
 
     /// Every group whose target covers the thing: the groups it was added to and their
-    /// ancestors.
+    /// ancestors, and the dynamic groups it matches (which have neither parent nor child).
     pub fn covering_groups(&self, thing: &str) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
+        let mut out: BTreeSet<String> = self.dynamic_groups_of(thing).map(str::to_string).collect();
         for g in self.groups_of_thing(thing) {
             out.insert(g.to_string());
             out.extend(self.ancestors(g).into_iter().map(|a| a.thing_group_name.clone()));
@@ -542,6 +612,15 @@ impl<'a> Txn<'a> {
         }
         self.changes.mutations.push(put(THING_GROUP, g.thing_group_name.clone(), &g));
         self.s.thing_groups.insert(g.thing_group_name.clone(), g);
+    }
+
+    /// Install (or replace, or with `None` drop) a dynamic group's parsed query. Members are
+    /// not touched: the caller re-evaluates the things (see `follow_membership`).
+    pub fn set_query(&mut self, group: &str, query: Option<Query>) {
+        match query {
+            Some(q) => self.s.queries.insert(group.to_string(), Arc::new(q)),
+            None => self.s.queries.remove(group),
+        };
     }
 
     /// Delete a group (without children: the caller checks) and the index entries naming it.

@@ -29,7 +29,7 @@ pub struct ThingGroupProperties {
 }
 
 impl ThingGroupProperties {
-    fn check(&self) -> ApiResult<()> {
+    pub fn check(&self) -> ApiResult<()> {
         if let Some(d) = &self.thing_group_description {
             validate::thing_group_description(d)?;
         }
@@ -157,6 +157,17 @@ pub struct DescribeThingGroupResponse {
     pub version: i64,
     pub thing_group_properties: ThingGroupPropertiesOut,
     pub thing_group_metadata: ThingGroupMetadata,
+    /// Dynamic groups only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_version: Option<String>,
+    /// `ACTIVE` for a dynamic group: its membership is evaluated as things change, never
+    /// built in the background.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -235,7 +246,8 @@ pub struct ThingGroupMemberRequest {
     pub thing_group_arn: Option<String>,
     pub thing_name: Option<String>,
     pub thing_arn: Option<String>,
-    /// Dynamic groups do not exist here: accepted and without effect.
+    /// AWS's way to add a thing to a static group beyond the per-thing limit by dropping it
+    /// from dynamic groups; dynamic membership follows the query here, so it has no effect.
     #[serde(default)]
     pub override_dynamic_groups: bool,
 }

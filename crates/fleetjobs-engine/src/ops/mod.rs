@@ -4,6 +4,7 @@
 //! operations share lives here, below them.
 
 mod certificates;
+mod dynamic_groups;
 mod endpoint;
 mod event_configurations;
 mod executions;
@@ -14,6 +15,8 @@ mod thing_groups;
 mod thing_types;
 mod things;
 
+#[cfg(test)]
+mod tests_dynamic_groups;
 #[cfg(test)]
 mod tests_groups;
 #[cfg(test)]

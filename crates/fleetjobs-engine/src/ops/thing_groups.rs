@@ -12,6 +12,7 @@ use fleetjobs_core::ops::thing_groups::*;
 use fleetjobs_core::ops::{page, Empty, Timestamp};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
 
+use super::dynamic_groups::delete_dynamic;
 use super::{queue_executions, thing_not_found};
 use crate::state::{State, Txn};
 use crate::Engine;
@@ -25,6 +26,11 @@ fn version_conflict(name: &str) -> ApiError {
         ErrorCode::VersionConflict,
         format!("The version for thing group {name} does not match the expected version."),
     )
+}
+
+/// What static groups allow and dynamic groups refuse (their members follow the query).
+pub(crate) fn dynamic_not_allowed(group: &str, what: &str) -> ApiError {
+    ApiError::invalid(format!("Thing group {group} is a dynamic thing group and cannot {what}"))
 }
 
 fn too_many_groups(thing: &str) -> ApiError {
@@ -43,7 +49,11 @@ impl Engine {
                 .ok_or_else(|| ApiError::invalid(format!("Invalid thingGroupArn: {arn}")))?,
             (None, None) => return Err(ApiError::invalid("Either thingGroupName or thingGroupArn is required")),
         };
-        s.thing_groups.get(name).ok_or_else(|| group_not_found(name))
+        let g = s.thing_groups.get(name).ok_or_else(|| group_not_found(name))?;
+        if g.is_dynamic() {
+            return Err(dynamic_not_allowed(name, "have things added or removed"));
+        }
+        Ok(g)
     }
 
     /// The thing of a member request, by name or ARN; it must exist.
@@ -82,7 +92,8 @@ impl Engine {
                         )));
                     }
                 }
-                if existing.parent_group_name == r.parent_group_name
+                if !existing.is_dynamic()
+                    && existing.parent_group_name == r.parent_group_name
                     && existing.description == description
                     && existing.attributes == attributes
                 {
@@ -99,8 +110,10 @@ impl Engine {
                 ));
             }
             if let Some(parent) = &r.parent_group_name {
-                if !txn.s.thing_groups.contains_key(parent) {
-                    return Err(group_not_found(parent));
+                match txn.s.thing_groups.get(parent) {
+                    None => return Err(group_not_found(parent)),
+                    Some(p) if p.is_dynamic() => return Err(dynamic_not_allowed(parent, "be a parent group")),
+                    Some(_) => {}
                 }
                 // The parent's ancestors, the parent, and the new group.
                 if txn.s.ancestors(parent).len() + 2 > MAX_DEPTH {
@@ -119,6 +132,9 @@ impl Engine {
                 tags: r.tags.clone(),
                 version: 1,
                 created_at: txn.now,
+                query_string: None,
+                index_name: None,
+                query_version: None,
             };
             let out = CreateThingGroupResponse {
                 thing_group_name: group.thing_group_name.clone(),
@@ -149,6 +165,10 @@ impl Engine {
                     root_to_parent_thing_groups: root_to_parent,
                     creation_date: Timestamp(g.created_at),
                 },
+                index_name: g.index_name.clone(),
+                query_string: g.query_string.clone(),
+                query_version: g.query_version.clone(),
+                status: g.is_dynamic().then(|| "ACTIVE".to_string()),
             })
         })
         .await
@@ -231,6 +251,9 @@ impl Engine {
                     "Cannot delete thing group : {name} when there are still child groups attached to it"
                 )));
             }
+            if g.is_dynamic() {
+                return Ok(delete_dynamic(txn, name));
+            }
             let members: Vec<String> = txn.s.members_of_group(name).map(str::to_string).collect();
             for thing in members {
                 let before = txn.s.covering_groups(&thing);
@@ -303,8 +326,10 @@ impl Engine {
             if !s.things.contains_key(&r.thing_name) {
                 return Err(thing_not_found(&r.thing_name));
             }
+            let names: BTreeSet<&str> =
+                s.groups_of_thing(&r.thing_name).chain(s.dynamic_groups_of(&r.thing_name)).collect();
             let items: Vec<GroupNameAndArn> =
-                s.groups_of_thing(&r.thing_name).filter_map(|g| s.thing_groups.get(g)).map(Into::into).collect();
+                names.into_iter().filter_map(|g| s.thing_groups.get(g)).map(Into::into).collect();
             let (thing_groups, next_token) = page(items, r.next_token.as_deref(), r.max_results, 50)?;
             Ok(ListThingGroupsForThingResponse { thing_groups, next_token })
         })
@@ -319,8 +344,10 @@ impl Engine {
                 return Err(thing_not_found(&thing));
             }
             for g in r.thing_groups_to_add.iter().chain(&r.thing_groups_to_remove) {
-                if !txn.s.thing_groups.contains_key(g) {
-                    return Err(group_not_found(g));
+                match txn.s.thing_groups.get(g) {
+                    None => return Err(group_not_found(g)),
+                    Some(d) if d.is_dynamic() => return Err(dynamic_not_allowed(g, "have things added or removed")),
+                    Some(_) => {}
                 }
             }
             // Everything is checked against the final memberships before anything changes.
@@ -347,12 +374,14 @@ impl Engine {
     }
 }
 
-/// After a thing's memberships changed (`before`: the groups that covered it then, see
-/// `State::covering_groups`): every CONTINUOUS, IN_PROGRESS job whose group targets now reach
+/// After a thing changed (`before`: the groups that covered it then, see
+/// `State::covering_groups`), first re-evaluate which dynamic groups it matches (its
+/// attributes, type, static groups or the queries may have changed), then: every CONTINUOUS, IN_PROGRESS job whose group targets now reach
 /// the thing and did not before queues an execution for it (a fresh one, unless one is still
 /// pending); every such job that reached it through groups only and no longer does marks its
 /// QUEUED execution REMOVED. A thing targeted directly stays covered whatever its groups.
 pub(crate) fn follow_membership(txn: &mut Txn<'_>, thing: &str, before: &BTreeSet<String>) {
+    txn.s.reevaluate_dynamic(thing);
     let after = txn.s.covering_groups(thing);
     if after == *before {
         return;

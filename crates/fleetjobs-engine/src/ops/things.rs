@@ -9,6 +9,7 @@ use fleetjobs_core::ops::things::*;
 use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
 
+use super::thing_groups::follow_membership;
 use super::thing_not_found;
 use super::thing_types::usable_type;
 use crate::Engine;
@@ -65,7 +66,10 @@ impl Engine {
                 thing_arn: thing.thing_arn.clone(),
                 thing_id: thing.thing_id.clone(),
             };
+            let before = txn.s.covering_groups(&name);
             txn.put_thing(thing);
+            // A new thing may match dynamic groups, and so join their CONTINUOUS jobs.
+            follow_membership(txn, &name, &before);
             Ok(out)
         })
         .await
@@ -154,7 +158,10 @@ impl Engine {
                 return Err(too_many_attributes(typed));
             }
             t.version += 1;
+            let before = txn.s.covering_groups(name);
             txn.put_thing(t);
+            // New attributes or type may make it join or leave dynamic groups.
+            follow_membership(txn, name, &before);
             Ok(Empty {})
         })
         .await
@@ -185,6 +192,7 @@ impl Engine {
                 txn.remove_thing_from_group(&g, name);
             }
             txn.delete_thing(name);
+            txn.s.reevaluate_dynamic(name);
             Ok(Empty {})
         })
         .await
