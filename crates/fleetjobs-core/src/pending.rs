@@ -12,6 +12,20 @@ use crate::model::{JobExecution, JobExecutionStatus};
 /// How many pending executions `jobs/get` and `jobs/notify` show.
 pub const MAX_PENDING_SHOWN: usize = 10;
 
+/// How many they show when one of them belongs to a job with a `schedulingConfig` (AWS raises
+/// the cap for scheduled jobs and maintenance windows).
+pub const MAX_PENDING_SHOWN_SCHEDULED: usize = 15;
+
+/// How many of a thing's pending executions are shown, given whether any of them belongs to a
+/// scheduled job.
+pub fn shown(any_scheduled: bool) -> usize {
+    if any_scheduled {
+        MAX_PENDING_SHOWN_SCHEDULED
+    } else {
+        MAX_PENDING_SHOWN
+    }
+}
+
 /// Identity of an execution: (jobId, executionNumber).
 pub type ExecutionKey = (String, i64);
 

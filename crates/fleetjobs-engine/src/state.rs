@@ -18,7 +18,7 @@ use fleetjobs_core::model::{
     Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
     ThingGroup, ThingType,
 };
-use fleetjobs_core::pending::{self, QueueShape, MAX_PENDING_SHOWN};
+use fleetjobs_core::pending::{self, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
 use fleetjobs_core::Millis;
 use fleetjobs_store::{Mutation, Record, StoreError};
@@ -295,6 +295,14 @@ impl State {
             .into_iter()
             .flatten()
             .filter_map(move |(job, n)| self.executions.get(&(job.clone(), thing.clone(), *n)))
+    }
+
+    /// The part of a thing's pending executions that `jobs/get` and `jobs/notify` show: 10, or
+    /// 15 when one of them belongs to a scheduled job.
+    pub fn shown<'p, 'e>(&self, pending: &'p [&'e JobExecution]) -> &'p [&'e JobExecution] {
+        let scheduled =
+            pending.iter().any(|e| self.jobs.get(&e.job_id).is_some_and(|j| j.configs.scheduling_config.is_some()));
+        &pending[..pending.len().min(pending::shown(scheduled))]
     }
 
     /// The thing's pending executions in `$next` order.
@@ -870,7 +878,7 @@ impl<'a> Txn<'a> {
             }
             let pending = self.s.pending_of_thing(&thing);
             if n.notify {
-                let shown = pending.iter().take(MAX_PENDING_SHOWN).map(|e| (*e).clone()).collect();
+                let shown = self.s.shown(&pending).iter().map(|e| (*e).clone()).collect();
                 let thing = thing.clone();
                 self.changes.notifications.push(Notification::Notify { thing, pending: shown, at: now });
             }

@@ -261,3 +261,23 @@ async fn a_job_is_not_complete_while_its_rollout_still_has_targets() {
     device_runs(&h, &second, "paced", "SUCCEEDED").await;
     assert_eq!(h.engine.describe_job(describe("paced")).await.unwrap().job.status, JobStatus::Completed);
 }
+
+#[tokio::test]
+async fn a_scheduled_job_raises_the_pending_list_cap_from_10_to_15() {
+    let h = harness();
+    h.thing("busy").await;
+    for i in 0..12 {
+        h.engine.create_job(job_request(&format!("plain-{i:02}"), &["busy"])).await.unwrap();
+    }
+    let (_, pending) = h.mqtt("$aws/things/busy/jobs/get", json!({})).await;
+    assert_eq!(pending["queuedJobs"].as_array().unwrap().len(), 10);
+
+    let start = at_minute(&h, 31);
+    let mut r = job_request("scheduled", &["busy"]);
+    r.scheduling_config = Some(serde_json::from_value(json!({"startTime": minute_text(start)})).unwrap());
+    h.engine.create_job(r).await.unwrap();
+    h.tick(start - h.clock.load(std::sync::atomic::Ordering::SeqCst));
+    h.engine.advance_due_rollouts().await.unwrap();
+    let (_, pending) = h.mqtt("$aws/things/busy/jobs/get", json!({})).await;
+    assert_eq!(pending["queuedJobs"].as_array().unwrap().len(), 13, "all 13 within the scheduled cap of 15");
+}

@@ -7,7 +7,6 @@ mod payload;
 
 use fleetjobs_core::execution::{self, DeviceUpdate};
 use fleetjobs_core::model::{CertificateStatus, JobExecution, StatusDetails};
-use fleetjobs_core::pending::MAX_PENDING_SHOWN;
 use fleetjobs_core::policy::{self, IotAction, PolicyContext};
 use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
 use fleetjobs_core::validate::{self, SentStatusDetails};
@@ -211,8 +210,7 @@ impl Engine {
 
     async fn mqtt_get_pending(&self, thing: &str) -> Result<Answer, Rejected> {
         self.read(|s| {
-            let pending: Vec<JobExecution> =
-                s.pending_of_thing(thing).into_iter().take(MAX_PENDING_SHOWN).cloned().collect();
+            let pending: Vec<JobExecution> = s.shown(&s.pending_of_thing(thing)).iter().map(|e| (*e).clone()).collect();
             Ok(Answer::pending(&pending))
         })
         .await

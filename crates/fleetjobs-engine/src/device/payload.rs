@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use fleetjobs_core::execution;
 use fleetjobs_core::model::{JobExecution, JobExecutionStatus, StatusDetails};
-use fleetjobs_core::pending::MAX_PENDING_SHOWN;
 use fleetjobs_core::validate::{self, SentStatusDetails};
 use fleetjobs_core::Millis;
 use serde::de::{self, Deserializer};
@@ -203,9 +202,10 @@ impl From<&JobExecution> for ExecutionState {
     }
 }
 
-/// The pending executions shown, by status, at most [`MAX_PENDING_SHOWN`] in `$next` order.
+/// The pending executions of one status, in `$next` order (the engine has cut the list to what
+/// is shown).
 fn shown<'a>(pending: &'a [JobExecution], status: JobExecutionStatus) -> impl Iterator<Item = ExecutionSummary> + 'a {
-    pending.iter().take(MAX_PENDING_SHOWN).filter(move |e| e.status == status).map(ExecutionSummary::from)
+    pending.iter().filter(move |e| e.status == status).map(ExecutionSummary::from)
 }
 
 /// What an accepted request answers, before `timestamp` and `clientToken`.
