@@ -199,6 +199,16 @@ pub static OPERATIONS: &[Operation] = &[
     op!("CancelJobExecution", "PUT", "/things/{thingName}/jobs/{jobId}/cancel", cancel_job_execution, query: [("force", "force", Bool)]),
     op!("DeleteJobExecution", "DELETE", "/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}", delete_job_execution, labels: [("executionNumber", Int)],
         query: [("force", "force", Bool), ("namespaceId", "namespaceId", Str)]),
+    // Job templates
+    op!("CreateJobTemplate", "PUT", "/job-templates/{jobTemplateId}", create_job_template),
+    op!("DescribeJobTemplate", "GET", "/job-templates/{jobTemplateId}", describe_job_template),
+    op!("ListJobTemplates", "GET", "/job-templates", list_job_templates,
+        query: [("maxResults", "maxResults", Int), ("nextToken", "nextToken", Str)]),
+    op!("DeleteJobTemplate", "DELETE", "/job-templates/{jobTemplateId}", delete_job_template),
+    op!("ListManagedJobTemplates", "GET", "/managed-job-templates", list_managed_job_templates, query: [
+        ("templateName", "templateName", Str), ("maxResults", "maxResults", Int), ("nextToken", "nextToken", Str)]),
+    op!("DescribeManagedJobTemplate", "GET", "/managed-job-templates/{templateName}", describe_managed_job_template,
+        query: [("templateVersion", "templateVersion", Str)]),
     // Tags
     op!("TagResource", "POST", "/tags", tag_resource),
     op!("UntagResource", "POST", "/untag", untag_resource),

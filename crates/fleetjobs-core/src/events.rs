@@ -235,6 +235,7 @@ mod tests {
             destination_package_versions: None,
             tags: None,
             configs: JobConfigs::default(),
+            document_before_substitution: None,
             rollout: None,
         }
     }

@@ -139,10 +139,33 @@ pub struct Job {
     pub tags: Option<Vec<Tag>>,
     #[serde(default)]
     pub configs: JobConfigs,
+    /// The document as the managed template had it, before `documentParameters` were
+    /// substituted into it (GetJobDocument `beforeSubstitution`); `None` when nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_before_substitution: Option<String>,
     /// While the job still has targets to give executions to (a rollout rate, a schedule or
     /// maintenance windows hold them back): where the rollout stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+}
+
+/// A custom job template: a document and configs that CreateJob copies (`jobTemplateArn`).
+/// Its `configs` never carry a schedule: only `schedulingConfig.maintenanceWindows`, which
+/// the API calls `maintenanceWindows` on a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTemplate {
+    pub job_template_id: String,
+    pub job_template_arn: String,
+    pub description: String,
+    pub document: String,
+    pub created_at: Millis,
+    #[serde(default)]
+    pub configs: JobConfigs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_package_versions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
 }
 
 /// A job's rollout in progress, stored with the job so that a restart continues it: the

@@ -15,8 +15,8 @@ use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
 use fleetjobs_core::fleet_query::{Query, ThingView};
 use fleetjobs_core::model::{
-    Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, Policy, TargetSelection, Thing,
-    ThingGroup, ThingType,
+    Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, JobTemplate, Policy,
+    TargetSelection, Thing, ThingGroup, ThingType,
 };
 use fleetjobs_core::pending::{self, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
@@ -54,6 +54,7 @@ const THING_GROUP: &str = "thing_group";
 /// Key: group name, newline, thing name.
 const THING_GROUP_MEMBER: &str = "thing_group_member";
 const THING_TYPE: &str = "thing_type";
+const JOB_TEMPLATE: &str = "job_template";
 
 /// Keys made of several parts join them with a newline (never valid inside any part).
 fn join_key(parts: &[&str]) -> String {
@@ -107,6 +108,7 @@ pub struct State {
     /// Derived: thing name -> the dynamic groups it matches, the reverse of `dynamic_members`.
     pub thing_dynamic: HashMap<String, BTreeSet<String>>,
     pub thing_types: BTreeMap<String, ThingType>,
+    pub job_templates: BTreeMap<String, JobTemplate>,
     /// Derived: the running timers (IN_PROGRESS executions with an in-progress or step
     /// timeout), by deadline, and each execution's deadline.
     timers: BTreeSet<(Millis, ExecKey)>,
@@ -213,6 +215,10 @@ impl State {
                 THING_TYPE => {
                     let t: ThingType = decode(r)?;
                     s.thing_types.insert(t.thing_type_name.clone(), t);
+                }
+                JOB_TEMPLATE => {
+                    let t: JobTemplate = decode(r)?;
+                    s.job_templates.insert(t.job_template_id.clone(), t);
                 }
                 other => tracing::warn!(kind = other, "ignoring unknown record kind"),
             }
@@ -674,6 +680,16 @@ impl<'a> Txn<'a> {
     pub fn delete_thing_type(&mut self, name: &str) {
         self.s.thing_types.remove(name);
         self.changes.mutations.push(Mutation::Delete { kind: THING_TYPE, key: name.to_string() });
+    }
+
+    pub fn put_job_template(&mut self, t: JobTemplate) {
+        self.changes.mutations.push(put(JOB_TEMPLATE, t.job_template_id.clone(), &t));
+        self.s.job_templates.insert(t.job_template_id.clone(), t);
+    }
+
+    pub fn delete_job_template(&mut self, id: &str) {
+        self.s.job_templates.remove(id);
+        self.changes.mutations.push(Mutation::Delete { kind: JOB_TEMPLATE, key: id.to_string() });
     }
 
     pub fn put_event_configurations(&mut self, c: EventConfigurations) {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::job_templates::{check_arn, check_document_parameters, check_package_versions};
 use super::tags::{check_tag, MAX_TAGS};
 use super::{check_max_results, Timestamp};
 use crate::events::ExecutionCounts;
@@ -56,25 +57,35 @@ impl CreateJobRequest {
         if let Some(ns) = &self.namespace_id {
             validate::namespace_id(ns)?;
         }
-        if self.job_template_arn.is_some() {
-            return Err(ApiError::invalid("Job templates are not supported by this server yet"));
+        match &self.job_template_arn {
+            // The template supplies the document: the request must not bring one too.
+            Some(arn) => {
+                check_arn(arn, "jobTemplateArn")?;
+                if self.document.is_some() || self.document_source.is_some() {
+                    return Err(ApiError::invalid(
+                        "Specify either document, documentSource or jobTemplateArn, not several",
+                    ));
+                }
+            }
+            None => {
+                if self.document_parameters.is_some() {
+                    return Err(ApiError::invalid(
+                        "documentParameters can only be used with an AWS managed job template",
+                    ));
+                }
+                validate::job_document(self.inline_document()?)?;
+            }
         }
-        if self.document_parameters.is_some() {
-            return Err(ApiError::invalid("documentParameters can only be used with an AWS managed job template"));
+        if let Some(params) = &self.document_parameters {
+            check_document_parameters(params)?;
         }
-        validate::job_document(self.inline_document()?)?;
         self.configs().check(now)?;
         let tags = self.tags.as_deref().unwrap_or_default();
         if tags.len() > MAX_TAGS {
             return Err(ApiError::invalid(format!("tags can have at most {MAX_TAGS} items")));
         }
         tags.iter().try_for_each(check_tag)?;
-        if self.destination_package_versions.as_ref().is_some_and(|d| d.len() > MAX_DESTINATION_PACKAGE_VERSIONS) {
-            return Err(ApiError::invalid(format!(
-                "destinationPackageVersions can have at most {MAX_DESTINATION_PACKAGE_VERSIONS} items"
-            )));
-        }
-        Ok(())
+        check_package_versions(self.destination_package_versions.as_deref())
     }
 
     /// The job document, which must be given inline (S3 sources are not fetched).
@@ -164,7 +175,8 @@ impl UpdateJobRequest {
 #[serde(rename_all = "camelCase")]
 pub struct DescribeJobRequest {
     pub job_id: String,
-    /// Documents are stored as sent (no substitution), so both answers are the same.
+    /// A job made from a managed template answers the document before its
+    /// `documentParameters` were substituted; any other job's document is as sent.
     #[serde(default)]
     pub before_substitution: bool,
 }

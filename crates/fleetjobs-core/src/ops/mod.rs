@@ -11,6 +11,7 @@ pub mod dynamic_groups;
 pub mod endpoint;
 pub mod event_configurations;
 pub mod executions;
+pub mod job_templates;
 pub mod jobs;
 pub mod policies;
 pub mod tags;

@@ -18,25 +18,25 @@ use crate::Engine;
 impl Engine {
     pub async fn create_job(&self, r: CreateJobRequest) -> ApiResult<CreateJobResponse> {
         r.check(self.now())?;
-        let document = r.inline_document()?.to_string();
-        let configs = r.configs();
-        let scheduled = configs.is_scheduled();
-        // A rate or a schedule holds executions back: the rollout driver creates them.
-        let staged = configs.job_executions_rollout_config.is_some() || configs.scheduling_config.is_some();
-        let job_id = r.job_id;
+        let job_id = r.job_id.clone();
         self.write(|txn| {
             let arn = txn.scope.arn(ResourceKind::Job, &job_id);
             if txn.s.jobs.contains_key(&job_id) {
                 return Err(ApiError::already_exists(format!("Job with id {job_id} already exists"), &job_id, &arn));
             }
+            let source = self.job_source(txn.s, &r)?;
+            let configs = source.configs;
+            let scheduled = configs.is_scheduled();
+            // A rate or a schedule holds executions back: the rollout driver creates them.
+            let staged = configs.job_executions_rollout_config.is_some() || configs.scheduling_config.is_some();
             let things = self.resolve_targets(txn.s, &r.targets)?;
             let job = Job {
                 job_id: job_id.clone(),
                 job_arn: arn,
                 targets: r.targets.clone(),
-                document: document.clone(),
+                document: source.document,
                 document_source: None,
-                description: r.description.clone(),
+                description: source.description,
                 target_selection: r.target_selection.unwrap_or_default(),
                 status: if scheduled { JobStatus::Scheduled } else { JobStatus::InProgress },
                 force_canceled: false,
@@ -46,11 +46,12 @@ impl Engine {
                 last_updated_at: txn.now,
                 completed_at: None,
                 namespace_id: r.namespace_id.clone(),
-                job_template_arn: None,
-                document_parameters: None,
-                destination_package_versions: r.destination_package_versions.clone(),
+                job_template_arn: source.job_template_arn,
+                document_parameters: source.document_parameters,
+                destination_package_versions: source.destination_package_versions,
                 tags: r.tags.clone(),
-                configs: configs.clone(),
+                configs,
+                document_before_substitution: source.document_before_substitution,
                 rollout: staged.then(Rollout::default),
             };
             let out = CreateJobResponse::from(&job);
@@ -104,7 +105,11 @@ impl Engine {
         r.check(self.now())?;
         self.read(|s| {
             let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
-            Ok(GetJobDocumentResponse { document: job.document.clone() })
+            let document = match (&job.document_before_substitution, r.before_substitution) {
+                (Some(before), true) => before.clone(),
+                _ => job.document.clone(),
+            };
+            Ok(GetJobDocumentResponse { document })
         })
         .await
     }

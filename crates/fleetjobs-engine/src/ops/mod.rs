@@ -8,6 +8,7 @@ mod dynamic_groups;
 mod endpoint;
 mod event_configurations;
 mod executions;
+mod job_templates;
 mod jobs;
 mod policies;
 mod tags;
@@ -19,6 +20,8 @@ mod things;
 mod tests_dynamic_groups;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_job_templates;
 #[cfg(test)]
 mod tests_jobs;
 #[cfg(test)]

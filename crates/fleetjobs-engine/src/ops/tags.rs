@@ -1,5 +1,5 @@
-//! Resource tags: TagResource, UntagResource, ListTagsForResource, on jobs, thing groups and
-//! thing types.
+//! Resource tags: TagResource, UntagResource, ListTagsForResource, on jobs, thing groups,
+//! thing types and job templates.
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::model::Tag;
@@ -8,6 +8,7 @@ use fleetjobs_core::ops::Empty;
 use fleetjobs_core::{ApiError, ApiResult};
 
 use super::job_not_found;
+use super::job_templates::template_not_found;
 use super::thing_types::thing_type_not_found;
 use crate::state::{State, Txn};
 use crate::Engine;
@@ -17,6 +18,7 @@ enum Taggable {
     Job(String),
     ThingGroup(String),
     ThingType(String),
+    JobTemplate(String),
 }
 
 fn group_not_found(name: &str) -> ApiError {
@@ -33,6 +35,7 @@ impl Taggable {
             Taggable::ThingType(name) => {
                 s.thing_types.get(name).map(|t| &t.tags).ok_or_else(|| thing_type_not_found(name))
             }
+            Taggable::JobTemplate(id) => s.job_templates.get(id).map(|t| &t.tags).ok_or_else(|| template_not_found(id)),
         }
     }
 
@@ -58,6 +61,12 @@ impl Taggable {
                     txn.put_thing_type(t);
                 }
             }
+            Taggable::JobTemplate(id) => {
+                if let Some(mut t) = txn.s.job_templates.get(id).cloned() {
+                    t.tags = tags;
+                    txn.put_job_template(t);
+                }
+            }
         }
     }
 }
@@ -68,6 +77,7 @@ impl Engine {
             Some((ResourceKind::Job, id)) => Ok(Taggable::Job(id.to_string())),
             Some((ResourceKind::ThingGroup, name)) => Ok(Taggable::ThingGroup(name.to_string())),
             Some((ResourceKind::ThingType, name)) => Ok(Taggable::ThingType(name.to_string())),
+            Some((ResourceKind::JobTemplate, id)) => Ok(Taggable::JobTemplate(id.to_string())),
             Some(_) => Err(ApiError::invalid(format!("Tags are not supported on the resource {arn}"))),
             None => Err(ApiError::invalid(format!("Invalid resource ARN: {arn}"))),
         }
