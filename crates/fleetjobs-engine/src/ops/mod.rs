@@ -22,6 +22,8 @@ mod tests_groups;
 #[cfg(test)]
 mod tests_jobs;
 #[cfg(test)]
+mod tests_policy_versions;
+#[cfg(test)]
 mod tests_registry;
 #[cfg(test)]
 mod tests_tags;
