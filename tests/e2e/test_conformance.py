@@ -197,6 +197,11 @@ class Env:
         self.iot.attach_policy(policyName=policy, target=cert)
         return policy, cert
 
+    def versioned_policy(self, name: str) -> str:
+        """A policy with a second, non-default version ("2")."""
+        self.iot.create_policy_version(policyName=self.policy(name), policyDocument=CONNECT_POLICY)
+        return name
+
     def _thing_and_cert(self, name: str) -> tuple[str, dict]:
         arn, cert = self.thing(name), self.cert()
         self.iot.attach_thing_principal(thingName=name, principal=cert["certificateArn"])
@@ -478,6 +483,25 @@ CASES = [
          wrong("pageSize", "ten")),
     Case("ListTargetsForPolicy", lambda e, n: {"policyName": e.policy_on_cert(n)[0]}, ("targets",),
          wrong("pageSize", "ten")),
+    # Policy versions
+    Case("CreatePolicyVersion", lambda e, n: {"policyName": e.policy(n), "policyDocument": CONNECT_POLICY,
+                                              "setAsDefault": True},
+         ("policyArn", "policyDocument", "policyVersionId", "isDefaultVersion"), wrong("setAsDefault", "maybe")),
+    Case("ListPolicyVersions", lambda e, n: {"policyName": e.versioned_policy(n)}, ("policyVersions",)),
+    Case("GetPolicyVersion", lambda e, n: {"policyName": e.versioned_policy(n), "policyVersionId": "2"},
+         ("policyArn", "policyName", "policyDocument", "policyVersionId", "creationDate", "lastModifiedDate",
+          "generationId")),
+    Case("DeletePolicyVersion", lambda e, n: {"policyName": e.versioned_policy(n), "policyVersionId": "2"}),
+    Case("SetDefaultPolicyVersion", lambda e, n: {"policyName": e.versioned_policy(n), "policyVersionId": "2"}),
+    # Principal policies (deprecated)
+    Case("AttachPrincipalPolicy", lambda e, n: {"policyName": e.policy(n), "principal": e.cert()["certificateArn"]},
+         (), missing("principal")),
+    Case("DetachPrincipalPolicy", lambda e, n: dict(zip(("policyName", "principal"), e.policy_on_cert(n))),
+         (), missing("principal")),
+    Case("ListPrincipalPolicies", lambda e, n: {"principal": e.policy_on_cert(n)[1], "ascendingOrder": False},
+         ("policies",), wrong("pageSize", "ten")),
+    Case("ListPolicyPrincipals", lambda e, n: {"policyName": e.policy_on_cert(n)[0]}, ("principals",),
+         wrong("pageSize", "ten")),
     # Thing principals
     Case("AttachThingPrincipal", lambda e, n: after(e.thing(n), thingName=n, principal=e.cert()["certificateArn"]),
          (), missing("principal")),
@@ -487,6 +511,11 @@ CASES = [
          wrong("maxResults", "ten")),
     Case("ListPrincipalThings", lambda e, n: {"principal": e.thing_with_cert(n)[1]}, ("things",),
          missing("principal")),
+    Case("ListThingPrincipalsV2", lambda e, n: {"thingName": e.thing_with_cert(n)[0]}, ("thingPrincipalObjects",),
+         wrong("maxResults", "ten")),
+    Case("ListPrincipalThingsV2", lambda e, n: {"principal": e.thing_with_cert(n)[1],
+                                                "thingPrincipalType": "NON_EXCLUSIVE_THING"},
+         ("principalThingObjects",), missing("principal")),
     # Endpoint and event configurations
     Case("DescribeEndpoint", lambda e, n: {"endpointType": "iot:Data-ATS"}, ("endpointAddress",)),
     Case("UpdateEventConfigurations", lambda e, n: {"eventConfigurations": {"JOB": {"Enabled": True},
@@ -558,6 +587,10 @@ NOT_MALFORMABLE = {
     "DescribeCertificate": "only the certificateId label",
     "GetPolicy": "only the policyName label",
     "DeletePolicy": "only the policyName label",
+    "ListPolicyVersions": "only the policyName label",
+    "GetPolicyVersion": "only the policyName and policyVersionId labels",
+    "DeletePolicyVersion": "only the policyName and policyVersionId labels",
+    "SetDefaultPolicyVersion": "only the policyName and policyVersionId labels",
     "DescribeEndpoint": "only endpointType, an optional free string in the query",
     "DescribeEventConfigurations": "no input members at all",
     "DescribeJobTemplate": "only the jobTemplateId label",
@@ -596,7 +629,7 @@ def call(client, op: str, kwargs: dict) -> dict:
 
 def test_every_implemented_operation_has_a_case():
     """The cases cover exactly ``ops::OPERATIONS``, with the model's method and URI."""
-    table = re.findall(r'op!\("(\w+)",\s*"(\w+)",\s*"([^"]+)"', OPS_RS.read_text())
+    table = re.findall(r'op!\(\s*"(\w+)",\s*"(\w+)",\s*"([^"]+)"', OPS_RS.read_text())
     assert table, f"no op! entries found in {OPS_RS}"
     implemented = {name for name, _, _ in table}
     assert implemented == set(CASE_BY_OP), (

@@ -165,6 +165,29 @@ pub static OPERATIONS: &[Operation] = &[
         ("recursive", "recursive", Bool), ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
     op!("ListTargetsForPolicy", "POST", "/policy-targets/{policyName}", list_targets_for_policy, query: [
         ("marker", "marker", Str), ("pageSize", "pageSize", Int)]),
+    // Policy versions
+    op!("CreatePolicyVersion", "POST", "/policies/{policyName}/version", create_policy_version,
+        query: [("setAsDefault", "setAsDefault", Bool)]),
+    op!("ListPolicyVersions", "GET", "/policies/{policyName}/version", list_policy_versions),
+    op!("GetPolicyVersion", "GET", "/policies/{policyName}/version/{policyVersionId}", get_policy_version),
+    op!("DeletePolicyVersion", "DELETE", "/policies/{policyName}/version/{policyVersionId}", delete_policy_version),
+    op!(
+        "SetDefaultPolicyVersion",
+        "PATCH",
+        "/policies/{policyName}/version/{policyVersionId}",
+        set_default_policy_version
+    ),
+    // Principal policies (deprecated forms of the target ones)
+    op!("AttachPrincipalPolicy", "PUT", "/principal-policies/{policyName}", attach_principal_policy,
+        headers: [("x-amzn-iot-principal", "principal")]),
+    op!("DetachPrincipalPolicy", "DELETE", "/principal-policies/{policyName}", detach_principal_policy,
+        headers: [("x-amzn-iot-principal", "principal")]),
+    op!("ListPrincipalPolicies", "GET", "/principal-policies", list_principal_policies, query: [
+        ("marker", "marker", Str), ("pageSize", "pageSize", Int), ("isAscendingOrder", "ascendingOrder", Bool)],
+        headers: [("x-amzn-iot-principal", "principal")]),
+    op!("ListPolicyPrincipals", "GET", "/policy-principals", list_policy_principals, query: [
+        ("marker", "marker", Str), ("pageSize", "pageSize", Int), ("isAscendingOrder", "ascendingOrder", Bool)],
+        headers: [("x-amzn-iot-policy", "policyName")]),
     // Thing principals
     op!("AttachThingPrincipal", "PUT", "/things/{thingName}/principals", attach_thing_principal,
         query: [("thingPrincipalType", "thingPrincipalType", Str)], headers: [("x-amzn-principal", "principal")]),
@@ -174,6 +197,11 @@ pub static OPERATIONS: &[Operation] = &[
         query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
     op!("ListPrincipalThings", "GET", "/principals/things", list_principal_things,
         query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)], headers: [("x-amzn-principal", "principal")]),
+    op!("ListThingPrincipalsV2", "GET", "/things/{thingName}/principals-v2", list_thing_principals_v2, query: [
+        ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int), ("thingPrincipalType", "thingPrincipalType", Str)]),
+    op!("ListPrincipalThingsV2", "GET", "/principals/things-v2", list_principal_things_v2, query: [
+        ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int), ("thingPrincipalType", "thingPrincipalType", Str)],
+        headers: [("x-amzn-principal", "principal")]),
     // Endpoint and events
     op!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
     op!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),

@@ -387,9 +387,74 @@ pub struct Certificate {
 pub struct Policy {
     pub policy_name: String,
     pub policy_arn: String,
+    /// The default version's document (the one devices are judged by).
     pub policy_document: String,
     pub created_at: Millis,
     pub last_modified_at: Millis,
+    /// Every version, the default among them, oldest first. Records written before
+    /// versions existed have none: [`Policy::with_versions`] makes their document version 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<PolicyVersion>,
+    /// The default version's id.
+    #[serde(default = "first_version")]
+    pub default_version_id: String,
+    /// The highest version id ever given: ids are never reused, as in AWS.
+    #[serde(default = "first_version_number")]
+    pub last_version_number: u64,
+}
+
+fn first_version() -> String {
+    "1".to_string()
+}
+
+fn first_version_number() -> u64 {
+    1
+}
+
+/// One version of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyVersion {
+    pub version_id: String,
+    pub policy_document: String,
+    pub created_at: Millis,
+}
+
+impl Policy {
+    /// A new policy: its document is version 1, the default.
+    pub fn new(policy_name: String, policy_arn: String, policy_document: String, now: Millis) -> Policy {
+        Policy {
+            policy_name,
+            policy_arn,
+            versions: vec![PolicyVersion {
+                version_id: first_version(),
+                policy_document: policy_document.clone(),
+                created_at: now,
+            }],
+            policy_document,
+            created_at: now,
+            last_modified_at: now,
+            default_version_id: first_version(),
+            last_version_number: 1,
+        }
+    }
+
+    /// A record as read from the store: one written before versions existed gets its document
+    /// as version 1, the default.
+    pub fn with_versions(mut self) -> Policy {
+        if self.versions.is_empty() {
+            self.versions.push(PolicyVersion {
+                version_id: self.default_version_id.clone(),
+                policy_document: self.policy_document.clone(),
+                created_at: self.created_at,
+            });
+        }
+        self
+    }
+
+    pub fn version(&self, id: &str) -> Option<&PolicyVersion> {
+        self.versions.iter().find(|v| v.version_id == id)
+    }
 }
 
 /// Which `$aws/events/...` families are published (UpdateEventConfigurations).
@@ -426,5 +491,21 @@ impl EventConfigurations {
 
     pub fn is_enabled(&self, event_type: &str) -> bool {
         self.enabled.get(event_type).copied().unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_stored_before_versions_loads_as_version_1() {
+        let old = r#"{"policyName":"p","policyArn":"arn","policyDocument":"{}","createdAt":5,"lastModifiedAt":6}"#;
+        let p = serde_json::from_str::<Policy>(old).unwrap().with_versions();
+        assert_eq!(p.default_version_id, "1");
+        assert_eq!(p.last_version_number, 1);
+        assert_eq!(p.versions, [PolicyVersion { version_id: "1".into(), policy_document: "{}".into(), created_at: 5 }]);
+        let again: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(again, p, "the versions list is stored from then on");
     }
 }

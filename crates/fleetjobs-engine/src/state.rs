@@ -46,6 +46,8 @@ const CERTIFICATE: &str = "certificate";
 const POLICY: &str = "policy";
 const POLICY_TARGET: &str = "policy_target";
 const THING_PRINCIPAL: &str = "thing_principal";
+/// The `thingPrincipalType` an exclusive attachment's record holds.
+const EXCLUSIVE_THING: &str = "EXCLUSIVE_THING";
 const JOB: &str = "job";
 const EXECUTION: &str = "execution";
 const EVENT_CONFIGURATIONS: &str = "event_configurations";
@@ -84,6 +86,9 @@ pub struct State {
     /// Keyed by principal so that "is this thing attached to this certificate", asked at
     /// every policy check, is one hash lookup and one ordered-set lookup, with no allocation.
     pub principal_things: HashMap<String, BTreeSet<String>>,
+    /// (thing name, principal ARN) of the attachments made `EXCLUSIVE_THING` (the record's
+    /// value says so; the others are `NON_EXCLUSIVE_THING`).
+    pub exclusive_principals: BTreeSet<(String, String)>,
     pub jobs: BTreeMap<String, Job>,
     /// Derived: each job's document, parsed once (MQTT payloads embed it as an object).
     pub documents: HashMap<String, Arc<Value>>,
@@ -151,7 +156,7 @@ impl State {
                     s.certificates.insert(c.certificate_id.clone(), c);
                 }
                 POLICY => {
-                    let p: Policy = decode(r)?;
+                    let p: Policy = decode::<Policy>(r)?.with_versions();
                     let doc = PolicyDocument::parse(&p.policy_document).map_err(|e| LoadError::Corrupt {
                         kind: r.kind.clone(),
                         key: r.key.clone(),
@@ -165,6 +170,9 @@ impl State {
                 }
                 THING_PRINCIPAL => {
                     let (thing, principal) = split2(r)?;
+                    if r.value.contains(EXCLUSIVE_THING) {
+                        s.exclusive_principals.insert((thing.clone(), principal.clone()));
+                    }
                     s.principal_things.entry(principal.clone()).or_default().insert(thing.clone());
                     s.thing_principals.insert((thing, principal));
                 }
@@ -353,6 +361,15 @@ impl State {
     /// Things a principal (certificate ARN) is attached to.
     pub fn things_of_principal<'a>(&'a self, principal: &str) -> impl Iterator<Item = &'a str> + 'a {
         self.principal_things.get(principal).into_iter().flatten().map(String::as_str)
+    }
+
+    /// `thingPrincipalType` of an attachment.
+    pub fn principal_type(&self, thing: &str, principal: &str) -> &'static str {
+        if self.exclusive_principals.contains(&(thing.to_string(), principal.to_string())) {
+            EXCLUSIVE_THING
+        } else {
+            "NON_EXCLUSIVE_THING"
+        }
     }
 
     /// Whether `thing` is attached to `principal`.
@@ -575,9 +592,11 @@ impl<'a> Txn<'a> {
         self.changes.mutations.push(Mutation::Delete { kind: CERTIFICATE, key: id.to_string() });
     }
 
-    pub fn put_policy(&mut self, p: Policy, doc: PolicyDocument) {
+    /// Store a policy with its default version's parsed document (what devices are judged by
+    /// from now on).
+    pub fn put_policy(&mut self, p: Policy, doc: Arc<PolicyDocument>) {
         self.changes.mutations.push(put(POLICY, p.policy_name.clone(), &p));
-        self.s.policies.insert(p.policy_name.clone(), (p, Arc::new(doc)));
+        self.s.policies.insert(p.policy_name.clone(), (p, doc));
     }
 
     pub fn delete_policy(&mut self, name: &str) {
@@ -599,18 +618,22 @@ impl<'a> Txn<'a> {
         self.changes.mutations.push(Mutation::Delete { kind: POLICY_TARGET, key: join_key(&[policy, target]) });
     }
 
-    pub fn attach_principal(&mut self, thing: &str, principal: &str) {
+    pub fn attach_principal(&mut self, thing: &str, principal: &str, exclusive: bool) {
         self.s.thing_principals.insert((thing.to_string(), principal.to_string()));
+        let value = if exclusive {
+            self.s.exclusive_principals.insert((thing.to_string(), principal.to_string()));
+            format!(r#"{{"thingPrincipalType":"{EXCLUSIVE_THING}"}}"#)
+        } else {
+            self.s.exclusive_principals.remove(&(thing.to_string(), principal.to_string()));
+            "{}".into()
+        };
         self.s.principal_things.entry(principal.to_string()).or_default().insert(thing.to_string());
-        self.changes.mutations.push(Mutation::Put {
-            kind: THING_PRINCIPAL,
-            key: join_key(&[thing, principal]),
-            value: "{}".into(),
-        });
+        self.changes.mutations.push(Mutation::Put { kind: THING_PRINCIPAL, key: join_key(&[thing, principal]), value });
     }
 
     pub fn detach_principal(&mut self, thing: &str, principal: &str) {
         self.s.thing_principals.remove(&(thing.to_string(), principal.to_string()));
+        self.s.exclusive_principals.remove(&(thing.to_string(), principal.to_string()));
         if let Some(things) = self.s.principal_things.get_mut(principal) {
             things.remove(thing);
             if things.is_empty() {

@@ -509,7 +509,7 @@ async fn devices_authenticate_by_active_certificate_and_policy() {
     ));
 }
 
-fn pem_to_der(pem: &str) -> Vec<u8> {
+pub(crate) fn pem_to_der(pem: &str) -> Vec<u8> {
     use base64::Engine as _;
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD.decode(b64).unwrap()

@@ -1,5 +1,8 @@
 //! Policies and their targets: CreatePolicy, GetPolicy, ListPolicies, DeletePolicy,
-//! AttachPolicy, DetachPolicy, ListAttachedPolicies, ListTargetsForPolicy.
+//! AttachPolicy, DetachPolicy, ListAttachedPolicies, ListTargetsForPolicy; policy versions
+//! (CreatePolicyVersion, ListPolicyVersions, GetPolicyVersion, DeletePolicyVersion,
+//! SetDefaultPolicyVersion); the deprecated principal forms (AttachPrincipalPolicy,
+//! DetachPrincipalPolicy, ListPrincipalPolicies, ListPolicyPrincipals).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,8 +10,8 @@ use super::{check_page_size, Timestamp};
 use crate::policy::PolicyDocument;
 use crate::{validate, ApiError, ApiResult, ErrorCode, Millis};
 
-/// Policies are not versioned here: each has its one version, `1`.
-pub const POLICY_VERSION_ID: &str = "1";
+/// A policy keeps at most this many versions (AWS: five).
+pub const MAX_POLICY_VERSIONS: usize = 5;
 
 /// CreatePolicy. `tags` is accepted and ignored (not modeled, so not deserialized).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -27,9 +30,13 @@ impl CreatePolicyRequest {
 
     /// The parsed document, or `MalformedPolicyException` saying what is wrong with it.
     pub fn document(&self) -> ApiResult<PolicyDocument> {
-        PolicyDocument::parse(&self.policy_document)
-            .map_err(|e| ApiError::new(ErrorCode::MalformedPolicy, e.to_string()))
+        parse_document(&self.policy_document)
     }
+}
+
+/// A policy document parsed, or `MalformedPolicyException` saying what is wrong with it.
+fn parse_document(text: &str) -> ApiResult<PolicyDocument> {
+    PolicyDocument::parse(text).map_err(|e| ApiError::new(ErrorCode::MalformedPolicy, e.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,6 +173,153 @@ pub struct ListTargetsForPolicyResponse {
     pub next_marker: Option<String>,
 }
 
+/// CreatePolicyVersion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyVersionRequest {
+    pub policy_name: String,
+    pub policy_document: String,
+    pub set_as_default: Option<bool>,
+}
+
+impl CreatePolicyVersionRequest {
+    /// The name only; the document is [`Self::document`]'s (parsed once, as CreatePolicy's).
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::policy_name(&self.policy_name)
+    }
+
+    pub fn document(&self) -> ApiResult<PolicyDocument> {
+        parse_document(&self.policy_document)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyVersionResponse {
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub policy_version_id: String,
+    pub is_default_version: bool,
+}
+
+/// GetPolicyVersion, DeletePolicyVersion and SetDefaultPolicyVersion: one version of a policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyVersionRequest {
+    pub policy_name: String,
+    pub policy_version_id: String,
+}
+
+impl PolicyVersionRequest {
+    /// AWS's patterns: the name's, and `[0-9]+` for the version id.
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::policy_name(&self.policy_name)?;
+        let id = &self.policy_version_id;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(format!(
+                "1 validation error detected: Value '{id}' at 'policyVersionId' failed to satisfy constraint: \
+                 Member must satisfy regular expression pattern: [0-9]+"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPolicyVersionResponse {
+    pub policy_arn: String,
+    pub policy_name: String,
+    pub policy_document: String,
+    pub policy_version_id: String,
+    pub is_default_version: bool,
+    pub creation_date: Timestamp,
+    pub last_modified_date: Timestamp,
+    pub generation_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPolicyVersionsRequest {
+    pub policy_name: String,
+}
+
+impl ListPolicyVersionsRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::policy_name(&self.policy_name)
+    }
+}
+
+/// `PolicyVersion` (botocore's name): one version of ListPolicyVersions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyVersionSummary {
+    pub version_id: String,
+    pub is_default_version: bool,
+    pub create_date: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPolicyVersionsResponse {
+    pub policy_versions: Vec<PolicyVersionSummary>,
+}
+
+/// AttachPrincipalPolicy and DetachPrincipalPolicy (deprecated forms of AttachPolicy and
+/// DetachPolicy): `principal` travels in `x-amzn-iot-principal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalPolicyRequest {
+    pub policy_name: String,
+    pub principal: String,
+}
+
+impl PrincipalPolicyRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// ListPrincipalPolicies: `principal` travels in `x-amzn-iot-principal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPrincipalPoliciesRequest {
+    pub principal: String,
+    pub marker: Option<String>,
+    pub page_size: Option<i64>,
+    pub ascending_order: Option<bool>,
+}
+
+impl ListPrincipalPoliciesRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        check_page_size(self.page_size)
+    }
+}
+
+/// ListPolicyPrincipals: `policyName` travels in `x-amzn-iot-policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPolicyPrincipalsRequest {
+    pub policy_name: String,
+    pub marker: Option<String>,
+    pub page_size: Option<i64>,
+    pub ascending_order: Option<bool>,
+}
+
+impl ListPolicyPrincipalsRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        check_page_size(self.page_size)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPolicyPrincipalsResponse {
+    pub principals: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +355,18 @@ mod tests {
         assert!(r.check(0).is_err());
         let r = ListAttachedPoliciesRequest { target: "t".into(), page_size: Some(250), ..Default::default() };
         assert!(r.check(0).is_ok());
+    }
+
+    #[test]
+    fn version_ids_are_digits() {
+        let mut r = PolicyVersionRequest { policy_name: "p".into(), policy_version_id: "2".into() };
+        assert!(r.check(0).is_ok());
+        for bad in ["", "v2", "-1", "1.0"] {
+            r.policy_version_id = bad.into();
+            assert_eq!(r.check(0).unwrap_err().code, ErrorCode::InvalidRequest, "{bad:?}");
+        }
+        let v =
+            CreatePolicyVersionRequest { policy_name: "p".into(), policy_document: "[]".into(), set_as_default: None };
+        assert_eq!(v.document().unwrap_err().code, ErrorCode::MalformedPolicy);
     }
 }

@@ -1,6 +1,6 @@
 //! Things and their principals: CreateThing, DescribeThing, ListThings, UpdateThing,
 //! DeleteThing, AttachThingPrincipal, DetachThingPrincipal, ListThingPrincipals,
-//! ListPrincipalThings.
+//! ListPrincipalThings, ListThingPrincipalsV2, ListPrincipalThingsV2.
 
 use std::collections::BTreeMap;
 
@@ -202,10 +202,7 @@ pub struct ThingPrincipalRequest {
 impl ThingPrincipalRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
         validate::thing_name(&self.thing_name, "thingName")?;
-        match self.thing_principal_type.as_deref() {
-            None | Some("EXCLUSIVE_THING" | "NON_EXCLUSIVE_THING") => Ok(()),
-            Some(other) => Err(ApiError::invalid(format!("Invalid value for thingPrincipalType: {other}"))),
-        }
+        check_principal_type(self.thing_principal_type.as_deref())
     }
 }
 
@@ -250,6 +247,80 @@ impl ListPrincipalThingsRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ListPrincipalThingsResponse {
     pub things: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// `thingPrincipalType` as a filter: absent, or one of AWS's two values.
+fn check_principal_type(value: Option<&str>) -> ApiResult<()> {
+    match value {
+        None | Some("EXCLUSIVE_THING" | "NON_EXCLUSIVE_THING") => Ok(()),
+        Some(other) => Err(ApiError::invalid(format!("Invalid value for thingPrincipalType: {other}"))),
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListThingPrincipalsV2Request {
+    pub thing_name: String,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub thing_principal_type: Option<String>,
+}
+
+impl ListThingPrincipalsV2Request {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::thing_name(&self.thing_name, "thingName")?;
+        check_max_results(self.max_results)?;
+        check_principal_type(self.thing_principal_type.as_deref())
+    }
+}
+
+/// `ThingPrincipalObject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingPrincipalObject {
+    pub principal: String,
+    pub thing_principal_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListThingPrincipalsV2Response {
+    pub thing_principal_objects: Vec<ThingPrincipalObject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// ListPrincipalThingsV2: `principal` travels in `x-amzn-principal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPrincipalThingsV2Request {
+    pub principal: String,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub thing_principal_type: Option<String>,
+}
+
+impl ListPrincipalThingsV2Request {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        check_max_results(self.max_results)?;
+        check_principal_type(self.thing_principal_type.as_deref())
+    }
+}
+
+/// `PrincipalThingObject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalThingObject {
+    pub thing_name: String,
+    pub thing_principal_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPrincipalThingsV2Response {
+    pub principal_thing_objects: Vec<PrincipalThingObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }

@@ -25,6 +25,8 @@ mod tests_job_templates;
 #[cfg(test)]
 mod tests_jobs;
 #[cfg(test)]
+mod tests_policy_versions;
+#[cfg(test)]
 mod tests_registry;
 #[cfg(test)]
 mod tests_tags;

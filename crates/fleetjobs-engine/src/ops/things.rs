@@ -214,7 +214,20 @@ impl Engine {
             }
             self.check_certificate_arn(txn.s, &r.principal)?;
             if attach {
-                txn.attach_principal(&r.thing_name, &r.principal);
+                let exclusive = r.thing_principal_type.as_deref() == Some("EXCLUSIVE_THING");
+                // EXCLUSIVE_THING: the thing is the only one attached to the principal, so
+                // neither side may have another thing.
+                let other = txn.s.things_of_principal(&r.principal).find(|t| *t != r.thing_name);
+                if let Some(other) = other {
+                    if exclusive || txn.s.principal_type(other, &r.principal) == "EXCLUSIVE_THING" {
+                        return Err(ApiError::invalid(format!(
+                            "Principal {} is attached to thing {other}: an EXCLUSIVE_THING attachment \
+                             leaves it to one thing only",
+                            r.principal
+                        )));
+                    }
+                }
+                txn.attach_principal(&r.thing_name, &r.principal, exclusive);
             } else {
                 txn.detach_principal(&r.thing_name, &r.principal);
             }
@@ -246,6 +259,51 @@ impl Engine {
             let items: Vec<String> = s.things_of_principal(&r.principal).map(str::to_string).collect();
             let (things, next_token) = page(items, r.next_token.as_deref(), r.max_results, 25)?;
             Ok(ListPrincipalThingsResponse { things, next_token })
+        })
+        .await
+    }
+
+    pub async fn list_thing_principals_v2(
+        &self,
+        r: ListThingPrincipalsV2Request,
+    ) -> ApiResult<ListThingPrincipalsV2Response> {
+        r.check(self.now())?;
+        let thing = &r.thing_name;
+        self.read(|s| {
+            if !s.things.contains_key(thing) {
+                return Err(thing_not_found(thing));
+            }
+            let items: Vec<ThingPrincipalObject> = s
+                .principals_of_thing(thing)
+                .map(|p| ThingPrincipalObject {
+                    principal: p.to_string(),
+                    thing_principal_type: s.principal_type(thing, p).to_string(),
+                })
+                .filter(|o| r.thing_principal_type.as_ref().is_none_or(|t| *t == o.thing_principal_type))
+                .collect();
+            let (thing_principal_objects, next_token) = page(items, r.next_token.as_deref(), r.max_results, 25)?;
+            Ok(ListThingPrincipalsV2Response { thing_principal_objects, next_token })
+        })
+        .await
+    }
+
+    pub async fn list_principal_things_v2(
+        &self,
+        r: ListPrincipalThingsV2Request,
+    ) -> ApiResult<ListPrincipalThingsV2Response> {
+        r.check(self.now())?;
+        self.read(|s| {
+            self.check_certificate_arn(s, &r.principal)?;
+            let items: Vec<PrincipalThingObject> = s
+                .things_of_principal(&r.principal)
+                .map(|t| PrincipalThingObject {
+                    thing_name: t.to_string(),
+                    thing_principal_type: s.principal_type(t, &r.principal).to_string(),
+                })
+                .filter(|o| r.thing_principal_type.as_ref().is_none_or(|t| *t == o.thing_principal_type))
+                .collect();
+            let (principal_thing_objects, next_token) = page(items, r.next_token.as_deref(), r.max_results, 25)?;
+            Ok(ListPrincipalThingsV2Response { principal_thing_objects, next_token })
         })
         .await
     }
