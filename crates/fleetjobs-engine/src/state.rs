@@ -303,12 +303,19 @@ impl State {
 
     /// All executions of a thing.
     pub fn executions_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a JobExecution> + 'a {
-        let thing = thing.to_string();
-        self.by_thing
-            .get(&thing)
-            .into_iter()
-            .flatten()
-            .filter_map(move |(job, n)| self.executions.get(&(job.clone(), thing.clone(), *n)))
+        let mut entries = self.by_thing.get(thing).into_iter().flatten();
+        // One key buffer for the whole walk: a lookup by owned key would otherwise allocate
+        // two strings per execution (a hot path of CreateJob on large groups).
+        let mut key: ExecKey = (String::new(), thing.to_string(), 0);
+        std::iter::from_fn(move || loop {
+            let (job, n) = entries.next()?;
+            key.0.clear();
+            key.0.push_str(job);
+            key.2 = *n;
+            if let Some(e) = self.executions.get(&key) {
+                return Some(e);
+            }
+        })
     }
 
     /// The part of a thing's pending executions that `jobs/get` and `jobs/notify` show: 10, or
@@ -328,10 +335,13 @@ impl State {
     pub fn execution(&self, job: &str, thing: &str, number: Option<i64>) -> Option<&JobExecution> {
         match number {
             Some(n) => self.executions.get(&(job.to_string(), thing.to_string(), n)),
+            // The last of (job, thing)'s executions, walking forward from the lowest key (one
+            // pair of allocations, not two; a thing has few executions of one job).
             None => self
                 .executions
-                .range((job.to_string(), thing.to_string(), i64::MIN)..=(job.to_string(), thing.to_string(), i64::MAX))
-                .next_back()
+                .range((job.to_string(), thing.to_string(), i64::MIN)..)
+                .take_while(|(k, _)| k.0 == job && k.1 == thing)
+                .last()
                 .map(|(_, e)| e),
         }
     }
