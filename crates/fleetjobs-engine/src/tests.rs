@@ -592,3 +592,26 @@ async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
     assert!(h.engine.describe_thing(DescribeThingRequest { thing_name: "new".into() }).await.is_err());
     assert!(h.engine.describe_job(describe("j")).await.is_err());
 }
+
+#[tokio::test]
+async fn replacing_attributes_drops_those_given_empty() {
+    use fleetjobs_core::ops::things::{AttributePayload, DescribeThingRequest, UpdateThingRequest};
+    let h = harness();
+    let mut create = thing_request("attrs");
+    create.attribute_payload = Some(AttributePayload {
+        attributes: [("a".into(), "1".into()), ("b".into(), "2".into())].into(),
+        merge: false,
+    });
+    h.engine.create_thing(create).await.unwrap();
+    let payload =
+        AttributePayload { attributes: [("a".into(), "".into()), ("c".into(), "3".into())].into(), merge: false };
+    let update =
+        UpdateThingRequest { thing_name: "attrs".into(), attribute_payload: Some(payload), ..Default::default() };
+    h.engine.update_thing(update).await.unwrap();
+    let d = h.engine.describe_thing(DescribeThingRequest { thing_name: "attrs".into() }).await.unwrap();
+    assert_eq!(
+        d.attributes,
+        [("c".to_string(), "3".to_string())].into(),
+        "b replaced away, a dropped, not kept as \"\""
+    );
+}

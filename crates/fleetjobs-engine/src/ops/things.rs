@@ -142,7 +142,13 @@ impl Engine {
                         }
                     }
                 } else {
-                    t.attributes = payload.attributes.clone();
+                    // Replacing: an empty value names an attribute to drop, as AWS takes it.
+                    t.attributes = payload
+                        .attributes
+                        .iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                 }
             }
             if let Some(new_type) = &r.thing_type_name {
