@@ -114,7 +114,9 @@ def test_a_plain_http_source_and_a_template_source(server, plain_http):
     server.boto3_client().create_job_template(
         jobTemplateId="tpl-s3", description="from s3",
         documentSource=f"https://s3.amazonaws.com/{BUCKET}/jobs/install.json")
-    assert json.loads(aws("describe-job-template", "--job-template-id", "tpl-s3")["document"]) == DOCUMENT
+    template = aws("describe-job-template", "--job-template-id", "tpl-s3")
+    assert json.loads(template["document"]) == DOCUMENT
+    assert template["documentSource"] == f"https://s3.amazonaws.com/{BUCKET}/jobs/install.json"
 
 
 def test_a_missing_or_invalid_source_is_refused_and_makes_no_job(server, plain_http):

@@ -84,6 +84,9 @@ pub struct Engine {
     document_source: std::sync::OnceLock<Arc<dyn document_source::DocumentSource>>,
 }
 
+/// The model's bound on `documentSource`.
+const MAX_DOCUMENT_SOURCE_CHARS: usize = 1350;
+
 /// How often a read is tried again when a failed commit may have shown it changes the store
 /// refused (each retry re-reads the store first, so one retry normally settles it).
 const READ_ATTEMPTS: usize = 3;
@@ -123,6 +126,11 @@ impl Engine {
 
     /// The document at `url`, fetched outside the state lock (before the op's write).
     async fn fetch_document(&self, url: &str) -> fleetjobs_core::ApiResult<String> {
+        if url.is_empty() || url.chars().count() > MAX_DOCUMENT_SOURCE_CHARS {
+            return Err(ApiError::invalid(format!(
+                "documentSource must have length between 1 and {MAX_DOCUMENT_SOURCE_CHARS}"
+            )));
+        }
         let source = self.document_source.get().ok_or_else(|| {
             ApiError::invalid(
                 "documentSource is not enabled on this server (serve --s3-endpoint); pass the document inline",

@@ -182,6 +182,8 @@ pub struct DescribeJobTemplateResponse {
     pub job_template_arn: String,
     pub job_template_id: String,
     pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_source: Option<String>,
     pub document: String,
     pub created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,6 +209,7 @@ impl From<&JobTemplate> for DescribeJobTemplateResponse {
             job_template_arn: t.job_template_arn.clone(),
             job_template_id: t.job_template_id.clone(),
             description: t.description.clone(),
+            document_source: t.document_source.clone(),
             document: t.document.clone(),
             created_at: Timestamp(t.created_at),
             presigned_url_config: c.presigned_url_config.clone(),

@@ -125,6 +125,7 @@ impl Engine {
                 job_template_id: id.clone(),
                 description: r.description.clone(),
                 document,
+                document_source: r.job_arn.is_none().then(|| r.document_source.clone()).flatten(),
                 created_at: txn.now,
                 configs,
                 destination_package_versions: packages,

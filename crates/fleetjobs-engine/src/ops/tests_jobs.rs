@@ -318,7 +318,10 @@ async fn create_job_reads_its_document_source_once_and_refuses_a_missing_one() {
     assert!(err.message.contains("does not exist"), "{}", err.message);
     let err = h.engine.create_job(from("j3", "https://s3.amazonaws.com/b/list.json")).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidRequest, "a fetched document is validated like an inline one");
-    for id in ["j2", "j3"] {
+    let long = format!("https://s3.amazonaws.com/b/{}", "k".repeat(1350));
+    let err = h.engine.create_job(from("j4", &long)).await.unwrap_err();
+    assert!(err.message.contains("between 1 and 1350"), "{}", err.message);
+    for id in ["j2", "j3", "j4"] {
         assert_eq!(h.engine.describe_job(describe(id)).await.unwrap_err().code, ErrorCode::ResourceNotFound);
     }
 }
