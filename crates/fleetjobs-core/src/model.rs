@@ -159,6 +159,9 @@ pub struct JobTemplate {
     pub job_template_arn: String,
     pub description: String,
     pub document: String,
+    /// Where `document` was read from at creation, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_source: Option<String>,
     pub created_at: Millis,
     #[serde(default)]
     pub configs: JobConfigs,

@@ -19,6 +19,7 @@
 
 mod credentials;
 mod device;
+pub mod document_source;
 mod health;
 mod notification;
 mod ops;
@@ -79,7 +80,12 @@ pub struct Engine {
     durable: watch::Sender<u64>,
     health: Arc<health::Health>,
     secret_box: credentials::SecretBox,
+    /// Where `documentSource` documents are fetched from (unset: CreateJob refuses them).
+    document_source: std::sync::OnceLock<Arc<dyn document_source::DocumentSource>>,
 }
+
+/// The model's bound on `documentSource`.
+const MAX_DOCUMENT_SOURCE_CHARS: usize = 1350;
 
 /// How often a read is tried again when a failed commit may have shown it changes the store
 /// refused (each retry re-reads the store first, so one retry normally settles it).
@@ -108,8 +114,32 @@ impl Engine {
             durable: watch::channel(0).0,
             health: Arc::default(),
             secret_box,
+            document_source: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(engine), rx))
+    }
+
+    /// Wire the fetcher of `documentSource` documents (once, before serving).
+    pub fn set_document_source(&self, source: Arc<dyn document_source::DocumentSource>) {
+        let _ = self.document_source.set(source);
+    }
+
+    /// The document at `url`, fetched outside the state lock (before the op's write).
+    async fn fetch_document(&self, url: &str) -> fleetjobs_core::ApiResult<String> {
+        if url.is_empty() || url.chars().count() > MAX_DOCUMENT_SOURCE_CHARS {
+            return Err(ApiError::invalid(format!(
+                "documentSource must have length between 1 and {MAX_DOCUMENT_SOURCE_CHARS}"
+            )));
+        }
+        let source = self.document_source.get().ok_or_else(|| {
+            ApiError::invalid(
+                "documentSource is not enabled on this server (serve --s3-endpoint); pass the document inline",
+            )
+        })?;
+        source
+            .fetch(url)
+            .await
+            .map_err(|reason| ApiError::invalid(format!("Unable to read the job document from {url}: {reason}")))
     }
 
     pub fn config(&self) -> &EngineConfig {

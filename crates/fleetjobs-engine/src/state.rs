@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::credentials::{AdminKey, SealedKey, SecretBox};
 use crate::device::Execution;
+use crate::document_source::{expiry_secs, DeviceDocument};
 use crate::notification::Notification;
 
 /// (jobId, thingName, executionNumber).
@@ -91,7 +92,7 @@ pub struct State {
     pub exclusive_principals: BTreeSet<(String, String)>,
     pub jobs: BTreeMap<String, Job>,
     /// Derived: each job's document, parsed once (MQTT payloads embed it as an object).
-    pub documents: HashMap<String, Arc<Value>>,
+    pub documents: HashMap<String, Arc<DeviceDocument>>,
     /// Derived: per-job execution counts by status.
     pub counts: HashMap<String, ExecutionCounts>,
     pub executions: BTreeMap<ExecKey, JobExecution>,
@@ -121,9 +122,14 @@ pub struct State {
 }
 
 /// The job document as a JSON object, kept parsed for the MQTT answers that embed it (it was
-/// validated at creation).
-fn document_object(job: &Job) -> Value {
-    serde_json::from_str(&job.document).unwrap_or(Value::Null)
+/// validated at creation), with the expiry of the presigned URLs they get.
+fn document_object(job: &Job) -> DeviceDocument {
+    let value = serde_json::from_str(&job.document).unwrap_or(Value::Null);
+    DeviceDocument::new(value, presign_expiry(job))
+}
+
+fn presign_expiry(job: &Job) -> Option<i64> {
+    job.configs.presigned_url_config.as_ref().and_then(|c| c.expires_in_sec)
 }
 
 fn decode<T: DeserializeOwned>(r: &Record) -> Result<T, LoadError> {
@@ -746,8 +752,11 @@ impl<'a> Txn<'a> {
         self.job_transition(&j.job_id, Some(j.status));
         self.changes.mutations.push(put(JOB, j.job_id.clone(), &j));
         self.touched_jobs.insert(j.job_id.clone());
-        if !self.s.documents.contains_key(&j.job_id) {
-            // Documents are immutable: parse once, when the job first appears.
+        let expiry = presign_expiry(&j);
+        let current = self.s.documents.get(&j.job_id);
+        if current.is_none_or(|d| d.presign_expiry_secs != expiry_secs(expiry)) {
+            // Documents are immutable: parse once, when the job first appears (again only if
+            // UpdateJob changed the presigned URLs' expiry).
             self.s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j)));
         }
         self.s.jobs.insert(j.job_id.clone(), j);

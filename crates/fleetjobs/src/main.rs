@@ -12,6 +12,7 @@
 
 mod data_dir;
 mod preview;
+mod s3;
 mod serve;
 mod shutdown;
 
@@ -102,6 +103,11 @@ pub struct ServeArgs {
     /// accept. Keep it well under the process's file descriptor limit.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// The S3-compatible store that `documentSource` S3 URLs and presigned-URL placeholders
+    /// resolve to (path-style, e.g. http://127.0.0.1:9000); default AWS's regional S3.
+    /// Credentials come from the usual AWS environment variables or shared credentials file.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {

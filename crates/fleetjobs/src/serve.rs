@@ -34,6 +34,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let (engine, outbox) =
         Engine::open(config, store.clone(), ca.clone(), dir.secret_key()?, system_clock()).context("loading state")?;
+    let s3_endpoint = match &args.s3_endpoint {
+        Some(e) => Some(reqwest::Url::parse(e).with_context(|| format!("--s3-endpoint {e}"))?),
+        None => None,
+    };
+    let documents = Arc::new(crate::s3::HttpDocumentSource::new(
+        s3_endpoint,
+        args.region.clone(),
+        crate::s3::Credentials::from_environment(),
+    )?);
+    engine.set_document_source(documents.clone());
+    fleetjobs_engine::document_source::install(documents);
     let admin = engine.ensure_admin_key().await.map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
     let credentials = dir.write_credentials(&admin, &args.region)?;
 

@@ -154,6 +154,9 @@ class FleetjobsServer:
         while self.mqtt_port == self.http_port:
             self.mqtt_port = free_port()
         self.proc: subprocess.Popen | None = None
+        #: more ``serve`` flags and environment (e.g. ``--s3-endpoint`` and its credentials)
+        self.extra_args: list[str] = []
+        self.extra_env: dict[str, str] = {}
         self._log_file = None
         self.unexpected_exit: int | None = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +187,7 @@ class FleetjobsServer:
             f"127.0.0.1:{self.http_port}",
             "--mqtt-listen",
             f"127.0.0.1:{self.mqtt_port}",
+            *self.extra_args,
         ]
 
     # ---------------------------------------------------------------- process
@@ -197,6 +201,7 @@ class FleetjobsServer:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,
@@ -406,9 +411,12 @@ class FleetjobsServer:
         )
 
 
-def start_server(binary: Path, base: Path, name: str) -> FleetjobsServer:
+def start_server(binary: Path, base: Path, name: str, extra_args: tuple[str, ...] = (),
+                 extra_env: dict[str, str] | None = None) -> FleetjobsServer:
     """Start ``fleetjobs serve`` with everything under ``base``: data/, work/, fleetjobs.log."""
     srv = FleetjobsServer(binary, data_dir=base / "data", log_path=base / "fleetjobs.log",
                           workdir=base / "work", name=name)
+    srv.extra_args = list(extra_args)
+    srv.extra_env = dict(extra_env or {})
     srv.start()
     return srv

@@ -35,6 +35,10 @@ pub struct CreateJobTemplateRequest {
     pub job_executions_retry_config: Option<RetryConfig>,
     pub maintenance_windows: Option<Vec<MaintenanceWindow>>,
     pub destination_package_versions: Option<Vec<String>>,
+    /// The document read from `documentSource` (filled by the engine before the write; never
+    /// from the wire).
+    #[serde(skip)]
+    pub fetched_document: Option<String>,
 }
 
 impl CreateJobTemplateRequest {
@@ -46,11 +50,12 @@ impl CreateJobTemplateRequest {
             (None, Some(d), None) => {
                 validate::job_document(d)?;
             }
-            (None, None, Some(_)) => {
-                return Err(ApiError::invalid(
-                    "documentSource (S3) is not supported by this server; pass the document inline",
-                ))
-            }
+            (None, None, Some(url)) => match &self.fetched_document {
+                Some(d) => {
+                    validate::job_document(d)?;
+                }
+                None => return Err(ApiError::invalid(format!("The job document at {url} could not be read"))),
+            },
             (None, None, None) => {
                 return Err(ApiError::invalid("One of jobArn, document or documentSource must be specified"))
             }
@@ -177,6 +182,8 @@ pub struct DescribeJobTemplateResponse {
     pub job_template_arn: String,
     pub job_template_id: String,
     pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_source: Option<String>,
     pub document: String,
     pub created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,6 +209,7 @@ impl From<&JobTemplate> for DescribeJobTemplateResponse {
             job_template_arn: t.job_template_arn.clone(),
             job_template_id: t.job_template_id.clone(),
             description: t.description.clone(),
+            document_source: t.document_source.clone(),
             document: t.document.clone(),
             created_at: Timestamp(t.created_at),
             presigned_url_config: c.presigned_url_config.clone(),
@@ -644,7 +652,9 @@ mod tests {
         let none = CreateJobTemplateRequest { document: None, ..base.clone() };
         assert!(none.check(0).is_err());
         let s3 = CreateJobTemplateRequest { document: None, document_source: Some("https://s3/x".into()), ..base };
-        assert!(s3.check(0).unwrap_err().message.contains("not supported"));
+        assert!(s3.check(0).unwrap_err().message.contains("could not be read"));
+        let fetched = CreateJobTemplateRequest { fetched_document: Some("{}".into()), ..s3 };
+        assert!(fetched.check(0).is_ok());
     }
 
     #[test]

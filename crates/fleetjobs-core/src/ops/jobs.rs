@@ -43,6 +43,10 @@ pub struct CreateJobRequest {
     pub document_parameters: Option<BTreeMap<String, String>>,
     pub scheduling_config: Option<SchedulingConfig>,
     pub destination_package_versions: Option<Vec<String>>,
+    /// The document read from `documentSource` (filled by the engine before the write; never
+    /// from the wire).
+    #[serde(skip)]
+    pub fetched_document: Option<String>,
 }
 
 impl CreateJobRequest {
@@ -88,13 +92,14 @@ impl CreateJobRequest {
         check_package_versions(self.destination_package_versions.as_deref())
     }
 
-    /// The job document, which must be given inline (S3 sources are not fetched).
+    /// The job document: inline, or as fetched from `documentSource`.
     pub fn inline_document(&self) -> ApiResult<&str> {
         match (&self.document, &self.document_source) {
             (Some(d), None) => Ok(d),
-            (None, Some(_)) => {
-                Err(ApiError::invalid("documentSource (S3) is not supported by this server; pass the document inline"))
-            }
+            (None, Some(url)) => self
+                .fetched_document
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid(format!("The job document at {url} could not be read"))),
             (Some(_), Some(_)) => Err(ApiError::invalid("Specify either document or documentSource, not both")),
             (None, None) => Err(ApiError::invalid("Either document or documentSource must be specified")),
         }
@@ -446,7 +451,11 @@ mod tests {
         r.document_source = Some("https://s3/doc".into());
         assert_eq!(r.check(0).unwrap_err().message, "Specify either document or documentSource, not both");
         r.document = None;
-        assert!(r.check(0).unwrap_err().message.contains("not supported"));
+        assert!(r.check(0).unwrap_err().message.contains("could not be read"));
+        r.fetched_document = Some("{\"op\":1}".into());
+        assert_eq!(r.inline_document().unwrap(), "{\"op\":1}");
+        r.fetched_document = Some("not json".into());
+        assert!(r.check(0).is_err());
         let mut v = base();
         v["tags"] = json!([{"Key": ""}]);
         assert_eq!(create(v).check(0).unwrap_err().message, "Tag keys must have length between 1 and 128");

@@ -12,6 +12,8 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::document_source::DeviceDocument;
+
 /// MQTT timestamps: integer epoch seconds.
 pub fn secs(ms: Millis) -> i64 {
     ms.div_euclid(1000)
@@ -110,7 +112,7 @@ pub struct UpdateRequest {
     pub step_timeout_in_minutes: Option<i64>,
 }
 
-fn document<S: Serializer>(doc: &Option<Arc<Value>>, s: S) -> Result<S::Ok, S::Error> {
+fn document<S: Serializer>(doc: &Option<Arc<DeviceDocument>>, s: S) -> Result<S::Ok, S::Error> {
     match doc {
         Some(d) => d.as_ref().serialize(s),
         None => s.serialize_none(),
@@ -124,7 +126,7 @@ pub struct Execution {
     pub job_id: String,
     pub thing_name: String,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "document")]
-    pub job_document: Option<Arc<Value>>,
+    pub job_document: Option<Arc<DeviceDocument>>,
     pub status: JobExecutionStatus,
     pub status_details: StatusDetails,
     pub queued_at: i64,
@@ -144,7 +146,7 @@ impl Execution {
         self
     }
 
-    pub fn new(e: &JobExecution, job_document: Option<Arc<Value>>) -> Self {
+    pub fn new(e: &JobExecution, job_document: Option<Arc<DeviceDocument>>) -> Self {
         Execution {
             job_id: e.job_id.clone(),
             thing_name: e.thing_name.clone(),
@@ -224,7 +226,7 @@ pub enum Answer {
         #[serde(skip_serializing_if = "Option::is_none")]
         execution_state: Option<ExecutionState>,
         #[serde(skip_serializing_if = "Option::is_none", serialize_with = "document")]
-        job_document: Option<Arc<Value>>,
+        job_document: Option<Arc<DeviceDocument>>,
     },
 }
 
@@ -336,7 +338,7 @@ mod tests {
     #[test]
     fn answers_have_the_aws_shape() {
         let mut e = JobExecution::queued("j", "pi", 1, 1_700_000_000_999);
-        let doc = Some(Arc::new(json!({"op": "x"})));
+        let doc = Some(Arc::new(DeviceDocument::new(json!({"op": "x"}), None)));
         let v: Value = serde_json::from_slice(&reply(
             Answer::Execution { execution: Some(Execution::new(&e, doc)) },
             5_000,

@@ -85,7 +85,10 @@ impl Engine {
         })
     }
 
-    pub async fn create_job_template(&self, r: CreateJobTemplateRequest) -> ApiResult<CreateJobTemplateResponse> {
+    pub async fn create_job_template(&self, mut r: CreateJobTemplateRequest) -> ApiResult<CreateJobTemplateResponse> {
+        if let (None, None, Some(url)) = (&r.job_arn, &r.document, &r.document_source) {
+            r.fetched_document = Some(self.fetch_document(url).await?);
+        }
         r.check(self.now())?;
         let id = r.job_template_id.clone();
         self.write(|txn| {
@@ -111,13 +114,18 @@ impl Engine {
                         r.destination_package_versions.clone().or_else(|| job.destination_package_versions.clone()),
                     )
                 }
-                None => (r.document.clone().unwrap_or_default(), own, r.destination_package_versions.clone()),
+                None => (
+                    r.document.clone().or_else(|| r.fetched_document.clone()).unwrap_or_default(),
+                    own,
+                    r.destination_package_versions.clone(),
+                ),
             };
             let t = JobTemplate {
                 job_template_arn: txn.scope.arn(ResourceKind::JobTemplate, &id),
                 job_template_id: id.clone(),
                 description: r.description.clone(),
                 document,
+                document_source: r.job_arn.is_none().then(|| r.document_source.clone()).flatten(),
                 created_at: txn.now,
                 configs,
                 destination_package_versions: packages,

@@ -16,7 +16,10 @@ use super::{job_not_found, queue_executions};
 use crate::Engine;
 
 impl Engine {
-    pub async fn create_job(&self, r: CreateJobRequest) -> ApiResult<CreateJobResponse> {
+    pub async fn create_job(&self, mut r: CreateJobRequest) -> ApiResult<CreateJobResponse> {
+        if let (None, Some(url), None) = (&r.document, &r.document_source, &r.job_template_arn) {
+            r.fetched_document = Some(self.fetch_document(url).await?);
+        }
         r.check(self.now())?;
         let job_id = r.job_id.clone();
         self.write(|txn| {
@@ -35,7 +38,7 @@ impl Engine {
                 job_arn: arn,
                 targets: r.targets.clone(),
                 document: source.document,
-                document_source: None,
+                document_source: r.job_template_arn.is_none().then(|| r.document_source.clone()).flatten(),
                 description: source.description,
                 target_selection: r.target_selection.unwrap_or_default(),
                 status: if scheduled { JobStatus::Scheduled } else { JobStatus::InProgress },

@@ -274,3 +274,54 @@ async fn delete_job_execution_needs_force_while_in_progress() {
     let err = h.engine.delete_job_execution(r).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ResourceNotFound);
 }
+
+/// A document source that knows one URL.
+struct OneDocument;
+
+impl crate::document_source::DocumentSource for OneDocument {
+    fn fetch<'a>(&'a self, url: &'a str) -> crate::document_source::FetchFuture<'a> {
+        let answer = match url {
+            "https://s3.amazonaws.com/b/doc.json" => Ok(r#"{"operation":"fetched"}"#.to_string()),
+            "https://s3.amazonaws.com/b/list.json" => Ok("[1]".to_string()),
+            _ => Err("the object does not exist".to_string()),
+        };
+        Box::pin(async move { answer })
+    }
+
+    fn presign(&self, _: &str, _: u64) -> Option<String> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn create_job_reads_its_document_source_once_and_refuses_a_missing_one() {
+    let h = harness();
+    h.thing("a").await;
+    let from = |id: &str, url: &str| CreateJobRequest {
+        document: None,
+        document_source: Some(url.into()),
+        ..job_request(id, &["a"])
+    };
+    // Without a configured source the request is refused with a pointer to the flag.
+    let err = h.engine.create_job(from("j0", "https://s3.amazonaws.com/b/doc.json")).await.unwrap_err();
+    assert!(err.message.contains("--s3-endpoint"), "{}", err.message);
+
+    h.engine.set_document_source(std::sync::Arc::new(OneDocument));
+    h.engine.create_job(from("j1", "https://s3.amazonaws.com/b/doc.json")).await.unwrap();
+    let d = h.engine.describe_job(describe("j1")).await.unwrap();
+    assert_eq!(d.document_source.as_deref(), Some("https://s3.amazonaws.com/b/doc.json"));
+    let doc = h.engine.get_job_document(GetJobDocumentRequest { job_id: "j1".into(), ..Default::default() });
+    assert_eq!(doc.await.unwrap().document, r#"{"operation":"fetched"}"#);
+
+    let err = h.engine.create_job(from("j2", "https://s3.amazonaws.com/b/missing")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
+    assert!(err.message.contains("does not exist"), "{}", err.message);
+    let err = h.engine.create_job(from("j3", "https://s3.amazonaws.com/b/list.json")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidRequest, "a fetched document is validated like an inline one");
+    let long = format!("https://s3.amazonaws.com/b/{}", "k".repeat(1350));
+    let err = h.engine.create_job(from("j4", &long)).await.unwrap_err();
+    assert!(err.message.contains("between 1 and 1350"), "{}", err.message);
+    for id in ["j2", "j3", "j4"] {
+        assert_eq!(h.engine.describe_job(describe(id)).await.unwrap_err().code, ErrorCode::ResourceNotFound);
+    }
+}
