@@ -106,6 +106,7 @@ def test_errors_are_the_modeled_exceptions(data, make_device, create_job):
     make_device("jd-err")
     create_job("jd-err-a", ["jd-err"])
     assert _error(data.describe_job_execution, thingName="jd-err", jobId="nope") == ("ResourceNotFoundException", 404)
+    assert _error(data.get_pending_job_executions, thingName="jd-ghost") == ("ResourceNotFoundException", 404)
     assert _error(data.update_job_execution, thingName="jd-err", jobId="nope", status="IN_PROGRESS") == (
         "ResourceNotFoundException", 404)
     # No version-conflict exception in the model: a mismatch is an invalid state transition.

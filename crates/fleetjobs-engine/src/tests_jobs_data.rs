@@ -78,6 +78,8 @@ async fn refusals_are_the_modeled_exceptions() {
     h.thing("pi").await;
     h.job("j1", &["pi"]).await.unwrap();
     let e = &h.engine;
+    let err = e.jobs_data_get_pending(req(json!({"thingName": "ghost"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResourceNotFound);
     let err = e.jobs_data_describe(req(json!({"thingName": "pi", "jobId": "nope"}))).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ResourceNotFound);
     let err = e

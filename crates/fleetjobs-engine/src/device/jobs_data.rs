@@ -107,6 +107,12 @@ impl Engine {
         &self,
         r: GetPendingJobExecutionsRequest,
     ) -> ApiResult<GetPendingJobExecutionsResponse> {
+        // An unknown thing is a 404 here (spec §3.1); over MQTT the device is a connection
+        // whose thing may be gone, and an empty answer is what AWS sends there.
+        let known = self.read(|s| Ok::<_, ApiError>(s.things.contains_key(&r.thing_name))).await?;
+        if !known {
+            return Err(ApiError::not_found(format!("Thing {} does not exist.", r.thing_name)));
+        }
         let pending = self.device_get_pending(&r.thing_name).await.map_err(api_error)?;
         let shown = |status| pending.iter().filter(|e| e.status == status).map(ExecutionSummary::from).collect();
         Ok(GetPendingJobExecutionsResponse {
