@@ -90,16 +90,13 @@ pub struct UpdateJobExecutionResponse {
 /// (A function, not `From`: a second `From` into `ApiError` would leave `?` in the engine's
 /// closures without a type to infer.)
 fn api_error(r: Rejected) -> ApiError {
-    {
-        let code = match r.code {
-            "InvalidRequest" | "InvalidJson" => ErrorCode::InvalidRequest,
-            "ResourceNotFound" => ErrorCode::ResourceNotFound,
-            "VersionMismatch" | "InvalidStateTransition" => ErrorCode::InvalidStateTransition,
-            "TerminalState" => ErrorCode::TerminalState,
-            _ => ErrorCode::InternalFailure,
-        };
-        ApiError::new(code, r.message)
-    }
+    let code = match r.code {
+        "InvalidRequest" | "InvalidJson" => ErrorCode::InvalidRequest,
+        "ResourceNotFound" => ErrorCode::ResourceNotFound,
+        "VersionMismatch" | "InvalidStateTransition" => ErrorCode::InvalidStateTransition,
+        _ => ErrorCode::InternalFailure,
+    };
+    ApiError::new(code, r.message)
 }
 
 impl Engine {
