@@ -641,6 +641,18 @@ def test_every_implemented_operation_has_a_case():
     assert {c.op for c in CASES if c.malformed is None} == set(NOT_MALFORMABLE)
 
 
+def test_jobs_data_rows_match_their_model():
+    """The ``op!(jobs_data: ...)`` rows are the `iot-jobs-data` model's four Jobs operations,
+    with its method and URI (their wire cases are in test_jobs_data.py)."""
+    jobs_data = botocore.session.get_session().get_service_model("iot-jobs-data")
+    table = re.findall(r'op!\(\s*jobs_data:\s*"(\w+)",\s*"(\w+)",\s*"([^"]+)"', OPS_RS.read_text())
+    assert {name for name, _, _ in table} == {
+        "GetPendingJobExecutions", "StartNextPendingJobExecution", "DescribeJobExecution", "UpdateJobExecution"}
+    for name, method, path in table:
+        http = jobs_data.operation_model(name).http
+        assert (method, path) == (http["method"], http["requestUri"]), name
+
+
 #: An answer that matches DescribeJobExecution's output shape, and mutations of it that
 #: must each be caught (the checker itself, without a server).
 GOOD_EXECUTION = {"execution": {

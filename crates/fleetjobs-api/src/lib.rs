@@ -23,6 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Router;
+use fleetjobs_core::policy::IotAction;
 use fleetjobs_core::{ApiError, ErrorCode};
 use fleetjobs_engine::Engine;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -39,6 +40,8 @@ pub const MAX_BODY: usize = 1 << 20;
 struct Api {
     engine: Arc<Engine>,
     body_timeout: Duration,
+    /// The device listener: `iot-jobs-data` only, the caller is its client certificate.
+    devices: bool,
 }
 
 /// Why a request was refused before it reached an operation, beyond the AWS errors.
@@ -54,7 +57,7 @@ enum Refused {
 
 /// The axum router of the control plane.
 pub fn router(engine: Arc<Engine>, limits: &HttpLimits) -> Router {
-    Router::new().fallback(handle).with_state(Api { engine, body_timeout: limits.body_timeout })
+    Router::new().fallback(handle).with_state(Api { engine, body_timeout: limits.body_timeout, devices: false })
 }
 
 /// Serve the control plane on `listener`, within `limits`, until `shutdown` resolves.
@@ -64,7 +67,22 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::serve(router(engine, &limits), listener, &limits, shutdown).await
+    server::serve(router(engine, &limits), listener, &limits, None, shutdown).await
+}
+
+/// Serve the `iot-jobs-data` API to devices on `listener` over mutual TLS (`tls` requires a
+/// client certificate, as the MQTT listener does): the same table and engine methods as the
+/// SigV4 callers, authorized by the certificate's policies instead of a signature.
+pub async fn serve_jobs_data(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    limits: HttpLimits,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app =
+        Router::new().fallback(handle).with_state(Api { engine, body_timeout: limits.body_timeout, devices: true });
+    server::serve(app, listener, &limits, Some(tokio_rustls::TlsAcceptor::from(tls)), shutdown).await
 }
 
 /// One request: answer it, and log one line (operation, status, milliseconds) at info, so
@@ -105,10 +123,14 @@ fn decode(s: &str) -> String {
 async fn dispatch(api: &Api, request: Request, operation: &mut &'static str) -> Result<Value, Refused> {
     let engine = &api.engine;
     let (parts, body) = request.into_parts();
-    let checked = sigv4::check_headers(&parts.headers, &engine.config().scope.region, SystemTime::now(), |key| {
-        engine.secret_for(key)
-    })
-    .map_err(auth_error)?;
+    let checked = if api.devices {
+        None
+    } else {
+        let region = &engine.config().scope.region;
+        let checked = sigv4::check_headers(&parts.headers, region, SystemTime::now(), |key| engine.secret_for(key))
+            .map_err(auth_error)?;
+        Some(checked)
+    };
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY as u64) {
         return Err(Refused::TooLarge);
@@ -117,17 +139,26 @@ async fn dispatch(api: &Api, request: Request, operation: &mut &'static str) -> 
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
 
-    let credential =
-        checked.verify_body(&parts.method, raw_path, raw_query, &parts.headers, &body).map_err(auth_error)?;
-    let service = Service::from_signing_name(&credential.service).ok_or_else(|| {
-        ApiError::new(ErrorCode::UnknownOperation, format!("The service {} is not served here", credential.service))
-    })?;
+    let service = match checked {
+        None => Service::IotJobsData,
+        Some(checked) => {
+            let credential =
+                checked.verify_body(&parts.method, raw_path, raw_query, &parts.headers, &body).map_err(auth_error)?;
+            Service::from_signing_name(&credential.service).ok_or_else(|| {
+                let message = format!("The service {} is not served here", credential.service);
+                ApiError::new(ErrorCode::UnknownOperation, message)
+            })?
+        }
+    };
 
     let segments: Vec<String> = raw_path.split('/').skip(1).filter(|s| !s.is_empty()).map(decode).collect();
     let (op, labels) = ops::route(service, parts.method.as_str(), &segments).ok_or_else(|| {
         ApiError::new(ErrorCode::UnknownOperation, format!("No operation matches {} {raw_path}", parts.method))
     })?;
     *operation = op.name;
+    if api.devices {
+        authorize_device(engine, &parts.extensions, op, &labels)?;
+    }
 
     let mut members = body_object(&body)?;
     for (label, value) in labels {
@@ -138,6 +169,26 @@ async fn dispatch(api: &Api, request: Request, operation: &mut &'static str) -> 
     header_members(op, &parts.headers, &mut members);
     let value = (op.handler)(engine, members).await?;
     Ok(value)
+}
+
+/// A device's request on the mutual-TLS listener: its certificate's policies must allow the
+/// operation's action on the thing of the path.
+fn authorize_device(
+    engine: &Engine,
+    extensions: &axum::http::Extensions,
+    op: &Operation,
+    labels: &[(&str, &str)],
+) -> Result<(), ApiError> {
+    let action = match op.name {
+        "GetPendingJobExecutions" => IotAction::GetPendingJobExecutions,
+        "StartNextPendingJobExecution" => IotAction::StartNextPendingJobExecution,
+        "DescribeJobExecution" => IotAction::DescribeJobExecution,
+        "UpdateJobExecution" => IotAction::UpdateJobExecution,
+        other => return Err(ApiError::new(ErrorCode::UnknownOperation, format!("{other} is not served here"))),
+    };
+    let thing = labels.iter().find(|(l, _)| *l == "thingName").map_or("", |(_, v)| *v);
+    let cert = extensions.get::<server::PeerCertificate>().and_then(|p| p.0.as_deref());
+    engine.authorize_jobs_data(cert, action, thing)
 }
 
 /// The whole body, at most [`MAX_BODY`] bytes (also when it is chunked), within `timeout`.

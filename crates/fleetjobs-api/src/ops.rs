@@ -20,12 +20,15 @@ pub type Handler = for<'a> fn(&'a Engine, Map<String, Value>) -> BoxFuture<'a, A
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Iot,
+    /// The device data plane (`iot-jobs-data`): the same rules as the Jobs MQTT API.
+    IotJobsData,
 }
 
 impl Service {
     pub fn from_signing_name(name: &str) -> Option<Service> {
         match name {
             "iot" => Some(Service::Iot),
+            "iot-jobs-data" => Some(Service::IotJobsData),
             _ => None,
         }
     }
@@ -90,6 +93,19 @@ pub fn invalid_request(e: serde_path_to_error::Error<serde_json::Error>) -> ApiE
 use Kind::{Bool, Int, Str};
 
 macro_rules! op {
+    (jobs_data: $name:literal, $method:literal, $path:literal, $f:ident
+        $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])?) => {
+        Operation {
+            name: $name,
+            service: Service::IotJobsData,
+            method: $method,
+            path: $path,
+            labels: &[],
+            query: &[$($(($qw, $qm, $qk)),*)?],
+            headers: &[],
+            handler: |engine, members| call(engine, members, Engine::$f),
+        }
+    };
     ($name:literal, $method:literal, $path:literal, $f:ident
         $(, labels: [$(($lm:literal, $lk:ident)),* $(,)?])?
         $(, query: [$(($qw:literal, $qm:literal, $qk:ident)),* $(,)?])?
@@ -242,6 +258,12 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UntagResource", "POST", "/untag", untag_resource),
     op!("ListTagsForResource", "GET", "/tags", list_tags_for_resource,
         query: [("resourceArn", "resourceArn", Str), ("nextToken", "nextToken", Str)]),
+    // iot-jobs-data: same paths as some `iot` rows, told apart by the signing name
+    op!(jobs_data: "GetPendingJobExecutions", "GET", "/things/{thingName}/jobs", jobs_data_get_pending),
+    op!(jobs_data: "StartNextPendingJobExecution", "PUT", "/things/{thingName}/jobs/$next", jobs_data_start_next),
+    op!(jobs_data: "DescribeJobExecution", "GET", "/things/{thingName}/jobs/{jobId}", jobs_data_describe,
+        query: [("includeJobDocument", "includeJobDocument", Bool), ("executionNumber", "executionNumber", Int)]),
+    op!(jobs_data: "UpdateJobExecution", "POST", "/things/{thingName}/jobs/{jobId}", jobs_data_update),
 ];
 
 /// Find the operation for a request. `segments` are the path's segments, percent-decoded.
@@ -289,11 +311,18 @@ mod tests {
         assert_eq!(op.name, "DeleteJobExecution");
         assert_eq!(labels, vec![("thingName", "t1"), ("jobId", "j1"), ("executionNumber", "3")]);
         assert!(route(Service::Iot, "GET", &segs("/nope")).is_none());
+        // The two services share paths; the signing name decides.
+        let s = segs("/things/t1/jobs");
+        assert_eq!(route(Service::Iot, "GET", &s).unwrap().0.name, "ListJobExecutionsForThing");
+        assert_eq!(route(Service::IotJobsData, "GET", &s).unwrap().0.name, "GetPendingJobExecutions");
+        let s = segs("/things/t1/jobs/$next");
+        assert_eq!(route(Service::IotJobsData, "PUT", &s).unwrap().0.name, "StartNextPendingJobExecution");
+        assert_eq!(route(Service::IotJobsData, "GET", &s).unwrap().0.name, "DescribeJobExecution");
     }
 
     #[test]
     fn every_operation_is_listed_once() {
-        let mut names: Vec<_> = OPERATIONS.iter().map(|o| o.name).collect();
+        let mut names: Vec<_> = OPERATIONS.iter().map(|o| (o.service as u8, o.name)).collect();
         names.sort();
         let n = names.len();
         names.dedup();

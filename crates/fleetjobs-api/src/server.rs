@@ -6,12 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use axum::{Extension, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::write_deadline::WriteDeadline;
 
@@ -71,12 +72,19 @@ impl Throttled {
     }
 }
 
+/// The DER client certificate of a mutual-TLS connection, as a request extension (the
+/// `iot-jobs-data` device listener authenticates with it instead of SigV4).
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Option<Vec<u8>>);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets every open connection
-/// finish its request and waits for all of them.
+/// finish its request and waits for all of them. With `tls`, each connection is a TLS one
+/// (handshake within the header timeout) and its requests carry its [`PeerCertificate`].
 pub async fn serve(
     app: Router,
     listener: TcpListener,
     limits: &HttpLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let max = limits.max_connections.max(1);
@@ -105,30 +113,58 @@ pub async fn serve(
             refused.hit(|n| tracing::warn!(max, refused = n, "HTTP connection limit reached; closing new connections"));
             continue;
         };
-        let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
-        let conn = builder.serve_connection(io, TowerToHyperService::new(app.clone()));
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "HTTP connection ended");
-                    }
-                    return;
-                }
-                _ = stop.wait_for(|stopping| *stopping) => {}
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
+        let (builder, app, stop) = (builder.clone(), app.clone(), stop_rx.clone());
+        match &tls {
+            None => {
+                tokio::spawn(connection(builder, TokioIo::new(stream), app, stop, permit));
             }
-            conn.as_mut().graceful_shutdown();
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended during shutdown");
+            Some(acceptor) => {
+                let (acceptor, handshake_timeout) = (acceptor.clone(), limits.header_timeout);
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
+                    let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                    let app = app.layer(Extension(PeerCertificate(peer)));
+                    connection(builder, TokioIo::new(stream), app, stop, permit).await;
+                });
             }
-        });
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
     // Every connection holds a permit until it ends.
     let _all_closed = permits.acquire_many(max).await;
     Ok(())
+}
+
+/// Serve one connection until it ends, or until shutdown lets its request finish.
+async fn connection<I>(
+    builder: http1::Builder,
+    io: I,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let _permit = permit;
+    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+            return;
+        }
+        _ = stop.wait_for(|stopping| *stopping) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "HTTP connection ended during shutdown");
+    }
 }

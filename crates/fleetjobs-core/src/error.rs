@@ -23,6 +23,10 @@ pub enum ErrorCode {
     CertificateState,
     VersionsLimitExceeded,
     InvalidQuery,
+    /// `iot-jobs-data` over mutual TLS: no usable client certificate.
+    CertificateValidation,
+    /// `iot-jobs-data` over mutual TLS: the certificate's policies deny the action.
+    AccessDenied,
     // Authentication (API gateway), all 403.
     MissingAuthenticationToken,
     IncompleteSignature,
@@ -53,6 +57,8 @@ impl ErrorCode {
             CertificateState => "CertificateStateException",
             VersionsLimitExceeded => "VersionsLimitExceededException",
             InvalidQuery => "InvalidQueryException",
+            CertificateValidation => "CertificateValidationException",
+            AccessDenied => "AccessDeniedException",
             MissingAuthenticationToken => "MissingAuthenticationTokenException",
             IncompleteSignature => "IncompleteSignatureException",
             InvalidSignature => "InvalidSignatureException",
@@ -65,7 +71,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidRequest | Throttling | MalformedPolicy | InvalidQuery => 400,
+            InvalidRequest | Throttling | MalformedPolicy | InvalidQuery | CertificateValidation => 400,
             CertificateState => 406,
             Unauthorized => 401,
             ResourceNotFound | UnknownOperation => 404,
@@ -78,7 +84,9 @@ impl ErrorCode {
             LimitExceeded | TerminalState => 410,
             InternalFailure => 500,
             ServiceUnavailable => 503,
-            MissingAuthenticationToken | IncompleteSignature | InvalidSignature | UnrecognizedClient => 403,
+            MissingAuthenticationToken | IncompleteSignature | InvalidSignature | UnrecognizedClient | AccessDenied => {
+                403
+            }
         }
     }
 }

@@ -67,7 +67,7 @@ pub enum PolicyError {
     InvalidCondition,
 }
 
-/// The MQTT actions Fleetjobs authorizes.
+/// The device actions Fleetjobs authorizes (MQTT, and the `iot-jobs-data` HTTPS API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IotAction {
     /// `iot:Connect`, resource `client/{clientId}`.
@@ -81,6 +81,11 @@ pub enum IotAction {
     /// `iot:RetainPublish`, resource `topic/{topic}`: a PUBLISH with the retain flag needs it
     /// besides `iot:Publish`.
     RetainPublish,
+    /// The `iot-jobs-data` HTTPS actions of a device, resource `thing/{thingName}`.
+    GetPendingJobExecutions,
+    StartNextPendingJobExecution,
+    DescribeJobExecution,
+    UpdateJobExecution,
 }
 
 impl IotAction {
@@ -92,6 +97,10 @@ impl IotAction {
             IotAction::Subscribe => "iot:Subscribe",
             IotAction::Receive => "iot:Receive",
             IotAction::RetainPublish => "iot:RetainPublish",
+            IotAction::GetPendingJobExecutions => "iot:GetPendingJobExecutions",
+            IotAction::StartNextPendingJobExecution => "iot:StartNextPendingJobExecution",
+            IotAction::DescribeJobExecution => "iot:DescribeJobExecution",
+            IotAction::UpdateJobExecution => "iot:UpdateJobExecution",
         }
     }
 }

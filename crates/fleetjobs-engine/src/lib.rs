@@ -58,7 +58,10 @@ pub struct EngineConfig {
     pub scope: ArnScope,
     /// What DescribeEndpoint answers for `iot:Data` / `iot:Data-ATS` (host or host:port).
     pub mqtt_endpoint: String,
-    /// What DescribeEndpoint answers for `iot:Jobs` / `iot:CredentialProvider`.
+    /// What DescribeEndpoint answers for `iot:Jobs`: the `iot-jobs-data` mutual-TLS listener
+    /// (host, or host:port when not 8443), as `iot:Data-ATS` answers a bare host.
+    pub jobs_endpoint: String,
+    /// What DescribeEndpoint answers for `iot:CredentialProvider`.
     pub http_endpoint: String,
 }
 
@@ -283,6 +286,8 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_jobs_data;
 #[cfg(test)]
 mod tests_rollout;
 #[cfg(test)]

@@ -77,6 +77,7 @@ fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> H
     let config = EngineConfig {
         scope: ArnScope::new("us-east-1", "123456789012"),
         mqtt_endpoint: "localhost:8883".into(),
+        jobs_endpoint: "localhost:8443".into(),
         http_endpoint: "http://127.0.0.1:8080".into(),
     };
     let c = clock.clone();

@@ -414,6 +414,7 @@ async fn main() {
     let config = EngineConfig {
         scope: ArnScope::new("us-east-1", "123456789012"),
         mqtt_endpoint: "localhost".into(),
+        jobs_endpoint: "localhost:8443".into(),
         http_endpoint: "http://localhost".into(),
     };
     let ca = Arc::new(CertificateAuthority::generate().unwrap());

@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// MQTT over mutual TLS.
     #[arg(long, default_value = "0.0.0.0:8883")]
     pub mqtt_listen: SocketAddr,
+    /// The `iot-jobs-data` HTTPS API for devices, over mutual TLS (their certificates).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub jobs_data_listen: SocketAddr,
     /// Extra host names or IPs for the MQTT server certificate (localhost and 127.0.0.1 are
     /// always included). Repeatable.
     #[arg(long = "host")]

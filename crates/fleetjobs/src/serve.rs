@@ -23,13 +23,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     dir.check_database(store.is_empty().context("reading the database")?)?;
     let ca = Arc::new(dir.certificate_authority()?);
     let server_cert = dir.server_cert(&ca, &args.hosts)?;
+    // The same server certificate and client-certificate verification for MQTT and for the
+    // `iot-jobs-data` device listener.
     let tls = fleetjobs_pki::mqtt_server_tls_config(&ca, &server_cert).context("building the TLS config")?;
 
     let mqtt_host = args.hosts.first().cloned().unwrap_or_else(|| "localhost".to_string());
     let mqtt_port = args.mqtt_listen.port();
+    let jobs_port = args.jobs_data_listen.port();
     let config = EngineConfig {
         scope: ArnScope::new(&args.region, &args.account_id),
         mqtt_endpoint: if mqtt_port == 8883 { mqtt_host.clone() } else { format!("{mqtt_host}:{mqtt_port}") },
+        jobs_endpoint: if jobs_port == 8443 { mqtt_host.clone() } else { format!("{mqtt_host}:{jobs_port}") },
         http_endpoint: format!("http://{}", args.http_listen),
     };
     let (engine, outbox) =
@@ -59,15 +63,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         TcpListener::bind(args.mqtt_listen).await.with_context(|| format!("binding MQTT on {}", args.mqtt_listen))?;
     let http_listener =
         TcpListener::bind(args.http_listen).await.with_context(|| format!("binding HTTP on {}", args.http_listen))?;
+    let jobs_listener = TcpListener::bind(args.jobs_data_listen)
+        .await
+        .with_context(|| format!("binding iot-jobs-data on {}", args.jobs_data_listen))?;
 
     let stop = shutdown::on_signal();
-    let mqtt_task = tokio::spawn(fleetjobs_mqtt::serve_tls(broker.clone(), mqtt_listener, tls, stop.clone().wait()));
+    let mqtt_task =
+        tokio::spawn(fleetjobs_mqtt::serve_tls(broker.clone(), mqtt_listener, tls.clone(), stop.clone().wait()));
     let http_limits = fleetjobs_api::HttpLimits {
         header_timeout: Duration::from_secs(args.http_header_timeout),
         body_timeout: Duration::from_secs(args.http_body_timeout),
         write_timeout: Duration::from_secs(args.http_write_timeout),
         max_connections: args.http_max_connections,
     };
+    let jobs_task = tokio::spawn(fleetjobs_api::serve_jobs_data(
+        engine.clone(),
+        jobs_listener,
+        http_limits.clone(),
+        tls,
+        stop.clone().wait(),
+    ));
     let http_task = tokio::spawn(fleetjobs_api::serve(engine.clone(), http_listener, http_limits, stop.clone().wait()));
 
     print_banner(&args, &dir, &credentials);
@@ -76,6 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     stop.wait().await;
     let _ = mqtt_task.await;
     http_task.await?.context("HTTP server")?;
+    jobs_task.await?.context("iot-jobs-data server")?;
     timers_task.abort();
     let _ = timers_task.await;
     drop(engine);
@@ -115,6 +131,7 @@ fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path) 
     println!("  data dir     {}", dir.root.display());
     println!("  HTTP API     {http}   (AWS `iot` API, SigV4)");
     println!("  MQTT (mTLS)  {}   (CA: {})", args.mqtt_listen, dir.path("root-CA.crt").display());
+    println!("  Jobs (mTLS)  https://{}   (`iot-jobs-data` for devices)", args.jobs_data_listen);
     println!("  credentials  {}", credentials.display());
     println!();
     println!("Next:");

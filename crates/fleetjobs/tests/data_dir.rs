@@ -17,7 +17,10 @@ fn fleetjobs(args: &[&str], data_dir: &Path) -> Output {
 
 /// `serve` on free ports that must refuse to start: its exit status and what it said.
 fn refused_serve(data_dir: &Path) -> String {
-    let out = fleetjobs(&["serve", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"], data_dir);
+    let out = fleetjobs(
+        &["serve", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--jobs-data-listen", "127.0.0.1:0"],
+        data_dir,
+    );
     assert!(!out.status.success(), "serve started on {}", data_dir.display());
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -88,7 +91,17 @@ async fn the_server_certificate_is_kept_across_restarts() {
 
     // A new --host needs a certificate that names it.
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
-        .args(["serve", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--host", "mqtt.example.com"])
+        .args([
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--jobs-data-listen",
+            "127.0.0.1:0",
+            "--host",
+            "mqtt.example.com",
+        ])
         .arg("--data-dir")
         .arg(&server.dir)
         .stdout(std::process::Stdio::null())

@@ -153,6 +153,9 @@ class FleetjobsServer:
         self.mqtt_port = free_port()
         while self.mqtt_port == self.http_port:
             self.mqtt_port = free_port()
+        self.jobs_data_port = free_port()
+        while self.jobs_data_port in (self.http_port, self.mqtt_port):
+            self.jobs_data_port = free_port()
         self.proc: subprocess.Popen | None = None
         #: more ``serve`` flags and environment (e.g. ``--s3-endpoint`` and its credentials)
         self.extra_args: list[str] = []
@@ -187,6 +190,8 @@ class FleetjobsServer:
             f"127.0.0.1:{self.http_port}",
             "--mqtt-listen",
             f"127.0.0.1:{self.mqtt_port}",
+            "--jobs-data-listen",
+            f"127.0.0.1:{self.jobs_data_port}",
             *self.extra_args,
         ]
 

@@ -9,7 +9,9 @@ use crate::{ApiError, ApiResult, Millis};
 pub enum EndpointType {
     /// `iot:Data`, `iot:Data-ATS`: the MQTT listener.
     Data,
-    /// `iot:Jobs`, `iot:CredentialProvider`: the HTTP listener.
+    /// `iot:Jobs`: the `iot-jobs-data` mutual-TLS listener.
+    Jobs,
+    /// `iot:CredentialProvider`: the HTTP listener.
     Http,
 }
 
@@ -29,7 +31,8 @@ impl DescribeEndpointRequest {
     pub fn kind(&self) -> ApiResult<EndpointType> {
         match self.endpoint_type.as_deref().unwrap_or("iot:Data") {
             "iot:Data" | "iot:Data-ATS" => Ok(EndpointType::Data),
-            "iot:Jobs" | "iot:CredentialProvider" => Ok(EndpointType::Http),
+            "iot:Jobs" => Ok(EndpointType::Jobs),
+            "iot:CredentialProvider" => Ok(EndpointType::Http),
             other => Err(ApiError::invalid(format!("Endpoint type {other} is not valid."))),
         }
     }

@@ -3,6 +3,7 @@
 //! `/rejected` to the requester only. `payload` is its wire: typed requests in, typed answers
 //! out, serialized after the state lock is released.
 
+mod jobs_data;
 mod payload;
 
 use fleetjobs_core::execution::{self, DeviceUpdate};
@@ -13,7 +14,9 @@ use fleetjobs_core::validate::{self, SentStatusDetails};
 use fleetjobs_core::ApiError;
 
 pub(crate) use payload::{notify, notify_next, Execution};
-use payload::{Answer, DescribeRequest, ExecutionState, Payload, PayloadError, StartNextRequest, UpdateRequest};
+use payload::{
+    Answer, DescribeRequest, ExecutionState, Payload, PayloadError, StartNextRequest, UpdateRequest, Updated,
+};
 
 use crate::state::State;
 use crate::Engine;
@@ -83,6 +86,10 @@ fn resource(action: IotAction, name: &str) -> String {
         IotAction::Connect => format!("client/{name}"),
         IotAction::Publish | IotAction::Receive | IotAction::RetainPublish => format!("topic/{name}"),
         IotAction::Subscribe => format!("topicfilter/{name}"),
+        IotAction::GetPendingJobExecutions
+        | IotAction::StartNextPendingJobExecution
+        | IotAction::DescribeJobExecution
+        | IotAction::UpdateJobExecution => format!("thing/{name}"),
     }
 }
 
@@ -154,6 +161,36 @@ impl Engine {
         Ok(session)
     }
 
+    /// Authorize an `iot-jobs-data` request over mutual TLS: the client certificate, ACTIVE
+    /// and ours, stands for the caller, and its policies must allow `action` on
+    /// `thing/{thing}`. The thing is the connection's thing (`iot:Connection.Thing.*`) when
+    /// it is attached to the certificate, as for an MQTT client whose id is the thing name.
+    pub fn authorize_jobs_data(&self, cert_der: Option<&[u8]>, action: IotAction, thing: &str) -> Result<(), ApiError> {
+        use fleetjobs_core::ErrorCode;
+        let der = cert_der.ok_or_else(|| ApiError::new(ErrorCode::CertificateValidation, "No client certificate"))?;
+        let certificate_id = fleetjobs_pki::certificate_id(der);
+        let s = self.lock()?;
+        let cert = s.certificates.get(&certificate_id).filter(|c| c.status == CertificateStatus::Active);
+        let Some(cert) = cert else {
+            return Err(ApiError::new(
+                ErrorCode::CertificateValidation,
+                format!("The certificate {certificate_id} is not registered or not ACTIVE"),
+            ));
+        };
+        let session = DeviceSession {
+            client_id: thing.to_string(),
+            certificate_arn: cert.certificate_arn.clone(),
+            certificate_id,
+        };
+        if !allowed(&s, &session, action, thing) {
+            return Err(ApiError::new(
+                ErrorCode::AccessDenied,
+                format!("{action} on thing/{thing} is not allowed by the certificate's policies"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Authorize one MQTT action on a topic (or topic filter) for a session. The policies are
     /// read at each call, so attaching, detaching or deactivating takes effect at once.
     pub fn authorize_device(&self, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
@@ -201,27 +238,35 @@ impl Engine {
 
     async fn jobs_request(&self, thing: &str, request: JobsRequest<'_>, p: Payload) -> Result<Answer, Rejected> {
         match request {
-            JobsRequest::GetPending => self.mqtt_get_pending(thing).await,
-            JobsRequest::StartNext => self.mqtt_start_next(thing, p.request()?).await,
-            JobsRequest::Describe { job_id } => self.mqtt_describe(thing, job_id, p.request()?).await,
-            JobsRequest::Update { job_id } => self.mqtt_update(thing, job_id, p.request()?).await,
+            JobsRequest::GetPending => Ok(Answer::pending(&self.device_get_pending(thing).await?)),
+            JobsRequest::StartNext => {
+                Ok(Answer::Execution { execution: self.device_start_next(thing, p.request()?).await? })
+            }
+            JobsRequest::Describe { job_id } => {
+                Ok(Answer::Execution { execution: self.device_describe(thing, job_id, p.request()?).await? })
+            }
+            JobsRequest::Update { job_id } => {
+                let u = self.device_update(thing, job_id, p.request()?).await?;
+                Ok(Answer::Updated { execution_state: u.execution_state, job_document: u.job_document })
+            }
         }
     }
 
-    async fn mqtt_get_pending(&self, thing: &str) -> Result<Answer, Rejected> {
-        self.read(|s| {
-            let pending: Vec<JobExecution> = s.shown(&s.pending_of_thing(thing)).iter().map(|e| (*e).clone()).collect();
-            Ok(Answer::pending(&pending))
-        })
-        .await
+    // The four rules of the device API, shared by its two planes: MQTT (`jobs_request`) and
+    // the `iot-jobs-data` HTTPS API (`jobs_data`). Each renders the typed answers its own way.
+
+    /// GetPendingJobExecutions: the pending executions shown to the device, in `$next` order.
+    async fn device_get_pending(&self, thing: &str) -> Result<Vec<JobExecution>, Rejected> {
+        self.read(|s| Ok(s.shown(&s.pending_of_thing(thing)).iter().map(|e| (*e).clone()).collect())).await
     }
 
-    async fn mqtt_start_next(&self, thing: &str, r: StartNextRequest) -> Result<Answer, Rejected> {
+    /// StartNextPendingJobExecution: `None` when nothing is pending.
+    async fn device_start_next(&self, thing: &str, r: StartNextRequest) -> Result<Option<Execution>, Rejected> {
         check_step_timeout(r.step_timeout_in_minutes, false)?;
         let details = check_status_details(r.status_details)?;
         self.write(|txn| {
             let Some(mut e) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else {
-                return Ok(Answer::Execution { execution: None });
+                return Ok(None);
             };
             let started = execution::start(&mut e, details.as_ref(), txn.now);
             if started {
@@ -232,20 +277,25 @@ impl Engine {
             if started {
                 txn.put_execution(e);
             }
-            let execution = execution.timed(txn.s.deadline_of(&key), txn.now);
-            Ok(Answer::Execution { execution: Some(execution) })
+            Ok(Some(execution.timed(txn.s.deadline_of(&key), txn.now)))
         })
         .await
     }
 
-    async fn mqtt_describe(&self, thing: &str, job_id: &str, r: DescribeRequest) -> Result<Answer, Rejected> {
+    /// DescribeJobExecution, `$next` included: `None` when `$next` and nothing is pending.
+    async fn device_describe(
+        &self,
+        thing: &str,
+        job_id: &str,
+        r: DescribeRequest,
+    ) -> Result<Option<Execution>, Rejected> {
         let include_document = r.include_job_document.unwrap_or(true);
         let now = self.now();
         self.read(|s| {
             let e = if job_id == "$next" {
                 match s.pending_of_thing(thing).first() {
                     Some(e) => *e,
-                    None => return Ok(Answer::Execution { execution: None }),
+                    None => return Ok(None),
                 }
             } else {
                 match s.execution(job_id, thing, r.execution_number) {
@@ -255,12 +305,14 @@ impl Engine {
             };
             let document = s.documents.get(&e.job_id).filter(|_| include_document).cloned();
             let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));
-            Ok(Answer::Execution { execution: Some(Execution::new(e, document).timed(deadline, now)) })
+            Ok(Some(Execution::new(e, document).timed(deadline, now)))
         })
         .await
     }
 
-    async fn mqtt_update(&self, thing: &str, job_id: &str, r: UpdateRequest) -> Result<Answer, Rejected> {
+    /// UpdateJobExecution, through the same transaction whichever plane asked, so that both
+    /// publish the same `notify`, `notify-next` and events.
+    async fn device_update(&self, thing: &str, job_id: &str, r: UpdateRequest) -> Result<Updated, Rejected> {
         if !execution::is_device_settable(r.status) {
             return Err(Rejected::invalid(format!("A device cannot set the status {}", r.status.as_str())));
         }
@@ -275,12 +327,12 @@ impl Engine {
                 return Err(rejection(rejected, &e));
             }
             execution::set_step_timer(&mut e, r.step_timeout_in_minutes, txn.now);
-            let answer = Answer::Updated {
+            let updated = Updated {
                 execution_state: r.include_job_execution_state.then(|| ExecutionState::from(&e)),
                 job_document: txn.s.documents.get(job_id).filter(|_| r.include_job_document).cloned(),
             };
             txn.put_execution(e);
-            Ok(answer)
+            Ok(updated)
         })
         .await
     }

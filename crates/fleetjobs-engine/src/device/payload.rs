@@ -239,6 +239,13 @@ impl Answer {
     }
 }
 
+/// What an accepted update answers, on either plane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Updated {
+    pub execution_state: Option<ExecutionState>,
+    pub job_document: Option<Arc<DeviceDocument>>,
+}
+
 /// A request refused, as `/rejected` carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

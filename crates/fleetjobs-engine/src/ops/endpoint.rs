@@ -10,6 +10,7 @@ impl Engine {
         r.check(self.now())?;
         let address = match r.kind()? {
             EndpointType::Data => &self.config.mqtt_endpoint,
+            EndpointType::Jobs => &self.config.jobs_endpoint,
             EndpointType::Http => &self.config.http_endpoint,
         };
         Ok(DescribeEndpointResponse { endpoint_address: address.clone() })

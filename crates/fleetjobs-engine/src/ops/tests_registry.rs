@@ -46,6 +46,7 @@ fn harness() -> Harness {
     let config = EngineConfig {
         scope: ArnScope::new("us-east-1", "123456789012"),
         mqtt_endpoint: "localhost:8883".into(),
+        jobs_endpoint: "localhost:8443".into(),
         http_endpoint: "http://127.0.0.1:8080".into(),
     };
     let ca = Arc::new(CertificateAuthority::generate().unwrap());
@@ -390,7 +391,8 @@ async fn describe_endpoint_answers_the_configured_listeners() {
         |t: Option<&str>| h.engine.describe_endpoint(DescribeEndpointRequest { endpoint_type: t.map(str::to_string) });
     assert_eq!(ask(None).await.unwrap().endpoint_address, "localhost:8883");
     assert_eq!(ask(Some("iot:Data-ATS")).await.unwrap().endpoint_address, "localhost:8883");
-    assert_eq!(ask(Some("iot:Jobs")).await.unwrap().endpoint_address, "http://127.0.0.1:8080");
+    assert_eq!(ask(Some("iot:Jobs")).await.unwrap().endpoint_address, "localhost:8443");
+    assert_eq!(ask(Some("iot:CredentialProvider")).await.unwrap().endpoint_address, "http://127.0.0.1:8080");
     let err = ask(Some("iot:Nothing")).await.unwrap_err();
     assert_eq!(
         (err.code, err.message.as_str()),

@@ -81,6 +81,7 @@ impl Server {
             .arg(&self.dir)
             .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--mqtt-listen", &format!("127.0.0.1:{}", self.mqtt_port)])
+            .args(["--jobs-data-listen", "127.0.0.1:0"])
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
