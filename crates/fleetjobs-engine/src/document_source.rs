@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -27,19 +27,6 @@ pub trait DocumentSource: Send + Sync {
     /// A presigned GET URL for the S3 object `url` names, valid `expires_in_secs`; `None` if
     /// `url` is not an S3 URL or no credentials are configured (the placeholder then stays).
     fn presign(&self, url: &str, expires_in_secs: u64) -> Option<String>;
-}
-
-/// The process's source, for rendering paths that have no engine at hand (notify-next is
-/// rendered after the state lock is released, from owned snapshots).
-static SOURCE: OnceLock<Arc<dyn DocumentSource>> = OnceLock::new();
-
-/// Install the process's document source (first call wins; `serve` calls it once).
-pub fn install(source: Arc<dyn DocumentSource>) {
-    let _ = SOURCE.set(source);
-}
-
-pub(crate) fn installed() -> Option<&'static Arc<dyn DocumentSource>> {
-    SOURCE.get()
 }
 
 /// Whether any string in `doc` holds a placeholder (the common case, none, then costs a scan
@@ -82,20 +69,42 @@ fn substitute_str(s: &str, presign: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 /// A job document as devices are sent it: parsed once, its placeholders presigned afresh at
-/// each serialization (which happens after the state lock is released), valid for the job's
+/// each serialization (which happens after the state lock is released, from owned snapshots:
+/// so the document carries the engine's source itself), valid for the job's
 /// `presignedUrlConfig.expiresInSec`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct DeviceDocument {
     pub value: Value,
     pub presign_expiry_secs: u64,
     /// Whether `value` holds placeholders (scanned once, not at every send).
     presigned: bool,
+    /// Who presigns them (the engine's document source; `None`: they are sent as they are).
+    presigner: Option<Arc<dyn DocumentSource>>,
+}
+
+impl std::fmt::Debug for DeviceDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceDocument").field("value", &self.value).field("presigned", &self.presigned).finish()
+    }
+}
+
+impl PartialEq for DeviceDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.presign_expiry_secs == other.presign_expiry_secs
+    }
 }
 
 impl DeviceDocument {
-    /// `expires_in_sec` as `presignedUrlConfig` holds it (`None`: the default).
-    pub fn new(value: Value, expires_in_sec: Option<i64>) -> Self {
-        DeviceDocument { presigned: has_placeholders(&value), value, presign_expiry_secs: expiry_secs(expires_in_sec) }
+    /// `expires_in_sec` as `presignedUrlConfig` holds it (`None`: the default); `presigner`
+    /// is kept only when the document has placeholders.
+    pub fn new(value: Value, expires_in_sec: Option<i64>, presigner: Option<Arc<dyn DocumentSource>>) -> Self {
+        let presigned = has_placeholders(&value);
+        DeviceDocument {
+            presigner: presigner.filter(|_| presigned),
+            presigned,
+            value,
+            presign_expiry_secs: expiry_secs(expires_in_sec),
+        }
     }
 }
 
@@ -113,7 +122,7 @@ impl DeviceDocument {
 
 impl Serialize for DeviceDocument {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match installed().filter(|_| self.presigned) {
+        match &self.presigner {
             Some(source) => substitute(&self.value, &|url| source.presign(url, self.presign_expiry_secs)).serialize(s),
             None => self.value.serialize(s),
         }
@@ -157,13 +166,15 @@ mod tests {
 
     #[test]
     fn a_device_document_is_presigned_when_serialized_with_the_jobs_expiry() {
-        install(Arc::new(Stub));
+        let stub: Option<Arc<dyn DocumentSource>> = Some(Arc::new(Stub));
         let doc = json!({"u": "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/b/k}"});
-        let v = serde_json::to_value(DeviceDocument::new(doc.clone(), Some(600))).unwrap();
+        let v = serde_json::to_value(DeviceDocument::new(doc.clone(), Some(600), stub.clone())).unwrap();
         assert_eq!(v["u"], "https://s3.amazonaws.com/b/k?expires=600");
-        let v = serde_json::to_value(DeviceDocument::new(doc, None)).unwrap();
+        let v = serde_json::to_value(DeviceDocument::new(doc.clone(), None, stub.clone())).unwrap();
         assert_eq!(v["u"], "https://s3.amazonaws.com/b/k?expires=3600");
-        let plain = DeviceDocument::new(json!({"u": "x"}), None);
+        let v = serde_json::to_value(DeviceDocument::new(doc.clone(), None, None)).unwrap();
+        assert_eq!(v, doc, "without a source the placeholder stays");
+        let plain = DeviceDocument::new(json!({"u": "x"}), None, stub);
         assert!(!plain.has_placeholders());
         assert_eq!(serde_json::to_value(plain).unwrap(), json!({"u": "x"}));
     }

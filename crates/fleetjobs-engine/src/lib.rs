@@ -124,6 +124,9 @@ impl Engine {
 
     /// Wire the fetcher of `documentSource` documents (once, before serving).
     pub fn set_document_source(&self, source: Arc<dyn document_source::DocumentSource>) {
+        if let Ok(mut state) = self.lock() {
+            state.set_document_source(source.clone());
+        }
         let _ = self.document_source.set(source);
     }
 
@@ -167,6 +170,9 @@ impl Engine {
                 .map_err(|e| health::unavailable(&e.to_string()))?;
             fresh.seq = guard.seq;
             fresh.epoch = failed + 1;
+            if let Some(source) = guard.document_source() {
+                fresh.set_document_source(source);
+            }
             *guard = fresh;
             tracing::warn!(epoch = failed + 1, "state re-read from the store after a failed commit");
         }

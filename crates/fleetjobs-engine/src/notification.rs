@@ -128,7 +128,8 @@ mod tests {
         assert_eq!(p["jobs"]["IN_PROGRESS"][0]["jobId"], "a");
         assert_eq!(p["jobs"]["QUEUED"][0]["jobId"], "b");
 
-        let doc = Arc::new(crate::document_source::DeviceDocument::new(serde_json::json!({"operation": "x"}), None));
+        let doc =
+            Arc::new(crate::document_source::DeviceDocument::new(serde_json::json!({"operation": "x"}), None, None));
         let head = Execution::new(&execution("a", JobExecutionStatus::Queued), Some(doc));
         let n = Notification::NotifyNext { thing: "pi".into(), head: Some(head), at: 1_700_000_002_000 };
         let Some(DeviceCommand::Publish { topic, payload }) = n.render() else { panic!("a publish") };

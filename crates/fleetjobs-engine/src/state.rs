@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::credentials::{AdminKey, SealedKey, SecretBox};
 use crate::device::Execution;
-use crate::document_source::{expiry_secs, DeviceDocument};
+use crate::document_source::{expiry_secs, DeviceDocument, DocumentSource};
 use crate::notification::Notification;
 
 /// (jobId, thingName, executionNumber).
@@ -119,13 +119,15 @@ pub struct State {
     /// timeout), by deadline, and each execution's deadline.
     timers: BTreeSet<(Millis, ExecKey)>,
     timer_of: HashMap<ExecKey, Millis>,
+    /// Who presigns the documents' `${aws:iot:s3-presigned-url:…}` placeholders.
+    document_source: Option<Arc<dyn DocumentSource>>,
 }
 
 /// The job document as a JSON object, kept parsed for the MQTT answers that embed it (it was
-/// validated at creation), with the expiry of the presigned URLs they get.
-fn document_object(job: &Job) -> DeviceDocument {
+/// validated at creation), with the expiry of the presigned URLs they get and who signs them.
+fn document_object(job: &Job, presigner: Option<&Arc<dyn DocumentSource>>) -> DeviceDocument {
     let value = serde_json::from_str(&job.document).unwrap_or(Value::Null);
-    DeviceDocument::new(value, presign_expiry(job))
+    DeviceDocument::new(value, presign_expiry(job), presigner.cloned())
 }
 
 fn presign_expiry(job: &Job) -> Option<i64> {
@@ -184,7 +186,7 @@ impl State {
                 }
                 JOB => {
                     let j: Job = decode(r)?;
-                    s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j)));
+                    s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j, None)));
                     s.jobs.insert(j.job_id.clone(), j);
                 }
                 EXECUTION => {
@@ -275,6 +277,20 @@ impl State {
             self.timers.insert((deadline, key.clone()));
             self.timer_of.insert(key.clone(), deadline);
         }
+    }
+
+    /// The source that presigns documents, if one is wired.
+    pub fn document_source(&self) -> Option<Arc<dyn DocumentSource>> {
+        self.document_source.clone()
+    }
+
+    /// Presign documents' placeholders with `source` from now on (also the documents already
+    /// loaded).
+    pub fn set_document_source(&mut self, source: Arc<dyn DocumentSource>) {
+        for job in self.jobs.values() {
+            self.documents.insert(job.job_id.clone(), Arc::new(document_object(job, Some(&source))));
+        }
+        self.document_source = Some(source);
     }
 
     /// When the execution times out, if a timer runs.
@@ -757,7 +773,8 @@ impl<'a> Txn<'a> {
         if current.is_none_or(|d| d.presign_expiry_secs != expiry_secs(expiry)) {
             // Documents are immutable: parse once, when the job first appears (again only if
             // UpdateJob changed the presigned URLs' expiry).
-            self.s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j)));
+            let document = document_object(&j, self.s.document_source.as_ref());
+            self.s.documents.insert(j.job_id.clone(), Arc::new(document));
         }
         self.s.jobs.insert(j.job_id.clone(), j);
     }

@@ -48,7 +48,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         crate::s3::Credentials::from_environment(),
     )?);
     engine.set_document_source(documents.clone());
-    fleetjobs_engine::document_source::install(documents);
     let admin = engine.ensure_admin_key().await.map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
     let credentials = dir.write_credentials(&admin, &args.region)?;
 

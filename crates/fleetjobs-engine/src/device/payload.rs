@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn answers_have_the_aws_shape() {
         let mut e = JobExecution::queued("j", "pi", 1, 1_700_000_000_999);
-        let doc = Some(Arc::new(DeviceDocument::new(json!({"op": "x"}), None)));
+        let doc = Some(Arc::new(DeviceDocument::new(json!({"op": "x"}), None, None)));
         let v: Value = serde_json::from_slice(&reply(
             Answer::Execution { execution: Some(Execution::new(&e, doc)) },
             5_000,
