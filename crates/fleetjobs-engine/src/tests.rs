@@ -32,7 +32,7 @@ pub(crate) struct Harness {
 /// through the writer's queue empty), and later batches of a failed epoch are refused too.
 struct FlakyStore {
     inner: SqliteStore,
-    full: Arc<AtomicBool>,
+    pub(crate) full: Arc<AtomicBool>,
     failed_epoch: AtomicU64,
 }
 

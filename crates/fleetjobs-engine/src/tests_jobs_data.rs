@@ -96,3 +96,13 @@ async fn refusals_are_the_modeled_exceptions() {
     let err = e.jobs_data_start_next(req(json!({"thingName": "pi", "stepTimeoutInMinutes": 0}))).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidRequest);
 }
+
+#[tokio::test]
+async fn a_refused_commit_answers_503_over_https_as_on_the_control_plane() {
+    let h = harness();
+    h.thing("pi").await;
+    h.job("j1", &["pi"]).await.unwrap();
+    h.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = h.engine.jobs_data_start_next(req(json!({"thingName": "pi"}))).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ServiceUnavailable, "{}", err.message);
+}

@@ -96,6 +96,9 @@ pub struct UpdateJobExecutionResponse {
 /// (A function, not `From`: a second `From` into `ApiError` would leave `?` in the engine's
 /// closures without a type to infer.)
 fn api_error(r: Rejected) -> ApiError {
+    if let Some(code) = r.cause {
+        return ApiError::new(code, r.message);
+    }
     let code = match r.code {
         "InvalidRequest" | "InvalidJson" => ErrorCode::InvalidRequest,
         "ResourceNotFound" => ErrorCode::ResourceNotFound,

@@ -59,7 +59,7 @@ type Rejected = payload::Rejection;
 /// The engine's own failures (the store refusing a write, say) as a device sees them.
 impl From<ApiError> for Rejected {
     fn from(e: ApiError) -> Self {
-        Rejected::new("InternalError", e.message)
+        Rejected { cause: Some(e.code), ..Rejected::new("InternalError", e.message) }
     }
 }
 
@@ -74,7 +74,7 @@ impl From<PayloadError> for Rejected {
 
 impl Rejected {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Rejected { code, message: message.into(), execution_state: None }
+        Rejected { code, message: message.into(), execution_state: None, cause: None }
     }
     fn invalid(message: impl Into<String>) -> Self {
         Self::new("InvalidRequest", message)
@@ -129,7 +129,7 @@ fn rejection(r: execution::Rejection, e: &JobExecution) -> Rejected {
         }
         execution::Rejection::InvalidStateTransition(m) => ("InvalidStateTransition", m),
     };
-    Rejected { code, message, execution_state: Some(ExecutionState::from(e)) }
+    Rejected { code, message, execution_state: Some(ExecutionState::from(e)), cause: None }
 }
 
 impl Engine {

@@ -254,6 +254,10 @@ pub struct Rejection {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_state: Option<ExecutionState>,
+    /// The engine's own failure behind an `InternalError` (the store refusing a write, say),
+    /// kept for the HTTPS plane, which answers it as itself (503), not as a 500.
+    #[serde(skip)]
+    pub cause: Option<fleetjobs_core::ErrorCode>,
 }
 
 #[derive(Serialize)]
@@ -370,7 +374,7 @@ mod tests {
         let v: Value = serde_json::from_slice(&reply(Answer::pending(&[e]), 0, None)).unwrap();
         assert_eq!(v["inProgressJobs"][0]["executionNumber"], 1);
         assert_eq!(v["queuedJobs"], json!([]));
-        let r = Rejection { code: "InvalidRequest", message: "m".into(), execution_state: None };
+        let r = Rejection { code: "InvalidRequest", message: "m".into(), execution_state: None, cause: None };
         assert_eq!(serde_json::from_slice::<Value>(&reply(r, 0, None)).unwrap()["code"], "InvalidRequest");
     }
 }
