@@ -50,6 +50,24 @@ impl AttributePayload {
     }
 }
 
+impl AttributePayload {
+    /// Apply the payload to a resource's attributes: merging sets each given value and removes
+    /// those given empty; replacing keeps only the non-empty ones given (an empty value names
+    /// an attribute to drop, as AWS takes it). The caller checks the count afterwards.
+    pub fn apply_to(&self, attributes: &mut BTreeMap<String, String>) {
+        if !self.merge {
+            attributes.clear();
+        }
+        for (k, v) in &self.attributes {
+            if v.is_empty() {
+                attributes.remove(k);
+            } else {
+                attributes.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 pub fn too_many_attributes(typed: bool) -> ApiError {
     if typed {
         ApiError::invalid(format!("A thing with a thing type can have at most {MAX_TYPED_ATTRIBUTES} attributes"))

@@ -4,7 +4,6 @@ use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::fleet_query::Query;
 use fleetjobs_core::model::ThingGroup;
 use fleetjobs_core::ops::dynamic_groups::*;
-use fleetjobs_core::ops::thing_groups::{too_many_group_attributes, MAX_GROUP_ATTRIBUTES};
 use fleetjobs_core::ops::Empty;
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
 
@@ -117,26 +116,7 @@ impl Engine {
             if r.expected_version.is_some_and(|v| v != g.version) {
                 return Err(version_conflict(name));
             }
-            let properties = &r.thing_group_properties;
-            if let Some(d) = &properties.thing_group_description {
-                g.description = (!d.is_empty()).then(|| d.clone());
-            }
-            if let Some(payload) = &properties.attribute_payload {
-                if payload.merge {
-                    for (k, v) in &payload.attributes {
-                        if v.is_empty() {
-                            g.attributes.remove(k);
-                        } else {
-                            g.attributes.insert(k.clone(), v.clone());
-                        }
-                    }
-                } else {
-                    g.attributes = payload.attributes.clone();
-                }
-                if g.attributes.len() > MAX_GROUP_ATTRIBUTES {
-                    return Err(too_many_group_attributes());
-                }
-            }
+            super::thing_groups::apply_properties(&mut g, &r.thing_group_properties)?;
             let changed_query = r.query_string.as_ref().filter(|q| g.query_string.as_ref() != Some(*q));
             if let Some(q) = changed_query {
                 g.query_string = Some(q.clone());

@@ -209,26 +209,7 @@ impl Engine {
             if r.expected_version.is_some_and(|v| v != g.version) {
                 return Err(version_conflict(name));
             }
-            let properties = &r.thing_group_properties;
-            if let Some(d) = &properties.thing_group_description {
-                g.description = (!d.is_empty()).then(|| d.clone());
-            }
-            if let Some(payload) = &properties.attribute_payload {
-                if payload.merge {
-                    for (k, v) in &payload.attributes {
-                        if v.is_empty() {
-                            g.attributes.remove(k);
-                        } else {
-                            g.attributes.insert(k.clone(), v.clone());
-                        }
-                    }
-                } else {
-                    g.attributes = payload.attributes.clone();
-                }
-                if g.attributes.len() > MAX_GROUP_ATTRIBUTES {
-                    return Err(too_many_group_attributes());
-                }
-            }
+            apply_properties(&mut g, &r.thing_group_properties)?;
             g.version += 1;
             let version = g.version;
             txn.put_thing_group(g);
@@ -422,4 +403,19 @@ pub(crate) fn follow_membership(txn: &mut Txn<'_>, thing: &str, before: &BTreeSe
             txn.put_execution(e);
         }
     }
+}
+
+/// UpdateThingGroup's and UpdateDynamicThingGroup's properties: a description (empty clears
+/// it) and the attribute payload, within the group's attribute limit.
+pub(super) fn apply_properties(g: &mut ThingGroup, properties: &ThingGroupProperties) -> ApiResult<()> {
+    if let Some(d) = &properties.thing_group_description {
+        g.description = (!d.is_empty()).then(|| d.clone());
+    }
+    if let Some(payload) = &properties.attribute_payload {
+        payload.apply_to(&mut g.attributes);
+        if g.attributes.len() > MAX_GROUP_ATTRIBUTES {
+            return Err(too_many_group_attributes());
+        }
+    }
+    Ok(())
 }

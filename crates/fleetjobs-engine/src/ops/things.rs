@@ -133,23 +133,7 @@ impl Engine {
                 return Err(version_conflict(name));
             }
             if let Some(payload) = &r.attribute_payload {
-                if payload.merge {
-                    for (k, v) in &payload.attributes {
-                        if v.is_empty() {
-                            t.attributes.remove(k);
-                        } else {
-                            t.attributes.insert(k.clone(), v.clone());
-                        }
-                    }
-                } else {
-                    // Replacing: an empty value names an attribute to drop, as AWS takes it.
-                    t.attributes = payload
-                        .attributes
-                        .iter()
-                        .filter(|(_, v)| !v.is_empty())
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                }
+                payload.apply_to(&mut t.attributes);
             }
             if let Some(new_type) = &r.thing_type_name {
                 usable_type(txn.s, new_type, t.thing_type_name.as_deref())?;
