@@ -267,7 +267,7 @@ impl State {
         if let Some(old) = self.timer_of.remove(key) {
             self.timers.remove(&(old, key.clone()));
         }
-        let Some(e) = e else { return };
+        let Some(e) = e.filter(|e| e.status == JobExecutionStatus::InProgress) else { return };
         let minutes = self
             .jobs
             .get(&e.job_id)
@@ -908,8 +908,15 @@ impl<'a> Txn<'a> {
     /// failures reach a threshold is canceled) then `jobExecutionsRetryConfig` (a FAILED or
     /// TIMED_OUT execution of a job still IN_PROGRESS gets a new attempt).
     fn apply_rollout_rules(&mut self) {
-        let touched: Vec<String> = self.touched_jobs.iter().cloned().collect();
-        for job_id in touched {
+        // Only jobs with an abort config are copied out: on a device's update (one touched job,
+        // usually without one) this costs a lookup, no allocation.
+        let with_abort: Vec<String> = self
+            .touched_jobs
+            .iter()
+            .filter(|id| self.s.jobs.get(*id).is_some_and(|j| j.configs.abort_config.is_some()))
+            .cloned()
+            .collect();
+        for job_id in with_abort {
             let Some(job) = self.s.jobs.get(&job_id).filter(|j| j.status == JobStatus::InProgress) else { continue };
             let Some(config) = &job.configs.abort_config else { continue };
             if let Some(abort) = fleetjobs_rollout::abort::evaluate(config, &self.s.counts(&job_id)) {
