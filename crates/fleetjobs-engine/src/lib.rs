@@ -83,8 +83,6 @@ pub struct Engine {
     durable: watch::Sender<u64>,
     health: Arc<health::Health>,
     secret_box: credentials::SecretBox,
-    /// Where `documentSource` documents are fetched from (unset: CreateJob refuses them).
-    document_source: std::sync::OnceLock<Arc<dyn document_source::DocumentSource>>,
 }
 
 /// The model's bound on `documentSource`.
@@ -117,17 +115,16 @@ impl Engine {
             durable: watch::channel(0).0,
             health: Arc::default(),
             secret_box,
-            document_source: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(engine), rx))
     }
 
     /// Wire the fetcher of `documentSource` documents (once, before serving).
     pub fn set_document_source(&self, source: Arc<dyn document_source::DocumentSource>) {
+        // The state keeps it (its documents presign with it); fetching reads it from there.
         if let Ok(mut state) = self.lock() {
-            state.set_document_source(source.clone());
+            state.set_document_source(source);
         }
-        let _ = self.document_source.set(source);
     }
 
     /// The document at `url`, fetched outside the state lock (before the op's write).
@@ -137,7 +134,7 @@ impl Engine {
                 "documentSource must have length between 1 and {MAX_DOCUMENT_SOURCE_CHARS}"
             )));
         }
-        let source = self.document_source.get().ok_or_else(|| {
+        let source = self.lock()?.document_source().ok_or_else(|| {
             ApiError::invalid(
                 "documentSource is not enabled on this server (serve --s3-endpoint); pass the document inline",
             )
