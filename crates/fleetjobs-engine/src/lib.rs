@@ -25,6 +25,7 @@ mod notification;
 mod ops;
 mod rollout;
 mod state;
+mod stats;
 mod timers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +40,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use credentials::AdminKey;
 pub use device::{DeviceAuthError, DeviceSession};
 pub use state::LoadError;
+pub use stats::{FleetStats, JOB_STATUSES};
 
 /// Something the device plane must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
