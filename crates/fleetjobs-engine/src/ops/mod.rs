@@ -51,6 +51,18 @@ pub(crate) fn job_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Job {id} does not exist."))
 }
 
+/// The job `id` as a request naming a job namespace (`namespaceId`, `None`: any) finds it: a
+/// job of another namespace, or of none, is not there for it.
+pub(crate) fn job_in_namespace(s: &State, id: &str, namespace: Option<&str>) -> ApiResult<()> {
+    match (s.jobs.get(id), namespace) {
+        (None, _) => Err(job_not_found(id)),
+        (Some(job), Some(ns)) if job.namespace_id.as_deref() != Some(ns) => {
+            Err(ApiError::not_found(format!("Job {id} does not exist in namespace {ns}.")))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn execution_not_found(job: &str, thing: &str) -> ApiError {
     ApiError::not_found(format!("Job execution for job {job} and thing {thing} does not exist."))
 }
