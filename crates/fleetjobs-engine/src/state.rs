@@ -15,8 +15,8 @@ use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
 use fleetjobs_core::fleet_query::{Query, ThingView};
 use fleetjobs_core::model::{
-    Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, JobTemplate, Policy,
-    TargetSelection, Thing, ThingGroup, ThingType,
+    Certificate, EventConfigurations, IndexingConfiguration, Job, JobExecution, JobExecutionStatus, JobStatus,
+    JobTemplate, Policy, TargetSelection, Thing, ThingGroup, ThingType,
 };
 use fleetjobs_core::pending::{self, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
@@ -52,6 +52,7 @@ const EXCLUSIVE_THING: &str = "EXCLUSIVE_THING";
 const JOB: &str = "job";
 const EXECUTION: &str = "execution";
 const EVENT_CONFIGURATIONS: &str = "event_configurations";
+const INDEXING_CONFIGURATION: &str = "indexing_configuration";
 const ACCESS_KEY: &str = "access_key";
 const THING_GROUP: &str = "thing_group";
 /// Key: group name, newline, thing name.
@@ -99,6 +100,8 @@ pub struct State {
     /// Derived: thing name -> its executions (jobId, executionNumber).
     pub by_thing: HashMap<String, BTreeSet<(String, i64)>>,
     pub events: Option<EventConfigurations>,
+    /// The fleet-indexing configuration (AWS's default, all OFF, until one is stored).
+    pub indexing: IndexingConfiguration,
     pub admin_keys: BTreeMap<String, AdminKey>,
     pub thing_groups: BTreeMap<String, ThingGroup>,
     /// Derived: group name -> its direct child groups.
@@ -195,6 +198,7 @@ impl State {
                     s.executions.insert((e.job_id.clone(), e.thing_name.clone(), e.execution_number), e);
                 }
                 EVENT_CONFIGURATIONS => s.events = Some(decode(r)?),
+                INDEXING_CONFIGURATION => s.indexing = decode(r)?,
                 ACCESS_KEY => {
                     let sealed: SealedKey = decode(r)?;
                     let key = secrets.open(&sealed).map_err(|reason| LoadError::Corrupt {
@@ -760,6 +764,11 @@ impl<'a> Txn<'a> {
     pub fn delete_job_template(&mut self, id: &str) {
         self.s.job_templates.remove(id);
         self.changes.mutations.push(Mutation::Delete { kind: JOB_TEMPLATE, key: id.to_string() });
+    }
+
+    pub fn put_indexing_configuration(&mut self, c: IndexingConfiguration) {
+        self.changes.mutations.push(put(INDEXING_CONFIGURATION, "default".into(), &c));
+        self.s.indexing = c;
     }
 
     pub fn put_event_configurations(&mut self, c: EventConfigurations) {

@@ -3,11 +3,13 @@
 //! request, then applies the rule through a `Txn` (writes) or reads the state. What several
 //! operations share lives here, below them.
 
+mod authorization;
 mod certificates;
 mod dynamic_groups;
 mod endpoint;
 mod event_configurations;
 mod executions;
+mod indexing;
 mod job_templates;
 mod jobs;
 mod policies;
@@ -17,9 +19,13 @@ mod thing_types;
 mod things;
 
 #[cfg(test)]
+mod tests_authorization;
+#[cfg(test)]
 mod tests_dynamic_groups;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_indexing;
 #[cfg(test)]
 mod tests_job_templates;
 #[cfg(test)]
