@@ -294,6 +294,8 @@ mod tests;
 #[cfg(test)]
 mod tests_jobs_data;
 #[cfg(test)]
+mod tests_namespaces;
+#[cfg(test)]
 mod tests_rollout;
 #[cfg(test)]
 mod tests_timers;
