@@ -68,17 +68,16 @@ pub fn svg(input: &ChartInput) -> String {
     for i in 0..=5 {
         let v = y_max * f64::from(i) / 5.0;
         let t = t_max * f64::from(i) / 5.0;
+        let (label_x, gy, end) = (LEFT - 6.0, y(v), LEFT + pw);
         let _ = writeln!(
             out,
-            r##"<text x="{}" y="{}" text-anchor="end">{}</text><line x1="{LEFT}" x2="{}" y1="{2}" y2="{2}" stroke="#eee"/>"##,
-            LEFT - 6.0,
-            y(v) + 4.0,
-            v.round(),
-            LEFT + pw
+            r##"<text x="{label_x}" y="{:.1}" text-anchor="end">{}</text><line x1="{LEFT}" x2="{end}" y1="{gy:.1}" y2="{gy:.1}" stroke="#eee"/>"##,
+            gy + 4.0,
+            v.round()
         );
         let _ = writeln!(
             out,
-            r#"<text x="{}" y="{}" text-anchor="middle">{:.1}</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.1}</text>"#,
             x(t as u64),
             TOP + ph + 18.0,
             t / 1000.0
@@ -138,6 +137,9 @@ mod tests {
         assert_eq!(out.matches("<polyline").count(), 6);
         assert!(out.contains("create-job"));
         assert!(out.contains("a &lt;b&gt;"));
+        // Grid lines sit at their tick's height: the top one at TOP, the bottom one on the axis.
+        assert!(out.contains(&format!(r#"y1="{TOP:.1}" y2="{TOP:.1}""#)));
+        assert!(out.contains(&format!(r#"y1="{:.1}" y2="{:.1}""#, H - BOTTOM, H - BOTTOM)));
         // No job: no QUEUED line.
         let out = svg(&ChartInput { title: "t", samples: &samples, executions: None, job_created_ms: None });
         assert_eq!(out.matches("<polyline").count(), 5);
