@@ -4,17 +4,9 @@ must agree with what the server says (boto3)."""
 
 from __future__ import annotations
 
-import pytest
+from e2elib.sim import run_sim, sim_bin
 
-from e2elib.sim import locate_sim_binary, run_sim
-
-
-@pytest.fixture(scope="session")
-def sim_bin():
-    try:
-        return locate_sim_binary()
-    except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
+__all__ = ["sim_bin"]  # fixture used below
 
 
 def executions_of(iot, job_id: str) -> dict[str, str]:

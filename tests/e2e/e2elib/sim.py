@@ -1,6 +1,9 @@
-"""The fleet simulator binary for the e2e tests ($FLEETJOBS_SIM_BIN, else
-``cargo build -p fleetjobs-sim`` unless FLEETJOBS_SKIP_BUILD is set), and running it against a
-test server."""
+"""The fleet simulator for the e2e tests.
+
+* ``sim_bin`` (session fixture): the binary ($FLEETJOBS_SIM_BIN, else
+  ``cargo build -p fleetjobs-sim`` unless FLEETJOBS_SKIP_BUILD is set).
+* ``run_sim``: run it against a test server and return its JSON summary.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import json
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from .server import FleetjobsServer, cargo_target_dir
 from .util import REPO_ROOT
@@ -33,6 +38,14 @@ def locate_sim_binary() -> Path:
     if not path.is_file():
         raise RuntimeError(f"{path} does not exist")
     return path
+
+
+@pytest.fixture(scope="session")
+def sim_bin() -> Path:
+    try:
+        return locate_sim_binary()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def run_sim(sim_bin: Path, server: FleetjobsServer, out_dir: Path, *args: str, timeout: float = 300) -> dict:
