@@ -270,9 +270,10 @@ impl Session<'_> {
                 let sent = job.sent.take();
                 match (answer, sent) {
                     ("accepted", Some(Status::InProgress)) => self.in_progress(&mut job),
+                    // The next job, if any, comes with the `notify-next` this change causes.
                     ("accepted", Some(_)) => {
                         self.finished(job);
-                        return self.next_get().await;
+                        return Ok(());
                     }
                     ("rejected", Some(s)) if state_of(&body) == Some(s.wire()) => {
                         // A resent final update: the first one was applied.
