@@ -8,6 +8,7 @@
 //! type for the engine method, and shape the answer (`response`).
 //! Operations live in the engine; nothing here knows jobs.
 
+pub mod credentials;
 pub mod ops;
 mod response;
 mod server;

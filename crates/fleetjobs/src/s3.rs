@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use fleetjobs_api::credentials::Credentials;
 use fleetjobs_core::utc::Civil;
 use fleetjobs_core::validate::MAX_DOCUMENT_BYTES;
 use fleetjobs_engine::document_source::{DocumentSource, FetchFuture};
@@ -17,54 +18,6 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SigV4's URI encoding: everything but the unreserved characters.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl Credentials {
-    /// From `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`(/`AWS_SESSION_TOKEN`), else from the
-    /// shared credentials file's `AWS_PROFILE` (or `default`) section.
-    pub fn from_environment() -> Option<Credentials> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            return Some(Credentials {
-                access_key_id: id,
-                secret_access_key: secret,
-                session_token: env("AWS_SESSION_TOKEN"),
-            });
-        }
-        let file = env("AWS_SHARED_CREDENTIALS_FILE")
-            .map(std::path::PathBuf::from)
-            .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".aws/credentials")))?;
-        let text = std::fs::read_to_string(file).ok()?;
-        Self::from_profile(&text, &env("AWS_PROFILE").unwrap_or_else(|| "default".into()))
-    }
-
-    /// The named section of a shared credentials file.
-    fn from_profile(text: &str, profile: &str) -> Option<Credentials> {
-        let (mut section, mut id, mut secret, mut token) = (String::new(), None, None, None);
-        for line in text.lines().map(str::trim) {
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                section = name.trim().to_string();
-            } else if section == profile {
-                if let Some((k, v)) = line.split_once('=') {
-                    let v = Some(v.trim().to_string());
-                    match k.trim() {
-                        "aws_access_key_id" => id = v,
-                        "aws_secret_access_key" => secret = v,
-                        "aws_session_token" => token = v,
-                        _ => {}
-                    }
-                }
-            }
-        }
-        Some(Credentials { access_key_id: id?, secret_access_key: secret?, session_token: token })
-    }
-}
 
 /// An S3 object named by one of the URL forms AWS IoT accepts.
 #[derive(Debug, Clone, PartialEq)]
@@ -349,13 +302,5 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, \
              SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature="
         ));
-    }
-
-    #[test]
-    fn credentials_from_a_profile_section() {
-        let text = "[default]\naws_access_key_id = A\naws_secret_access_key=B\n[other]\naws_access_key_id=C\n";
-        let c = Credentials::from_profile(text, "default").unwrap();
-        assert_eq!((c.access_key_id.as_str(), c.secret_access_key.as_str()), ("A", "B"));
-        assert_eq!(Credentials::from_profile(text, "other"), None);
     }
 }

@@ -1,0 +1,144 @@
+//! What every simulated device shares: the TLS identity, where to connect, the connection gate
+//! (connects per second and handshakes in flight), the stop and reconnect-storm signals, and
+//! the counters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use crate::device::Behaviour;
+use crate::mqtt::{Connection, MqttError};
+use crate::stats::Stats;
+
+/// How long one connection attempt (TCP, TLS, CONNECT, CONNACK) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("the root CA PEM holds no certificate")]
+    NoRootCa,
+    #[error("the device certificate or key PEM is unreadable")]
+    BadIdentity,
+    #[error("{0} is not a host name or IP address")]
+    ServerName(String),
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The client TLS configuration every device uses: our CA, the fleet's shared certificate.
+/// It is shared, so its session cache lets reconnects resume.
+pub fn client_config(root_ca_pem: &[u8], cert_pem: &str, key_pem: &str) -> Result<rustls::ClientConfig, TlsSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(root_ca_pem).flatten() {
+        roots.add(der)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsSetupError::NoRootCa);
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).flatten().collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| TlsSetupError::BadIdentity)?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::BadIdentity);
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?)
+}
+
+/// The TLS server name of `host:port` (a name or an IP address).
+pub fn server_name(addr: &str) -> Result<ServerName<'static>, TlsSetupError> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|_| TlsSetupError::ServerName(host.to_string()))
+}
+
+/// Paces connection attempts: at most `rate` per second (if set) and `in_flight` at once.
+pub struct ConnectGate {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+    in_flight: Semaphore,
+}
+
+impl ConnectGate {
+    pub fn new(rate: Option<f64>, in_flight: usize) -> Self {
+        let interval = rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+        ConnectGate { interval, next: Mutex::new(Instant::now()), in_flight: Semaphore::new(in_flight.max(1)) }
+    }
+
+    /// Wait for this attempt's turn.
+    async fn turn(&self) {
+        if let Some(interval) = self.interval {
+            let slot = {
+                let mut next = self.next.lock().await;
+                let slot = (*next).max(Instant::now());
+                *next = slot + interval;
+                slot
+            };
+            tokio::time::sleep_until(slot).await;
+        }
+    }
+}
+
+pub struct Fleetwide {
+    pub stats: Stats,
+    pub behaviour: Behaviour,
+    pub mqtt_addr: String,
+    pub server_name: ServerName<'static>,
+    pub tls: TlsConnector,
+    pub gate: ConnectGate,
+    /// `true`: every device disconnects cleanly and ends.
+    pub stop: watch::Receiver<bool>,
+    /// Each change: every device drops its connection at once and reconnects.
+    pub storm: watch::Receiver<u64>,
+}
+
+impl Fleetwide {
+    /// One connection attempt for `thing`, through the gate.
+    pub async fn open(&self, thing: &str) -> Result<Connection, MqttError> {
+        self.gate.turn().await;
+        let _permit = self.gate.in_flight.acquire().await.map_err(|_| MqttError::Closed)?;
+        Connection::open(
+            &self.mqtt_addr,
+            self.server_name.clone(),
+            self.tls.clone(),
+            thing,
+            crate::device::KEEP_ALIVE_SECS,
+            CONNECT_TIMEOUT,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_from_addresses() {
+        assert!(matches!(server_name("127.0.0.1:8883").unwrap(), ServerName::IpAddress(_)));
+        assert!(matches!(server_name("localhost:8883").unwrap(), ServerName::DnsName(_)));
+        assert!(matches!(server_name("[::1]:8883").unwrap(), ServerName::IpAddress(_)));
+    }
+
+    #[tokio::test]
+    async fn the_gate_paces_attempts() {
+        let gate = ConnectGate::new(Some(100.0), 4);
+        let start = Instant::now();
+        for _ in 0..11 {
+            gate.turn().await;
+        }
+        // Ten intervals of 10 ms after the first (immediate) turn; the upper bound is loose
+        // for a loaded machine.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(99) && took < Duration::from_secs(2), "{took:?}");
+        let unpaced = ConnectGate::new(None, 4);
+        let start = Instant::now();
+        unpaced.turn().await;
+        assert!(start.elapsed() < Duration::from_millis(50));
+    }
+}

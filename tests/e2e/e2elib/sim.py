@@ -1,0 +1,68 @@
+"""The fleet simulator for the e2e tests.
+
+* ``sim_bin`` (session fixture): the binary ($FLEETJOBS_SIM_BIN, else
+  ``cargo build -p fleetjobs-sim`` unless FLEETJOBS_SKIP_BUILD is set).
+* ``run_sim``: run it against a test server and return its JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .server import FleetjobsServer, cargo_target_dir
+from .util import REPO_ROOT
+
+
+def locate_sim_binary() -> Path:
+    explicit = os.environ.get("FLEETJOBS_SIM_BIN")
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise RuntimeError(f"FLEETJOBS_SIM_BIN={explicit} is not an executable file")
+        return path
+    target = cargo_target_dir()
+    if not os.environ.get("FLEETJOBS_SKIP_BUILD"):
+        proc = subprocess.run(
+            ["cargo", "build", "-p", "fleetjobs-sim"], cwd=REPO_ROOT,
+            env=dict(os.environ, CARGO_TARGET_DIR=str(target)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"cargo build -p fleetjobs-sim failed:\n{proc.stdout[-8000:]}")
+    path = target / "debug" / "fleetjobs-sim"
+    if not path.is_file():
+        raise RuntimeError(f"{path} does not exist")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sim_bin() -> Path:
+    try:
+        return locate_sim_binary()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def run_sim(sim_bin: Path, server: FleetjobsServer, out_dir: Path, *args: str, timeout: float = 300) -> dict:
+    """``fleetjobs-sim`` against ``server`` with ``args``; asserts it exited 0 and returns its
+    JSON summary (the chart is written to ``out_dir/chart.svg``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = out_dir / "summary.json"
+    cmd = [
+        str(sim_bin),
+        "--endpoint", server.endpoint_url,
+        "--mqtt", f"127.0.0.1:{server.mqtt_port}",
+        "--data-dir", str(server.data_dir),
+        "--progress", "plain",
+        "--summary", str(summary),
+        "--chart", str(out_dir / "chart.svg"),
+        *args,
+    ]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} exited {proc.returncode}\n{proc.stderr[-8000:]}"
+    return json.loads(summary.read_text())

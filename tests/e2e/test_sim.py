@@ -1,0 +1,67 @@
+"""The fleet simulator (fleetjobs-sim) against a real server: it provisions its things through
+the iot API, connects them over mutual-TLS MQTT, creates a job on their group, and its summary
+must agree with what the server says (boto3)."""
+
+from __future__ import annotations
+
+from e2elib.sim import run_sim, sim_bin
+
+__all__ = ["sim_bin"]  # fixture used below
+
+
+def executions_of(iot, job_id: str) -> dict[str, str]:
+    """thing name → status of every execution of the job (all pages)."""
+    out: dict[str, str] = {}
+    for page in iot.get_paginator("list_job_executions_for_job").paginate(jobId=job_id):
+        for e in page["executionSummaries"]:
+            out[e["thingArn"].rsplit("/", 1)[1]] = e["jobExecutionSummary"]["status"]
+    return out
+
+
+def test_fifty_devices_finish_a_job_and_the_server_agrees(server, sim_bin, tmp_path):
+    summary = run_sim(
+        sim_bin, server, tmp_path,
+        "--things", "50", "--prefix", "smoke", "--create-job", "--job-id", "sim-smoke", "--work-ms", "50",
+    )
+    assert summary["connect"]["all_connected"], summary["connect"]
+    assert summary["connect"]["connects"] >= 50
+    job = summary["job"]
+    assert job["all_terminal"], job
+    assert (job["succeeded"], job["failed"], job["rejected"]) == (50, 0, 0)
+    assert summary["errors"] == {}
+
+    iot = server.boto3_client()
+    details = iot.describe_job(jobId="sim-smoke")["job"]["jobProcessDetails"]
+    assert details["numberOfSucceededThings"] == 50
+    assert details["numberOfQueuedThings"] == details["numberOfInProgressThings"] == 0
+    assert job["server_job_process_details"] == details
+    statuses = executions_of(iot, "sim-smoke")
+    assert statuses == {f"smoke-{i:06d}": "SUCCEEDED" for i in range(50)}
+    members = iot.list_things_in_thing_group(thingGroupName="smoke", maxResults=250)["things"]
+    assert len(members) == 50
+
+    chart = (tmp_path / "chart.svg").read_text()
+    assert chart.startswith("<svg") and "SUCCEEDED" in chart and "create-job" in chart
+    assert summary["timeline"][-1]["succeeded"] == 50
+
+
+def test_failures_rejections_and_a_reconnect_storm_are_reported_as_the_server_sees_them(server, sim_bin, tmp_path):
+    summary = run_sim(
+        sim_bin, server, tmp_path,
+        "--things", "30", "--prefix", "storm", "--create-job", "--job-id", "sim-storm",
+        "--fail-rate", "0.3", "--reject-rate", "0.3", "--work-ms", "1500", "--storm-after-ms", "300",
+    )
+    job = summary["job"]
+    assert job["all_terminal"], job
+    # Every device was connected when the storm hit (the job is created once all are), so
+    # each dropped and connected again to finish its job.
+    assert summary["connect"]["disconnects"] >= 30
+    assert summary["connect"]["connects"] >= 60
+    details = server.boto3_client().describe_job(jobId="sim-storm")["job"]["jobProcessDetails"]
+    assert (details["numberOfSucceededThings"], details["numberOfFailedThings"], details["numberOfRejectedThings"]) \
+        == (job["succeeded"], job["failed"], job["rejected"])
+    assert job["succeeded"] + job["failed"] + job["rejected"] == 30
+    # With these rates all three outcomes appear (the chance one is missing is ~1e-4).
+    assert job["failed"] > 0 and job["rejected"] > 0 and job["succeeded"] > 0
+    statuses = executions_of(server.boto3_client(), "sim-storm")
+    assert sorted(statuses.values()).count("SUCCEEDED") == job["succeeded"]
