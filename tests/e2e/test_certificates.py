@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from e2elib.identity import CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, allow, arn_prefix_of, jobs_policy
+from e2elib.identity import (CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, allow, arn_prefix_of, create_device,
+                             jobs_policy)
 from e2elib.mqtt import JobsDevice, MqttClient
+from e2elib.server import start_server
 
 #: update-certificate must have ended the device's connection within this (seconds).
 DISCONNECT_BOUND = 1.0
@@ -88,6 +90,25 @@ def test_create_keys_and_certificate_issues_rsa_2048_keys_that_connect_and_run_a
 
     device = connect_device(identity)  # paho (OpenSSL) presents the RSA client certificate
     run_one_job(device, server, create_job, "cert-rsa-job")
+
+
+def test_serve_device_key_type_ec_p256_issues_p256_keys_that_connect(fleetjobs_bin, tmp_path):
+    srv = start_server(fleetjobs_bin, tmp_path / "ec-server", "ec_p256", extra_args=("--device-key-type", "ec-p256"))
+    try:
+        identity = create_device(srv, "cert-ec", tmp_path / "certs-ec")
+        key_pem = identity.key_path.read_bytes()
+        assert key_pem.startswith(b"-----BEGIN PRIVATE KEY-----"), key_pem[:40]
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+        device = JobsDevice(identity, srv.mqtt_port)
+        try:
+            device.connect()
+            pending = device.get_pending()
+            assert (pending["queuedJobs"], pending["inProgressJobs"]) == ([], []), pending
+        finally:
+            device.close()
+    finally:
+        srv.stop()
 
 
 # ----------------------------------------------------------------------------- CSRs
