@@ -193,6 +193,18 @@ class Env:
     def cert(self, active: bool = True) -> dict:
         return self.iot.create_keys_and_certificate(setAsActive=active)
 
+    def csr(self, name: str) -> str:
+        """A PEM certificate signing request for a fresh EC P-256 key, subject CN=name."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+        return csr.public_bytes(serialization.Encoding.PEM).decode()
+
     def policy(self, name: str, document: str = CONNECT_POLICY) -> str:
         self.iot.create_policy(policyName=name, policyDocument=document)
         return name
@@ -470,6 +482,8 @@ CASES = [
     # Certificates
     Case("CreateKeysAndCertificate", lambda e, n: {"setAsActive": True},
          ("certificateArn", "certificateId", "certificatePem", "keyPair"), wrong("setAsActive", "maybe")),
+    Case("CreateCertificateFromCsr", lambda e, n: {"certificateSigningRequest": e.csr(n), "setAsActive": True},
+         ("certificateArn", "certificateId", "certificatePem"), wrong("setAsActive", "maybe")),
     Case("DescribeCertificate", lambda e, n: {"certificateId": e.cert()["certificateId"]},
          ("certificateDescription",)),
     Case("ListCertificates", lambda e, n: after(e.cert()), ("certificates",), wrong("pageSize", "ten")),

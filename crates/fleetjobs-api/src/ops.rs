@@ -164,6 +164,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("DeleteThingType", "DELETE", "/thing-types/{thingTypeName}", delete_thing_type),
     // Certificates
     op!("CreateKeysAndCertificate", "POST", "/keys-and-certificate", create_keys_and_certificate, query: [("setAsActive", "setAsActive", Bool)]),
+    op!("CreateCertificateFromCsr", "POST", "/certificates", create_certificate_from_csr, query: [("setAsActive", "setAsActive", Bool)]),
     op!("DescribeCertificate", "GET", "/certificates/{certificateId}", describe_certificate),
     op!("ListCertificates", "GET", "/certificates", list_certificates, query: [
         ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool)]),

@@ -15,7 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 
-use crate::{certificate_id, PkiError};
+use crate::keys::{self, DeviceKey, DeviceKeyType};
+use crate::{certificate_id, csr, PkiError};
 
 /// Common name of the root CA.
 pub(crate) const CA_COMMON_NAME: &str = "Fleetjobs Root CA";
@@ -40,6 +41,18 @@ pub struct CertificateAuthority {
     key_pem: String,
     cert_der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
+    device_key_type: DeviceKeyType,
+}
+
+/// A certificate issued for a public key the caller holds the private key of (a CSR's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCert {
+    /// The certificate, PEM-encoded.
+    pub cert_pem: String,
+    /// The certificate, DER-encoded.
+    pub cert_der: Vec<u8>,
+    /// The AWS certificate id, see [`certificate_id`](crate::certificate_id).
+    pub certificate_id: String,
 }
 
 /// A certificate together with its freshly generated key pair.
@@ -49,7 +62,8 @@ pub struct IssuedCert {
     pub cert_pem: String,
     /// The certificate, DER-encoded.
     pub cert_der: Vec<u8>,
-    /// The private key, PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    /// The private key: PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`) for an RSA key,
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) for an EC one.
     pub private_key_pem: String,
     /// The public key, SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
     pub public_key_pem: String,
@@ -96,6 +110,7 @@ impl CertificateAuthority {
             key_pem: key.serialize_pem(),
             cert_der: cert.der().to_vec(),
             issuer: Issuer::new(params, key),
+            device_key_type: DeviceKeyType::default(),
         })
     }
 
@@ -116,7 +131,25 @@ impl CertificateAuthority {
 
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)?;
-        Ok(Self { cert_pem: cert_pem.to_owned(), key_pem: key_pem.to_owned(), cert_der: cert_der.to_vec(), issuer })
+        Ok(Self {
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+            cert_der: cert_der.to_vec(),
+            issuer,
+            device_key_type: DeviceKeyType::default(),
+        })
+    }
+
+    /// The kind of key pair [`issue_device_cert`](Self::issue_device_cert) generates
+    /// (default: RSA-2048, as AWS).
+    pub fn with_device_key_type(mut self, kind: DeviceKeyType) -> Self {
+        self.device_key_type = kind;
+        self
+    }
+
+    /// See [`with_device_key_type`](Self::with_device_key_type).
+    pub fn device_key_type(&self) -> DeviceKeyType {
+        self.device_key_type
     }
 
     /// The CA certificate, PEM (what devices get as `root-CA.crt`).
@@ -165,7 +198,7 @@ impl CertificateAuthority {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - BACKDATE;
         params.not_after = now + TEN_YEARS;
-        self.issue(params)
+        self.issue(params, keys::generate(DeviceKeyType::EcP256)?)
     }
 
     /// The server certificate kept from an earlier start, if it can serve on: its key
@@ -206,36 +239,63 @@ impl CertificateAuthority {
         })
     }
 
-    /// Issues a device certificate with a fresh P-256 key pair, like
-    /// `aws iot create-keys-and-certificate`: CN "AWS IoT Certificate", a
-    /// random serial number, valid until 2049-12-31T23:59:59Z.
+    /// Issues a device certificate with a fresh key pair of this CA's
+    /// [`device_key_type`](Self::device_key_type), like `aws iot
+    /// create-keys-and-certificate`: CN "AWS IoT Certificate", a random serial number, valid
+    /// until 2049-12-31T23:59:59Z. An RSA key takes a prime search (tenths of a second):
+    /// call it off the async runtime.
     pub fn issue_device_cert(&self) -> Result<IssuedCert, PkiError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(DEVICE_COMMON_NAME);
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.not_before = OffsetDateTime::now_utc() - BACKDATE;
-        params.not_after = rcgen::date_time_ymd(2049, 12, 31) + Duration::from_secs(86_399);
-        self.issue(params)
+        self.issue_device_cert_with(self.device_key_type)
+    }
+
+    /// [`issue_device_cert`](Self::issue_device_cert) with a key pair of `kind`.
+    pub fn issue_device_cert_with(&self, kind: DeviceKeyType) -> Result<IssuedCert, PkiError> {
+        self.issue(device_params(dn(DEVICE_COMMON_NAME)), keys::generate(kind)?)
+    }
+
+    /// Issues a device certificate for the public key of a PEM certificate signing request,
+    /// like `aws iot create-certificate-from-csr`: the request's subject, the same profile
+    /// and validity as [`issue_device_cert`](Self::issue_device_cert). The request must be
+    /// signed by its key (RSA 2048–4096 or EC P-256 / P-384); what it asks for beyond subject
+    /// and key (extensions, CA rights) is not granted. Fails with [`PkiError::InvalidCsr`].
+    pub fn sign_csr(&self, csr_pem: &str) -> Result<SignedCert, PkiError> {
+        let csr = csr::read(csr_pem)?;
+        let mut params = device_params(csr.subject);
+        params.serial_number = Some(random_serial()?);
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
+        let cert_der = cert.der().to_vec();
+        Ok(SignedCert { cert_pem: cert.pem(), certificate_id: certificate_id(&cert_der), cert_der })
     }
 
     /// Signs `params` (completed with a random serial and the authority key
-    /// identifier) for a freshly generated key pair.
-    fn issue(&self, mut params: CertificateParams) -> Result<IssuedCert, PkiError> {
+    /// identifier) for the public half of `key`.
+    fn issue(&self, mut params: CertificateParams, key: DeviceKey) -> Result<IssuedCert, PkiError> {
         params.serial_number = Some(random_serial()?);
         params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params.signed_by(&key.public_key, &self.issuer)?;
         let cert_der = cert.der().to_vec();
         Ok(IssuedCert {
             cert_pem: cert.pem(),
             certificate_id: certificate_id(&cert_der),
             cert_der,
-            private_key_pem: key.serialize_pem(),
-            public_key_pem: key.public_key_pem(),
+            private_key_pem: key.private_key_pem,
+            public_key_pem: key.public_key_pem,
         })
     }
+}
+
+/// The profile of every device certificate: a client-auth leaf, valid (as AWS's) until the
+/// end of 2049.
+fn device_params(subject: DistinguishedName) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = OffsetDateTime::now_utc() - BACKDATE;
+    params.not_after = rcgen::date_time_ymd(2049, 12, 31) + Duration::from_secs(86_399);
+    params
 }
 
 fn dn(common_name: &str) -> DistinguishedName {

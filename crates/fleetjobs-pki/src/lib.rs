@@ -8,7 +8,11 @@
 //!   ([`CertificateAuthority::from_pem`]).
 //! * [`CertificateAuthority::issue_device_cert`] — what
 //!   `aws iot create-keys-and-certificate` returns: a certificate plus a fresh
-//!   key pair, identified by its [`certificate_id`] (SHA-256 of the DER, as AWS).
+//!   key pair (RSA-2048 as AWS, or EC P-256: [`DeviceKeyType`]), identified by its
+//!   [`certificate_id`] (SHA-256 of the DER, as AWS).
+//! * [`CertificateAuthority::sign_csr`] — `aws iot create-certificate-from-csr`: a
+//!   certificate for the key of a certificate signing request.
+//! * [`validity`] — a certificate's notBefore / notAfter, for DescribeCertificate.
 //! * [`CertificateAuthority::issue_server_cert`] and [`mqtt_server_tls_config`] —
 //!   the MQTT listener's certificate and a mutual-TLS `rustls` configuration that
 //!   only admits clients whose certificate chains to the CA. Whether a presented
@@ -19,9 +23,12 @@
 //! process-wide default `rustls` crypto provider being installed.
 
 mod ca;
+mod csr;
+mod keys;
 mod tls;
 
-pub use ca::{CertificateAuthority, IssuedCert};
+pub use ca::{CertificateAuthority, IssuedCert, SignedCert};
+pub use keys::DeviceKeyType;
 pub use tls::mqtt_server_tls_config;
 
 use sha2::{Digest, Sha256};
@@ -44,6 +51,16 @@ pub enum PkiError {
     /// Building the `rustls` configuration failed.
     #[error("TLS configuration failed: {0}")]
     Tls(#[from] rustls::Error),
+    /// RSA key generation or encoding failed.
+    #[error("RSA key generation failed: {0}")]
+    Rsa(String),
+    /// A certificate signing request was refused (malformed, bad signature, weak or
+    /// unsupported key); the message says which.
+    #[error("invalid certificate signing request: {0}")]
+    InvalidCsr(String),
+    /// A certificate's DER does not parse.
+    #[error("invalid certificate: {0}")]
+    InvalidCertificate(String),
     /// Building the client certificate verifier failed.
     #[error("client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
@@ -53,6 +70,28 @@ pub enum PkiError {
 /// DER encoding (64 characters).
 pub fn certificate_id(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
+}
+
+/// When a certificate is valid: its notBefore and notAfter, in epoch seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// The validity period written in a DER certificate.
+pub fn validity(der: &[u8]) -> Result<Validity, PkiError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::InvalidCertificate(e.to_string()))?;
+    let v = cert.validity();
+    Ok(Validity { not_before: v.not_before.timestamp(), not_after: v.not_after.timestamp() })
+}
+
+/// [`validity`] of a PEM certificate.
+pub fn validity_of_pem(cert_pem: &str) -> Result<Validity, PkiError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| PkiError::InvalidPem(e.to_string()))?;
+    validity(&der)
 }
 
 #[cfg(test)]

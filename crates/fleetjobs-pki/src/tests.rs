@@ -245,7 +245,7 @@ fn device_cert_looks_like_an_aws_one() {
 
     // PEM forms match the DER / key pair.
     assert_eq!(CertificateDer::from_pem_slice(a.cert_pem.as_bytes()).unwrap().as_ref(), &a.cert_der[..]);
-    assert!(a.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(a.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "PKCS#1, as AWS");
     assert!(a.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     let spki = rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(a.public_key_pem.as_bytes()).unwrap();
     assert_eq!(spki.as_ref(), cert_a.public_key().raw);
@@ -307,4 +307,204 @@ fn a_server_cert_is_reused_only_while_it_still_fits() {
     let other_ca = CertificateAuthority::generate().unwrap();
     assert!(other_ca.reusable_server_cert(&issued.cert_pem, &issued.private_key_pem, &hosts, month).is_none());
     assert!(ca.reusable_server_cert("garbage", &issued.private_key_pem, &hosts, month).is_none());
+}
+
+/// The device key pair of `issued`, PKCS#1 RSA, with the certificate's public key.
+fn rsa_key_of(issued: &IssuedCert) -> rsa::RsaPrivateKey {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    rsa::RsaPrivateKey::from_pkcs1_pem(&issued.private_key_pem).expect("PKCS#1 RSA private key")
+}
+
+#[test]
+fn device_keys_are_rsa_2048_pkcs1_by_default_and_verify_over_tls() {
+    use rsa::pkcs8::EncodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    let ca = CertificateAuthority::generate().unwrap();
+    assert_eq!(ca.device_key_type(), DeviceKeyType::Rsa2048);
+    let device = ca.issue_device_cert().unwrap();
+    let key = rsa_key_of(&device);
+    assert_eq!(key.size() * 8, 2048);
+    let cert = parse(&device.cert_der);
+    assert_eq!(cert.public_key().algorithm.algorithm.to_id_string(), "1.2.840.113549.1.1.1"); // rsaEncryption
+                                                                                              // The private key, the public key PEM and the certificate are one key pair.
+    let spki = key.to_public_key().to_public_key_der().unwrap();
+    assert_eq!(spki.as_bytes(), cert.public_key().raw);
+    let pem_spki =
+        rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(device.public_key_pem.as_bytes()).unwrap();
+    assert_eq!(pem_spki.as_ref(), cert.public_key().raw);
+    cert.verify_signature(Some(parse(ca.cert_der()).public_key())).unwrap();
+    // An RSA client certificate under the EC root: rustls signs and verifies with it.
+    let server = ca.issue_server_cert(&[]).unwrap();
+    assert_accepted(&ca, &server, &device);
+}
+
+#[test]
+fn ec_p256_device_keys_stay_available() {
+    let ca = CertificateAuthority::generate().unwrap().with_device_key_type(DeviceKeyType::EcP256);
+    let device = ca.issue_device_cert().unwrap();
+    assert!(device.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let cert = parse(&device.cert_der);
+    assert_eq!(
+        cert.public_key().algorithm.parameters.as_ref().unwrap().as_oid().unwrap().to_id_string(),
+        "1.2.840.10045.3.1.7" // prime256v1
+    );
+    let server = ca.issue_server_cert(&[]).unwrap();
+    assert_accepted(&ca, &server, &device);
+    // The kind can also be asked for per certificate.
+    let rsa = ca.issue_device_cert_with(DeviceKeyType::Rsa2048).unwrap();
+    assert!(rsa.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+}
+
+#[test]
+fn device_key_types_have_command_line_names() {
+    for kind in DeviceKeyType::ALL {
+        assert_eq!(kind.name().parse::<DeviceKeyType>().unwrap(), kind);
+        assert_eq!(kind.to_string(), kind.name());
+    }
+    assert_eq!("rsa-2048".parse::<DeviceKeyType>().unwrap(), DeviceKeyType::Rsa2048);
+    let err = "rsa-1024".parse::<DeviceKeyType>().unwrap_err();
+    assert!(err.contains("rsa-2048, ec-p256"), "{err}");
+}
+
+/// A key for a CSR, with its PKCS#8 PEM (what a device keeps).
+fn csr_key(alg: &'static rcgen::SignatureAlgorithm) -> (rcgen::KeyPair, String) {
+    let key = if alg == &rcgen::PKCS_RSA_SHA256 {
+        use rsa::pkcs8::EncodePrivateKey;
+        let rsa = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let pem = rsa.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem, alg).unwrap()
+    } else {
+        rcgen::KeyPair::generate_for(alg).unwrap()
+    };
+    let pem = key.serialize_pem();
+    (key, pem)
+}
+
+/// An RSA key ring refuses to sign with (under 2048 bits), signing PKCS#1 v1.5 / SHA-256 with
+/// the `rsa` crate, so that a CSR with such a key can be made at all.
+struct WeakRsa {
+    key: rsa::RsaPrivateKey,
+    public: Vec<u8>,
+}
+
+impl WeakRsa {
+    fn new(key: rsa::RsaPrivateKey) -> Self {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let public = key.to_public_key().to_pkcs1_der().unwrap().as_bytes().to_vec();
+        WeakRsa { key, public }
+    }
+}
+
+impl rcgen::PublicKeyData for WeakRsa {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+impl rcgen::SigningKey for WeakRsa {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        // DigestInfo for SHA-256 (RFC 8017 9.2 note 1), then the digest.
+        let mut info = vec![
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+            0x20,
+        ];
+        info.extend_from_slice(&Sha256::digest(msg));
+        Ok(self.key.sign(rsa::Pkcs1v15Sign::new_unprefixed(), &info).unwrap())
+    }
+}
+
+fn csr_pem(key: &impl rcgen::SigningKey, cn: &str, ask_for_ca: bool) -> String {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Acme Devices");
+    if ask_for_ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.serialize_request(key).unwrap().pem().unwrap()
+}
+
+#[test]
+fn a_csr_gets_a_certificate_for_its_own_key_and_subject() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let server = ca.issue_server_cert(&[]).unwrap();
+    let root = parse(ca.cert_der());
+    for alg in [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_RSA_SHA256] {
+        let (key, key_pem) = csr_key(alg);
+        let signed = ca.sign_csr(&csr_pem(&key, "sensor-7", true)).unwrap();
+        assert_eq!(signed.certificate_id, certificate_id(&signed.cert_der));
+        assert_eq!(CertificateDer::from_pem_slice(signed.cert_pem.as_bytes()).unwrap().as_ref(), &signed.cert_der[..]);
+        let cert = parse(&signed.cert_der);
+        assert_eq!(common_name(&cert), "sensor-7");
+        let org = cert.subject().iter_organization().next().unwrap().as_str().unwrap().to_owned();
+        assert_eq!(org, "Acme Devices");
+        assert_eq!(cert.public_key().raw, &rcgen::PublicKeyData::subject_public_key_info(&key)[..], "{alg:?}");
+        assert!(!cert.is_ca(), "a CSR asking for CA rights gets a leaf");
+        assert_eq!(cert.issuer().as_raw(), root.subject().as_raw());
+        cert.verify_signature(Some(root.public_key())).unwrap();
+        assert_eq!(cert.validity().not_after.timestamp(), 2_524_607_999);
+        // The device proves possession with the key that never left it.
+        let device = IssuedCert {
+            cert_pem: signed.cert_pem.clone(),
+            cert_der: signed.cert_der.clone(),
+            private_key_pem: key_pem,
+            public_key_pem: key.public_key_pem(),
+            certificate_id: signed.certificate_id.clone(),
+        };
+        assert_accepted(&ca, &server, &device);
+    }
+}
+
+#[test]
+fn bad_csrs_are_refused_with_a_reason() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let refused = |pem: &str| match ca.sign_csr(pem) {
+        Err(PkiError::InvalidCsr(why)) => why,
+        other => panic!("expected InvalidCsr, got {other:?}"),
+    };
+    assert!(refused("").contains("PEM"));
+    assert!(refused("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").contains("parse"));
+
+    // A request whose signature does not match its contents (the subject was changed).
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let good = csr_pem(&key, "honest", false);
+    let mut der = rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(good.as_bytes()).unwrap().to_vec();
+    let at = der.windows(6).position(|w| w == b"honest").unwrap();
+    der[at] = b'H';
+    let tampered = pem_of("CERTIFICATE REQUEST", &der);
+    assert!(refused(&tampered).contains("signature"), "{}", refused(&tampered));
+    assert!(ca.sign_csr(&good).is_ok());
+
+    // Keys AWS IoT does not take: RSA-1024, Ed25519.
+    let weak = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+    assert!(refused(&csr_pem(&WeakRsa::new(weak), "weak", false)).contains("2048"));
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    assert!(refused(&csr_pem(&ed, "ed", false)).contains("unsupported"));
+    // A certificate is not a request.
+    let cert = ca.issue_device_cert_with(DeviceKeyType::EcP256).unwrap();
+    refused(&cert.cert_pem);
+}
+
+fn pem_of(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+#[test]
+fn validity_is_read_from_the_certificate() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let device = ca.issue_device_cert_with(DeviceKeyType::EcP256).unwrap();
+    let v = validity(&device.cert_der).unwrap();
+    assert_eq!(v.not_after, 2_524_607_999); // 2049-12-31T23:59:59Z
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - 3700..=now - 3500).contains(&v.not_before), "back-dated one hour: {} vs {now}", v.not_before);
+    assert_eq!(validity_of_pem(&device.cert_pem).unwrap(), v);
+    let root = validity(ca.cert_der()).unwrap();
+    assert_eq!(root.not_before, parse(ca.cert_der()).validity().not_before.timestamp());
+    assert!(matches!(validity(b"not a certificate"), Err(PkiError::InvalidCertificate(_))));
 }

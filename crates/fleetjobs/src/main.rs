@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// always included). Repeatable.
     #[arg(long = "host")]
     pub hosts: Vec<String>,
+    /// The key pair `create-keys-and-certificate` generates: rsa-2048 (as AWS IoT: PKCS#1
+    /// private key, tenths of a second each) or ec-p256 (PKCS#8, microseconds).
+    #[arg(long, default_value_t = fleetjobs_pki::DeviceKeyType::Rsa2048, value_name = "rsa-2048|ec-p256")]
+    pub device_key_type: fleetjobs_pki::DeviceKeyType,
     /// Region in ARNs and in the credentials file.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,

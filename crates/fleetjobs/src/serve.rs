@@ -23,7 +23,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     raise_open_files_limit();
     let store = Arc::new(SqliteStore::open(&dir.path(DATABASE)).context("opening the database")?);
     dir.check_database(store.is_empty().context("reading the database")?)?;
-    let ca = Arc::new(dir.certificate_authority()?);
+    let ca = Arc::new(dir.certificate_authority()?.with_device_key_type(args.device_key_type));
     let server_cert = dir.server_cert(&ca, &args.hosts)?;
     // The same server certificate and client-certificate verification for MQTT and for the
     // `iot-jobs-data` device listener.

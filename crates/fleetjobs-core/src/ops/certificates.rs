@@ -1,5 +1,5 @@
-//! Certificates: CreateKeysAndCertificate, DescribeCertificate, ListCertificates,
-//! UpdateCertificate, DeleteCertificate.
+//! Certificates: CreateKeysAndCertificate, CreateCertificateFromCsr, DescribeCertificate,
+//! ListCertificates, UpdateCertificate, DeleteCertificate.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,38 @@ pub struct CreateKeysAndCertificateResponse {
     pub key_pair: KeyPair,
 }
 
+/// The model's bound on `certificateSigningRequest` (characters).
+pub const MAX_CSR_CHARS: usize = 4096;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCertificateFromCsrRequest {
+    /// The PEM certificate signing request; its key and subject go into the certificate.
+    pub certificate_signing_request: String,
+    #[serde(default)]
+    pub set_as_active: bool,
+}
+
+impl CreateCertificateFromCsrRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        let len = self.certificate_signing_request.chars().count();
+        if len == 0 || len > MAX_CSR_CHARS {
+            return Err(ApiError::invalid(format!(
+                "certificateSigningRequest must have length between 1 and {MAX_CSR_CHARS}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCertificateFromCsrResponse {
+    pub certificate_arn: String,
+    pub certificate_id: String,
+    pub certificate_pem: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeCertificateRequest {
@@ -68,6 +100,17 @@ pub struct CertificateDescription {
     pub transfer_data: Empty,
     pub generation_id: String,
     pub certificate_mode: &'static str,
+    /// Absent only for a certificate whose DER does not parse (none this server issues).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validity: Option<CertificateValidity>,
+}
+
+/// `CertificateValidity`: when the certificate is valid, as written in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateValidity {
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,6 +209,21 @@ mod tests {
         r.new_status = "ACTIVE".into();
         r.certificate_id = "xyz".into();
         assert!(r.check(0).is_err());
+    }
+
+    #[test]
+    fn a_csr_must_fit_the_model_bound() {
+        let mut r = CreateCertificateFromCsrRequest { certificate_signing_request: String::new(), set_as_active: true };
+        assert!(r.check(0).unwrap_err().message.contains("between 1 and 4096"));
+        r.certificate_signing_request = "x".repeat(MAX_CSR_CHARS);
+        assert!(r.check(0).is_ok());
+        r.certificate_signing_request.push('x');
+        assert!(r.check(0).is_err());
+        let v = CertificateValidity { not_before: Timestamp(1_000), not_after: Timestamp(2_524_607_999_000) };
+        assert_eq!(
+            serde_json::to_value(v).unwrap(),
+            serde_json::json!({"notBefore": 1.0, "notAfter": 2_524_607_999.0})
+        );
     }
 
     #[test]

@@ -1,18 +1,41 @@
-//! Certificates: CreateKeysAndCertificate, DescribeCertificate, ListCertificates,
-//! UpdateCertificate, DeleteCertificate.
+//! Certificates: CreateKeysAndCertificate, CreateCertificateFromCsr, DescribeCertificate,
+//! ListCertificates, UpdateCertificate, DeleteCertificate.
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::model::{Certificate, CertificateStatus};
 use fleetjobs_core::ops::certificates::*;
-use fleetjobs_core::ops::{page, Empty};
+use fleetjobs_core::ops::{page, Empty, Timestamp};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
+use fleetjobs_pki::PkiError;
 
 use super::certificate_not_found;
+use crate::state::Txn;
 use crate::Engine;
 
 /// Certificates are keyed by their id in lowercase hex (the model allows either case).
 fn key(certificate_id: &str) -> String {
     certificate_id.to_lowercase()
+}
+
+fn pki_error(e: PkiError) -> ApiError {
+    match e {
+        PkiError::InvalidCsr(why) => ApiError::invalid(format!("Invalid certificate signing request: {why}")),
+        other => ApiError::new(ErrorCode::InternalFailure, other.to_string()),
+    }
+}
+
+/// Records a certificate this server just issued, ACTIVE or INACTIVE as asked.
+fn put_issued(txn: &mut Txn<'_>, certificate_id: &str, certificate_pem: &str, set_as_active: bool) -> Certificate {
+    let cert = Certificate {
+        certificate_arn: txn.scope.arn(ResourceKind::Cert, certificate_id),
+        certificate_id: certificate_id.to_owned(),
+        certificate_pem: certificate_pem.to_owned(),
+        status: if set_as_active { CertificateStatus::Active } else { CertificateStatus::Inactive },
+        created_at: txn.now,
+        last_modified_at: txn.now,
+    };
+    txn.put_certificate(cert.clone());
+    cert
 }
 
 fn summary(c: &Certificate) -> CertificateSummary {
@@ -31,29 +54,42 @@ impl Engine {
         r: CreateKeysAndCertificateRequest,
     ) -> ApiResult<CreateKeysAndCertificateResponse> {
         r.check(self.now())?;
-        // Issued outside the state lock: key generation is the slow part.
-        let issued =
-            self.ca.issue_device_cert().map_err(|e| ApiError::new(ErrorCode::InternalFailure, e.to_string()))?;
+        // Issued on a blocking thread and outside the state lock: an RSA key is a prime
+        // search of tenths of a second, which must stall neither a runtime worker nor others.
+        let ca = self.ca.clone();
+        let issued = tokio::task::spawn_blocking(move || ca.issue_device_cert())
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InternalFailure, format!("key generation stopped: {e}")))?
+            .map_err(pki_error)?;
         self.write(|txn| {
-            let cert = Certificate {
-                certificate_arn: txn.scope.arn(ResourceKind::Cert, &issued.certificate_id),
-                certificate_id: issued.certificate_id.clone(),
-                certificate_pem: issued.cert_pem.clone(),
-                status: if r.set_as_active { CertificateStatus::Active } else { CertificateStatus::Inactive },
-                created_at: txn.now,
-                last_modified_at: txn.now,
-            };
-            let out = CreateKeysAndCertificateResponse {
-                certificate_arn: cert.certificate_arn.clone(),
-                certificate_id: cert.certificate_id.clone(),
-                certificate_pem: cert.certificate_pem.clone(),
+            let cert = put_issued(txn, &issued.certificate_id, &issued.cert_pem, r.set_as_active);
+            Ok(CreateKeysAndCertificateResponse {
+                certificate_arn: cert.certificate_arn,
+                certificate_id: cert.certificate_id,
+                certificate_pem: cert.certificate_pem,
                 key_pair: KeyPair {
                     public_key: issued.public_key_pem.clone(),
                     private_key: issued.private_key_pem.clone(),
                 },
-            };
-            txn.put_certificate(cert);
-            Ok(out)
+            })
+        })
+        .await
+    }
+
+    pub async fn create_certificate_from_csr(
+        &self,
+        r: CreateCertificateFromCsrRequest,
+    ) -> ApiResult<CreateCertificateFromCsrResponse> {
+        r.check(self.now())?;
+        // Signed outside the state lock (verifying the request's signature, signing ours).
+        let signed = self.ca.sign_csr(&r.certificate_signing_request).map_err(pki_error)?;
+        self.write(|txn| {
+            let cert = put_issued(txn, &signed.certificate_id, &signed.cert_pem, r.set_as_active);
+            Ok(CreateCertificateFromCsrResponse {
+                certificate_arn: cert.certificate_arn,
+                certificate_id: cert.certificate_id,
+                certificate_pem: cert.certificate_pem,
+            })
         })
         .await
     }
@@ -61,25 +97,34 @@ impl Engine {
     pub async fn describe_certificate(&self, r: DescribeCertificateRequest) -> ApiResult<DescribeCertificateResponse> {
         r.check(self.now())?;
         let id = key(&r.certificate_id);
-        self.read(|s| {
-            let c = s.certificates.get(&id).ok_or_else(|| certificate_not_found(&id))?;
-            Ok(DescribeCertificateResponse {
-                certificate_description: CertificateDescription {
-                    certificate_arn: c.certificate_arn.clone(),
-                    certificate_id: c.certificate_id.clone(),
-                    status: c.status,
-                    certificate_pem: c.certificate_pem.clone(),
-                    owned_by: self.config.scope.account_id.clone(),
-                    creation_date: c.created_at.into(),
-                    last_modified_date: c.last_modified_at.into(),
-                    customer_version: 1,
-                    transfer_data: Empty {},
-                    generation_id: c.last_modified_at.to_string(),
-                    certificate_mode: CERTIFICATE_MODE,
-                },
+        let mut described = self
+            .read(|s| {
+                let c = s.certificates.get(&id).ok_or_else(|| certificate_not_found(&id))?;
+                Ok(DescribeCertificateResponse {
+                    certificate_description: CertificateDescription {
+                        certificate_arn: c.certificate_arn.clone(),
+                        certificate_id: c.certificate_id.clone(),
+                        status: c.status,
+                        certificate_pem: c.certificate_pem.clone(),
+                        owned_by: self.config.scope.account_id.clone(),
+                        creation_date: c.created_at.into(),
+                        last_modified_date: c.last_modified_at.into(),
+                        customer_version: 1,
+                        transfer_data: Empty {},
+                        generation_id: c.last_modified_at.to_string(),
+                        certificate_mode: CERTIFICATE_MODE,
+                        validity: None,
+                    },
+                })
             })
-        })
-        .await
+            .await?;
+        // Read from the certificate itself, after the lock is released.
+        let d = &mut described.certificate_description;
+        d.validity = fleetjobs_pki::validity_of_pem(&d.certificate_pem).ok().map(|v| CertificateValidity {
+            not_before: Timestamp(v.not_before.saturating_mul(1000)),
+            not_after: Timestamp(v.not_after.saturating_mul(1000)),
+        });
+        Ok(described)
     }
 
     pub async fn list_certificates(&self, r: ListCertificatesRequest) -> ApiResult<ListCertificatesResponse> {

@@ -117,11 +117,56 @@ async fn create_keys_and_certificate_issues_a_key_pair_active_or_not() {
     let c = h.cert(true).await;
     assert_eq!(c.certificate_arn, format!("arn:aws:iot:us-east-1:123456789012:cert/{}", c.certificate_id));
     assert!(c.certificate_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert!(c.key_pair.private_key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(c.key_pair.private_key.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "RSA-2048 in PKCS#1, as AWS");
     assert!(c.key_pair.public_key.starts_with("-----BEGIN PUBLIC KEY-----"));
     assert_eq!(h.describe(&c.certificate_id).await.unwrap().status, CertificateStatus::Active);
     let inactive = h.cert(false).await;
     assert_eq!(h.describe(&inactive.certificate_id).await.unwrap().status, CertificateStatus::Inactive);
+}
+
+fn csr(common_name: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+#[tokio::test]
+async fn create_certificate_from_csr_records_a_certificate_for_the_request() {
+    let h = harness();
+    let from_csr = |pem: String, set_as_active| {
+        h.engine.create_certificate_from_csr(CreateCertificateFromCsrRequest {
+            certificate_signing_request: pem,
+            set_as_active,
+        })
+    };
+    let c = from_csr(csr("sensor-1"), true).await.unwrap();
+    assert_eq!(c.certificate_arn, format!("arn:aws:iot:us-east-1:123456789012:cert/{}", c.certificate_id));
+    let d = h.describe(&c.certificate_id).await.unwrap();
+    assert_eq!((d.status, d.certificate_pem), (CertificateStatus::Active, c.certificate_pem));
+    let inactive = from_csr(csr("sensor-2"), false).await.unwrap();
+    assert_eq!(h.describe(&inactive.certificate_id).await.unwrap().status, CertificateStatus::Inactive);
+
+    // A bad request is the caller's error, and records nothing.
+    let count = || h.engine.list_certificates(ListCertificatesRequest::default());
+    let before = count().await.unwrap().certificates.len();
+    let err = from_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n".into(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidRequest);
+    assert!(err.message.starts_with("Invalid certificate signing request: "), "{}", err.message);
+    assert_eq!(code(from_csr(String::new(), true).await), ErrorCode::InvalidRequest);
+    assert_eq!(count().await.unwrap().certificates.len(), before);
+}
+
+#[tokio::test]
+async fn describe_certificate_shows_its_validity() {
+    let h = harness();
+    let c = h.cert(true).await;
+    let validity = h.describe(&c.certificate_id).await.unwrap().validity.expect("validity");
+    let written = fleetjobs_pki::validity_of_pem(&c.certificate_pem).unwrap();
+    assert_eq!(validity.not_before.0, written.not_before * 1000);
+    assert_eq!(validity.not_after.0, 2_524_607_999_000); // 2049-12-31T23:59:59Z, as AWS's
 }
 
 #[tokio::test]
