@@ -6,6 +6,7 @@
 //! type (`Serialize`) shaped as the botocore output shape. serde is the only wire knowledge
 //! here: the types do not know JSON or HTTP, and the engine's operations take and return them.
 
+pub mod ca_certificates;
 pub mod certificates;
 pub mod dynamic_groups;
 pub mod endpoint;

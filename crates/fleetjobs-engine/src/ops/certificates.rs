@@ -2,7 +2,8 @@
 //! UpdateCertificate, DeleteCertificate.
 
 use fleetjobs_core::arn::ResourceKind;
-use fleetjobs_core::model::{Certificate, CertificateStatus};
+use fleetjobs_core::model::{Certificate, CertificateMode, CertificateStatus};
+use fleetjobs_core::ops::ca_certificates::CertificateValidity;
 use fleetjobs_core::ops::certificates::*;
 use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
@@ -15,12 +16,12 @@ fn key(certificate_id: &str) -> String {
     certificate_id.to_lowercase()
 }
 
-fn summary(c: &Certificate) -> CertificateSummary {
+pub(super) fn summary(c: &Certificate) -> CertificateSummary {
     CertificateSummary {
         certificate_arn: c.certificate_arn.clone(),
         certificate_id: c.certificate_id.clone(),
         status: c.status,
-        certificate_mode: CERTIFICATE_MODE,
+        certificate_mode: c.certificate_mode.as_str(),
         creation_date: c.created_at.into(),
     }
 }
@@ -42,6 +43,8 @@ impl Engine {
                 status: if r.set_as_active { CertificateStatus::Active } else { CertificateStatus::Inactive },
                 created_at: txn.now,
                 last_modified_at: txn.now,
+                ca_certificate_id: None,
+                certificate_mode: CertificateMode::Default,
             };
             let out = CreateKeysAndCertificateResponse {
                 certificate_arn: cert.certificate_arn.clone(),
@@ -67,6 +70,7 @@ impl Engine {
                 certificate_description: CertificateDescription {
                     certificate_arn: c.certificate_arn.clone(),
                     certificate_id: c.certificate_id.clone(),
+                    ca_certificate_id: c.ca_certificate_id.clone(),
                     status: c.status,
                     certificate_pem: c.certificate_pem.clone(),
                     owned_by: self.config.scope.account_id.clone(),
@@ -75,7 +79,10 @@ impl Engine {
                     customer_version: 1,
                     transfer_data: Empty {},
                     generation_id: c.last_modified_at.to_string(),
-                    certificate_mode: CERTIFICATE_MODE,
+                    validity: fleetjobs_pki::validity_of_pem(&c.certificate_pem).map(|(not_before, not_after)| {
+                        CertificateValidity { not_before: not_before.into(), not_after: not_after.into() }
+                    }),
+                    certificate_mode: c.certificate_mode.as_str(),
                 },
             })
         })

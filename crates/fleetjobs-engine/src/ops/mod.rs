@@ -3,6 +3,7 @@
 //! request, then applies the rule through a `Txn` (writes) or reads the state. What several
 //! operations share lives here, below them.
 
+mod ca_certificates;
 mod certificates;
 mod dynamic_groups;
 mod endpoint;
@@ -16,6 +17,8 @@ mod thing_groups;
 mod thing_types;
 mod things;
 
+#[cfg(test)]
+mod tests_ca_certificates;
 #[cfg(test)]
 mod tests_dynamic_groups;
 #[cfg(test)]
