@@ -7,12 +7,14 @@ mutual TLS with them and receiving jobs, and a CA set INACTIVE refusing its devi
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 import requests
 
 from e2elib.byo_ca import device_identity, make_ca, make_leaf, self_signed
-from e2elib.identity import allow, jobs_policy
+from e2elib.identity import CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, allow, jobs_policy
 from e2elib.mqtt import ConnectRefused, JobsDevice
 
 
@@ -207,3 +209,40 @@ def test_ca_certificates_and_the_code_survive_a_restart(own_server, tmp_path):
     assert srv.aws("describe-ca-certificate", "--certificate-id", ca_id) == before
     d = srv.aws("describe-certificate", "--certificate-id", cert["certificateId"])["certificateDescription"]
     assert (d["status"], d["caCertificateId"]) == ("ACTIVE", ca_id)
+
+
+def test_the_aws_documented_openssl_flow_with_rsa_keys(server, aws, tmp_path, arn_prefix, connect_device):
+    """The steps of AWS's "Register your CA certificate" guide, with the openssl CLI: an RSA
+    root made by ``openssl req -x509``, a verification certificate from a CSR whose CN is the
+    registration code, and an RSA device certificate signed the same way."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    code = aws("get-registration-code")["registrationCode"]
+    openssl("genrsa", "-out", "rootCA.key", "2048")
+    openssl("req", "-x509", "-new", "-nodes", "-key", "rootCA.key", "-sha256", "-days", "1024",
+            "-out", "rootCA.pem", "-subj", "/CN=OpenSSL Root")
+    for name, cn in (("verificationCert", code), ("deviceCert", "openssl-device")):
+        openssl("genrsa", "-out", f"{name}.key", "2048")
+        openssl("req", "-new", "-key", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "rootCA.pem", "-CAkey", "rootCA.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "500", "-sha256")
+
+    ca_id = aws("register-ca-certificate", "--ca-certificate", f"file://{tmp_path / 'rootCA.pem'}",
+                "--verification-certificate", f"file://{tmp_path / 'verificationCert.pem'}",
+                "--set-as-active")["certificateId"]
+    cert = aws("register-certificate", "--certificate-pem", f"file://{tmp_path / 'deviceCert.pem'}",
+               "--ca-certificate-pem", f"file://{tmp_path / 'rootCA.pem'}", "--set-as-active")
+    d = aws("describe-certificate", "--certificate-id", cert["certificateId"])["certificateDescription"]
+    assert d["caCertificateId"] == ca_id
+
+    device_with_policy(aws, arn_prefix, cert["certificateArn"], "openssl-device")
+    cert_dir = tmp_path / "openssl-device"
+    cert_dir.mkdir()
+    shutil.copyfile(tmp_path / "deviceCert.pem", cert_dir / CERT_FILE)
+    shutil.copyfile(tmp_path / "deviceCert.key", cert_dir / KEY_FILE)
+    shutil.copyfile(server.root_ca, cert_dir / CA_FILE)
+    identity = DeviceIdentity("openssl-device", "", cert_dir, cert["certificateArn"], cert["certificateId"], None)
+    pending = connect_device(identity).get_pending()
+    assert pending["queuedJobs"] == [] and pending["inProgressJobs"] == []

@@ -51,6 +51,11 @@ impl ForeignCertificate {
         Ok(ForeignCertificate { certificate_id: certificate_id(&der), not_before, not_after, is_ca, common_name, der })
     }
 
+    /// The SubjectPublicKeyInfo (DER) of a DER certificate.
+    pub(crate) fn public_key_der(der: &[u8]) -> Result<Vec<u8>, CertificateCheckError> {
+        Ok(parse(der)?.public_key().raw.to_vec())
+    }
+
     /// Within `notBefore..=notAfter` at `now` (epoch milliseconds).
     pub fn valid_at(&self, now: i64) -> bool {
         (self.not_before..=self.not_after).contains(&now)

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
@@ -45,7 +45,9 @@ pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, 
 
 /// Requires a well-formed client certificate within its validity, and the proof of its key;
 /// leaves the chain to the registry (see [`mqtt_server_tls_config`]). No CA names are sent
-/// as hints, so a client offers its certificate whichever CA made it.
+/// as hints, so a client offers its certificate whichever CA made it. The handshake signature
+/// is checked against the certificate's public key alone, so that X.509 v1 certificates
+/// (what `openssl x509 -req` makes without extensions, as in AWS's guides) are accepted too.
 #[derive(Debug)]
 struct RegistryClientVerifier {
     algorithms: WebPkiSupportedAlgorithms,
@@ -80,7 +82,20 @@ impl ClientCertVerifier for RegistryClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        let spki = public_key_of(cert)?;
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        // TLS 1.2 names the hash, not the curve: any of the scheme's algorithms may match.
+        let algorithms = self.algorithms.mapping.iter().find(|(scheme, _)| *scheme == dss.scheme).map(|(_, a)| *a);
+        let verified = algorithms
+            .unwrap_or_default()
+            .iter()
+            .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok());
+        if verified {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(CertificateError::BadSignature))
+        }
     }
 
     fn verify_tls13_signature(
@@ -89,10 +104,17 @@ impl ClientCertVerifier for RegistryClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        verify_tls13_signature_with_raw_key(message, &public_key_of(cert)?, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The SubjectPublicKeyInfo of a certificate, of any X.509 version.
+fn public_key_of(cert: &CertificateDer<'_>) -> Result<SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    let spki = ForeignCertificate::public_key_der(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    Ok(SubjectPublicKeyInfoDer::from(spki))
 }
