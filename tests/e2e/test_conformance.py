@@ -34,6 +34,7 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.model import Shape
 
+from e2elib.byo_ca import Issued, make_ca, make_leaf, self_signed
 from e2elib.identity import CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, jobs_policy, arn_prefix_of
 from e2elib.mqtt import JobsDevice
 from e2elib.util import REPO_ROOT
@@ -204,6 +205,21 @@ class Env:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
         return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+    def own_ca(self, name: str, active: bool = True) -> tuple[str, Issued]:
+        """A CA of one's own (CN ``name``) registered with its verification certificate and a
+        registration config; returns its id and the CA."""
+        ca = make_ca(name)
+        code = self.iot.get_registration_code()["registrationCode"]
+        out = self.iot.register_ca_certificate(caCertificate=ca.cert_pem, verificationCertificate=make_leaf(ca, code).cert_pem,
+                                               setAsActive=active, registrationConfig={"templateName": "tpl"})
+        return out["certificateId"], ca
+
+    def ca_with_device(self, name: str) -> str:
+        """A registered CA with one device certificate registered under it; returns the CA's id."""
+        ca_id, ca = self.own_ca(name)
+        self.iot.register_certificate(certificatePem=make_leaf(ca, name).cert_pem, caCertificatePem=ca.cert_pem)
+        return ca_id
 
     def policy(self, name: str, document: str = CONNECT_POLICY) -> str:
         self.iot.create_policy(policyName=name, policyDocument=document)
@@ -491,6 +507,30 @@ CASES = [
          (), missing("newStatus")),
     Case("DeleteCertificate", lambda e, n: {"certificateId": e.cert(active=False)["certificateId"]},
          (), wrong("forceDelete", "maybe")),
+    Case("RegisterCertificate", lambda e, n: (lambda ca: {"certificatePem": make_leaf(ca, n).cert_pem,
+                                                          "caCertificatePem": ca.cert_pem, "setAsActive": True})(
+        e.own_ca(n)[1]), ("certificateArn", "certificateId"), missing("certificatePem")),
+    Case("RegisterCertificateWithoutCA", lambda e, n: {"certificatePem": self_signed(n).cert_pem, "status": "ACTIVE"},
+         ("certificateArn", "certificateId"), missing("certificatePem")),
+    # CA certificates (bring your own PKI)
+    Case("GetRegistrationCode", lambda e, n: {}, ("registrationCode",)),
+    Case("RegisterCACertificate", lambda e, n: (lambda ca: {
+        "caCertificate": ca.cert_pem,
+        "verificationCertificate": make_leaf(ca, e.iot.get_registration_code()["registrationCode"]).cert_pem,
+        "setAsActive": True, "allowAutoRegistration": True, "certificateMode": "DEFAULT",
+        "registrationConfig": {"templateName": "tpl", "templateBody": "{}"},
+        "tags": [{"Key": "team", "Value": "ops"}]})(make_ca(n)),
+         ("certificateArn", "certificateId"), missing("caCertificate")),
+    Case("DescribeCACertificate", lambda e, n: {"certificateId": e.own_ca(n)[0]},
+         ("certificateDescription", "registrationConfig")),
+    Case("ListCACertificates", lambda e, n: after(e.own_ca(n)), ("certificates",), wrong("pageSize", "ten")),
+    Case("UpdateCACertificate", lambda e, n: {"certificateId": e.own_ca(n)[0], "newStatus": "INACTIVE",
+                                              "newAutoRegistrationStatus": "ENABLE",
+                                              "registrationConfig": {"templateName": "tpl2"}},
+         (), wrong("removeAutoRegistration", "maybe")),
+    Case("DeleteCACertificate", lambda e, n: {"certificateId": e.own_ca(n, active=False)[0]}),
+    Case("ListCertificatesByCA", lambda e, n: {"caCertificateId": e.ca_with_device(n)}, ("certificates",),
+         wrong("pageSize", "ten")),
     # Policies
     Case("CreatePolicy", lambda e, n: {"policyName": n, "policyDocument": CONNECT_POLICY},
          ("policyName", "policyArn", "policyDocument", "policyVersionId"), missing("policyDocument")),
@@ -628,6 +668,9 @@ NOT_MALFORMABLE = {
     "DescribeThingType": "only the thingTypeName label",
     "DeleteThingType": "only the thingTypeName label",
     "DescribeCertificate": "only the certificateId label",
+    "GetRegistrationCode": "no input members at all",
+    "DescribeCACertificate": "only the caCertificateId label",
+    "DeleteCACertificate": "only the caCertificateId label",
     "GetPolicy": "only the policyName label",
     "DeletePolicy": "only the policyName label",
     "ListPolicyVersions": "only the policyName label",

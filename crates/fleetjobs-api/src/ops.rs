@@ -170,6 +170,21 @@ pub static OPERATIONS: &[Operation] = &[
         ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool)]),
     op!("UpdateCertificate", "PUT", "/certificates/{certificateId}", update_certificate, query: [("newStatus", "newStatus", Str)]),
     op!("DeleteCertificate", "DELETE", "/certificates/{certificateId}", delete_certificate, query: [("forceDelete", "forceDelete", Bool)]),
+    op!("RegisterCertificate", "POST", "/certificate/register", register_certificate, query: [("setAsActive", "setAsActive", Bool)]),
+    op!("RegisterCertificateWithoutCA", "POST", "/certificate/register-no-ca", register_certificate_without_ca),
+    // CA certificates (bring your own PKI)
+    op!("GetRegistrationCode", "GET", "/registrationcode", get_registration_code),
+    op!("RegisterCACertificate", "POST", "/cacertificate", register_ca_certificate, query: [
+        ("setAsActive", "setAsActive", Bool), ("allowAutoRegistration", "allowAutoRegistration", Bool)]),
+    op!("DescribeCACertificate", "GET", "/cacertificate/{caCertificateId}", describe_ca_certificate),
+    op!("ListCACertificates", "GET", "/cacertificates", list_ca_certificates, query: [
+        ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool),
+        ("templateName", "templateName", Str)]),
+    op!("UpdateCACertificate", "PUT", "/cacertificate/{caCertificateId}", update_ca_certificate, query: [
+        ("newStatus", "newStatus", Str), ("newAutoRegistrationStatus", "newAutoRegistrationStatus", Str)]),
+    op!("DeleteCACertificate", "DELETE", "/cacertificate/{caCertificateId}", delete_ca_certificate),
+    op!("ListCertificatesByCA", "GET", "/certificates-by-ca/{caCertificateId}", list_certificates_by_ca, query: [
+        ("pageSize", "pageSize", Int), ("marker", "marker", Str), ("isAscendingOrder", "ascendingOrder", Bool)]),
     // Policies
     op!("CreatePolicy", "POST", "/policies/{policyName}", create_policy),
     op!("GetPolicy", "GET", "/policies/{policyName}", get_policy),

@@ -17,6 +17,7 @@ pub enum ResourceKind {
     ThingType,
     Job,
     Cert,
+    CaCert,
     Policy,
     JobTemplate,
 }
@@ -29,6 +30,7 @@ impl ResourceKind {
             ResourceKind::ThingType => "thingtype",
             ResourceKind::Job => "job",
             ResourceKind::Cert => "cert",
+            ResourceKind::CaCert => "cacert",
             ResourceKind::Policy => "policy",
             ResourceKind::JobTemplate => "jobtemplate",
         }
@@ -69,6 +71,7 @@ impl ArnScope {
             ResourceKind::ThingType,
             ResourceKind::Job,
             ResourceKind::Cert,
+            ResourceKind::CaCert,
             ResourceKind::Policy,
             ResourceKind::JobTemplate,
         ]

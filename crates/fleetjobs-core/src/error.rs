@@ -23,8 +23,11 @@ pub enum ErrorCode {
     CertificateState,
     VersionsLimitExceeded,
     InvalidQuery,
-    /// `iot-jobs-data` over mutual TLS: no usable client certificate.
+    /// `iot-jobs-data` over mutual TLS: no usable client certificate; a certificate offered
+    /// for registration that is malformed, expired, or not signed by its CA.
     CertificateValidation,
+    /// RegisterCACertificate: the verification certificate does not carry the registration code.
+    RegistrationCodeValidation,
     /// `iot-jobs-data` over mutual TLS: the certificate's policies deny the action.
     AccessDenied,
     // Authentication (API gateway), all 403.
@@ -58,6 +61,7 @@ impl ErrorCode {
             VersionsLimitExceeded => "VersionsLimitExceededException",
             InvalidQuery => "InvalidQueryException",
             CertificateValidation => "CertificateValidationException",
+            RegistrationCodeValidation => "RegistrationCodeValidationException",
             AccessDenied => "AccessDeniedException",
             MissingAuthenticationToken => "MissingAuthenticationTokenException",
             IncompleteSignature => "IncompleteSignatureException",
@@ -71,7 +75,12 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidRequest | Throttling | MalformedPolicy | InvalidQuery | CertificateValidation => 400,
+            InvalidRequest
+            | Throttling
+            | MalformedPolicy
+            | InvalidQuery
+            | CertificateValidation
+            | RegistrationCodeValidation => 400,
             CertificateState => 406,
             Unauthorized => 401,
             ResourceNotFound | UnknownOperation => 404,

@@ -383,6 +383,118 @@ pub struct Certificate {
     pub status: CertificateStatus,
     pub created_at: Millis,
     pub last_modified_at: Millis,
+    /// The registered CA that signed it (RegisterCertificate); `None` for the server's own
+    /// certificates and those registered without a CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate_id: Option<String>,
+    /// `SNI_ONLY` for certificates registered without a CA.
+    #[serde(default, skip_serializing_if = "CertificateMode::is_default")]
+    pub certificate_mode: CertificateMode,
+}
+
+/// `CertificateMode`: how a certificate (or a CA) is told apart at connect. `DEFAULT`: by its
+/// CA; `SNI_ONLY`: by itself (registered without a CA, or a CA registered without proof).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertificateMode {
+    #[default]
+    Default,
+    SniOnly,
+}
+
+impl CertificateMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "DEFAULT",
+            Self::SniOnly => "SNI_ONLY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Default, Self::SniOnly].into_iter().find(|m| m.as_str() == s)
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::Default
+    }
+}
+
+/// `CACertificateStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaCertificateStatus {
+    Active,
+    Inactive,
+}
+
+impl CaCertificateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Inactive].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// `AutoRegistrationStatus` of a CA (kept and answered; devices are not auto-registered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AutoRegistrationStatus {
+    Enable,
+    Disable,
+}
+
+impl AutoRegistrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enable => "ENABLE",
+            Self::Disable => "DISABLE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Enable, Self::Disable].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// `RegistrationConfig` of a CA: the provisioning template for auto-registration, kept as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+}
+
+/// A CA certificate registered with RegisterCACertificate: device certificates it signed can
+/// be registered (RegisterCertificate) and connect while both are ACTIVE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaCertificate {
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    pub certificate_pem: String,
+    pub status: CaCertificateStatus,
+    pub certificate_mode: CertificateMode,
+    pub auto_registration_status: AutoRegistrationStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_config: Option<RegistrationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    /// The certificate's validity (epoch milliseconds), read once at registration.
+    pub not_before: Millis,
+    pub not_after: Millis,
+    pub created_at: Millis,
+    pub last_modified_at: Millis,
+    /// Bumped at every update (`customerVersion`).
+    pub customer_version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

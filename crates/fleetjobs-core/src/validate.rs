@@ -30,6 +30,7 @@ static NO_CONTROL: LazyLock<Regex> = LazyLock::new(|| re(r"[^\p{C}]+"));
 static REASON_CODE: LazyLock<Regex> = LazyLock::new(|| re(r"[\p{Lu}\p{Nd}_]+"));
 static DETAILS_KEY: LazyLock<Regex> = LazyLock::new(|| re("[a-zA-Z0-9:_-]+"));
 static POLICY_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[\w+=,.@-]+"));
+static TEMPLATE_NAME: LazyLock<Regex> = LazyLock::new(|| re("[0-9A-Za-z_-]+"));
 static ATTRIBUTE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#-]+"));
 static ATTRIBUTE_VALUE: LazyLock<Regex> = LazyLock::new(|| re(r"[a-zA-Z0-9_.,@/:#=\[\]-]*"));
 static GRAPH_OR_SPACE: LazyLock<Regex> = LazyLock::new(|| re(r"(?:[^\p{C}\s]|\x20)*"));
@@ -139,6 +140,25 @@ pub fn policy_name(value: &str) -> ApiResult<()> {
 
 pub fn certificate_id(value: &str) -> ApiResult<()> {
     string(value, "certificateId", 64, 64, Some((&CERTIFICATE_ID, "(0x)?[a-fA-F0-9]+")))
+}
+
+/// `CertificatePem`: 1 to 65,536 characters.
+pub fn certificate_pem(value: &str, member: &str) -> ApiResult<()> {
+    string(value, member, 1, 65_536, None)
+}
+
+/// A `RegistrationConfig`'s members: `templateBody` (at most 10,240 characters), `roleArn`
+/// (20 to 2,048), `templateName` (1 to 36, `[0-9A-Za-z_-]`).
+pub fn registration_config(
+    template_body: Option<&str>,
+    role_arn: Option<&str>,
+    template_name: Option<&str>,
+) -> ApiResult<()> {
+    template_body.map_or(Ok(()), |v| string(v, "registrationConfig.templateBody", 0, 10_240, None))?;
+    role_arn.map_or(Ok(()), |v| string(v, "registrationConfig.roleArn", 20, 2048, None))?;
+    template_name.map_or(Ok(()), |v| {
+        string(v, "registrationConfig.templateName", 1, 36, Some((&TEMPLATE_NAME, "^[0-9A-Za-z_-]+$")))
+    })
 }
 
 pub fn attribute(name: &str, value: &str) -> ApiResult<()> {

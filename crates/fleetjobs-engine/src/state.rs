@@ -15,8 +15,8 @@ use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
 use fleetjobs_core::fleet_query::{Query, ThingView};
 use fleetjobs_core::model::{
-    Certificate, EventConfigurations, IndexingConfiguration, Job, JobExecution, JobExecutionStatus, JobStatus,
-    JobTemplate, Policy, TargetSelection, Thing, ThingGroup, ThingType,
+    CaCertificate, Certificate, EventConfigurations, IndexingConfiguration, Job, JobExecution, JobExecutionStatus,
+    JobStatus, JobTemplate, Policy, TargetSelection, Thing, ThingGroup, ThingType,
 };
 use fleetjobs_core::pending::{self, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
@@ -59,6 +59,10 @@ const THING_GROUP: &str = "thing_group";
 const THING_GROUP_MEMBER: &str = "thing_group_member";
 const THING_TYPE: &str = "thing_type";
 const JOB_TEMPLATE: &str = "job_template";
+const CA_CERTIFICATE: &str = "ca_certificate";
+/// One record, key [`REGISTRATION_CODE_KEY`]: the account's registration code (a JSON string).
+const REGISTRATION_CODE: &str = "registration_code";
+const REGISTRATION_CODE_KEY: &str = "account";
 
 /// Keys made of several parts join them with a newline (never valid inside any part).
 fn join_key(parts: &[&str]) -> String {
@@ -79,6 +83,11 @@ pub struct State {
     pub epoch: u64,
     pub things: BTreeMap<String, Thing>,
     pub certificates: BTreeMap<String, Certificate>,
+    /// Registered CA certificates, by id. Devices' connects read their status here (one map
+    /// lookup, in memory), so deactivating a CA refuses its devices' next connects at once.
+    pub ca_certificates: BTreeMap<String, CaCertificate>,
+    /// The account's registration code (GetRegistrationCode), made on first use.
+    pub registration_code: Option<String>,
     pub policies: BTreeMap<String, (Policy, Arc<PolicyDocument>)>,
     /// (target ARN, policy name).
     pub policy_targets: BTreeSet<(String, String)>,
@@ -166,6 +175,11 @@ impl State {
                     let c: Certificate = decode(r)?;
                     s.certificates.insert(c.certificate_id.clone(), c);
                 }
+                CA_CERTIFICATE => {
+                    let c: CaCertificate = decode(r)?;
+                    s.ca_certificates.insert(c.certificate_id.clone(), c);
+                }
+                REGISTRATION_CODE => s.registration_code = Some(decode(r)?),
                 POLICY => {
                     let p: Policy = decode::<Policy>(r)?.with_versions();
                     let doc = PolicyDocument::parse(&p.policy_document).map_err(|e| LoadError::Corrupt {
@@ -641,6 +655,21 @@ impl<'a> Txn<'a> {
     pub fn delete_certificate(&mut self, id: &str) {
         self.s.certificates.remove(id);
         self.changes.mutations.push(Mutation::Delete { kind: CERTIFICATE, key: id.to_string() });
+    }
+
+    pub fn put_ca_certificate(&mut self, c: CaCertificate) {
+        self.changes.mutations.push(put(CA_CERTIFICATE, c.certificate_id.clone(), &c));
+        self.s.ca_certificates.insert(c.certificate_id.clone(), c);
+    }
+
+    pub fn delete_ca_certificate(&mut self, id: &str) {
+        self.s.ca_certificates.remove(id);
+        self.changes.mutations.push(Mutation::Delete { kind: CA_CERTIFICATE, key: id.to_string() });
+    }
+
+    pub fn set_registration_code(&mut self, code: String) {
+        self.changes.mutations.push(put(REGISTRATION_CODE, REGISTRATION_CODE_KEY.to_string(), &code));
+        self.s.registration_code = Some(code);
     }
 
     /// Store a policy with its default version's parsed document (what devices are judged by

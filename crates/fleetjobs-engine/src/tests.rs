@@ -133,6 +133,16 @@ impl Harness {
         self.clock.fetch_add(ms, Ordering::SeqCst);
     }
 
+    /// The certificates disconnected since the last call (other commands are dropped).
+    pub(crate) fn disconnects(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.outbox.try_recv().ok())
+            .filter_map(|c| match c {
+                DeviceCommand::DisconnectCertificate { certificate_id } => Some(certificate_id),
+                DeviceCommand::Publish { .. } => None,
+            })
+            .collect()
+    }
+
     /// Everything published since the last call: (topic, payload).
     pub(crate) fn published(&mut self) -> Vec<(String, Value)> {
         let mut out = vec![];

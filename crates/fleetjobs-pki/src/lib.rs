@@ -15,9 +15,12 @@
 //! * [`validity`] — a certificate's notBefore / notAfter, for DescribeCertificate.
 //! * [`CertificateAuthority::issue_server_cert`] and [`mqtt_server_tls_config`] —
 //!   the MQTT listener's certificate and a mutual-TLS `rustls` configuration that
-//!   only admits clients whose certificate chains to the CA. Whether a presented
-//!   certificate is still ACTIVE is for the caller to check, via the
-//!   [`certificate_id`] of the peer certificate.
+//!   requires a client certificate and the proof of its key. Which certificates may
+//!   connect (ours, those of registered CAs, those registered without a CA) and
+//!   whether they are ACTIVE is for the caller to check, via the [`certificate_id`]
+//!   of the peer certificate.
+//! * [`ForeignCertificate`] — a certificate made elsewhere, read from PEM, with the
+//!   checks registration needs (is it a CA, did this CA sign it, its validity).
 //!
 //! All cryptography uses the `ring` provider explicitly; nothing depends on a
 //! process-wide default `rustls` crypto provider being installed.
@@ -25,10 +28,12 @@
 mod ca;
 mod csr;
 mod keys;
+mod registered;
 mod tls;
 
 pub use ca::{CertificateAuthority, IssuedCert, SignedCert};
 pub use keys::DeviceKeyType;
+pub use registered::{CertificateCheckError, ForeignCertificate};
 pub use tls::mqtt_server_tls_config;
 
 use sha2::{Digest, Sha256};

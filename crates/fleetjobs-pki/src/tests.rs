@@ -72,16 +72,15 @@ fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) -> Re
 }
 
 /// Connects a client presenting `client_cert` (trusting `client_ca`) to a
-/// server configured with `server_ca`, using `server_name`.
+/// server presenting `server_cert`, using `server_name`.
 fn connect(
-    server_ca: &CertificateAuthority,
     server_cert: &IssuedCert,
     client_ca: &CertificateAuthority,
     client_cert: Option<&IssuedCert>,
     server_name: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<(ClientConnection, ServerConnection), rustls::Error> {
-    let server_config = mqtt_server_tls_config(server_ca, server_cert).unwrap();
+    let server_config = mqtt_server_tls_config(server_cert).unwrap();
     let mut server = ServerConnection::new(server_config).unwrap();
     let name = ServerName::try_from(server_name.to_owned()).unwrap();
     let mut client = ClientConnection::new(client_config(client_ca, client_cert, versions), name).unwrap();
@@ -93,8 +92,8 @@ const ALL: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &ru
 
 fn assert_accepted(ca: &CertificateAuthority, server: &IssuedCert, device: &IssuedCert) {
     for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
-        let (_, server_conn) = connect(ca, server, ca, Some(device), "localhost", versions)
-            .unwrap_or_else(|e| panic!("{versions:?}: {e}"));
+        let (_, server_conn) =
+            connect(server, ca, Some(device), "localhost", versions).unwrap_or_else(|e| panic!("{versions:?}: {e}"));
         let peer = server_conn.peer_certificates().expect("client certificate");
         assert_eq!(certificate_id(&peer[0]), device.certificate_id);
     }
@@ -119,22 +118,92 @@ fn device_cert_from_our_ca_is_accepted_over_tls12_and_tls13() {
 }
 
 #[test]
-fn device_cert_from_another_ca_is_rejected() {
+fn device_cert_from_another_ca_completes_the_handshake_for_the_registry_to_judge() {
     let ca = CertificateAuthority::generate().unwrap();
     let other = CertificateAuthority::generate().unwrap();
     let server = ca.issue_server_cert(&[]).unwrap();
     let foreign = other.issue_device_cert().unwrap();
-    // The client trusts our CA (so the server side is fine) but presents a
-    // certificate from another CA.
-    let err = connect(&ca, &server, &ca, Some(&foreign), "localhost", ALL).unwrap_err();
-    assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "unexpected error: {err:?}");
+    // The client trusts our CA (so the server side is fine) and presents a certificate from
+    // a CA the server may have registered: TLS admits it and hands over its id.
+    let (_, server_conn) = connect(&server, &ca, Some(&foreign), "localhost", ALL).unwrap();
+    let peer = server_conn.peer_certificates().expect("client certificate");
+    assert_eq!(certificate_id(&peer[0]), foreign.certificate_id);
+}
+
+#[test]
+fn an_expired_client_certificate_is_refused_at_the_handshake() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let server = ca.issue_server_cert(&[]).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.not_before = rcgen::date_time_ymd(2001, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2002, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let expired = IssuedCert {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        private_key_pem: key.serialize_pem(),
+        public_key_pem: key.public_key_pem(),
+        certificate_id: certificate_id(cert.der()),
+    };
+    let err = connect(&server, &ca, Some(&expired), "localhost", ALL).unwrap_err();
+    assert!(
+        matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)),
+        "unexpected error: {err:?}"
+    );
+}
+
+/// A certificate signed by `ca`'s key with subject CN `cn` (a verification certificate).
+fn signed_with_cn(ca: &CertificateAuthority, cn: &str) -> ForeignCertificate {
+    let issuer = rcgen::Issuer::from_ca_cert_der(
+        &CertificateDer::from(ca.cert_der().to_vec()),
+        rcgen::KeyPair::from_pem(ca.key_pem()).unwrap(),
+    )
+    .unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    ForeignCertificate::from_pem(&cert.pem()).unwrap()
+}
+
+#[test]
+fn foreign_certificates_tell_their_ca_their_issuer_and_their_validity() {
+    let ca = CertificateAuthority::generate().unwrap();
+    let other = CertificateAuthority::generate().unwrap();
+    let ca_cert = ForeignCertificate::from_pem(ca.cert_pem()).unwrap();
+    let other_cert = ForeignCertificate::from_pem(other.cert_pem()).unwrap();
+    assert!(ca_cert.is_ca);
+    assert_eq!(ca_cert.common_name.as_deref(), Some("Fleetjobs Root CA"));
+    assert_eq!(ca_cert.certificate_id, certificate_id(ca.cert_der()));
+
+    let device = ForeignCertificate::from_pem(&ca.issue_device_cert().unwrap().cert_pem).unwrap();
+    assert!(!device.is_ca);
+    assert!(device.is_signed_by(&ca_cert));
+    assert!(!device.is_signed_by(&other_cert), "same subject name, another key");
+    assert!(ca_cert.is_signed_by(&ca_cert), "self-signed");
+    assert!(device.valid_at(device.not_before) && device.valid_at(device.not_after));
+    assert!(!device.valid_at(device.not_before - 1) && !device.valid_at(device.not_after + 1));
+
+    let verification = signed_with_cn(&ca, "code123");
+    assert_eq!(verification.common_name.as_deref(), Some("code123"));
+    assert!(verification.is_signed_by(&ca_cert) && !verification.is_signed_by(&other_cert));
+
+    // A chain: the first certificate counts.
+    let chain = format!("{}{}", ca.issue_device_cert().unwrap().cert_pem, ca.cert_pem());
+    assert!(!ForeignCertificate::from_pem(&chain).unwrap().is_ca);
+    assert!(matches!(ForeignCertificate::from_pem("nope"), Err(CertificateCheckError::InvalidPem(_))));
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    assert!(ForeignCertificate::from_pem(garbage).is_err());
+    let v = validity_of_pem(ca.cert_pem()).unwrap();
+    assert_eq!((v.not_before * 1000, v.not_after * 1000), (ca_cert.not_before, ca_cert.not_after));
 }
 
 #[test]
 fn client_without_certificate_is_rejected() {
     let ca = CertificateAuthority::generate().unwrap();
     let server = ca.issue_server_cert(&[]).unwrap();
-    let err = connect(&ca, &server, &ca, None, "localhost", ALL).unwrap_err();
+    let err = connect(&server, &ca, None, "localhost", ALL).unwrap_err();
     assert!(matches!(err, rustls::Error::NoCertificatesPresented), "unexpected error: {err:?}");
 }
 
@@ -151,9 +220,9 @@ fn server_cert_is_valid_for_default_and_extra_names() {
     let server = ca.issue_server_cert(&extra).unwrap();
     let device = ca.issue_device_cert().unwrap();
     for name in ["localhost", "127.0.0.1", "mqtt.example.com", "10.1.2.3", "::1"] {
-        connect(&ca, &server, &ca, Some(&device), name, ALL).unwrap_or_else(|e| panic!("{name}: {e}"));
+        connect(&server, &ca, Some(&device), name, ALL).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let err = connect(&ca, &server, &ca, Some(&device), "other.example.com", ALL).unwrap_err();
+    let err = connect(&server, &ca, Some(&device), "other.example.com", ALL).unwrap_err();
     assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "{err:?}");
 
     let cert = parse(&server.cert_der);

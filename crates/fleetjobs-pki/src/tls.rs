@@ -1,30 +1,35 @@
-//! `rustls` configuration for the MQTT listener (mutual TLS).
+//! `rustls` configuration for the device listeners (mutual TLS): a client certificate is
+//! required and its holder must prove its key; whose certificate it is, and whether it may
+//! connect, is decided after the handshake from the registry.
 
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 use crate::ca::{check_key_matches, provider};
-use crate::{CertificateAuthority, IssuedCert, PkiError};
+use crate::registered::ForeignCertificate;
+use crate::{IssuedCert, PkiError};
 
-/// Server configuration for MQTT over mutual TLS.
+/// Server configuration for MQTT (and `iot-jobs-data`) over mutual TLS.
 ///
-/// Presents `server` (see [`CertificateAuthority::issue_server_cert`]) and
-/// requires a client certificate that chains to `ca`, the only trusted root.
-/// TLS 1.2 and 1.3, `ring` provider, no ALPN.
+/// Presents `server` (see [`CertificateAuthority::issue_server_cert`](crate::CertificateAuthority::issue_server_cert))
+/// and requires a client certificate, within its validity, whose private key the client
+/// proves it holds (the handshake signature). TLS 1.2 and 1.3, `ring` provider, no ALPN.
 ///
-/// Whether the client certificate is ACTIVE is not checked here: the caller
-/// takes the peer certificate after the handshake and looks up its
-/// [`certificate_id`](crate::certificate_id).
-pub fn mqtt_server_tls_config(ca: &CertificateAuthority, server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
+/// Which CA issued the certificate is not checked here: the trusted set changes at runtime
+/// (CAs are registered, deactivated and deleted through the API), and a certificate is only
+/// ever admitted through the registry, where it was checked against its CA when it was
+/// created or registered. The caller takes the peer certificate after the handshake, looks
+/// up its [`certificate_id`](crate::certificate_id), and refuses the connection unless the
+/// certificate (and its CA, if it has one) is ACTIVE.
+pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
     let provider = Arc::new(provider());
-
-    let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(ca.cert_der().to_vec())).map_err(|e| PkiError::InvalidCa(e.to_string()))?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let verifier = Arc::new(RegistryClientVerifier { algorithms: provider.signature_verification_algorithms });
 
     let cert = CertificateDer::from(server.cert_der.clone());
     let key = PrivateKeyDer::from_pem_slice(server.private_key_pem.as_bytes())
@@ -36,4 +41,80 @@ pub fn mqtt_server_tls_config(ca: &CertificateAuthority, server: &IssuedCert) ->
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![cert], key)?;
     Ok(Arc::new(config))
+}
+
+/// Requires a well-formed client certificate within its validity, and the proof of its key;
+/// leaves the chain to the registry (see [`mqtt_server_tls_config`]). No CA names are sent
+/// as hints, so a client offers its certificate whichever CA made it. The handshake signature
+/// is checked against the certificate's public key alone, so that X.509 v1 certificates
+/// (what `openssl x509 -req` makes without extensions, as in AWS's guides) are accepted too.
+#[derive(Debug)]
+struct RegistryClientVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for RegistryClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let cert = ForeignCertificate::from_der(end_entity.to_vec())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000);
+        if now < cert.not_before {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+        }
+        if now > cert.not_after {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let spki = public_key_of(cert)?;
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        // TLS 1.2 names the hash, not the curve: any of the scheme's algorithms may match.
+        let algorithms = self.algorithms.mapping.iter().find(|(scheme, _)| *scheme == dss.scheme).map(|(_, a)| *a);
+        let verified = algorithms
+            .unwrap_or_default()
+            .iter()
+            .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok());
+        if verified {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(CertificateError::BadSignature))
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature_with_raw_key(message, &public_key_of(cert)?, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The SubjectPublicKeyInfo of a certificate, of any X.509 version.
+fn public_key_of(cert: &CertificateDer<'_>) -> Result<SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    let spki = ForeignCertificate::public_key_der(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    Ok(SubjectPublicKeyInfoDer::from(spki))
 }

@@ -26,8 +26,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let ca = Arc::new(dir.certificate_authority()?.with_device_key_type(args.device_key_type));
     let server_cert = dir.server_cert(&ca, &args.hosts)?;
     // The same server certificate and client-certificate verification for MQTT and for the
-    // `iot-jobs-data` device listener.
-    let tls = fleetjobs_pki::mqtt_server_tls_config(&ca, &server_cert).context("building the TLS config")?;
+    // `iot-jobs-data` device listener; which certificates may connect is the registry's call.
+    let tls = fleetjobs_pki::mqtt_server_tls_config(&server_cert).context("building the TLS config")?;
 
     let mqtt_host = args.hosts.first().cloned().unwrap_or_else(|| "localhost".to_string());
     let mqtt_port = args.mqtt_listen.port();

@@ -1,5 +1,6 @@
 //! Certificates: CreateKeysAndCertificate, CreateCertificateFromCsr, DescribeCertificate,
-//! ListCertificates, UpdateCertificate, DeleteCertificate.
+//! ListCertificates, UpdateCertificate, DeleteCertificate, RegisterCertificate,
+//! RegisterCertificateWithoutCA.
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,9 @@ impl DescribeCertificateRequest {
 pub struct CertificateDescription {
     pub certificate_arn: String,
     pub certificate_id: String,
+    /// The registered CA that signed it, for certificates registered with RegisterCertificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificate_id: Option<String>,
     pub status: CertificateStatus,
     pub certificate_pem: String,
     pub owned_by: String,
@@ -194,6 +198,75 @@ impl DeleteCertificateRequest {
     }
 }
 
+/// The status a registered certificate starts in: ACTIVE with `setAsActive`, else `status`
+/// (ACTIVE, INACTIVE or REVOKED), INACTIVE by default as in AWS.
+fn registered_status(set_as_active: bool, status: Option<&str>) -> ApiResult<CertificateStatus> {
+    if set_as_active {
+        return Ok(CertificateStatus::Active);
+    }
+    match status {
+        None => Ok(CertificateStatus::Inactive),
+        Some(s) => match CertificateStatus::parse(s) {
+            Some(st @ (CertificateStatus::Active | CertificateStatus::Inactive | CertificateStatus::Revoked)) => Ok(st),
+            _ => Err(ApiError::invalid(format!("Invalid value for status: {s}"))),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterCertificateRequest {
+    pub certificate_pem: String,
+    /// The registered CA that signed it; when absent, the registered CA that did is looked up.
+    pub ca_certificate_pem: Option<String>,
+    pub set_as_active: Option<bool>,
+    /// A `CertificateStatus`, as text (see [`Self::status`]).
+    pub status: Option<String>,
+}
+
+impl RegisterCertificateRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::certificate_pem(&self.certificate_pem, "certificatePem")?;
+        if let Some(ca) = &self.ca_certificate_pem {
+            validate::certificate_pem(ca, "caCertificatePem")?;
+        }
+        self.status().map(|_| ())
+    }
+
+    pub fn status(&self) -> ApiResult<CertificateStatus> {
+        registered_status(self.set_as_active.unwrap_or(false), self.status.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterCertificateResponse {
+    pub certificate_arn: String,
+    pub certificate_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterCertificateWithoutCaRequest {
+    pub certificate_pem: String,
+    /// A `CertificateStatus`, as text (see [`Self::status`]).
+    pub status: Option<String>,
+}
+
+impl RegisterCertificateWithoutCaRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        validate::certificate_pem(&self.certificate_pem, "certificatePem")?;
+        self.status().map(|_| ())
+    }
+
+    pub fn status(&self) -> ApiResult<CertificateStatus> {
+        registered_status(false, self.status.as_deref())
+    }
+}
+
+/// RegisterCertificateWithoutCA answers the same members as RegisterCertificate.
+pub type RegisterCertificateWithoutCaResponse = RegisterCertificateResponse;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +297,22 @@ mod tests {
             serde_json::to_value(v).unwrap(),
             serde_json::json!({"notBefore": 1.0, "notAfter": 2_524_607_999.0})
         );
+    }
+
+    #[test]
+    fn registered_certificates_start_inactive_unless_asked() {
+        let mut r = RegisterCertificateRequest { certificate_pem: "pem".into(), ..Default::default() };
+        assert_eq!(r.status().unwrap(), CertificateStatus::Inactive);
+        r.status = Some("ACTIVE".into());
+        assert_eq!(r.status().unwrap(), CertificateStatus::Active);
+        r.status = Some("INACTIVE".into());
+        r.set_as_active = Some(true);
+        assert_eq!(r.status().unwrap(), CertificateStatus::Active);
+        r.set_as_active = None;
+        r.status = Some("PENDING_TRANSFER".into());
+        assert_eq!(r.check(0).unwrap_err().message, "Invalid value for status: PENDING_TRANSFER");
+        let w = RegisterCertificateWithoutCaRequest { certificate_pem: String::new(), status: None };
+        assert!(w.check(0).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! here: the types do not know JSON or HTTP, and the engine's operations take and return them.
 
 pub mod authorization;
+pub mod ca_certificates;
 pub mod certificates;
 pub mod dynamic_groups;
 pub mod endpoint;

@@ -7,7 +7,7 @@ mod jobs_data;
 mod payload;
 
 use fleetjobs_core::execution::{self, DeviceUpdate};
-use fleetjobs_core::model::{CertificateStatus, JobExecution, StatusDetails};
+use fleetjobs_core::model::{CaCertificateStatus, Certificate, CertificateStatus, JobExecution, StatusDetails};
 use fleetjobs_core::policy::{self, IotAction, PolicyContext};
 use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
 use fleetjobs_core::validate::{self, SentStatusDetails};
@@ -47,6 +47,8 @@ pub enum DeviceAuthError {
     UnknownCertificate(String),
     #[error("certificate {0} is not ACTIVE")]
     NotActive(String),
+    #[error("the CA certificate {ca} of certificate {certificate} is not ACTIVE (or no longer registered)")]
+    CaNotActive { certificate: String, ca: String },
     #[error("iot:Connect denied for client id {0}")]
     ConnectDenied(String),
     #[error("the service is unavailable: {0}")]
@@ -93,8 +95,19 @@ fn resource(action: IotAction, name: &str) -> String {
     }
 }
 
+/// Whether the CA that signed `c` lets it in: certificates without a registered CA (ours,
+/// those registered without a CA) always; the others while their CA is registered and ACTIVE.
+fn ca_admits(s: &State, c: &Certificate) -> bool {
+    c.ca_certificate_id
+        .as_ref()
+        .is_none_or(|ca| s.ca_certificates.get(ca).is_some_and(|ca| ca.status == CaCertificateStatus::Active))
+}
+
 fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) -> bool {
-    let active = s.certificates.get(&session.certificate_id).is_some_and(|c| c.status == CertificateStatus::Active);
+    let active = s
+        .certificates
+        .get(&session.certificate_id)
+        .is_some_and(|c| c.status == CertificateStatus::Active && ca_admits(s, c));
     if !active {
         return false;
     }
@@ -150,6 +163,10 @@ impl Engine {
         if cert.status != CertificateStatus::Active {
             return Err(DeviceAuthError::NotActive(certificate_id));
         }
+        if !ca_admits(&s, cert) {
+            let ca = cert.ca_certificate_id.clone().unwrap_or_default();
+            return Err(DeviceAuthError::CaNotActive { certificate: certificate_id, ca });
+        }
         let session = DeviceSession {
             client_id: client_id.to_string(),
             certificate_arn: cert.certificate_arn.clone(),
@@ -170,11 +187,12 @@ impl Engine {
         let der = cert_der.ok_or_else(|| ApiError::new(ErrorCode::CertificateValidation, "No client certificate"))?;
         let certificate_id = fleetjobs_pki::certificate_id(der);
         let s = self.lock()?;
-        let cert = s.certificates.get(&certificate_id).filter(|c| c.status == CertificateStatus::Active);
+        let cert =
+            s.certificates.get(&certificate_id).filter(|c| c.status == CertificateStatus::Active && ca_admits(&s, c));
         let Some(cert) = cert else {
             return Err(ApiError::new(
                 ErrorCode::CertificateValidation,
-                format!("The certificate {certificate_id} is not registered or not ACTIVE"),
+                format!("The certificate {certificate_id} (or its CA) is not registered or not ACTIVE"),
             ));
         };
         let session = DeviceSession {

@@ -1,8 +1,8 @@
 //! Certificates: CreateKeysAndCertificate, CreateCertificateFromCsr, DescribeCertificate,
-//! ListCertificates, UpdateCertificate, DeleteCertificate.
+//! ListCertificates, UpdateCertificate, DeleteCertificate (registered ones: `ca_certificates`).
 
 use fleetjobs_core::arn::ResourceKind;
-use fleetjobs_core::model::{Certificate, CertificateStatus};
+use fleetjobs_core::model::{Certificate, CertificateMode, CertificateStatus};
 use fleetjobs_core::ops::certificates::*;
 use fleetjobs_core::ops::{page, Empty, Timestamp};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
@@ -33,17 +33,19 @@ fn put_issued(txn: &mut Txn<'_>, certificate_id: &str, certificate_pem: &str, se
         status: if set_as_active { CertificateStatus::Active } else { CertificateStatus::Inactive },
         created_at: txn.now,
         last_modified_at: txn.now,
+        ca_certificate_id: None,
+        certificate_mode: CertificateMode::Default,
     };
     txn.put_certificate(cert.clone());
     cert
 }
 
-fn summary(c: &Certificate) -> CertificateSummary {
+pub(super) fn summary(c: &Certificate) -> CertificateSummary {
     CertificateSummary {
         certificate_arn: c.certificate_arn.clone(),
         certificate_id: c.certificate_id.clone(),
         status: c.status,
-        certificate_mode: CERTIFICATE_MODE,
+        certificate_mode: c.certificate_mode.as_str(),
         creation_date: c.created_at.into(),
     }
 }
@@ -104,6 +106,7 @@ impl Engine {
                     certificate_description: CertificateDescription {
                         certificate_arn: c.certificate_arn.clone(),
                         certificate_id: c.certificate_id.clone(),
+                        ca_certificate_id: c.ca_certificate_id.clone(),
                         status: c.status,
                         certificate_pem: c.certificate_pem.clone(),
                         owned_by: self.config.scope.account_id.clone(),
@@ -112,8 +115,8 @@ impl Engine {
                         customer_version: 1,
                         transfer_data: Empty {},
                         generation_id: c.last_modified_at.to_string(),
-                        certificate_mode: CERTIFICATE_MODE,
                         validity: None,
+                        certificate_mode: c.certificate_mode.as_str(),
                     },
                 })
             })

@@ -4,6 +4,7 @@
 //! operations share lives here, below them.
 
 mod authorization;
+mod ca_certificates;
 mod certificates;
 mod dynamic_groups;
 mod endpoint;
@@ -20,6 +21,8 @@ mod things;
 
 #[cfg(test)]
 mod tests_authorization;
+#[cfg(test)]
+mod tests_ca_certificates;
 #[cfg(test)]
 mod tests_dynamic_groups;
 #[cfg(test)]

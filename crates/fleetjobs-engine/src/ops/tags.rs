@@ -1,5 +1,5 @@
 //! Resource tags: TagResource, UntagResource, ListTagsForResource, on jobs, thing groups,
-//! thing types and job templates.
+//! thing types, job templates and CA certificates.
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::model::Tag;
@@ -19,6 +19,7 @@ enum Taggable {
     ThingGroup(String),
     ThingType(String),
     JobTemplate(String),
+    CaCertificate(String),
 }
 
 fn group_not_found(name: &str) -> ApiError {
@@ -36,6 +37,11 @@ impl Taggable {
                 s.thing_types.get(name).map(|t| &t.tags).ok_or_else(|| thing_type_not_found(name))
             }
             Taggable::JobTemplate(id) => s.job_templates.get(id).map(|t| &t.tags).ok_or_else(|| template_not_found(id)),
+            Taggable::CaCertificate(id) => s
+                .ca_certificates
+                .get(id)
+                .map(|c| &c.tags)
+                .ok_or_else(|| ApiError::not_found(format!("The CA certificate {id} does not exist"))),
         }
     }
 
@@ -67,6 +73,12 @@ impl Taggable {
                     txn.put_job_template(t);
                 }
             }
+            Taggable::CaCertificate(id) => {
+                if let Some(mut c) = txn.s.ca_certificates.get(id).cloned() {
+                    c.tags = tags;
+                    txn.put_ca_certificate(c);
+                }
+            }
         }
     }
 }
@@ -78,6 +90,7 @@ impl Engine {
             Some((ResourceKind::ThingGroup, name)) => Ok(Taggable::ThingGroup(name.to_string())),
             Some((ResourceKind::ThingType, name)) => Ok(Taggable::ThingType(name.to_string())),
             Some((ResourceKind::JobTemplate, id)) => Ok(Taggable::JobTemplate(id.to_string())),
+            Some((ResourceKind::CaCert, id)) => Ok(Taggable::CaCertificate(id.to_lowercase())),
             Some(_) => Err(ApiError::invalid(format!("Tags are not supported on the resource {arn}"))),
             None => Err(ApiError::invalid(format!("Invalid resource ARN: {arn}"))),
         }
