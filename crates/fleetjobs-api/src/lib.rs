@@ -70,6 +70,18 @@ pub async fn serve(
     server::serve(router(engine, &limits), listener, &limits, None, shutdown).await
 }
 
+/// Serve the control plane with `routes` beside it (the web console): a request matching one
+/// of them goes there, every other one to the API.
+pub async fn serve_with(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    limits: HttpLimits,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve(router(engine, &limits).merge(routes), listener, &limits, None, shutdown).await
+}
+
 /// Serve the `iot-jobs-data` API to devices on `listener` over mutual TLS (`tls` requires a
 /// client certificate, as the MQTT listener does): the same table and engine methods as the
 /// SigV4 callers, authorized by the certificate's policies instead of a signature.

@@ -82,7 +82,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tls,
         stop.clone().wait(),
     ));
-    let http_task = tokio::spawn(fleetjobs_api::serve(engine.clone(), http_listener, http_limits, stop.clone().wait()));
+    let console_config =
+        fleetjobs_console::ConsoleConfig { body_timeout: http_limits.body_timeout, ..Default::default() };
+    let console = fleetjobs_console::router(engine.clone(), console_config, stop.clone().wait());
+    let http_task = tokio::spawn(fleetjobs_api::serve_with(
+        engine.clone(),
+        http_listener,
+        http_limits,
+        console,
+        stop.clone().wait(),
+    ));
 
     print_banner(&args, &dir, &credentials);
     tracing::info!(http = %args.http_listen, mqtt = %args.mqtt_listen, "fleetjobs ready");
@@ -129,6 +138,7 @@ fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path) 
     println!("Fleetjobs is running.");
     println!("  data dir     {}", dir.root.display());
     println!("  HTTP API     {http}   (AWS `iot` API, SigV4)");
+    println!("  Console      {http}/console/   (sign in with the access key in the credentials file)");
     println!("  MQTT (mTLS)  {}   (CA: {})", args.mqtt_listen, dir.path("root-CA.crt").display());
     println!("  Jobs (mTLS)  https://{}   (`iot-jobs-data` for devices)", args.jobs_data_listen);
     println!("  credentials  {}", credentials.display());

@@ -1,0 +1,83 @@
+// Fleetjobs console: the little the pages need beyond HTML and htmx. No inline scripts
+// anywhere (the content security policy refuses them), so everything is wired here.
+(function () {
+  "use strict";
+
+  // Live regions: <el data-sse="URL" data-sse-event="NAME"> gets its contents replaced by each
+  // NAME event (server-rendered, escaped HTML). The page's [data-live] badge shows the state.
+  function startLive(el) {
+    var badge = document.querySelector("[data-live]");
+    var setState = function (s) { if (badge) { badge.setAttribute("data-live", s); } };
+    var source = new EventSource(el.getAttribute("data-sse"));
+    source.addEventListener("open", function () { setState("open"); });
+    source.addEventListener(el.getAttribute("data-sse-event") || "message", function (e) {
+      el.innerHTML = e.data;
+      el.setAttribute("data-updated", String(Date.now()));
+      setState("open");
+    });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (signed out, expired): the page itself will say why.
+        setState("closed");
+        setTimeout(function () { window.location.reload(); }, 5000);
+      } else {
+        setState("connecting");
+      }
+    });
+  }
+
+  function init() {
+    document.querySelectorAll("[data-sse]").forEach(startLive);
+
+    // Filters apply as soon as a choice changes.
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
+      s.addEventListener("change", function () { s.form.requestSubmit(); });
+    });
+
+    // Destructive forms ask first.
+    document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+      f.addEventListener("submit", function (e) {
+        if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); }
+      });
+    });
+
+    // A job document file is read into the JSON field (no upload of its own).
+    document.querySelectorAll("input[type=file][data-load-into]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        var target = document.getElementById(input.getAttribute("data-load-into"));
+        if (!file || !target) { return; }
+        file.text().then(function (text) {
+          target.value = text;
+          target.dispatchEvent(new Event("input", { bubbles: true }));
+        });
+      });
+    });
+
+    // The document is checked as it is typed (the server checks it again).
+    var doc = document.getElementById("document");
+    var check = document.getElementById("document-check");
+    if (doc && check) {
+      var validate = function () {
+        if (!doc.value.trim()) { check.textContent = ""; check.className = "hint"; return; }
+        try {
+          var v = JSON.parse(doc.value);
+          var ok = v !== null && typeof v === "object" && !Array.isArray(v);
+          check.textContent = ok ? "Valid JSON object." : "A job document must be a JSON object.";
+          check.className = ok ? "hint ok" : "hint bad";
+        } catch (err) {
+          check.textContent = "Not valid JSON: " + err.message;
+          check.className = "hint bad";
+        }
+      };
+      doc.addEventListener("input", validate);
+      validate();
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
