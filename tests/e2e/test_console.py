@@ -247,6 +247,9 @@ ROUTES = [
     ("POST", f"/console/jobs/{JOB_ID}/cancel"),
     ("POST", f"/console/jobs/{JOB_ID}/delete"),
     ("POST", "/console/signout"),
+    ("GET", "/console/test"),
+    ("GET", "/console/test/events?filters=%23"),
+    ("POST", "/console/test/publish"),
 ]
 
 
@@ -355,4 +358,50 @@ def test_html_and_scripts_in_data_are_rendered_inert(server, keys, page, make_de
     assert "onerror=\"window.__pwned='details'\"" in page.inner_text("tr[data-thing='inert-device'] td.details")
     assert "alert('doc')" in page.inner_text("pre.code")
     shot(page, "09-inert")
+    assert page.dialogs == []
+
+
+# ----------------------------------------------------------------------------- MQTT test client
+
+
+def test_the_mqtt_test_client_sees_events_and_publishes(
+        server, keys, page, make_device, connect_device, create_job, arn_prefix):
+    from e2elib.identity import jobs_policy
+
+    server.aws("update-event-configurations", "--event-configurations",
+               json.dumps({"JOB": {"Enabled": True}, "JOB_EXECUTION": {"Enabled": True}}))
+    identity = make_device("mqtt-client-dev", jobs_policy(arn_prefix, "mqtt-client-dev", ("testTopic",)))
+    device = connect_device(identity)
+    device.subscribe_ok("testTopic")
+
+    sign_in(page, server, keys)
+    page.click("text=MQTT test client")
+    page.fill("textarea[name=filters]", "$aws/events/#\ntestTopic")
+    page.click("form.subscribe button[type=submit]")
+    page.wait_for_selector("[data-live='open']")
+
+    # The guide's last step: the succeeded event of the job's execution, live.
+    create_job("mqtt-client-job", [identity.thing_name], {"operation": "customJob"})
+    device.start_next()
+    device.update("mqtt-client-job", "SUCCEEDED")
+    succeeded = "li[data-topic='$aws/events/jobExecution/mqtt-client-job/succeeded']"
+    page.wait_for_selector(succeeded, timeout=15_000)
+    assert '"status": "SUCCEEDED"' in page.inner_text(f"{succeeded} pre")
+    page.wait_for_selector("li[data-topic='$aws/events/job/mqtt-client-job/completed']", timeout=15_000)
+
+    # A device's publish arrives too; and a publish from the page reaches the device.
+    device.publish("testTopic", {"from": "device"})
+    page.wait_for_selector("li[data-topic='testTopic']", timeout=15_000)
+    since = device.mark()
+    page.fill("input[name=topic]", "testTopic")
+    page.fill("textarea[name=payload]", json.dumps({"from": "console"}))
+    page.click("form.publish button[type=submit]")
+    page.wait_for_selector("#publish-result [role=status]")
+    assert "queued for 1 subscriber" in page.inner_text("#publish-result")
+    message = device.wait_topic("testTopic", since=since)
+    assert message.json == {"from": "console"}
+    # Published in place: the log is still there, and shows the console's own message.
+    page.wait_for_selector("li[data-topic='testTopic'] >> text=console", timeout=15_000)
+    assert page.query_selector(succeeded) is not None
+    shot(page, "10-mqtt-test-client")
     assert page.dialogs == []

@@ -10,8 +10,15 @@
     var setState = function (s) { if (badge) { badge.setAttribute("data-live", s); } };
     var source = new EventSource(el.getAttribute("data-sse"));
     source.addEventListener("open", function () { setState("open"); });
+    var prepend = el.getAttribute("data-sse-mode") === "prepend";
     source.addEventListener(el.getAttribute("data-sse-event") || "message", function (e) {
-      el.innerHTML = e.data;
+      if (prepend) {
+        // A log: newest first, at most 200 entries kept.
+        el.insertAdjacentHTML("afterbegin", e.data);
+        while (el.children.length > 200) { el.removeChild(el.lastElementChild); }
+      } else {
+        el.innerHTML = e.data;
+      }
       el.setAttribute("data-updated", String(Date.now()));
       setState("open");
     });

@@ -11,7 +11,8 @@
 //! - `auth`: sign-in, sessions, CSRF, cross-site checks (pure).
 //! - `layout`: the page frame, status colors, times.
 //! - `jobs`: the Jobs page and its live rows; `job`: one job, its executions, cancel and delete;
-//!   `create`: the create-job form and its rollout preview.
+//!   `create`: the create-job form and its rollout preview; `mqtt`: the MQTT test client
+//!   (a broker tap and publish, through [`MqttPort`]).
 
 pub mod auth;
 mod create;
@@ -19,6 +20,7 @@ mod job;
 mod jobs;
 mod layout;
 mod live;
+mod mqtt;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +40,7 @@ use http_body_util::{BodyExt, Limited};
 use tokio::sync::Semaphore;
 
 use auth::{Session, Sessions, SESSION_COOKIE, SIGNIN_COOKIE};
+pub use mqtt::MqttPort;
 
 /// Where the console lives on the HTTP listener.
 pub const PREFIX: &str = "/console";
@@ -77,11 +80,19 @@ struct Console {
     config: Arc<ConsoleConfig>,
     /// Set once the server stops: live streams end, so that connections can close.
     stop: tokio::sync::watch::Receiver<bool>,
+    /// The broker, for the MQTT test client (`None`: the page says there is none).
+    mqtt: Option<Arc<dyn MqttPort>>,
 }
 
 /// The console's routes, all under [`PREFIX`] (merge them into the HTTP listener's router).
-/// `stop` resolves when the server stops (live pages end then). Call within a Tokio runtime.
-pub fn router(engine: Arc<Engine>, config: ConsoleConfig, stop: impl Future<Output = ()> + Send + 'static) -> Router {
+/// `mqtt` is the broker of the MQTT test client; `stop` resolves when the server stops (live
+/// pages end then). Call within a Tokio runtime.
+pub fn router(
+    engine: Arc<Engine>,
+    mqtt: Option<Arc<dyn MqttPort>>,
+    config: ConsoleConfig,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Router {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         stop.await;
@@ -89,6 +100,7 @@ pub fn router(engine: Arc<Engine>, config: ConsoleConfig, stop: impl Future<Outp
     });
     let console = Console {
         stop: stop_rx,
+        mqtt,
         engine,
         sessions: Arc::new(Sessions::new(config.idle_timeout, config.max_sessions)),
         streams: Arc::new(Semaphore::new(config.max_streams.max(1))),
@@ -108,6 +120,9 @@ pub fn router(engine: Arc<Engine>, config: ConsoleConfig, stop: impl Future<Outp
         .route("/console/jobs/{job_id}/events", get(job::events))
         .route("/console/jobs/{job_id}/cancel", post(job::cancel))
         .route("/console/jobs/{job_id}/delete", post(job::delete))
+        .route("/console/test", get(mqtt::page))
+        .route("/console/test/events", get(mqtt::events))
+        .route("/console/test/publish", post(mqtt::publish))
         // Not a fallback: the router is merged into the API's, which has the one fallback.
         .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(middleware::from_fn(security_headers))

@@ -37,7 +37,7 @@ async fn harness() -> Harness {
     // Nobody listens to devices here; keep the channel open.
     std::mem::forget(outbox);
     let key = engine.ensure_admin_key().await.unwrap();
-    let app = router(engine.clone(), ConsoleConfig::default(), std::future::pending());
+    let app = router(engine.clone(), None, ConsoleConfig::default(), std::future::pending());
     Harness { app, engine, key, _dir: dir }
 }
 
@@ -101,7 +101,9 @@ async fn sign_in(h: &Harness, extra_cookie: &str) -> (String, String) {
     (cookie, csrf)
 }
 
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 9] = [
+    "/console/test",
+    "/console/test/events?filters=%23",
     "/console/jobs",
     "/console/jobs/new",
     "/console/jobs/some-job",

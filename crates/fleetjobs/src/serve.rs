@@ -84,7 +84,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     ));
     let console_config =
         fleetjobs_console::ConsoleConfig { body_timeout: http_limits.body_timeout, ..Default::default() };
-    let console = fleetjobs_console::router(engine.clone(), console_config, stop.clone().wait());
+    let mqtt: Arc<dyn fleetjobs_console::MqttPort> = broker.clone();
+    let console = fleetjobs_console::router(engine.clone(), Some(mqtt), console_config, stop.clone().wait());
     let http_task = tokio::spawn(fleetjobs_api::serve_with(
         engine.clone(),
         http_listener,
