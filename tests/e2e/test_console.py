@@ -174,6 +174,12 @@ def test_the_guides_console_path_live(server, keys, page, context, make_device, 
     for t in THINGS:
         assert "done" in page.inner_text(f"tr[data-thing='{t}'] td.details")
     shot(page, "06-job-completed")
+    # The same pages on a phone.
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "06-job-completed-phone")
+    page.goto(console_url(server))
+    page.wait_for_selector(f"{row} .badge.st-COMPLETED")
+    shot(page, "05-jobs-phone")
     assert page.dialogs == []
 
 
