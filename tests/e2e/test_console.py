@@ -174,6 +174,17 @@ def test_the_guides_console_path_live(server, keys, page, context, make_device, 
     for t in THINGS:
         assert "done" in page.inner_text(f"tr[data-thing='{t}'] td.details")
     shot(page, "06-job-completed")
+    # Devices: the group with its two things, and a thing's page with its execution.
+    page.click("text=Devices")
+    assert page.inner_text(f"tr[data-group='{GROUP}'] td:nth-child(2)").startswith("2")
+    assert GROUP in page.inner_text(f"tr[data-thing='{THINGS[0]}']")
+    shot(page, "07-devices")
+    page.click(f"tr[data-thing='{THINGS[0]}'] a")
+    page.wait_for_url(f"**/console/things/{THINGS[0]}")
+    assert "SUCCEEDED" in page.inner_text(f"tr[data-job='{JOB_ID}']")
+    assert identities[0].certificate_arn in page.inner_text("main")
+    shot(page, "07-thing")
+    page.goto(console_url(server, f"/console/jobs/{JOB_ID}"))
     # The same pages on a phone.
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, "06-job-completed-phone")
@@ -253,6 +264,8 @@ ROUTES = [
     ("POST", f"/console/jobs/{JOB_ID}/cancel"),
     ("POST", f"/console/jobs/{JOB_ID}/delete"),
     ("POST", "/console/signout"),
+    ("GET", "/console/things"),
+    ("GET", f"/console/things/{THINGS[0]}"),
     ("GET", "/console/test"),
     ("GET", "/console/test/events?filters=%23"),
     ("POST", "/console/test/publish"),

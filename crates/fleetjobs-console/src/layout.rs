@@ -14,6 +14,7 @@ use crate::auth::Session;
 pub enum Nav {
     Jobs,
     Create,
+    Devices,
     Test,
 }
 
@@ -42,6 +43,7 @@ pub fn page(title: &str, session: &Session, nav: Nav, body: Markup) -> Markup {
                     nav {
                         a href="/console/jobs" class=[(nav == Nav::Jobs).then_some("current")] { "Jobs" }
                         a href="/console/jobs/new" class=[(nav == Nav::Create).then_some("current")] { "Create job" }
+                        a href="/console/things" class=[(nav == Nav::Devices).then_some("current")] { "Devices" }
                         a href="/console/test" class=[(nav == Nav::Test).then_some("current")] { "MQTT test client" }
                     }
                     form.signout method="post" action="/console/signout" {

@@ -12,10 +12,12 @@
 //! - `layout`: the page frame, status colors, times.
 //! - `jobs`: the Jobs page and its live rows; `job`: one job, its executions, cancel and delete;
 //!   `create`: the create-job form and its rollout preview; `mqtt`: the MQTT test client
-//!   (a broker tap and publish, through [`MqttPort`]).
+//!   (a broker tap and publish, through [`MqttPort`]); `devices`: things, groups, a thing's
+//!   certificates and executions.
 
 pub mod auth;
 mod create;
+mod devices;
 mod job;
 mod jobs;
 mod layout;
@@ -120,6 +122,8 @@ pub fn router(
         .route("/console/jobs/{job_id}/events", get(job::events))
         .route("/console/jobs/{job_id}/cancel", post(job::cancel))
         .route("/console/jobs/{job_id}/delete", post(job::delete))
+        .route("/console/things", get(devices::page))
+        .route("/console/things/{thing_name}", get(devices::thing))
         .route("/console/test", get(mqtt::page))
         .route("/console/test/events", get(mqtt::events))
         .route("/console/test/publish", post(mqtt::publish))

@@ -101,7 +101,9 @@ async fn sign_in(h: &Harness, extra_cookie: &str) -> (String, String) {
     (cookie, csrf)
 }
 
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 11] = [
+    "/console/things",
+    "/console/things/t1",
     "/console/test",
     "/console/test/events?filters=%23",
     "/console/jobs",
