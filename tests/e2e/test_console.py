@@ -248,6 +248,27 @@ def test_the_create_form_shows_the_engines_errors_inline(server, keys, page):
     shot(page, "08-create-error")
 
 
+def test_the_preview_follows_an_exponential_rollout(server, keys, page):
+    sign_in(page, server, keys)
+    page.goto(console_url(server, "/console/jobs/new"))
+    page.fill("textarea[name=things]", "p1 p2 p3 p4 p5 p6 p7")
+    page.wait_for_selector("#preview [data-things='7'][data-batches='1']")
+    page.check("input[name=rollout_kind][value=exponential]")
+    page.fill("input[name=max_per_minute]", "100")
+    page.fill("input[name=base_rate]", "1")
+    page.fill("input[name=increment_factor]", "2")
+    page.fill("input[name=increase_threshold]", "3")
+    # 1 a minute, doubled after every 3 notified things: 1, 1, 2, 3 (the same rules and
+    # numbers as `fleetjobs rollout-preview`).
+    page.wait_for_selector("#preview [data-things='7']:not([data-batches='1'])")
+    batches = int(page.get_attribute("#preview [data-things='7']", "data-batches"))
+    assert batches > 1
+    rates = page.locator("#preview table.preview tbody tr td:nth-child(5)").all_inner_texts()
+    assert rates == ["1", "1", "2", "4"], rates
+    assert page.locator("#preview table.preview tbody tr td:nth-child(4)").all_inner_texts()[-1] == "7"
+    shot(page, "02-create-job-exponential")
+
+
 # ----------------------------------------------------------------------------- refusals
 
 

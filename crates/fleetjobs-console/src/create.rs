@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use fleetjobs_core::arn::ResourceKind;
-use fleetjobs_core::job_config::{JobConfigs, RolloutConfig, TimeoutConfig};
+use fleetjobs_core::job_config::{
+    Double, ExponentialRate, JobConfigs, RateIncreaseCriteria, RolloutConfig, TimeoutConfig,
+};
 use fleetjobs_core::model::TargetSelection;
 use fleetjobs_core::ops::jobs::CreateJobRequest;
 use fleetjobs_core::ops::thing_groups::ListThingsInThingGroupRequest;
@@ -41,6 +43,13 @@ struct Fields {
     document: String,
     target_selection: String,
     max_per_minute: String,
+    /// `constant` or `exponential`.
+    rollout_kind: String,
+    base_rate: String,
+    increment_factor: String,
+    /// `notified` or `succeeded`.
+    increase_by: String,
+    increase_threshold: String,
     timeout_minutes: String,
 }
 
@@ -55,6 +64,11 @@ impl Fields {
             document: get("document"),
             target_selection: get("target_selection"),
             max_per_minute: get("max_per_minute").trim().to_string(),
+            rollout_kind: get("rollout_kind"),
+            base_rate: get("base_rate").trim().to_string(),
+            increment_factor: get("increment_factor").trim().to_string(),
+            increase_by: get("increase_by"),
+            increase_threshold: get("increase_threshold").trim().to_string(),
             timeout_minutes: get("timeout_minutes").trim().to_string(),
         }
     }
@@ -104,13 +118,33 @@ fn field_of(e: &ApiError) -> Field {
 /// The configs of the form's rollout and timeout fields.
 fn configs(f: &Fields) -> Result<JobConfigs, (Field, String)> {
     let mut configs = JobConfigs::default();
-    if !f.max_per_minute.is_empty() {
-        let n: i32 = f
-            .max_per_minute
-            .parse()
-            .map_err(|_| (Field::Rollout, "Maximum per minute must be a whole number".to_string()))?;
+    let number = |text: &str, what: &str| -> Result<i64, (Field, String)> {
+        text.parse().map_err(|_| (Field::Rollout, format!("{what} must be a whole number")))
+    };
+    let max = match f.max_per_minute.as_str() {
+        "" => None,
+        m => Some(i32::try_from(number(m, "Maximum per minute")?).unwrap_or(i32::MAX)),
+    };
+    let exponential = if f.rollout_kind == "exponential" {
+        let base = number(&f.base_rate, "The base rate per minute")?;
+        let factor = serde_json::from_str::<Double>(&f.increment_factor)
+            .map_err(|_| (Field::Rollout, "The increment factor must be a number".to_string()))?;
+        let threshold = number(&f.increase_threshold, "The rate increase threshold")?;
+        let criteria = match f.increase_by.as_str() {
+            "succeeded" => RateIncreaseCriteria::NumberOfSucceededThings(threshold),
+            _ => RateIncreaseCriteria::NumberOfNotifiedThings(threshold),
+        };
+        Some(ExponentialRate {
+            base_rate_per_minute: i32::try_from(base).unwrap_or(i32::MAX),
+            increment_factor: factor,
+            rate_increase_criteria: criteria,
+        })
+    } else {
+        None
+    };
+    if max.is_some() || exponential.is_some() {
         configs.job_executions_rollout_config =
-            Some(RolloutConfig { maximum_per_minute: Some(n), exponential_rate: None });
+            Some(RolloutConfig { maximum_per_minute: max, exponential_rate: exponential });
     }
     if !f.timeout_minutes.is_empty() {
         let n: i64 = f
@@ -151,6 +185,7 @@ fn form(session: &Session, f: &Fields, error: Option<(Field, String)>) -> Markup
         html! { @if let Some((at, message)) = &error { @if *at == field { p.field-error role="alert" { (message) } } } }
     };
     let continuous = f.target_selection == "CONTINUOUS";
+    let exponential = f.rollout_kind == "exponential";
     html! {
         div.titlebar { h1 { "Create job" } }
         (err(Field::Form))
@@ -181,8 +216,25 @@ fn form(session: &Session, f: &Fields, error: Option<(Field, String)>) -> Markup
                 span.hint #document-check aria-live="polite" {}
                 (err(Field::Document))
                 h2 { "Rollout and timeout" }
-                label { "Maximum executions per minute"
-                    input name="max_per_minute" type="number" min="1" max="1000" value=(f.max_per_minute) placeholder="no limit"; }
+                fieldset.choice {
+                    legend { "Rollout rate" }
+                    label.inline { input type="radio" name="rollout_kind" value="constant" checked[!exponential]; " Constant" }
+                    label.inline { input type="radio" name="rollout_kind" value="exponential" checked[exponential]; " Exponential" }
+                    label { "Maximum executions per minute"
+                        input name="max_per_minute" type="number" min="1" max="1000" value=(f.max_per_minute) placeholder="no limit"; }
+                    div.exponential {
+                        label { "Base rate per minute (exponential)"
+                            input name="base_rate" type="number" min="1" max="1000" value=(f.base_rate); }
+                        label { "Increment factor (exponential, 1.1 to 5)"
+                            input name="increment_factor" inputmode="decimal" value=(f.increment_factor) placeholder="2"; }
+                        label { "Raise the rate after this many things are"
+                            select name="increase_by" {
+                                option value="notified" selected[f.increase_by != "succeeded"] { "notified" }
+                                option value="succeeded" selected[f.increase_by == "succeeded"] { "succeeded" }
+                            }
+                            input name="increase_threshold" type="number" min="1" value=(f.increase_threshold); }
+                    }
+                }
                 (err(Field::Rollout))
                 label { "In-progress timeout (minutes)"
                     input name="timeout_minutes" type="number" min="1" max="10080" value=(f.timeout_minutes) placeholder="none"; }
@@ -353,6 +405,28 @@ mod tests {
         assert_eq!(e("maximumPerMinute must be between 1 and 1000"), Field::Rollout);
         assert_eq!(e("something else"), Field::Form);
         assert_eq!(e("The store refuses writes"), Field::Form);
+    }
+
+    #[test]
+    fn the_rollout_fields_become_the_rollout_config() {
+        let constant = Fields { max_per_minute: "10".into(), ..Default::default() };
+        let c = configs(&constant).unwrap().job_executions_rollout_config.unwrap();
+        assert_eq!((c.maximum_per_minute, c.exponential_rate.is_none()), (Some(10), true));
+        assert!(configs(&Fields::default()).unwrap().job_executions_rollout_config.is_none());
+        let exp = Fields {
+            rollout_kind: "exponential".into(),
+            base_rate: "2".into(),
+            increment_factor: "1.5".into(),
+            increase_by: "succeeded".into(),
+            increase_threshold: "4".into(),
+            ..Default::default()
+        };
+        let e = configs(&exp).unwrap().job_executions_rollout_config.unwrap().exponential_rate.unwrap();
+        assert_eq!(e.base_rate_per_minute, 2);
+        assert_eq!(e.increment_factor.get(), 1.5);
+        assert_eq!(e.rate_increase_criteria, RateIncreaseCriteria::NumberOfSucceededThings(4));
+        let bad = Fields { increment_factor: "fast".into(), ..exp };
+        assert_eq!(configs(&bad).unwrap_err().0, Field::Rollout);
     }
 
     #[test]
