@@ -112,6 +112,8 @@ def session_cookie(context) -> str | None:
 
 def test_the_guides_console_path_live(server, keys, page, context, make_device, connect_device):
     aws = server.aws
+    aws("update-event-configurations", "--event-configurations",
+        json.dumps({"JOB": {"Enabled": True}, "JOB_EXECUTION": {"Enabled": True}}))
     aws("create-thing-group", "--thing-group-name", GROUP)
     identities = [make_device(t) for t in THINGS]
     for t in THINGS:
@@ -150,6 +152,10 @@ def test_the_guides_console_path_live(server, keys, page, context, make_device, 
     page.evaluate("window.__notReloaded = true")
     row = f"tr[data-job='{JOB_ID}']"
     assert page.inner_text(f"{row} .progress .count") == "0/2"
+    # And the job's page in another tab, with its events as they happen.
+    job_page = context.new_page()
+    job_page.goto(console_url(server, f"/console/jobs/{JOB_ID}"))
+    job_page.wait_for_selector("[data-live='open']")
 
     def run(device) -> None:
         execution = device.start_next(statusDetails={"step": "downloading"})["execution"]
@@ -168,6 +174,14 @@ def test_the_guides_console_path_live(server, keys, page, context, make_device, 
     assert page.evaluate("window.__notReloaded") is True
     shot(page, "05-jobs-completed")
 
+    job_page.wait_for_selector("#job-live .summary .badge.st-COMPLETED", timeout=15_000)
+    for t in THINGS:
+        assert job_page.inner_text(f"tr[data-thing='{t}'] .badge") == "SUCCEEDED"
+    job_page.wait_for_selector(f"#job-events li[data-topic='$aws/events/job/{JOB_ID}/completed']", timeout=15_000)
+    succeeded = job_page.locator(f"#job-events li[data-topic='$aws/events/jobExecution/{JOB_ID}/succeeded']")
+    expect(succeeded).to_have_count(2, timeout=15_000)
+    shot(job_page, "06-job-events")
+    job_page.close()
     page.goto(console_url(server, f"/console/jobs/{JOB_ID}"))
     page.wait_for_selector("#job-live .summary .badge.st-COMPLETED")
     assert page.inner_text("[data-count=SUCCEEDED]") == "2"
@@ -350,6 +364,18 @@ def test_each_sign_in_gets_a_new_session_id(server, keys, page, context):
     sign_in(page, server, keys)
     second = session_cookie(context)
     assert second and second != first
+
+
+def test_a_live_page_goes_to_sign_in_once_its_session_ends(server, keys, page, context):
+    sign_in(page, server, keys)
+    page.wait_for_selector("[data-live='open']")
+    other_tab = context.new_page()
+    other_tab.goto(console_url(server, "/console/things"))
+    other_tab.click("header .signout button")
+    other_tab.wait_for_url("**/console/signin")
+    # The next change ends the stream of the ended session; the page finds itself signed out.
+    server.aws("create-thing", "--thing-name", "after-sign-out")
+    page.wait_for_url("**/console/signin", timeout=20_000)
 
 
 def test_posts_need_the_csrf_token_and_cross_site_forms_fail(server, keys, page, context, browser):

@@ -24,9 +24,11 @@
     });
     source.addEventListener("error", function () {
       if (source.readyState === EventSource.CLOSED) {
-        // Refused (signed out, expired): the page itself will say why.
+        // Refused. Signed out or expired: reload, and the sign-in page says so. Otherwise
+        // (too many live pages open) the badge says "closed" and the page stays as it is.
         setState("closed");
-        setTimeout(function () { window.location.reload(); }, 5000);
+        fetch(window.location.href, { headers: { "HX-Request": "true" }, redirect: "manual" })
+          .then(function (r) { if (r.status === 401) { window.location.reload(); } });
       } else {
         setState("connecting");
       }

@@ -172,6 +172,13 @@ async fn render(
         div #job-live data-sse={ "/console/jobs/" (job.job_id) "/events?" (query.query_string()) } data-sse-event="job" {
             (live)
         }
+        @if console.mqtt.is_some() {
+            section.card.events {
+                h2 { "Events" }
+                p.hint { "This job's " code { "$aws/events" } " messages as they happen (when event configurations enable them), newest first." }
+                ol #job-events.messages data-sse={ "/console/test/events?" (events_query(&job.job_id)) } data-sse-event="message" data-sse-mode="prepend" {}
+            }
+        }
         div.grid {
             section.card {
                 h2 { "Details" }
@@ -204,6 +211,12 @@ async fn render(
     };
     let status = if notice.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     (status, layout::page(&format!("Job {}", job.job_id), session, Nav::Jobs, body)).into_response()
+}
+
+/// The MQTT test client's stream of this job's events.
+fn events_query(job_id: &str) -> String {
+    let filters = format!("$aws/events/job/{job_id}/#\n$aws/events/jobExecution/{job_id}/#");
+    serde_urlencoded::to_string([("filters", filters)]).unwrap_or_default()
 }
 
 /// A JSON document indented, or as it is when it is not JSON.
