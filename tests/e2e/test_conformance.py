@@ -12,6 +12,10 @@ botocore ``iot`` model, through boto3.
 
 Each case sets up its own resources under names derived from its operation, so any
 case runs alone (``-k``) and in any order.
+
+Coverage: ``SCOPE`` writes down the operations a Jobs user touches (the rule is above it).
+The share of them implemented must be at least 95 %, and every one not implemented must
+answer a clean AWS-shaped error (a 4xx JSON answer with an error code; no 500, no hang).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -294,6 +299,10 @@ class Env:
                                      tags=[{"Key": "team", "Value": "ops"}])
         return name
 
+    def indexing_on(self) -> None:
+        """Thing indexing on (REGISTRY), so that the AWS_Things index exists."""
+        self.iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
+
     def canceled_execution(self, name: str) -> dict:
         job = self.job(name)
         self.iot.cancel_job_execution(**job)
@@ -338,6 +347,7 @@ def world(iot) -> dict:
                    for g in groups},
         "thing_types": {t["thingTypeName"]: (t, iot.list_tags_for_resource(resourceArn=t["thingTypeArn"])["tags"])
                         for t in thing_types},
+        "indexing": answer("get_indexing_configuration"),
     }
 
 
@@ -516,6 +526,25 @@ CASES = [
     Case("ListPrincipalThingsV2", lambda e, n: {"principal": e.thing_with_cert(n)[1],
                                                 "thingPrincipalType": "NON_EXCLUSIVE_THING"},
          ("principalThingObjects",), missing("principal")),
+    # What a principal's policies allow
+    Case("GetEffectivePolicies", lambda e, n: {"principal": e.policy_on_cert(n)[1]}, ("effectivePolicies",),
+         wrong("principal", 5)),
+    Case("TestAuthorization", lambda e, n: (lambda cert: {
+        "principal": cert, "clientId": n,
+        "authInfos": [{"actionType": "CONNECT", "resources": [f"{arn_prefix_of(cert)}:client/{n}"]},
+                      {"actionType": "PUBLISH", "resources": [f"{arn_prefix_of(cert)}:topic/{n}"]}],
+    })(e.policy_on_cert(n)[1]), ("authResults",), missing("authInfos")),
+    # Fleet indexing
+    Case("GetIndexingConfiguration", lambda e, n: {},
+         ("thingIndexingConfiguration", "thingGroupIndexingConfiguration")),
+    Case("UpdateIndexingConfiguration", lambda e, n: {"thingIndexingConfiguration": {"thingIndexingMode": "REGISTRY"}},
+         (), wrong("thingIndexingConfiguration.thingIndexingMode", 5)),
+    Case("SearchIndex", lambda e, n: after(e.indexing_on(), e.thing(n), indexName="AWS_Things",
+                                           queryString=f"thingName:{n}", queryVersion="2017-09-30"),
+         ("things",), wrong("maxResults", "ten")),
+    Case("DescribeIndex", lambda e, n: after(e.indexing_on(), indexName="AWS_Things"),
+         ("indexName", "indexStatus", "schema")),
+    Case("ListIndices", lambda e, n: after(e.indexing_on()), ("indexNames",), wrong("maxResults", "ten")),
     # Endpoint and event configurations
     Case("DescribeEndpoint", lambda e, n: {"endpointType": "iot:Data-ATS"}, ("endpointAddress",)),
     Case("UpdateEventConfigurations", lambda e, n: {"eventConfigurations": {"JOB": {"Enabled": True},
@@ -593,11 +622,112 @@ NOT_MALFORMABLE = {
     "SetDefaultPolicyVersion": "only the policyName and policyVersionId labels",
     "DescribeEndpoint": "only endpointType, an optional free string in the query",
     "DescribeEventConfigurations": "no input members at all",
+    "GetIndexingConfiguration": "no input members at all",
+    "DescribeIndex": "only the indexName label",
     "DescribeJobTemplate": "only the jobTemplateId label",
     "DeleteJobTemplate": "only the jobTemplateId label",
 }
 
 CASE_BY_OP = {c.op: c for c in CASES}
+
+# ----------------------------------------------------------------------------- scope
+
+#: The operations a Jobs user touches, by service. The rule: an ``iot`` operation is in scope
+#: when a Jobs workflow calls it on a resource the Jobs service itself reads or that decides
+#: whether a device reaches Jobs:
+#:   1. jobs, job executions and job templates (custom and AWS managed): every one of them;
+#:   2. the fleet a job targets: things, thing types, static and dynamic thing groups, and
+#:      the fleet index a dynamic group's query runs on (its configuration, search, describe
+#:      and list; not the aggregations GetStatistics/Cardinality/Percentiles/Buckets, which
+#:      feed dashboards, not targeting);
+#:   3. a device's identity and permissions to reach Jobs: certificates (ours, from a CSR, or
+#:      under a registered CA, with the registration code's whole life), thing principals,
+#:      policies with their versions and attachments, and the two questions a user asks when
+#:      a device is refused (GetEffectivePolicies, TestAuthorization);
+#:   4. what surrounds those resources: tags, the endpoint, the event configurations.
+#: Out of scope, as features beside Jobs that a Jobs user does not need for it: custom
+#: authorizers, certificate transfer between accounts, certificate providers, fleet
+#: provisioning and bulk registration tasks, billing groups, shadows and connectivity data,
+#: rules, Device Defender and audits, OTA updates and streams, software packages, commands,
+#: fleet metrics, logging and domain configurations.
+#: Plus the four ``iot-jobs-data`` operations, all of that service.
+SCOPE_IOT = [
+    # 1. Jobs, executions, templates
+    "CreateJob", "UpdateJob", "DescribeJob", "ListJobs", "CancelJob", "DeleteJob", "GetJobDocument",
+    "AssociateTargetsWithJob", "ListJobExecutionsForJob", "ListJobExecutionsForThing", "DescribeJobExecution",
+    "CancelJobExecution", "DeleteJobExecution", "CreateJobTemplate", "DescribeJobTemplate", "ListJobTemplates",
+    "DeleteJobTemplate", "ListManagedJobTemplates", "DescribeManagedJobTemplate",
+    # 2. The fleet: things, thing types, thing groups (static and dynamic), the fleet index
+    "CreateThing", "DescribeThing", "ListThings", "UpdateThing", "DeleteThing",
+    "CreateThingType", "DescribeThingType", "ListThingTypes", "UpdateThingType", "DeprecateThingType",
+    "DeleteThingType",
+    "CreateThingGroup", "DescribeThingGroup", "ListThingGroups", "UpdateThingGroup", "DeleteThingGroup",
+    "AddThingToThingGroup", "RemoveThingFromThingGroup", "UpdateThingGroupsForThing", "ListThingsInThingGroup",
+    "ListThingGroupsForThing", "CreateDynamicThingGroup", "UpdateDynamicThingGroup", "DeleteDynamicThingGroup",
+    "GetIndexingConfiguration", "UpdateIndexingConfiguration", "SearchIndex", "DescribeIndex", "ListIndices",
+    # 3. Identity and permissions: certificates, CAs, thing principals, policies
+    "CreateKeysAndCertificate", "CreateCertificateFromCsr", "DescribeCertificate", "ListCertificates",
+    "UpdateCertificate", "DeleteCertificate", "RegisterCertificate", "RegisterCertificateWithoutCA",
+    "GetRegistrationCode", "DeleteRegistrationCode", "RegisterCACertificate", "DescribeCACertificate",
+    "ListCACertificates", "UpdateCACertificate", "DeleteCACertificate", "ListCertificatesByCA",
+    "AttachThingPrincipal", "DetachThingPrincipal", "ListThingPrincipals", "ListPrincipalThings",
+    "ListThingPrincipalsV2", "ListPrincipalThingsV2",
+    "CreatePolicy", "GetPolicy", "ListPolicies", "DeletePolicy", "AttachPolicy", "DetachPolicy",
+    "ListAttachedPolicies", "ListTargetsForPolicy", "CreatePolicyVersion", "ListPolicyVersions",
+    "GetPolicyVersion", "DeletePolicyVersion", "SetDefaultPolicyVersion", "AttachPrincipalPolicy",
+    "DetachPrincipalPolicy", "ListPrincipalPolicies", "ListPolicyPrincipals",
+    "GetEffectivePolicies", "TestAuthorization",
+    # 4. Around them
+    "TagResource", "UntagResource", "ListTagsForResource", "DescribeEndpoint", "UpdateEventConfigurations",
+    "DescribeEventConfigurations",
+]
+SCOPE_JOBS_DATA = ["GetPendingJobExecutions", "StartNextPendingJobExecution", "DescribeJobExecution",
+                   "UpdateJobExecution"]
+SCOPE = [("iot", op) for op in SCOPE_IOT] + [("iot-jobs-data", op) for op in SCOPE_JOBS_DATA]
+#: The share of SCOPE that must be implemented.
+MIN_COVERAGE = 0.95
+
+
+def implemented_operations() -> set[tuple[str, str]]:
+    """(service, operation) of every row of ``ops::OPERATIONS``."""
+    text = OPS_RS.read_text()
+    iot = re.findall(r'op!\(\s*"(\w+)"', text)
+    jobs_data = re.findall(r'op!\(\s*jobs_data:\s*"(\w+)"', text)
+    return {("iot", op) for op in iot} | {("iot-jobs-data", op) for op in jobs_data}
+
+
+def coverage() -> tuple[int, int, list[tuple[str, str]]]:
+    """(implemented in scope, size of scope, the ones in scope not implemented)."""
+    implemented = implemented_operations()
+    missing = [s for s in SCOPE if s not in implemented]
+    return len(SCOPE) - len(missing), len(SCOPE), missing
+
+
+def minimal(shape: Shape | None) -> Any:
+    """The smallest value of ``shape`` that botocore serializes: required members only,
+    each at its minimum length (enums by their first value)."""
+    if shape is None:
+        return {}
+    kind = shape.type_name
+    if kind == "structure":
+        return {name: minimal(shape.members[name]) for name in shape.required_members}
+    if kind == "list":
+        return [minimal(shape.member) for _ in range(shape.metadata.get("min", 0))]
+    if kind == "map":
+        return {}
+    if kind == "string":
+        return shape.enum[0] if getattr(shape, "enum", None) else "x" * max(1, shape.metadata.get("min", 1))
+    if kind in ("integer", "long"):
+        return max(1, shape.metadata.get("min", 1))
+    if kind in ("double", "float"):
+        return 1.0
+    if kind == "boolean":
+        return True
+    if kind == "timestamp":
+        return datetime.now(timezone.utc)
+    if kind == "blob":
+        return b"x"
+    raise AssertionError(f"no minimal value for {shape.name} ({kind})")
 
 
 def name_for(case: Case, variant: str) -> str:
@@ -639,6 +769,55 @@ def test_every_implemented_operation_has_a_case():
         http = MODEL.operation_model(name).http
         assert (method, path) == (http["method"], http["requestUri"]), name
     assert {c.op for c in CASES if c.malformed is None} == set(NOT_MALFORMABLE)
+
+
+def test_scope_is_written_down_and_covered():
+    """SCOPE names model operations, holds every implemented one, and at least 95 % of it
+    is implemented."""
+    services = {"iot": MODEL, "iot-jobs-data": botocore.session.get_session().get_service_model("iot-jobs-data")}
+    unknown = [(svc, op) for svc, op in SCOPE if op not in services[svc].operation_names]
+    assert not unknown, f"not operations of their model: {unknown}"
+    assert len(set(SCOPE)) == len(SCOPE), "an operation is listed twice"
+    outside = sorted(implemented_operations() - set(SCOPE))
+    assert not outside, f"implemented but not in SCOPE (decide by the rule above SCOPE_IOT): {outside}"
+    done, total, missing = coverage()
+    figure = f"conformance coverage: {done}/{total} = {done / total:.1%} of SCOPE implemented"
+    print(f"\n{figure}; not implemented: {', '.join(op for _, op in missing) or 'none'}")
+    assert done / total >= MIN_COVERAGE, f"{figure}, below {MIN_COVERAGE:.0%}; not implemented: {missing}"
+
+
+def test_coverage_counts_what_ops_rs_lists(monkeypatch, tmp_path):
+    """The count reads ops.rs as it is: rows of either service, split over lines or not."""
+    table = tmp_path / "ops.rs"
+    table.write_text('op!("CreateJob", "PUT", "/jobs/{jobId}", create_job),\n'
+                     'op!(\n    "SetDefaultPolicyVersion",\n    "PATCH",\n'
+                     'op!(jobs_data: "UpdateJobExecution", "POST", "/x", f),\n')
+    monkeypatch.setattr(sys.modules[__name__], "OPS_RS", table)
+    assert implemented_operations() == {
+        ("iot", "CreateJob"), ("iot", "SetDefaultPolicyVersion"), ("iot-jobs-data", "UpdateJobExecution")}
+    done, total, missing = coverage()
+    assert (done, total) == (3, len(SCOPE))
+    # Same name, two services: the data plane's row does not count for the control plane's.
+    assert ("iot", "UpdateJobExecution") not in SCOPE and ("iot-jobs-data", "UpdateJobExecution") not in missing
+    assert ("iot", "DescribeJobExecution") in missing and ("iot-jobs-data", "DescribeJobExecution") in missing
+    assert ("iot", "SetDefaultPolicyVersion") not in missing
+
+
+@pytest.mark.parametrize("op", [op for svc, op in SCOPE if svc == "iot"])
+def test_operation_in_scope_not_implemented_answers_a_clean_error(env, op):
+    """An operation of SCOPE without an ``op!`` row answers a 4xx JSON error with a code,
+    not a 500 and not a hang (the client gives up after its read timeout)."""
+    if ("iot", op) in implemented_operations():
+        pytest.skip(f"{op} is implemented: its case is in CASES")
+    request = minimal(MODEL.operation_model(op).input_shape)
+    with pytest.raises(ClientError) as refused:
+        call(env.loose, op, request)
+    name, status, body = env.loose_calls.last
+    assert name == op
+    assert 400 <= status < 500, f"{op} answered HTTP {status}: {body!r}"
+    raw = raw_json(body)
+    assert isinstance(raw, dict), f"{op} answered {body!r}"
+    assert refused.value.response["Error"]["Code"], f"{op} answered no error code: {body!r}"
 
 
 def test_jobs_data_rows_match_their_model():

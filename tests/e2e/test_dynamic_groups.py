@@ -1,6 +1,7 @@
 """Dynamic thing groups through boto3 and the AWS CLI: members are the things a fleet-indexing
 query matches, an invalid query is refused, and a CONTINUOUS job on a dynamic group follows
-things as they start and stop matching (the device told by notify-next).
+things as they start and stop matching (the device told by notify-next); search-index
+answers what the same query matches.
 
 Each test uses its own group and thing names, so they do not depend on one another.
 """
@@ -117,3 +118,32 @@ def test_a_continuous_job_follows_the_query(iot, make_device, connect_device):
     assert latest(iot, "dj-job", "dj-dev") == ("REMOVED", 1), "stops matching: its queued execution is removed"
     gone = device.wait_notify_next(since)
     assert "execution" not in gone, gone
+
+
+def test_search_index_finds_what_a_dynamic_group_would(aws, expect_error):
+    """The AWS CLI's fleet-indexing calls: the index exists once thing indexing is on, and
+    search-index answers the things the same query makes members of a dynamic group."""
+    for name, fw in [("idx-a", "1"), ("idx-b", "2"), ("idx-c", "1")]:
+        aws("create-thing", "--thing-name", name, "--attribute-payload", {"attributes": {"fw": fw}})
+    aws("create-dynamic-thing-group", "--thing-group-name", "idx-fw1", "--query-string", "attributes.fw:1")
+    aws("update-indexing-configuration", "--thing-indexing-configuration", "thingIndexingMode=REGISTRY")
+    config = aws("get-indexing-configuration")
+    assert config["thingIndexingConfiguration"]["thingIndexingMode"] == "REGISTRY", config
+    assert aws("describe-index", "--index-name", "AWS_Things")["indexStatus"] == "ACTIVE"
+    assert "AWS_Things" in aws("list-indices")["indexNames"]
+
+    found = aws("search-index", "--query-string", "thingName:idx-* AND attributes.fw:1")["things"]
+    assert [t["thingName"] for t in found] == ["idx-a", "idx-c"], found
+    assert found[0]["attributes"] == {"fw": "1"}
+    group = aws("list-things-in-thing-group", "--thing-group-name", "idx-fw1")["things"]
+    assert sorted(group) == [t["thingName"] for t in found]
+    expect_error("InvalidQueryException", "search-index", "--query-string", "shadow.reported.x:1")
+    expect_error("InvalidRequestException", "update-indexing-configuration",
+                 "--thing-indexing-configuration", "thingIndexingMode=REGISTRY_AND_SHADOW")
+
+    # Turned off, the index is gone (and the dynamic group keeps its members: they are the
+    # registry's, not the index's).
+    aws("update-indexing-configuration", "--thing-indexing-configuration", "thingIndexingMode=OFF")
+    expect_error("ResourceNotFoundException", "search-index", "--query-string", "thingName:idx-*")
+    assert aws("list-indices")["indexNames"] == []
+    assert sorted(aws("list-things-in-thing-group", "--thing-group-name", "idx-fw1")["things"]) == ["idx-a", "idx-c"]

@@ -60,26 +60,15 @@ pub fn router(engine: Arc<Engine>, limits: &HttpLimits) -> Router {
     Router::new().fallback(handle).with_state(Api { engine, body_timeout: limits.body_timeout, devices: false })
 }
 
-/// Serve the control plane on `listener`, within `limits`, until `shutdown` resolves.
+/// Serve `app` (the control plane's [`router`], plus whatever routes the binary adds beside
+/// it) on `listener`, within `limits`, until `shutdown` resolves.
 pub async fn serve(
-    engine: Arc<Engine>,
+    app: Router,
     listener: tokio::net::TcpListener,
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::serve(router(engine, &limits), listener, &limits, None, shutdown).await
-}
-
-/// Serve the control plane with `routes` beside it (the web console): a request matching one
-/// of them goes there, every other one to the API.
-pub async fn serve_with(
-    engine: Arc<Engine>,
-    listener: tokio::net::TcpListener,
-    limits: HttpLimits,
-    routes: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    server::serve(router(engine, &limits).merge(routes), listener, &limits, None, shutdown).await
+    server::serve(app, listener, &limits, None, shutdown).await
 }
 
 /// Serve the `iot-jobs-data` API to devices on `listener` over mutual TLS (`tls` requires a
@@ -118,11 +107,17 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
         }
     };
     let error = response.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::info!(
-        "{operation} {} {error} {:.1} ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    let elapsed = started.elapsed().as_secs_f64();
+    tracing::info!("{operation} {} {error} {:.1} ms", response.status().as_u16(), elapsed * 1000.0);
+    // Labels are bounded: operations come from the table ("-" when none matched), error codes
+    // from the AWS error set.
+    let listener = if api.devices { "jobs_data" } else { "api" };
+    metrics::histogram!("fleetjobs_api_request_duration_seconds", "operation" => operation, "listener" => listener)
+        .record(elapsed);
+    if !error.is_empty() {
+        let code = error.to_string();
+        metrics::counter!("fleetjobs_api_errors_total", "operation" => operation, "code" => code).increment(1);
+    }
     response
 }
 

@@ -193,6 +193,11 @@ pub static OPERATIONS: &[Operation] = &[
         "/policies/{policyName}/version/{policyVersionId}",
         set_default_policy_version
     ),
+    // What a principal's policies allow
+    op!("GetEffectivePolicies", "POST", "/effective-policies", get_effective_policies,
+        query: [("thingName", "thingName", Str)]),
+    op!("TestAuthorization", "POST", "/test-authorization", test_authorization,
+        query: [("clientId", "clientId", Str)]),
     // Principal policies (deprecated forms of the target ones)
     op!("AttachPrincipalPolicy", "PUT", "/principal-policies/{policyName}", attach_principal_policy,
         headers: [("x-amzn-iot-principal", "principal")]),
@@ -218,6 +223,13 @@ pub static OPERATIONS: &[Operation] = &[
     op!("ListPrincipalThingsV2", "GET", "/principals/things-v2", list_principal_things_v2, query: [
         ("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int), ("thingPrincipalType", "thingPrincipalType", Str)],
         headers: [("x-amzn-principal", "principal")]),
+    // Fleet indexing (the registry index dynamic groups query)
+    op!("GetIndexingConfiguration", "GET", "/indexing/config", get_indexing_configuration),
+    op!("UpdateIndexingConfiguration", "POST", "/indexing/config", update_indexing_configuration),
+    op!("SearchIndex", "POST", "/indices/search", search_index),
+    op!("DescribeIndex", "GET", "/indices/{indexName}", describe_index),
+    op!("ListIndices", "GET", "/indices", list_indices,
+        query: [("nextToken", "nextToken", Str), ("maxResults", "maxResults", Int)]),
     // Endpoint and events
     op!("DescribeEndpoint", "GET", "/endpoint", describe_endpoint, query: [("endpointType", "endpointType", Str)]),
     op!("UpdateEventConfigurations", "PATCH", "/event-configurations", update_event_configurations),

@@ -460,6 +460,36 @@ impl Policy {
     }
 }
 
+/// `thingIndexingMode`: what the `AWS_Things` fleet index holds. Only the registry is indexed
+/// here (no shadows), so `REGISTRY_AND_SHADOW` is a value of the enum that is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ThingIndexingMode {
+    #[default]
+    Off,
+    Registry,
+    RegistryAndShadow,
+}
+
+/// `thingGroupIndexingMode`: whether the `AWS_ThingGroups` index exists (not indexed here:
+/// `ON` is refused).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ThingGroupIndexingMode {
+    #[default]
+    Off,
+    On,
+}
+
+/// The fleet-indexing configuration (UpdateIndexingConfiguration): which indexes SearchIndex
+/// may query. AWS's default is everything OFF.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexingConfiguration {
+    pub thing_indexing_mode: ThingIndexingMode,
+    pub thing_group_indexing_mode: ThingGroupIndexingMode,
+}
+
 /// Which `$aws/events/...` families are published (UpdateEventConfigurations).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

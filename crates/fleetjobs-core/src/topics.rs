@@ -1,5 +1,13 @@
 //! The Jobs MQTT API's topics: parsing the request topics `$aws/things/{thingName}/jobs/...`,
 //! and building every `$aws/...` topic the server publishes on (replies, notifications, events).
+//!
+//! A job created with a `namespaceId` lives on the namespaced variants of the topics, in the
+//! form AWS documents (`…/jobs/JOB_ID/notify-namespace-NAMESPACE_ID/`) and the Greengrass
+//! clients use: requests on a job put a `namespace-{ns}` level after the job id
+//! (`jobs/{jobId|$next}/namespace-{ns}/get|update`), and the pushes append `-namespace-{ns}`
+//! to their verb (`jobs/notify-namespace-{ns}`, `jobs/notify-next-namespace-{ns}`). No
+//! source shows a namespaced `jobs/get` or `jobs/start-next`, so there is none here: those
+//! two serve the default namespace only.
 
 use std::sync::LazyLock;
 
@@ -7,6 +15,7 @@ use regex::Regex;
 
 static THING: LazyLock<Regex> = LazyLock::new(|| Regex::new("^[a-zA-Z0-9:_-]{1,128}$").expect("static"));
 static JOB_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([a-zA-Z0-9_-]{1,64}|\$next)$").expect("static"));
+static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^namespace-([a-zA-Z0-9_-]{1,64})$").expect("static"));
 
 /// One request of the Jobs MQTT API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +33,9 @@ pub enum JobsRequest<'a> {
 /// What a published topic means to the jobs service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobsTopic<'a> {
-    /// A request of `thing`; answer on `{topic}/accepted` or `{topic}/rejected`.
-    Request { thing: &'a str, request: JobsRequest<'a> },
+    /// A request of `thing` in a job namespace (`None`: the default one); answer on
+    /// `{topic}/accepted` or `{topic}/rejected`.
+    Request { thing: &'a str, namespace: Option<&'a str>, request: JobsRequest<'a> },
     /// Under `$aws/things/{thing}/jobs/` but no API: answer `InvalidTopic` on `{topic}/rejected`.
     Invalid { thing: &'a str },
     /// Not a jobs topic at all.
@@ -42,6 +52,13 @@ pub fn parse(topic: &str) -> JobsTopic<'_> {
         return JobsTopic::Invalid { thing };
     }
     let levels: Vec<&str> = rest.split('/').skip(1).collect();
+    let (namespace, levels) = match levels.as_slice() {
+        [job_id, ns, verb] => match namespace_of_level(ns) {
+            Some(ns) => (Some(ns), vec![*job_id, *verb]),
+            None => return JobsTopic::Invalid { thing },
+        },
+        _ => (None, levels),
+    };
     let request = match levels.as_slice() {
         ["get"] => Some(JobsRequest::GetPending),
         ["start-next"] => Some(JobsRequest::StartNext),
@@ -50,9 +67,19 @@ pub fn parse(topic: &str) -> JobsTopic<'_> {
         _ => None,
     };
     match request {
-        Some(request) => JobsTopic::Request { thing, request },
+        Some(request) => JobsTopic::Request { thing, namespace, request },
         None => JobsTopic::Invalid { thing },
     }
+}
+
+/// `namespace-{ns}` → `ns`.
+fn namespace_of_level(level: &str) -> Option<&str> {
+    NAMESPACE.captures(level).and_then(|c| c.get(1)).map(|m| m.as_str())
+}
+
+/// `-namespace-{ns}` after a push verb, for a namespaced job.
+fn namespace_suffix(namespace: Option<&str>) -> String {
+    namespace.map(|ns| format!("-namespace-{ns}")).unwrap_or_default()
 }
 
 /// Where a request is answered: `{request topic}/accepted` or `/rejected`.
@@ -61,14 +88,16 @@ pub fn reply(request_topic: &str, accepted: bool) -> String {
     format!("{request_topic}/{outcome}")
 }
 
-/// `jobs/notify`: a thing's pending executions changed.
-pub fn notify(thing: &str) -> String {
-    format!("$aws/things/{thing}/jobs/notify")
+/// `jobs/notify` (`jobs/notify-namespace-{ns}`): a thing's pending executions in a namespace
+/// changed.
+pub fn notify(thing: &str, namespace: Option<&str>) -> String {
+    format!("$aws/things/{thing}/jobs/notify{}", namespace_suffix(namespace))
 }
 
-/// `jobs/notify-next`: a thing's next pending execution changed.
-pub fn notify_next(thing: &str) -> String {
-    format!("$aws/things/{thing}/jobs/notify-next")
+/// `jobs/notify-next` (`jobs/notify-next-namespace-{ns}`): a thing's next pending execution
+/// in a namespace changed.
+pub fn notify_next(thing: &str, namespace: Option<&str>) -> String {
+    format!("$aws/things/{thing}/jobs/notify-next{}", namespace_suffix(namespace))
 }
 
 /// A JOB event: `$aws/events/job/{jobId}/{operation}`.
@@ -89,20 +118,61 @@ mod tests {
     fn requests() {
         assert_eq!(
             parse("$aws/things/T1/jobs/get"),
-            JobsTopic::Request { thing: "T1", request: JobsRequest::GetPending }
+            JobsTopic::Request { thing: "T1", namespace: None, request: JobsRequest::GetPending }
         );
         assert_eq!(
             parse("$aws/things/T1/jobs/start-next"),
-            JobsTopic::Request { thing: "T1", request: JobsRequest::StartNext }
+            JobsTopic::Request { thing: "T1", namespace: None, request: JobsRequest::StartNext }
         );
         assert_eq!(
             parse("$aws/things/T1/jobs/$next/get"),
-            JobsTopic::Request { thing: "T1", request: JobsRequest::Describe { job_id: "$next" } }
+            JobsTopic::Request { thing: "T1", namespace: None, request: JobsRequest::Describe { job_id: "$next" } }
         );
         assert_eq!(
             parse("$aws/things/a:b/jobs/job-1/update"),
-            JobsTopic::Request { thing: "a:b", request: JobsRequest::Update { job_id: "job-1" } }
+            JobsTopic::Request { thing: "a:b", namespace: None, request: JobsRequest::Update { job_id: "job-1" } }
         );
+    }
+
+    #[test]
+    fn namespaced_requests() {
+        let ns = Some("aws-gg-deployment");
+        assert_eq!(
+            parse("$aws/things/T1/jobs/$next/namespace-aws-gg-deployment/get"),
+            JobsTopic::Request { thing: "T1", namespace: ns, request: JobsRequest::Describe { job_id: "$next" } }
+        );
+        assert_eq!(
+            parse("$aws/things/T1/jobs/j1/namespace-aws-gg-deployment/get"),
+            JobsTopic::Request { thing: "T1", namespace: ns, request: JobsRequest::Describe { job_id: "j1" } }
+        );
+        assert_eq!(
+            parse("$aws/things/T1/jobs/j1/namespace-aws-gg-deployment/update"),
+            JobsTopic::Request { thing: "T1", namespace: ns, request: JobsRequest::Update { job_id: "j1" } }
+        );
+        // A job whose id starts with "namespace-" is still a job on the default topics.
+        assert_eq!(
+            parse("$aws/things/T1/jobs/namespace-x/get"),
+            JobsTopic::Request {
+                thing: "T1",
+                namespace: None,
+                request: JobsRequest::Describe { job_id: "namespace-x" }
+            }
+        );
+        for t in [
+            "$aws/things/T1/jobs/$next/namespace-a/update",
+            "$aws/things/T1/jobs/j1/namespace-/get",
+            "$aws/things/T1/jobs/j1/namespace-bad ns/get",
+            "$aws/things/T1/jobs/j1/space-a/get",
+            "$aws/things/T1/jobs/j1/namespace-a/frobnicate",
+            "$aws/things/T1/jobs/namespace-a/get/extra",
+            "$aws/things/T1/jobs/j1/namespace-a/get/accepted",
+            "$aws/things/T1/jobs/notify-namespace-a",
+            "$aws/things/T1/jobs/notify-next-namespace-a",
+        ] {
+            assert_eq!(parse(t), JobsTopic::Invalid { thing: "T1" }, "{t}");
+        }
+        assert_eq!(notify("T1", Some("a")), "$aws/things/T1/jobs/notify-namespace-a");
+        assert_eq!(notify_next("T1", Some("a")), "$aws/things/T1/jobs/notify-next-namespace-a");
     }
 
     #[test]
@@ -124,10 +194,10 @@ mod tests {
 
     #[test]
     fn built_topics_parse_as_what_they_are() {
-        let notify = notify("T1");
+        let notify = notify("T1", None);
         assert_eq!(notify, "$aws/things/T1/jobs/notify");
         assert_eq!(parse(&notify), JobsTopic::Invalid { thing: "T1" }, "a push topic is no request");
-        assert_eq!(parse(&notify_next("T1")), JobsTopic::Invalid { thing: "T1" });
+        assert_eq!(parse(&notify_next("T1", None)), JobsTopic::Invalid { thing: "T1" });
         assert_eq!(reply("$aws/things/T1/jobs/get", true), "$aws/things/T1/jobs/get/accepted");
         assert_eq!(parse(&reply("$aws/things/T1/jobs/get", false)), JobsTopic::Invalid { thing: "T1" });
         assert_eq!(parse(&job_event("j", "completed")), JobsTopic::NotJobs);

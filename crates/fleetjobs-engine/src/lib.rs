@@ -25,6 +25,7 @@ mod notification;
 mod ops;
 mod rollout;
 mod state;
+mod stats;
 mod timers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +40,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use credentials::AdminKey;
 pub use device::{DeviceAuthError, DeviceSession};
 pub use state::LoadError;
+pub use stats::{FleetStats, JOB_STATUSES};
 
 /// Something the device plane must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +300,8 @@ impl Engine {
 mod tests;
 #[cfg(test)]
 mod tests_jobs_data;
+#[cfg(test)]
+mod tests_namespaces;
 #[cfg(test)]
 mod tests_rollout;
 #[cfg(test)]

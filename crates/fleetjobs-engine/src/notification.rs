@@ -21,10 +21,12 @@ use crate::DeviceCommand;
 /// One thing the device plane must be told once a transaction is durable.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notification {
-    /// `jobs/notify`: the thing's pending set changed; `pending` in `$next` order.
-    Notify { thing: String, pending: Vec<JobExecution>, at: Millis },
-    /// `jobs/notify-next`: the thing's next pending execution changed (`None`: no more).
-    NotifyNext { thing: String, head: Option<Execution>, at: Millis },
+    /// `jobs/notify`: the thing's pending set in a job namespace changed; `pending` in
+    /// `$next` order.
+    Notify { thing: String, namespace: Option<String>, pending: Vec<JobExecution>, at: Millis },
+    /// `jobs/notify-next`: the thing's next pending execution in a job namespace changed
+    /// (`None`: no more).
+    NotifyNext { thing: String, namespace: Option<String>, head: Option<Execution>, at: Millis },
     /// A JOB event (the job as it is after the change).
     JobEvent { kind: JobEvent, job: Box<Job>, counts: ExecutionCounts, at: Millis },
     /// A JOB_EXECUTION event: a terminal status reached, or the execution deleted.
@@ -38,9 +40,11 @@ impl Notification {
     /// as a non-terminal execution status).
     pub fn render(self) -> Option<DeviceCommand> {
         let (topic, payload) = match self {
-            Notification::Notify { thing, pending, at } => (topics::notify(&thing), device::notify(&pending, at)),
-            Notification::NotifyNext { thing, head, at } => {
-                (topics::notify_next(&thing), device::notify_next(head, at))
+            Notification::Notify { thing, namespace, pending, at } => {
+                (topics::notify(&thing, namespace.as_deref()), device::notify(&pending, at))
+            }
+            Notification::NotifyNext { thing, namespace, head, at } => {
+                (topics::notify_next(&thing, namespace.as_deref()), device::notify_next(head, at))
             }
             Notification::JobEvent { kind, job, counts, at } => {
                 let ev = events::job_event(kind, &job, &counts, &uuid::Uuid::new_v4().to_string(), at);
@@ -118,6 +122,7 @@ mod tests {
     fn notifications_render_to_their_topics() {
         let n = Notification::Notify {
             thing: "pi".into(),
+            namespace: None,
             pending: vec![execution("a", JobExecutionStatus::InProgress), execution("b", JobExecutionStatus::Queued)],
             at: 1_700_000_001_500,
         };
@@ -131,9 +136,18 @@ mod tests {
         let doc =
             Arc::new(crate::document_source::DeviceDocument::new(serde_json::json!({"operation": "x"}), None, None));
         let head = Execution::new(&execution("a", JobExecutionStatus::Queued), Some(doc));
-        let n = Notification::NotifyNext { thing: "pi".into(), head: Some(head), at: 1_700_000_002_000 };
+        let n = Notification::NotifyNext {
+            thing: "pi".into(),
+            namespace: None,
+            head: Some(head.clone()),
+            at: 1_700_000_002_000,
+        };
         let Some(DeviceCommand::Publish { topic, payload }) = n.render() else { panic!("a publish") };
         assert_eq!(topic, "$aws/things/pi/jobs/notify-next");
+        let namespaced =
+            Notification::NotifyNext { thing: "pi".into(), namespace: Some("gg".into()), head: Some(head), at: 1 };
+        let Some(DeviceCommand::Publish { topic: ns_topic, .. }) = namespaced.render() else { panic!("a publish") };
+        assert_eq!(ns_topic, "$aws/things/pi/jobs/notify-next-namespace-gg");
         let p: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(p["execution"]["jobDocument"]["operation"], "x");
 

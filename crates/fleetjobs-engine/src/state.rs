@@ -15,8 +15,8 @@ use fleetjobs_core::events::{ExecutionCounts, JobEvent};
 use fleetjobs_core::execution;
 use fleetjobs_core::fleet_query::{Query, ThingView};
 use fleetjobs_core::model::{
-    Certificate, EventConfigurations, Job, JobExecution, JobExecutionStatus, JobStatus, JobTemplate, Policy,
-    TargetSelection, Thing, ThingGroup, ThingType,
+    Certificate, EventConfigurations, IndexingConfiguration, Job, JobExecution, JobExecutionStatus, JobStatus,
+    JobTemplate, Policy, TargetSelection, Thing, ThingGroup, ThingType,
 };
 use fleetjobs_core::pending::{self, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
@@ -52,6 +52,7 @@ const EXCLUSIVE_THING: &str = "EXCLUSIVE_THING";
 const JOB: &str = "job";
 const EXECUTION: &str = "execution";
 const EVENT_CONFIGURATIONS: &str = "event_configurations";
+const INDEXING_CONFIGURATION: &str = "indexing_configuration";
 const ACCESS_KEY: &str = "access_key";
 const THING_GROUP: &str = "thing_group";
 /// Key: group name, newline, thing name.
@@ -99,6 +100,8 @@ pub struct State {
     /// Derived: thing name -> its executions (jobId, executionNumber).
     pub by_thing: HashMap<String, BTreeSet<(String, i64)>>,
     pub events: Option<EventConfigurations>,
+    /// The fleet-indexing configuration (AWS's default, all OFF, until one is stored).
+    pub indexing: IndexingConfiguration,
     pub admin_keys: BTreeMap<String, AdminKey>,
     pub thing_groups: BTreeMap<String, ThingGroup>,
     /// Derived: group name -> its direct child groups.
@@ -195,6 +198,7 @@ impl State {
                     s.executions.insert((e.job_id.clone(), e.thing_name.clone(), e.execution_number), e);
                 }
                 EVENT_CONFIGURATIONS => s.events = Some(decode(r)?),
+                INDEXING_CONFIGURATION => s.indexing = decode(r)?,
                 ACCESS_KEY => {
                     let sealed: SealedKey = decode(r)?;
                     let key = secrets.open(&sealed).map_err(|reason| LoadError::Corrupt {
@@ -348,9 +352,24 @@ impl State {
         &pending[..pending.len().min(pending::shown(scheduled))]
     }
 
-    /// The thing's pending executions in `$next` order.
-    pub fn pending_of_thing(&self, thing: &str) -> Vec<&JobExecution> {
-        pending::ordered(self.executions_of_thing(thing))
+    /// The job namespace an execution of `job` lives in (`None`: the default namespace).
+    pub fn namespace_of(&self, job: &str) -> Option<&str> {
+        self.jobs.get(job).and_then(|j| j.namespace_id.as_deref())
+    }
+
+    /// The thing's pending executions in one job namespace, in `$next` order: each namespace
+    /// is a queue of its own, with its own head and its own `notify` / `notify-next` topics.
+    pub fn pending_of_thing(&self, thing: &str, namespace: Option<&str>) -> Vec<&JobExecution> {
+        pending::ordered(self.executions_of_thing(thing).filter(|e| self.namespace_of(&e.job_id) == namespace))
+    }
+
+    /// The shape of each of the thing's queues, by the namespaces it has executions in.
+    pub fn queue_shapes(&self, thing: &str) -> BTreeMap<Option<String>, QueueShape> {
+        let mut by_namespace: BTreeMap<Option<&str>, Vec<&JobExecution>> = BTreeMap::new();
+        for e in self.executions_of_thing(thing) {
+            by_namespace.entry(self.namespace_of(&e.job_id)).or_default().push(e);
+        }
+        by_namespace.into_iter().map(|(ns, es)| (ns.map(str::to_string), QueueShape::of(es))).collect()
     }
 
     /// The latest execution of (job, thing), or the given execution number.
@@ -572,7 +591,7 @@ pub struct Txn<'a> {
     pub now: Millis,
     changes: Changes,
     /// Things whose pending queue may have changed, with its shape before the first change.
-    touched_things: BTreeMap<String, QueueShape>,
+    touched_things: BTreeMap<String, BTreeMap<Option<String>, QueueShape>>,
     touched_jobs: BTreeSet<String>,
     /// Events in the order they happened (execution events before the job's completion).
     events: Vec<Notification>,
@@ -747,6 +766,11 @@ impl<'a> Txn<'a> {
         self.changes.mutations.push(Mutation::Delete { kind: JOB_TEMPLATE, key: id.to_string() });
     }
 
+    pub fn put_indexing_configuration(&mut self, c: IndexingConfiguration) {
+        self.changes.mutations.push(put(INDEXING_CONFIGURATION, "default".into(), &c));
+        self.s.indexing = c;
+    }
+
     pub fn put_event_configurations(&mut self, c: EventConfigurations) {
         self.changes.mutations.push(put(EVENT_CONFIGURATIONS, "default".into(), &c));
         self.s.events = Some(c);
@@ -825,8 +849,8 @@ impl<'a> Txn<'a> {
 
     fn touch_thing(&mut self, thing: &str) {
         if !self.touched_things.contains_key(thing) {
-            let shape = QueueShape::of(self.s.executions_of_thing(thing));
-            self.touched_things.insert(thing.to_string(), shape);
+            let shapes = self.s.queue_shapes(thing);
+            self.touched_things.insert(thing.to_string(), shapes);
         }
     }
 
@@ -952,21 +976,27 @@ impl<'a> Txn<'a> {
         self.complete_snapshot_jobs();
         let now = self.now;
         let touched = std::mem::take(&mut self.touched_things);
+        let empty = QueueShape::default();
         for (thing, before) in touched {
-            let after = QueueShape::of(self.s.executions_of_thing(&thing));
-            let n = pending::notifications(&before, &after);
-            if !(n.notify || n.notify_next) {
-                continue;
-            }
-            let pending = self.s.pending_of_thing(&thing);
-            if n.notify {
-                let shown = self.s.shown(&pending).iter().map(|e| (*e).clone()).collect();
-                let thing = thing.clone();
-                self.changes.notifications.push(Notification::Notify { thing, pending: shown, at: now });
-            }
-            if n.notify_next {
-                let head = pending.first().map(|e| Execution::new(e, self.s.documents.get(&e.job_id).cloned()));
-                self.changes.notifications.push(Notification::NotifyNext { thing, head, at: now });
+            let after = self.s.queue_shapes(&thing);
+            let namespaces: BTreeSet<&Option<String>> = before.keys().chain(after.keys()).collect();
+            for namespace in namespaces {
+                let before = before.get(namespace).unwrap_or(&empty);
+                let n = pending::notifications(before, after.get(namespace).unwrap_or(&empty));
+                if !(n.notify || n.notify_next) {
+                    continue;
+                }
+                let pending = self.s.pending_of_thing(&thing, namespace.as_deref());
+                if n.notify {
+                    let shown = self.s.shown(&pending).iter().map(|e| (*e).clone()).collect();
+                    let (thing, namespace) = (thing.clone(), namespace.clone());
+                    self.changes.notifications.push(Notification::Notify { thing, namespace, pending: shown, at: now });
+                }
+                if n.notify_next {
+                    let head = pending.first().map(|e| Execution::new(e, self.s.documents.get(&e.job_id).cloned()));
+                    let (thing, namespace) = (thing.clone(), namespace.clone());
+                    self.changes.notifications.push(Notification::NotifyNext { thing, namespace, head, at: now });
+                }
             }
         }
         self.changes.notifications.append(&mut self.events);

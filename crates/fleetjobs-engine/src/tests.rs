@@ -616,3 +616,24 @@ async fn replacing_attributes_drops_those_given_empty() {
         "b replaced away, a dropped, not kept as \"\""
     );
 }
+
+#[tokio::test]
+async fn fleet_stats_count_jobs_and_executions_by_status() {
+    let h = harness();
+    for name in ["s1", "s2", "s3"] {
+        h.thing(name).await;
+    }
+    h.job("stats-a", &["s1", "s2"]).await.unwrap();
+    h.job("stats-b", &["s3"]).await.unwrap();
+    h.mqtt("$aws/things/s1/jobs/stats-a/update", json!({"status": "SUCCEEDED"})).await;
+    h.mqtt("$aws/things/s3/jobs/stats-b/update", json!({"status": "FAILED"})).await;
+
+    let stats = h.engine.fleet_stats().unwrap();
+    assert_eq!(stats.things, 3);
+    let jobs = |status| stats.jobs[JOB_STATUSES.iter().position(|s| *s == status).unwrap()];
+    assert_eq!((jobs(JobStatus::InProgress), jobs(JobStatus::Completed)), (1, 1));
+    use JobExecutionStatus::*;
+    let executions: Vec<i64> = [Queued, Succeeded, Failed, InProgress].map(|s| stats.executions.get(s)).to_vec();
+    assert_eq!(executions, [1, 1, 1, 0]);
+    assert_eq!((stats.rollouts_in_progress, stats.rollout_pending_things), (0, 0));
+}

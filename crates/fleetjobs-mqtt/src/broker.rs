@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use crate::connection;
 use crate::error::ConnectionError;
 use crate::hooks::{Action, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply};
+use crate::metrics::METRICS;
 use crate::retain::{RetainLimits, RetainedStore};
 use crate::session::{Limits, Link, Message, Session, Subscribed};
 use crate::tap::{Tap, TapError, Taps};
@@ -165,6 +166,8 @@ impl<H: DeviceHooks> Broker<H> {
     /// A broker with the retained messages that `hooks.load_retained()` returns (within the
     /// bounds).
     pub fn new(hooks: Arc<H>, config: BrokerConfig) -> Arc<Self> {
+        // Register the counters now, so that a scrape shows them (at 0) before the first client.
+        std::sync::LazyLock::force(&METRICS);
         let retained = RetainedStore::new(RetainLimits {
             max_messages: config.max_retained_messages,
             max_bytes: config.max_retained_bytes,
@@ -216,6 +219,7 @@ impl<H: DeviceHooks> Broker<H> {
         match Arc::clone(&self.admission).try_acquire_owned() {
             Ok(permit) => Some(Admission { _permit: permit }),
             Err(_) => {
+                METRICS.refused_at_capacity.increment(1);
                 if let Some(also_refused) = self.admission_refusals.check() {
                     warn!(
                         remote = ?peer.remote_addr,
@@ -349,6 +353,7 @@ impl<H: DeviceHooks> Broker<H> {
         session.attach(Arc::clone(&link), Arc::clone(&hook), Connack::new(present, ConnectReturnCode::Accepted));
         drop(sessions);
         self.connections.fetch_add(1, Ordering::Relaxed);
+        METRICS.connects.increment(1);
         Ok(Established { session, link, hook })
     }
 

@@ -20,6 +20,7 @@ use crate::broker::{Admission, Broker};
 use crate::error::{ConnectionError, FrameError};
 use crate::frame::{self, ClientPacket, FrameReader, SubscribeRequest, UnsubscribeRequest};
 use crate::hooks::{DeviceHooks, PeerInfo};
+use crate::metrics::METRICS;
 use crate::session::{Link, Message, Session};
 
 /// Bytes the writer encodes before writing them out.
@@ -122,6 +123,7 @@ where
 
 /// Answer a refused CONNECT and close.
 async fn refuse<W: AsyncWrite + Unpin>(writer: &mut W, code: ConnectReturnCode) {
+    METRICS.refused_connects.increment(1);
     let connack = Packet::Connack(Connack::new(false, code));
     let _ = timeout(CLOSE_GRACE, async {
         frame::write_packet(writer, &connack).await?;
@@ -229,7 +231,10 @@ impl<H: DeviceHooks> Connection<'_, H> {
 
     async fn handle(&self, packet: ClientPacket) -> Result<Flow, ConnectionError> {
         match packet {
-            ClientPacket::Publish(publish) => self.on_publish(publish).await?,
+            ClientPacket::Publish(publish) => {
+                METRICS.received.increment(1);
+                self.on_publish(publish).await?
+            }
             ClientPacket::Puback(pid) => {
                 if !self.session.ack(pid) {
                     debug!(pid = pid.value(), "PUBACK for a packet id not in flight");

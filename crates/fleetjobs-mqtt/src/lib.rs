@@ -24,6 +24,7 @@ mod connection;
 mod error;
 mod frame;
 mod hooks;
+mod metrics;
 mod retain;
 mod session;
 mod tap;

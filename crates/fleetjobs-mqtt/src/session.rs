@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::error::Superseded;
 use crate::frame;
+use crate::metrics::METRICS;
 use crate::topic;
 
 /// An application message on its way to one or more sessions.
@@ -433,6 +434,7 @@ impl<S> Session<S> {
                 }
             };
         if !fits {
+            METRICS.dropped_queue_full(message.qos).increment(1);
             if qos1 {
                 warn!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 1 message");
             } else {
@@ -458,6 +460,7 @@ impl<S> Session<S> {
         let since = *state.full_since.get_or_insert(now);
         if now.duration_since(since) >= self.limits.stalled_grace {
             warn!(client_id = %self.client_id, "client does not take its messages: disconnecting");
+            METRICS.stalled_disconnects.increment(1);
             link.kill();
             state.full_since = None;
         }
@@ -505,6 +508,8 @@ impl<S> Session<S> {
         }
         let state = &mut *guard;
         let max_inflight = self.limits.max_inflight;
+        let before = state.inflight.len();
+        let mut sent_qos0 = 0;
         while state.inflight.len() < max_inflight && buf.len() < max_bytes {
             let Some(message) = state.held.pop_front() else {
                 break;
@@ -522,6 +527,7 @@ impl<S> Session<S> {
                 Outbound::Message(message) if message.qos == QoS::Level0 => {
                     state.bytes -= message.cost();
                     encode(&message.to_packet(QosPid::Level0, false), buf);
+                    sent_qos0 += 1;
                 }
                 Outbound::Message(message) if state.held.is_empty() && state.inflight.len() < max_inflight => {
                     state.send_qos1(message, buf);
@@ -529,6 +535,8 @@ impl<S> Session<S> {
                 Outbound::Message(message) => state.held.push_back(message),
             }
         }
+        // QoS 1 messages sent now are the ones that entered the in-flight window.
+        METRICS.sent.increment(sent_qos0 + state.inflight.len().saturating_sub(before) as u64);
         Ok(())
     }
 }

@@ -80,6 +80,16 @@ impl Drop for SqliteStore {
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+    metrics::describe_histogram!("fleetjobs_store_commit_batches", "batches folded into one transaction");
+    metrics::describe_histogram!(
+        "fleetjobs_store_commit_seconds",
+        metrics::Unit::Seconds,
+        "time to write and fsync one transaction"
+    );
+    metrics::describe_counter!("fleetjobs_store_commit_failures_total", "transactions the database refused");
+    let batches = metrics::histogram!("fleetjobs_store_commit_batches");
+    let seconds = metrics::histogram!("fleetjobs_store_commit_seconds");
+    let failures = metrics::counter!("fleetjobs_store_commit_failures_total");
     // Batches of this epoch or older are refused: one of them failed, later ones built on it.
     let mut failed_epoch: Option<u64> = None;
     while let Ok(first) = rx.recv() {
@@ -101,8 +111,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
             }
             group = kept;
         }
+        let started = std::time::Instant::now();
         let result = commit(&mut conn, &group);
+        seconds.record(started.elapsed().as_secs_f64());
+        batches.record(group.len() as f64);
         if result.is_err() {
+            failures.increment(1);
             failed_epoch = group.iter().map(|b| b.epoch).max().max(failed_epoch);
         }
         for batch in group {

@@ -8,9 +8,11 @@
 //!   MQTT sessions with the real hooks in-process; the binary uses it from there.
 //! - `retained`: retained MQTT messages on disk (`DATA_DIR/retained/`), also in the library.
 //! - `serve`: builds and runs everything; `shutdown`: the stop signal.
+//! - `metrics`: `GET /metrics`, the Prometheus exposition.
 //! - `preview`: `rollout-preview`, a job's rollout timeline from its configs, offline.
 
 mod data_dir;
+mod metrics;
 mod preview;
 mod s3;
 mod serve;

@@ -18,6 +18,8 @@ use crate::{shutdown, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let dir = DataDir::open(&args.data_dir)?;
+    // Before the store and the broker: they register their counters at start.
+    let metrics = crate::metrics::install()?;
     raise_open_files_limit();
     let store = Arc::new(SqliteStore::open(&dir.path(DATABASE)).context("opening the database")?);
     dir.check_database(store.is_empty().context("reading the database")?)?;
@@ -86,13 +88,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         fleetjobs_console::ConsoleConfig { body_timeout: http_limits.body_timeout, ..Default::default() };
     let mqtt: Arc<dyn fleetjobs_console::MqttPort> = broker.clone();
     let console = fleetjobs_console::router(engine.clone(), Some(mqtt), console_config, stop.clone().wait());
-    let http_task = tokio::spawn(fleetjobs_api::serve_with(
-        engine.clone(),
-        http_listener,
-        http_limits,
-        console,
-        stop.clone().wait(),
-    ));
+    let app = fleetjobs_api::router(engine.clone(), &http_limits)
+        .merge(crate::metrics::router(metrics, engine.clone(), broker.clone()))
+        .merge(console);
+    let http_task = tokio::spawn(fleetjobs_api::serve(app, http_listener, http_limits, stop.clone().wait()));
 
     print_banner(&args, &dir, &credentials);
     tracing::info!(http = %args.http_listen, mqtt = %args.mqtt_listen, "fleetjobs ready");

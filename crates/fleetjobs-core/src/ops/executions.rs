@@ -87,6 +87,7 @@ pub struct ListJobExecutionsForThingRequest {
 impl ListJobExecutionsForThingRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
         validate::thing_name(&self.thing_name, "thingName")?;
+        self.namespace_id.as_deref().map_or(Ok(()), validate::namespace_id)?;
         check_max_results(self.max_results)
     }
 }
@@ -213,6 +214,7 @@ pub struct DeleteJobExecutionRequest {
 
 impl DeleteJobExecutionRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        self.namespace_id.as_deref().map_or(Ok(()), validate::namespace_id)?;
         check_ids(&self.job_id, &self.thing_name)
     }
 }

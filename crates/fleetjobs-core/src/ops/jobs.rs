@@ -156,6 +156,7 @@ pub struct UpdateJobRequest {
 impl UpdateJobRequest {
     pub fn check(&self, now: Millis) -> ApiResult<()> {
         validate::job_id(&self.job_id, "jobId")?;
+        self.namespace_id.as_deref().map_or(Ok(()), validate::namespace_id)?;
         if let Some(d) = &self.description {
             validate::free_text(d, "description")?;
         }
@@ -333,6 +334,7 @@ pub struct ListJobsRequest {
 
 impl ListJobsRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        self.namespace_id.as_deref().map_or(Ok(()), validate::namespace_id)?;
         check_max_results(self.max_results)
     }
 }
@@ -426,6 +428,7 @@ pub struct AssociateTargetsWithJobRequest {
 impl AssociateTargetsWithJobRequest {
     pub fn check(&self, _now: Millis) -> ApiResult<()> {
         validate::job_id(&self.job_id, "jobId")?;
+        self.namespace_id.as_deref().map_or(Ok(()), validate::namespace_id)?;
         if self.targets.is_empty() {
             return Err(ApiError::invalid("targets must have at least 1 item"));
         }
@@ -509,5 +512,17 @@ mod tests {
         assert!(delete.check(0).is_err());
         let assoc = AssociateTargetsWithJobRequest { job_id: "j".into(), ..Default::default() };
         assert_eq!(assoc.check(0).unwrap_err().message, "targets must have at least 1 item");
+        // Every namespaceId a request takes is checked against its pattern.
+        let bad = Some("bad ns".to_string());
+        assert!(ListJobsRequest { namespace_id: bad.clone(), ..Default::default() }.check(0).is_err());
+        let update = UpdateJobRequest { job_id: "j".into(), namespace_id: bad.clone(), ..Default::default() };
+        assert!(update.check(0).is_err());
+        let assoc = AssociateTargetsWithJobRequest {
+            job_id: "j".into(),
+            targets: vec!["arn".into()],
+            namespace_id: bad,
+            ..Default::default()
+        };
+        assert!(assoc.check(0).is_err());
     }
 }

@@ -6,11 +6,13 @@
 //! type (`Serialize`) shaped as the botocore output shape. serde is the only wire knowledge
 //! here: the types do not know JSON or HTTP, and the engine's operations take and return them.
 
+pub mod authorization;
 pub mod certificates;
 pub mod dynamic_groups;
 pub mod endpoint;
 pub mod event_configurations;
 pub mod executions;
+pub mod indexing;
 pub mod job_templates;
 pub mod jobs;
 pub mod policies;

@@ -119,7 +119,7 @@ impl Engine {
         if !known {
             return Err(ApiError::not_found(format!("Thing {} does not exist.", r.thing_name)));
         }
-        let pending = self.device_get_pending(&r.thing_name).await.map_err(api_error)?;
+        let pending = self.device_get_pending(&r.thing_name, None).await.map_err(api_error)?;
         let shown = |status| pending.iter().filter(|e| e.status == status).map(ExecutionSummary::from).collect();
         Ok(GetPendingJobExecutionsResponse {
             in_progress_jobs: shown(fleetjobs_core::model::JobExecutionStatus::InProgress),
@@ -128,17 +128,17 @@ impl Engine {
     }
 
     pub async fn jobs_data_start_next(&self, r: StartNextPendingJobExecutionRequest) -> ApiResult<ExecutionResponse> {
-        let execution = self.device_start_next(&r.thing_name, r.request).await.map_err(api_error)?;
+        let execution = self.device_start_next(&r.thing_name, None, r.request).await.map_err(api_error)?;
         Ok(ExecutionResponse { execution: execution.map(JobsDataExecution::from) })
     }
 
     pub async fn jobs_data_describe(&self, r: DescribeJobExecutionRequest) -> ApiResult<ExecutionResponse> {
-        let execution = self.device_describe(&r.thing_name, &r.job_id, r.request).await.map_err(api_error)?;
+        let execution = self.device_describe(&r.thing_name, None, &r.job_id, r.request).await.map_err(api_error)?;
         Ok(ExecutionResponse { execution: execution.map(JobsDataExecution::from) })
     }
 
     pub async fn jobs_data_update(&self, r: UpdateJobExecutionRequest) -> ApiResult<UpdateJobExecutionResponse> {
-        let u = self.device_update(&r.thing_name, &r.job_id, r.request).await.map_err(api_error)?;
+        let u = self.device_update(&r.thing_name, None, &r.job_id, r.request).await.map_err(api_error)?;
         Ok(UpdateJobExecutionResponse {
             execution_state: u.execution_state,
             job_document: u.job_document.map(|d| document_text(&d)),

@@ -221,7 +221,9 @@ impl Engine {
             Ok(p) => {
                 let token = p.client_token.clone();
                 let result = match parsed {
-                    JobsTopic::Request { thing, request } => self.jobs_request(thing, request, p).await,
+                    JobsTopic::Request { thing, namespace, request } => {
+                        self.jobs_request(thing, namespace, request, p).await
+                    }
                     _ => Err(Rejected::new("InvalidTopic", format!("The topic {topic} is not a valid jobs topic"))),
                 };
                 (result, token)
@@ -236,17 +238,23 @@ impl Engine {
         vec![(topics::reply(topic, accepted), body)]
     }
 
-    async fn jobs_request(&self, thing: &str, request: JobsRequest<'_>, p: Payload) -> Result<Answer, Rejected> {
+    async fn jobs_request(
+        &self,
+        thing: &str,
+        ns: Option<&str>,
+        request: JobsRequest<'_>,
+        p: Payload,
+    ) -> Result<Answer, Rejected> {
         match request {
-            JobsRequest::GetPending => Ok(Answer::pending(&self.device_get_pending(thing).await?)),
+            JobsRequest::GetPending => Ok(Answer::pending(&self.device_get_pending(thing, ns).await?)),
             JobsRequest::StartNext => {
-                Ok(Answer::Execution { execution: self.device_start_next(thing, p.request()?).await? })
+                Ok(Answer::Execution { execution: self.device_start_next(thing, ns, p.request()?).await? })
             }
             JobsRequest::Describe { job_id } => {
-                Ok(Answer::Execution { execution: self.device_describe(thing, job_id, p.request()?).await? })
+                Ok(Answer::Execution { execution: self.device_describe(thing, ns, job_id, p.request()?).await? })
             }
             JobsRequest::Update { job_id } => {
-                let u = self.device_update(thing, job_id, p.request()?).await?;
+                let u = self.device_update(thing, ns, job_id, p.request()?).await?;
                 Ok(Answer::Updated { execution_state: u.execution_state, job_document: u.job_document })
             }
         }
@@ -254,18 +262,27 @@ impl Engine {
 
     // The four rules of the device API, shared by its two planes: MQTT (`jobs_request`) and
     // the `iot-jobs-data` HTTPS API (`jobs_data`). Each renders the typed answers its own way.
+    // Each works in one job namespace (`ns`, `None` the default): the one of the topic over
+    // MQTT; the default one over HTTPS, whose model has no namespace member. A job of another
+    // namespace is not there for the request, as AWS keeps namespaced jobs off the plain
+    // topics.
 
     /// GetPendingJobExecutions: the pending executions shown to the device, in `$next` order.
-    async fn device_get_pending(&self, thing: &str) -> Result<Vec<JobExecution>, Rejected> {
-        self.read(|s| Ok(s.shown(&s.pending_of_thing(thing)).iter().map(|e| (*e).clone()).collect())).await
+    async fn device_get_pending(&self, thing: &str, ns: Option<&str>) -> Result<Vec<JobExecution>, Rejected> {
+        self.read(|s| Ok(s.shown(&s.pending_of_thing(thing, ns)).iter().map(|e| (*e).clone()).collect())).await
     }
 
     /// StartNextPendingJobExecution: `None` when nothing is pending.
-    async fn device_start_next(&self, thing: &str, r: StartNextRequest) -> Result<Option<Execution>, Rejected> {
+    async fn device_start_next(
+        &self,
+        thing: &str,
+        ns: Option<&str>,
+        r: StartNextRequest,
+    ) -> Result<Option<Execution>, Rejected> {
         check_step_timeout(r.step_timeout_in_minutes, false)?;
         let details = check_status_details(r.status_details)?;
         self.write(|txn| {
-            let Some(mut e) = txn.s.pending_of_thing(thing).first().map(|e| (*e).clone()) else {
+            let Some(mut e) = txn.s.pending_of_thing(thing, ns).first().map(|e| (*e).clone()) else {
                 return Ok(None);
             };
             let started = execution::start(&mut e, details.as_ref(), txn.now);
@@ -286,6 +303,7 @@ impl Engine {
     async fn device_describe(
         &self,
         thing: &str,
+        ns: Option<&str>,
         job_id: &str,
         r: DescribeRequest,
     ) -> Result<Option<Execution>, Rejected> {
@@ -293,12 +311,12 @@ impl Engine {
         let now = self.now();
         self.read(|s| {
             let e = if job_id == "$next" {
-                match s.pending_of_thing(thing).first() {
+                match s.pending_of_thing(thing, ns).first() {
                     Some(e) => *e,
                     None => return Ok(None),
                 }
             } else {
-                match s.execution(job_id, thing, r.execution_number) {
+                match s.execution(job_id, thing, r.execution_number).filter(|_| s.namespace_of(job_id) == ns) {
                     Some(e) => e,
                     None => return Err(execution_not_found(job_id, thing)),
                 }
@@ -312,7 +330,13 @@ impl Engine {
 
     /// UpdateJobExecution, through the same transaction whichever plane asked, so that both
     /// publish the same `notify`, `notify-next` and events.
-    async fn device_update(&self, thing: &str, job_id: &str, r: UpdateRequest) -> Result<Updated, Rejected> {
+    async fn device_update(
+        &self,
+        thing: &str,
+        ns: Option<&str>,
+        job_id: &str,
+        r: UpdateRequest,
+    ) -> Result<Updated, Rejected> {
         if !execution::is_device_settable(r.status) {
             return Err(Rejected::invalid(format!("A device cannot set the status {}", r.status.as_str())));
         }
@@ -320,7 +344,8 @@ impl Engine {
         let status_details = check_status_details(r.status_details)?;
         let update = DeviceUpdate { status: r.status, status_details, expected_version: r.expected_version };
         self.write(|txn| {
-            let Some(mut e) = txn.s.execution(job_id, thing, r.execution_number).cloned() else {
+            let found = txn.s.execution(job_id, thing, r.execution_number).filter(|_| txn.s.namespace_of(job_id) == ns);
+            let Some(mut e) = found.cloned() else {
                 return Err(execution_not_found(job_id, thing));
             };
             if let Err(rejected) = execution::apply_device_update(&mut e, &update, txn.now) {

@@ -7,7 +7,7 @@ use fleetjobs_core::ops::executions::*;
 use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::ApiResult;
 
-use super::{execution_not_found, job_not_found, rejection, thing_not_found};
+use super::{execution_not_found, job_in_namespace, job_not_found, rejection, thing_not_found};
 use crate::Engine;
 
 impl Engine {
@@ -101,6 +101,7 @@ impl Engine {
         self.write(|txn| {
             let key = (job.clone(), thing.clone(), r.execution_number);
             let e = txn.s.executions.get(&key).ok_or_else(|| execution_not_found(job, thing))?;
+            job_in_namespace(txn.s, job, r.namespace_id.as_deref())?;
             execution::can_delete(e, r.force).map_err(rejection)?;
             txn.delete_execution(&key);
             Ok(Empty {})

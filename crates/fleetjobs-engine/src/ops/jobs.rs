@@ -12,7 +12,7 @@ use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::validate::MAX_TARGETS;
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
 
-use super::{job_not_found, queue_executions};
+use super::{job_in_namespace, job_not_found, queue_executions};
 use crate::Engine;
 
 impl Engine {
@@ -74,6 +74,7 @@ impl Engine {
         let configs = r.configs();
         let job_id = &r.job_id;
         self.write(|txn| {
+            job_in_namespace(txn.s, job_id, r.namespace_id.as_deref())?;
             let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
             if matches!(job.status, JobStatus::Completed | JobStatus::Canceled | JobStatus::DeletionInProgress) {
                 return Err(ApiError::invalid(format!(
@@ -180,6 +181,7 @@ impl Engine {
         r.check(self.now())?;
         let job_id = &r.job_id;
         self.write(|txn| {
+            job_in_namespace(txn.s, job_id, r.namespace_id.as_deref())?;
             let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
             match job.status {
                 JobStatus::DeletionInProgress => {
@@ -222,6 +224,7 @@ impl Engine {
         r.check(self.now())?;
         let job_id = &r.job_id;
         self.write(|txn| {
+            job_in_namespace(txn.s, job_id, r.namespace_id.as_deref())?;
             let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
             if job.target_selection != TargetSelection::Continuous || job.status != JobStatus::InProgress {
                 return Err(ApiError::invalid("Targets can only be added to CONTINUOUS jobs that are IN_PROGRESS"));

@@ -3,11 +3,13 @@
 //! request, then applies the rule through a `Txn` (writes) or reads the state. What several
 //! operations share lives here, below them.
 
+mod authorization;
 mod certificates;
 mod dynamic_groups;
 mod endpoint;
 mod event_configurations;
 mod executions;
+mod indexing;
 mod job_templates;
 mod jobs;
 mod policies;
@@ -17,9 +19,13 @@ mod thing_types;
 mod things;
 
 #[cfg(test)]
+mod tests_authorization;
+#[cfg(test)]
 mod tests_dynamic_groups;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_indexing;
 #[cfg(test)]
 mod tests_job_templates;
 #[cfg(test)]
@@ -49,6 +55,18 @@ pub(crate) fn thing_not_found(name: &str) -> ApiError {
 
 pub(crate) fn job_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Job {id} does not exist."))
+}
+
+/// The job `id` as a request naming a job namespace (`namespaceId`, `None`: any) finds it: a
+/// job of another namespace, or of none, is not there for it.
+pub(crate) fn job_in_namespace(s: &State, id: &str, namespace: Option<&str>) -> ApiResult<()> {
+    match (s.jobs.get(id), namespace) {
+        (None, _) => Err(job_not_found(id)),
+        (Some(job), Some(ns)) if job.namespace_id.as_deref() != Some(ns) => {
+            Err(ApiError::not_found(format!("Job {id} does not exist in namespace {ns}.")))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn execution_not_found(job: &str, thing: &str) -> ApiError {
