@@ -147,6 +147,13 @@ impl Engine {
             .map_err(|reason| ApiError::invalid(format!("Unable to read the job document from {url}: {reason}")))
     }
 
+    /// Changes to watch: the sequence number of the last settled batch, bumped each time a
+    /// batch of changes is durable (or refused). A `watch`, so a slow watcher holds one value,
+    /// never a queue; it re-reads what it shows through the operations (live pages).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }

@@ -23,6 +23,7 @@ use crate::hooks::{Action, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, R
 use crate::metrics::METRICS;
 use crate::retain::{RetainLimits, RetainedStore};
 use crate::session::{Limits, Link, Message, Session, Subscribed};
+use crate::tap::{Tap, TapError, Taps};
 use crate::throttle::LogThrottle;
 use crate::topic::{self, TopicLimits, TopicTree};
 
@@ -138,7 +139,11 @@ pub struct Broker<H: DeviceHooks> {
     /// Connections refused for the cap (logged once per interval).
     admission_refusals: LogThrottle,
     next_id: AtomicU64,
+    taps: Arc<Taps>,
 }
+
+/// Taps open at once (each a console page's MQTT client).
+const MAX_TAPS: usize = 16;
 
 /// A connection counted against [`BrokerConfig::max_connections`], until dropped.
 pub(crate) struct Admission {
@@ -192,6 +197,7 @@ impl<H: DeviceHooks> Broker<H> {
             connections: AtomicUsize::new(0),
             admission_refusals: LogThrottle::default(),
             next_id: AtomicU64::new(1),
+            taps: Arc::new(Taps::new(MAX_TAPS)),
         })
     }
 
@@ -240,6 +246,13 @@ impl<H: DeviceHooks> Broker<H> {
             }
         };
         self.route(&Message { topic, payload, qos: qos.min(QoS::Level1), retain: false })
+    }
+
+    /// Watch the messages routed to `filters` in-process (at most `capacity` waiting; more
+    /// are dropped and counted), as an administrator would with a subscription that every
+    /// policy allows. Closed when the [`Tap`] is dropped; at most 16 open at once.
+    pub fn tap(&self, filters: Vec<String>, capacity: usize) -> Result<Tap, TapError> {
+        self.taps.open(filters, capacity)
     }
 
     /// Disconnect every live connection whose hooks session matches `pred` (e.g. its
@@ -463,6 +476,7 @@ impl<H: DeviceHooks> Broker<H> {
     /// Queue `message` for every session with a matching subscription, once per session at the
     /// highest QoS granted, if the session may receive it.
     fn route(&self, message: &Message) -> usize {
+        self.taps.offer(&message.topic, &message.payload);
         let mut targets = Vec::new();
         self.index().for_each_match(&message.topic, |id, subscriber| {
             targets.push((id, subscriber.qos, Arc::clone(&subscriber.session)));

@@ -14,6 +14,7 @@
 //! - `retain`: the retained messages, bounded server-wide, made durable through the hooks.
 //! - `broker`: [`Broker`] and [`BrokerConfig`]: session registry, takeover, expiry, routing.
 //! - `connection`: the per-connection task (handshake, reader, writer).
+//! - `tap`: in-process subscribers with bounded queues (the console's MQTT test client).
 //! - `throttle`: logging at most once per interval what clients can cause at will.
 //! - `tls`: [`serve_tls`], the TLS accept loop.
 //! - `error`: why a connection ends.
@@ -26,6 +27,7 @@ mod hooks;
 mod metrics;
 mod retain;
 mod session;
+mod tap;
 mod throttle;
 mod tls;
 mod topic;
@@ -33,4 +35,5 @@ mod topic;
 pub use broker::{Broker, BrokerConfig};
 pub use hooks::*;
 pub use mqtt_proto::QoS;
+pub use tap::{Tap, TapError, TapMessage, MAX_TAP_FILTERS};
 pub use tls::serve_tls;

@@ -84,11 +84,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tls,
         stop.clone().wait(),
     ));
-    let app = fleetjobs_api::router(engine.clone(), &http_limits).merge(crate::metrics::router(
-        metrics,
-        engine.clone(),
-        broker.clone(),
-    ));
+    let console_config =
+        fleetjobs_console::ConsoleConfig { body_timeout: http_limits.body_timeout, ..Default::default() };
+    let mqtt: Arc<dyn fleetjobs_console::MqttPort> = broker.clone();
+    let console = fleetjobs_console::router(engine.clone(), Some(mqtt), console_config, stop.clone().wait());
+    let app = fleetjobs_api::router(engine.clone(), &http_limits)
+        .merge(crate::metrics::router(metrics, engine.clone(), broker.clone()))
+        .merge(console);
     let http_task = tokio::spawn(fleetjobs_api::serve(app, http_listener, http_limits, stop.clone().wait()));
 
     print_banner(&args, &dir, &credentials);
@@ -136,6 +138,7 @@ fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path) 
     println!("Fleetjobs is running.");
     println!("  data dir     {}", dir.root.display());
     println!("  HTTP API     {http}   (AWS `iot` API, SigV4)");
+    println!("  Console      {http}/console/   (sign in with the access key in the credentials file)");
     println!("  MQTT (mTLS)  {}   (CA: {})", args.mqtt_listen, dir.path("root-CA.crt").display());
     println!("  Jobs (mTLS)  https://{}   (`iot-jobs-data` for devices)", args.jobs_data_listen);
     println!("  credentials  {}", credentials.display());

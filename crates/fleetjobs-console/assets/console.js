@@ -1,0 +1,92 @@
+// Fleetjobs console: the little the pages need beyond HTML and htmx. No inline scripts
+// anywhere (the content security policy refuses them), so everything is wired here.
+(function () {
+  "use strict";
+
+  // Live regions: <el data-sse="URL" data-sse-event="NAME"> gets its contents replaced by each
+  // NAME event (server-rendered, escaped HTML). The page's [data-live] badge shows the state.
+  function startLive(el) {
+    var badge = document.querySelector("[data-live]");
+    var setState = function (s) { if (badge) { badge.setAttribute("data-live", s); } };
+    var source = new EventSource(el.getAttribute("data-sse"));
+    source.addEventListener("open", function () { setState("open"); });
+    var prepend = el.getAttribute("data-sse-mode") === "prepend";
+    source.addEventListener(el.getAttribute("data-sse-event") || "message", function (e) {
+      if (prepend) {
+        // A log: newest first, at most 200 entries kept.
+        el.insertAdjacentHTML("afterbegin", e.data);
+        while (el.children.length > 200) { el.removeChild(el.lastElementChild); }
+      } else {
+        el.innerHTML = e.data;
+      }
+      el.setAttribute("data-updated", String(Date.now()));
+      setState("open");
+    });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused. Signed out or expired: reload, and the sign-in page says so. Otherwise
+        // (too many live pages open) the badge says "closed" and the page stays as it is.
+        setState("closed");
+        fetch(window.location.href, { headers: { "HX-Request": "true" }, redirect: "manual" })
+          .then(function (r) { if (r.status === 401) { window.location.reload(); } });
+      } else {
+        setState("connecting");
+      }
+    });
+  }
+
+  function init() {
+    document.querySelectorAll("[data-sse]").forEach(startLive);
+
+    // Filters apply as soon as a choice changes.
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
+      s.addEventListener("change", function () { s.form.requestSubmit(); });
+    });
+
+    // Destructive forms ask first.
+    document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+      f.addEventListener("submit", function (e) {
+        if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); }
+      });
+    });
+
+    // A job document file is read into the JSON field (no upload of its own).
+    document.querySelectorAll("input[type=file][data-load-into]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        var target = document.getElementById(input.getAttribute("data-load-into"));
+        if (!file || !target) { return; }
+        file.text().then(function (text) {
+          target.value = text;
+          target.dispatchEvent(new Event("input", { bubbles: true }));
+        });
+      });
+    });
+
+    // The document is checked as it is typed (the server checks it again).
+    var doc = document.getElementById("document");
+    var check = document.getElementById("document-check");
+    if (doc && check) {
+      var validate = function () {
+        if (!doc.value.trim()) { check.textContent = ""; check.className = "hint"; return; }
+        try {
+          var v = JSON.parse(doc.value);
+          var ok = v !== null && typeof v === "object" && !Array.isArray(v);
+          check.textContent = ok ? "Valid JSON object." : "A job document must be a JSON object.";
+          check.className = ok ? "hint ok" : "hint bad";
+        } catch (err) {
+          check.textContent = "Not valid JSON: " + err.message;
+          check.className = "hint bad";
+        }
+      };
+      doc.addEventListener("input", validate);
+      validate();
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
