@@ -8,9 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::job_config::{
@@ -26,7 +25,7 @@ use maud::{html, Markup};
 
 use crate::auth::Session;
 use crate::layout::{self, Nav};
-use crate::{now_millis, read_form, Authed, Console, Form};
+use crate::{now_millis, Authed, Console, Form, Posted};
 
 /// Batches listed in the preview; the rest are summed up.
 const PREVIEW_ROWS: usize = 30;
@@ -257,16 +256,7 @@ pub async fn page(Authed(session): Authed) -> Response {
     layout::page("Create job", &session, Nav::Create, form(&session, &f, None)).into_response()
 }
 
-pub async fn submit(
-    State(console): State<Console>,
-    Authed(session): Authed,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let form_data = match read_form(&console, &session, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+pub async fn submit(State(console): State<Console>, Posted { session, form: form_data }: Posted) -> Response {
     let f = Fields::from_form(&form_data);
     let outcome = match request(&console.engine, &f) {
         Ok(r) => {
@@ -309,16 +299,7 @@ async fn count_things(engine: &Engine, f: &Fields) -> ApiResult<usize> {
     Ok(things.len())
 }
 
-pub async fn preview(
-    State(console): State<Console>,
-    Authed(session): Authed,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let form_data = match read_form(&console, &session, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+pub async fn preview(State(console): State<Console>, Posted { form: form_data, .. }: Posted) -> Response {
     let f = Fields::from_form(&form_data);
     let now = now_millis();
     let start = now - now.rem_euclid(fleetjobs_rollout::MINUTE);

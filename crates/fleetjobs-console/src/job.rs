@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::model::JobExecutionStatus;
@@ -19,7 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::Session;
 use crate::layout::{self, Nav};
-use crate::{live, read_form, Authed, Console};
+use crate::{live, Authed, Console, Posted};
 
 /// Executions per page of the table.
 const PAGE_SIZE: i64 = 50;
@@ -253,15 +252,9 @@ pub async fn events(
 
 pub async fn cancel(
     State(console): State<Console>,
-    Authed(session): Authed,
     Path(job_id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let form = match read_form(&console, &session, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let request = CancelJobRequest {
         job_id: job_id.clone(),
         reason_code: None,
@@ -276,15 +269,9 @@ pub async fn cancel(
 
 pub async fn delete(
     State(console): State<Console>,
-    Authed(session): Authed,
     Path(job_id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let form = match read_form(&console, &session, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
     let request = DeleteJobRequest { job_id: job_id.clone(), force: form.checked("force"), namespace_id: None };
     match console.engine.delete_job(request).await {
         Ok(_) => Redirect::to("/console/jobs").into_response(),

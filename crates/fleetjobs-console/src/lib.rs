@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -204,17 +204,29 @@ fn forbidden(why: &str) -> Response {
     (StatusCode::FORBIDDEN, layout::message_page("Refused", why)).into_response()
 }
 
-/// A POST's form, read within the console's bounds, after the cross-site and CSRF checks:
-/// `csrf` must be the session's token.
-async fn read_form(console: &Console, session: &Session, headers: &HeaderMap, body: Body) -> Result<Form, Response> {
-    if auth::cross_site(headers) {
-        return Err(forbidden("This request came from another site."));
+/// A signed-in POST's form: the session ([`Authed`]), then the cross-site check, the form read
+/// within the console's bounds, and its `csrf` field checked against the session's token.
+/// Every state-changing handler takes one, so none can forget a check.
+struct Posted {
+    session: Session,
+    form: Form,
+}
+
+impl FromRequest<Console> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Console) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Authed(session) = Authed::from_request_parts(&mut parts, console).await?;
+        if auth::cross_site(&parts.headers) {
+            return Err(forbidden("This request came from another site."));
+        }
+        let form = read_fields(console, body).await?;
+        if !session.csrf_ok(form.get("csrf")) {
+            return Err(forbidden("The form's security token is missing or stale: reload the page and try again."));
+        }
+        Ok(Posted { session, form })
     }
-    let form = read_fields(console, body).await?;
-    if !session.csrf_ok(form.get("csrf")) {
-        return Err(forbidden("The form's security token is missing or stale: reload the page and try again."));
-    }
-    Ok(form)
 }
 
 async fn read_fields(console: &Console, body: Body) -> Result<Form, Response> {
@@ -289,10 +301,7 @@ async fn signin(State(console): State<Console>, headers: HeaderMap, body: Body) 
     response
 }
 
-async fn signout(State(console): State<Console>, Authed(session): Authed, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = read_form(&console, &session, &headers, body).await {
-        return r;
-    }
+async fn signout(State(console): State<Console>, Posted { session, .. }: Posted) -> Response {
     console.sessions.remove(&session.id);
     let mut response = Redirect::to("/console/signin").into_response();
     if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(SESSION_COOKIE, None)) {

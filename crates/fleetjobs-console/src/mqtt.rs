@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -19,7 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::Session;
 use crate::layout::{self, Nav};
-use crate::{read_form, Authed, Console};
+use crate::{Authed, Console, Posted};
 
 /// Messages a page's tap holds before it drops (the browser takes them as they come).
 const TAP_CAPACITY: usize = 256;
@@ -197,16 +196,7 @@ pub async fn events(State(console): State<Console>, Authed(session): Authed, Que
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
-pub async fn publish(
-    State(console): State<Console>,
-    Authed(session): Authed,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let form = match read_form(&console, &session, &headers, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+pub async fn publish(State(console): State<Console>, headers: HeaderMap, Posted { session, form }: Posted) -> Response {
     let Some(mqtt) = console.mqtt.clone() else { return StatusCode::NOT_FOUND.into_response() };
     let filters = form.get("filters").map(str::to_string);
     let topic = form.text("topic").unwrap_or_default();
