@@ -26,33 +26,15 @@ from pathlib import Path
 import pytest
 
 from .identity import DeviceIdentity
-from .server import FleetjobsServer, cargo_target_dir
-from .util import REPO_ROOT, eventually
+from .server import FleetjobsServer, locate_package_binary
+from .util import eventually
 
 
 # ----------------------------------------------------------------------------- binary
 
 
 def locate_agent_binary() -> Path:
-    explicit = os.environ.get("FLEETJOBS_AGENT_BIN")
-    if explicit:
-        path = Path(explicit)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise RuntimeError(f"FLEETJOBS_AGENT_BIN={explicit} is not an executable file")
-        return path
-    target = cargo_target_dir()
-    if not os.environ.get("FLEETJOBS_SKIP_BUILD"):
-        proc = subprocess.run(
-            ["cargo", "build", "-p", "fleetjobs-agent"], cwd=REPO_ROOT,
-            env=dict(os.environ, CARGO_TARGET_DIR=str(target)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"cargo build -p fleetjobs-agent failed:\n{proc.stdout[-8000:]}")
-    path = target / "debug" / "fleetjobs-agent"
-    if not path.is_file():
-        raise RuntimeError(f"{path} does not exist")
-    return path
+    return locate_package_binary("fleetjobs-agent", "FLEETJOBS_AGENT_BIN")
 
 
 @pytest.fixture(scope="session")

@@ -32,36 +32,41 @@ def cargo_target_dir() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR") or default)
 
 
-def locate_binary() -> Path:
-    """The ``fleetjobs`` binary: $FLEETJOBS_BIN, else ``cargo build -p fleetjobs``.
+def locate_package_binary(package: str, env_var: str) -> Path:
+    """The binary of cargo package ``package`` (its name too): ``$ENV_VAR`` if set, else
+    ``cargo build -p PACKAGE`` into $CARGO_TARGET_DIR.
 
-    Set FLEETJOBS_SKIP_BUILD=1 to use $CARGO_TARGET_DIR/debug/fleetjobs as it is
-    (scripts/test builds it before running pytest).
+    Set FLEETJOBS_SKIP_BUILD=1 to use $CARGO_TARGET_DIR/debug/PACKAGE as it is
+    (scripts/test builds the binaries before running pytest).
     """
-    explicit = os.environ.get("FLEETJOBS_BIN")
+    explicit = os.environ.get(env_var)
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise RuntimeError(f"FLEETJOBS_BIN={explicit} is not an executable file")
+            raise RuntimeError(f"{env_var}={explicit} is not an executable file")
         return path
 
     target = cargo_target_dir()
     if not os.environ.get("FLEETJOBS_SKIP_BUILD"):
-        env = dict(os.environ, CARGO_TARGET_DIR=str(target))
         proc = subprocess.run(
-            ["cargo", "build", "-p", "fleetjobs"],
+            ["cargo", "build", "-p", package],
             cwd=REPO_ROOT,
-            env=env,
+            env=dict(os.environ, CARGO_TARGET_DIR=str(target)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"cargo build -p fleetjobs failed:\n{proc.stdout[-8000:]}")
-    path = target / "debug" / "fleetjobs"
+            raise RuntimeError(f"cargo build -p {package} failed:\n{proc.stdout[-8000:]}")
+    path = target / "debug" / package
     if not path.is_file():
-        raise RuntimeError(f"{path} does not exist (cargo build -p fleetjobs did not produce it)")
+        raise RuntimeError(f"{path} does not exist (cargo build -p {package} did not produce it)")
     return path
+
+
+def locate_binary() -> Path:
+    """The ``fleetjobs`` binary: $FLEETJOBS_BIN, else ``cargo build -p fleetjobs``."""
+    return locate_package_binary("fleetjobs", "FLEETJOBS_BIN")
 
 
 def aws_cli_path() -> str:

@@ -8,36 +8,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .server import FleetjobsServer, cargo_target_dir
-from .util import REPO_ROOT
+from .server import FleetjobsServer, locate_package_binary
 
 
 def locate_sim_binary() -> Path:
-    explicit = os.environ.get("FLEETJOBS_SIM_BIN")
-    if explicit:
-        path = Path(explicit)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise RuntimeError(f"FLEETJOBS_SIM_BIN={explicit} is not an executable file")
-        return path
-    target = cargo_target_dir()
-    if not os.environ.get("FLEETJOBS_SKIP_BUILD"):
-        proc = subprocess.run(
-            ["cargo", "build", "-p", "fleetjobs-sim"], cwd=REPO_ROOT,
-            env=dict(os.environ, CARGO_TARGET_DIR=str(target)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"cargo build -p fleetjobs-sim failed:\n{proc.stdout[-8000:]}")
-    path = target / "debug" / "fleetjobs-sim"
-    if not path.is_file():
-        raise RuntimeError(f"{path} does not exist")
-    return path
+    return locate_package_binary("fleetjobs-sim", "FLEETJOBS_SIM_BIN")
 
 
 @pytest.fixture(scope="session")
