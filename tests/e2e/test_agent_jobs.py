@@ -165,3 +165,19 @@ def test_an_update_behind_the_agents_back_does_not_wedge_it(server, make_device,
     # Once with the stale version, then resynced from the rejection's executionState (three
     # would mean it fell back to sending without expectedVersion).
     assert 1 <= mismatches < 3, f"{mismatches} version mismatches"
+
+
+def test_managed_template_run_command(server, make_device, arn_prefix, start_agent, tmp_path):
+    """A job from AWS's managed template AWS-Run-Command (as the AWS console's "Run command"
+    makes it): the agent runs the substituted command, split on commas as the Device Client
+    does; its optional runAsUser left out runs as the agent's own user."""
+    device = make_device("agent-managed-run")
+    agent = start_agent(device)
+    marker = tmp_path / "ran-by-managed-template"
+    server.aws(
+        "create-job", "--job-id", "agent-managed-run", "--targets", f"{arn_prefix}:thing/{device.thing_name}",
+        "--job-template-arn", "arn:aws:iot:us-east-1::jobtemplate/AWS-Run-Command:1.0",
+        "--document-parameters", json.dumps({"command": f"touch,{marker}"}),
+    )
+    wait_status(server, "agent-managed-run", device.thing_name, "SUCCEEDED", agent=agent)
+    assert marker.exists(), "the command of the managed template did not run"
