@@ -174,6 +174,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("RegisterCertificateWithoutCA", "POST", "/certificate/register-no-ca", register_certificate_without_ca),
     // CA certificates (bring your own PKI)
     op!("GetRegistrationCode", "GET", "/registrationcode", get_registration_code),
+    op!("DeleteRegistrationCode", "DELETE", "/registrationcode", delete_registration_code),
     op!("RegisterCACertificate", "POST", "/cacertificate", register_ca_certificate, query: [
         ("setAsActive", "setAsActive", Bool), ("allowAutoRegistration", "allowAutoRegistration", Bool)]),
     op!("DescribeCACertificate", "GET", "/cacertificate/{caCertificateId}", describe_ca_certificate),

@@ -672,6 +672,13 @@ impl<'a> Txn<'a> {
         self.s.registration_code = Some(code);
     }
 
+    pub fn clear_registration_code(&mut self) {
+        self.changes
+            .mutations
+            .push(Mutation::Delete { kind: REGISTRATION_CODE, key: REGISTRATION_CODE_KEY.to_string() });
+        self.s.registration_code = None;
+    }
+
     /// Store a policy with its default version's parsed document (what devices are judged by
     /// from now on).
     pub fn put_policy(&mut self, p: Policy, doc: Arc<PolicyDocument>) {

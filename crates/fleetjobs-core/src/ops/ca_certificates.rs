@@ -1,4 +1,4 @@
-//! CA certificates (bring your own PKI): GetRegistrationCode, RegisterCACertificate,
+//! CA certificates (bring your own PKI): GetRegistrationCode, DeleteRegistrationCode, RegisterCACertificate,
 //! DescribeCACertificate, ListCACertificates, UpdateCACertificate, DeleteCACertificate,
 //! ListCertificatesByCA.
 
@@ -31,6 +31,16 @@ impl GetRegistrationCodeRequest {
 #[serde(rename_all = "camelCase")]
 pub struct GetRegistrationCodeResponse {
     pub registration_code: String,
+}
+
+/// DeleteRegistrationCode: the next GetRegistrationCode makes a new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct DeleteRegistrationCodeRequest {}
+
+impl DeleteRegistrationCodeRequest {
+    pub fn check(&self, _now: Millis) -> ApiResult<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

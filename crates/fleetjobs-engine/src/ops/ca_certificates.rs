@@ -1,4 +1,4 @@
-//! CA certificates (bring your own PKI): GetRegistrationCode, RegisterCACertificate,
+//! CA certificates (bring your own PKI): GetRegistrationCode, DeleteRegistrationCode, RegisterCACertificate,
 //! DescribeCACertificate, ListCACertificates, UpdateCACertificate, DeleteCACertificate,
 //! ListCertificatesByCA; and RegisterCertificate / RegisterCertificateWithoutCA, which admit
 //! device certificates made elsewhere.
@@ -75,6 +75,20 @@ impl Engine {
                 }
             };
             Ok(GetRegistrationCodeResponse { registration_code })
+        })
+        .await
+    }
+
+    /// AWS lists `ResourceNotFoundException` for it: there is no code to delete before the first
+    /// GetRegistrationCode (or after a delete).
+    pub async fn delete_registration_code(&self, r: DeleteRegistrationCodeRequest) -> ApiResult<Empty> {
+        r.check(self.now())?;
+        self.write(|txn| {
+            if txn.s.registration_code.is_none() {
+                return Err(ApiError::new(ErrorCode::ResourceNotFound, "There is no registration code to delete"));
+            }
+            txn.clear_registration_code();
+            Ok(Empty {})
         })
         .await
     }

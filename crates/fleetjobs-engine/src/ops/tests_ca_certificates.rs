@@ -297,3 +297,16 @@ async fn a_ca_is_deleted_only_inactive_and_without_certificates() {
     let h = h.reopen();
     assert_eq!(err_code(describe_ca(&h, &ca_id).await), ErrorCode::ResourceNotFound);
 }
+
+#[tokio::test]
+async fn a_deleted_registration_code_is_replaced_by_a_new_one_and_survives_a_restart() {
+    let h = harness();
+    let refused = h.engine.delete_registration_code(DeleteRegistrationCodeRequest {}).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::ResourceNotFound, "nothing to delete before the first code");
+    let first = code(&h).await;
+    h.engine.delete_registration_code(DeleteRegistrationCodeRequest {}).await.unwrap();
+    let h = h.reopen();
+    let second = code(&h).await;
+    assert_ne!(first, second);
+    assert_eq!(second, code(&h.reopen()).await);
+}
