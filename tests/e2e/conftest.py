@@ -124,8 +124,8 @@ def connect_device(server):
     """``connect_device(identity) -> JobsDevice`` connected and subscribed to notify(-next)."""
     clients: list[MqttClient] = []
 
-    def connect(identity: DeviceIdentity, subscribe: bool = True) -> JobsDevice:
-        dev = JobsDevice(identity, server.mqtt_port)
+    def connect(identity: DeviceIdentity, subscribe: bool = True, client_id: str | None = None) -> JobsDevice:
+        dev = JobsDevice(identity, server.mqtt_port, client_id)
         clients.append(dev)
         dev.connect()
         if subscribe:

@@ -118,7 +118,8 @@ def test_the_guides_console_path_live(server, keys, page, context, make_device, 
     identities = [make_device(t) for t in THINGS]
     for t in THINGS:
         aws("add-thing-to-thing-group", "--thing-group-name", GROUP, "--thing-name", t)
-    devices = [connect_device(i) for i in identities]
+    # Client id = thing name, as the SDK samples do: the thing page's "Connected" goes by it.
+    devices = [connect_device(i, client_id=i.thing_name) for i in identities]
 
     sign_in(page, server, keys)
     shot(page, "01-jobs-empty")
@@ -197,7 +198,16 @@ def test_the_guides_console_path_live(server, keys, page, context, make_device, 
     page.wait_for_url(f"**/console/things/{THINGS[0]}")
     assert "SUCCEEDED" in page.inner_text(f"tr[data-job='{JOB_ID}']")
     assert identities[0].certificate_arn in page.inner_text("main")
+    assert page.get_attribute("[data-connected]", "data-connected") == "yes"
     shot(page, "07-thing")
+    # The device goes away: its thing page says so.
+    devices[0].close()
+
+    def shows_disconnected():
+        page.reload()
+        assert page.get_attribute("[data-connected]", "data-connected") == "no"
+
+    eventually(shows_disconnected)
     page.goto(console_url(server, f"/console/jobs/{JOB_ID}"))
     # The same pages on a phone.
     page.set_viewport_size({"width": 390, "height": 844})

@@ -100,7 +100,9 @@ pub async fn page(State(console): State<Console>, Authed(session): Authed) -> Re
     layout::page("Devices", &session, Nav::Devices, body).into_response()
 }
 
-async fn thing_markup(engine: &Engine, name: &str) -> ApiResult<Markup> {
+/// `connected`: whether a client with the thing's name as client id is connected now (`None`
+/// without a broker).
+async fn thing_markup(engine: &Engine, name: &str, connected: Option<bool>) -> ApiResult<Markup> {
     let thing = engine.describe_thing(DescribeThingRequest { thing_name: name.to_string() }).await?;
     let groups = groups_of(engine, name).await?;
     let principals = engine
@@ -125,6 +127,14 @@ async fn thing_markup(engine: &Engine, name: &str) -> ApiResult<Markup> {
                 h2 { "Details" }
                 dl.kv {
                     dt { "Thing ARN" } dd.mono { (thing.thing_arn) }
+                    dt { "Connected" }
+                    dd data-connected=(match connected { Some(true) => "yes", Some(false) => "no", None => "unknown" }) {
+                        @match connected {
+                            Some(true) => { span.badge.st-SUCCEEDED { "connected" } " (client id " code { (name) } ")" }
+                            Some(false) => { span.muted { "not connected" } }
+                            None => { "—" }
+                        }
+                    }
                     dt { "Type" } dd { (thing.thing_type_name.as_deref().unwrap_or("—")) }
                     dt { "Groups" } dd { @if groups.is_empty() { "—" } @else { (groups.join(", ")) } }
                     dt { "Attributes" } dd { @for (k, v) in &thing.attributes { code { (k) "=" (v) } " " } }
@@ -157,7 +167,8 @@ async fn thing_markup(engine: &Engine, name: &str) -> ApiResult<Markup> {
 }
 
 pub async fn thing(State(console): State<Console>, Authed(session): Authed, Path(name): Path<String>) -> Response {
-    match thing_markup(&console.engine, &name).await {
+    let connected = console.mqtt.as_ref().map(|mqtt| mqtt.is_connected(&name));
+    match thing_markup(&console.engine, &name, connected).await {
         Ok(m) => layout::page(&format!("Thing {name}"), &session, Nav::Devices, m).into_response(),
         Err(e) => {
             let status = if e.code == fleetjobs_core::ErrorCode::ResourceNotFound {

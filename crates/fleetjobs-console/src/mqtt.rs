@@ -35,6 +35,8 @@ pub trait MqttPort: Send + Sync {
     fn tap(&self, filters: Vec<String>, capacity: usize) -> Result<Tap, TapError>;
     /// Publish at QoS 1 to the authorized subscribers; how many it was queued for.
     fn publish(&self, topic: &str, payload: Bytes) -> usize;
+    /// Whether a client with this id is connected now.
+    fn is_connected(&self, client_id: &str) -> bool;
 }
 
 impl<H: DeviceHooks> MqttPort for Broker<H> {
@@ -44,6 +46,10 @@ impl<H: DeviceHooks> MqttPort for Broker<H> {
 
     fn publish(&self, topic: &str, payload: Bytes) -> usize {
         Broker::publish(self, topic, payload, QoS::Level1)
+    }
+
+    fn is_connected(&self, client_id: &str) -> bool {
+        Broker::is_connected(self, client_id)
     }
 }
 

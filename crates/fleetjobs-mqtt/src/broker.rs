@@ -272,6 +272,13 @@ impl<H: DeviceHooks> Broker<H> {
         disconnected
     }
 
+    /// Whether a connection with this client id is live now. AWS tells a thing's connectivity
+    /// by client id, which the device SDKs' samples set to the thing's name.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        let session = lock(&self.sessions).get(client_id).cloned();
+        session.is_some_and(|s| s.live().is_some())
+    }
+
     /// Live connections that completed CONNECT.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
