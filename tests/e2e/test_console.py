@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from e2elib.identity import CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, jobs_policy
+from e2elib.mqtt import JobsDevice
 from e2elib.util import E2E_DIR, eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -105,6 +107,58 @@ def session_cookie(context) -> str | None:
         if c["name"] == SESSION_COOKIE:
             return c["value"]
     return None
+
+
+def test_one_click_thing_with_certificate_connects(server, keys, page, arn_prefix, tmp_path):
+    """Devices → create a thing with a certificate and an existing policy (the AWS console's
+    one-click flow): the page offers the certificate, private key, public key and root CA for
+    download; a paho device with exactly those files connects, and the thing page says so."""
+    thing = "console-one-click"
+    server.aws("create-policy", "--policy-name", "one-click-policy",
+               "--policy-document", json.dumps(jobs_policy(arn_prefix, thing)))
+    sign_in(page, server, keys)
+    page.click("text=Devices")
+    page.fill("input[name=thingName]", thing)
+    page.fill("input[name=policyName]", "one-click-policy")
+    page.click("text=Create thing")
+    page.wait_for_selector("a[data-file=private-key]")
+    shot(page, "08-thing-created")
+    files = {}
+    for kind in ("certificate", "private-key", "public-key", "root-ca"):
+        with page.expect_download() as download:
+            page.click(f"a[data-file={kind}]")
+        files[kind] = Path(download.value.path()).read_text()
+    assert files["private-key"].startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert files["root-ca"] == server.root_ca.read_text()
+    principals = server.aws("list-thing-principals", "--thing-name", thing)["principals"]
+    assert len(principals) == 1
+    assert server.aws("list-attached-policies", "--target", principals[0])["policies"][0]["policyName"] == \
+        "one-click-policy"
+
+    cert_dir = tmp_path / "one-click"
+    cert_dir.mkdir()
+    (cert_dir / CERT_FILE).write_text(files["certificate"])
+    (cert_dir / KEY_FILE).write_text(files["private-key"])
+    (cert_dir / CA_FILE).write_text(files["root-ca"])
+    identity = DeviceIdentity(thing_name=thing, thing_arn=f"{arn_prefix}:thing/{thing}", cert_dir=cert_dir,
+                              certificate_arn=principals[0], certificate_id=principals[0].rsplit("/", 1)[1],
+                              policy_name="one-click-policy")
+    device = JobsDevice(identity, server.mqtt_port, client_id=thing)
+    device.connect()
+    try:
+        page.goto(console_url(server, f"/console/things/{thing}"))
+        assert page.get_attribute("[data-connected]", "data-connected") == "yes"
+    finally:
+        device.close()
+
+    # A second thing of the same name: the engine's error beside the form, no new certificate.
+    certificates = len(server.aws("list-certificates")["certificates"])
+    page.click("text=Devices")
+    page.fill("input[name=thingName]", thing)
+    page.click("text=Create thing")
+    shot(page, "08-thing-exists")
+    assert "ResourceAlreadyExists" in page.inner_text(".field-error")
+    assert len(server.aws("list-certificates")["certificates"]) == certificates
 
 
 # ----------------------------------------------------------------------------- the guide's path
@@ -311,6 +365,7 @@ ROUTES = [
     ("POST", "/console/signout"),
     ("GET", "/console/things"),
     ("GET", f"/console/things/{THINGS[0]}"),
+    ("POST", "/console/things/new"),
     ("GET", "/console/test"),
     ("GET", "/console/test/events?filters=%23"),
     ("POST", "/console/test/publish"),

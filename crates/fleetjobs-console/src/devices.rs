@@ -1,20 +1,26 @@
 //! Devices: the things (type, groups, attributes) and thing groups; a thing's page with its
-//! certificates and its job executions. Read-only, through the registry's operations.
+//! certificates, its job executions and whether it is connected; and the AWS console's
+//! one-click thing: a thing with a new certificate (and a policy, if named), its files to
+//! download once.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use fleetjobs_core::ops::certificates::{CreateKeysAndCertificateRequest, CreateKeysAndCertificateResponse};
 use fleetjobs_core::ops::executions::ListJobExecutionsForThingRequest;
+use fleetjobs_core::ops::policies::PolicyTargetRequest;
 use fleetjobs_core::ops::thing_groups::{
     ListThingGroupsForThingRequest, ListThingGroupsRequest, ListThingsInThingGroupRequest,
 };
-use fleetjobs_core::ops::things::{DescribeThingRequest, ListThingPrincipalsRequest, ListThingsRequest};
-use fleetjobs_core::ApiResult;
+use fleetjobs_core::ops::things::{
+    CreateThingRequest, DescribeThingRequest, ListThingPrincipalsRequest, ListThingsRequest, ThingPrincipalRequest,
+};
+use fleetjobs_core::{ApiError, ApiResult};
 use fleetjobs_engine::Engine;
 use maud::{html, Markup};
 
 use crate::layout::{self, Nav};
-use crate::{Authed, Console};
+use crate::{Authed, Console, Posted};
 
 /// At most this many things and groups listed.
 const MAX_SHOWN: i64 = 250;
@@ -96,7 +102,7 @@ pub async fn page(State(console): State<Console>, Authed(session): Authed) -> Re
         Ok(m) => m,
         Err(e) => error(&e),
     };
-    let body = html! { div.titlebar { h1 { "Devices" } } (body) };
+    let body = html! { div.titlebar { h1 { "Devices" } } (create_form(&session, "", "", None)) (body) };
     layout::page("Devices", &session, Nav::Devices, body).into_response()
 }
 
@@ -179,4 +185,114 @@ pub async fn thing(State(console): State<Console>, Authed(session): Authed, Path
             (status, layout::page("Thing", &session, Nav::Devices, error(&e))).into_response()
         }
     }
+}
+
+/// The one-click form: a thing name and, optionally, an existing policy to attach.
+fn create_form(session: &crate::auth::Session, thing: &str, policy: &str, error: Option<&str>) -> Markup {
+    html! {
+        section.card {
+            h2 { "Create a thing with a certificate" }
+            form.inline method="post" action="/console/things/new" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                label { "Thing name " input name="thingName" required value=(thing); }
+                label { "Policy to attach (optional) " input name="policyName" value=(policy); }
+                button type="submit" { "Create thing" }
+            }
+            @if let Some(e) = error { p.field-error { (e) } }
+        }
+    }
+}
+
+/// create-thing, create-keys-and-certificate (ACTIVE), attach-policy (if named),
+/// attach-thing-principal, as the AWS console does in a row; the first failure is shown beside
+/// the form, with what was created before it.
+pub async fn create(State(console): State<Console>, Posted { session, form }: Posted) -> Response {
+    let thing = form.text("thingName").unwrap_or_default();
+    let policy = form.text("policyName");
+    let engine = &console.engine;
+    let mut done: Vec<String> = Vec::new();
+    let outcome: ApiResult<CreateKeysAndCertificateResponse> = async {
+        // CreateThing is idempotent, as on AWS; a one-click thing is a new one.
+        if let Ok(existing) = engine.describe_thing(DescribeThingRequest { thing_name: thing.clone() }).await {
+            let message = format!("A thing named {thing} already exists");
+            return Err(ApiError::already_exists(message, &existing.thing_id, &existing.thing_arn));
+        }
+        engine
+            .create_thing(CreateThingRequest {
+                thing_name: thing.clone(),
+                thing_type_name: None,
+                attribute_payload: None,
+                billing_group_name: None,
+            })
+            .await?;
+        done.push(format!("thing {thing}"));
+        let cert = engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await?;
+        done.push(format!("certificate {}", cert.certificate_id));
+        if let Some(policy_name) = &policy {
+            let target = cert.certificate_arn.clone();
+            engine.attach_policy(PolicyTargetRequest { policy_name: policy_name.clone(), target }).await?;
+            done.push(format!("policy {policy_name} attached"));
+        }
+        engine
+            .attach_thing_principal(ThingPrincipalRequest {
+                thing_name: thing.clone(),
+                principal: cert.certificate_arn.clone(),
+                thing_principal_type: None,
+            })
+            .await?;
+        Ok(cert)
+    }
+    .await;
+    match outcome {
+        Ok(cert) => {
+            let body = created(&thing, &cert, engine.root_ca_pem());
+            layout::page(&format!("Thing {thing} created"), &session, Nav::Devices, body).into_response()
+        }
+        Err(e) => {
+            let mut message = format!("{}: {}", e.code.name(), e.message);
+            if !done.is_empty() {
+                message.push_str(&format!(" (already done: {})", done.join(", ")));
+            }
+            let body = html! {
+                div.titlebar { h1 { "Devices" } }
+                (create_form(&session, &thing, policy.as_deref().unwrap_or(""), Some(&message)))
+            };
+            (StatusCode::BAD_REQUEST, layout::page("Devices", &session, Nav::Devices, body)).into_response()
+        }
+    }
+}
+
+/// The new device's files, each a download link (the private key is not kept by the server:
+/// this page is the only chance to take it, as in the AWS console).
+fn created(thing: &str, cert: &CreateKeysAndCertificateResponse, root_ca: &str) -> Markup {
+    let id = &cert.certificate_id;
+    let short = &id[..id.len().min(10)];
+    let files = [
+        ("certificate", format!("{short}-certificate.pem.crt"), cert.certificate_pem.as_str()),
+        ("private-key", format!("{short}-private.pem.key"), cert.key_pair.private_key.as_str()),
+        ("public-key", format!("{short}-public.pem.key"), cert.key_pair.public_key.as_str()),
+        ("root-ca", "root-CA.crt".to_string(), root_ca),
+    ];
+    html! {
+        div.titlebar { h1 { "Thing " span.id { (thing) } " created" } }
+        section.card {
+            h2 { "Download the device's files" }
+            p { "The private key is shown on this page only: the server does not keep it." }
+            dl.kv {
+                dt { "Certificate ID" } dd.mono { (id) }
+                dt { "Certificate ARN" } dd.mono { (cert.certificate_arn) }
+            }
+            ul.downloads {
+                @for (kind, name, pem) in &files {
+                    li { a data-file=(kind) download=(name) href=(data_url(pem)) { (name) } }
+                }
+            }
+            p { a href={ "/console/things/" (thing) } { "Go to the thing" } }
+        }
+    }
+}
+
+fn data_url(text: &str) -> String {
+    use base64::Engine as _;
+    format!("data:application/x-pem-file;base64,{}", base64::engine::general_purpose::STANDARD.encode(text))
 }

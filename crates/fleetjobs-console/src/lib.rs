@@ -123,6 +123,7 @@ pub fn router(
         .route("/console/jobs/{job_id}/cancel", post(job::cancel))
         .route("/console/jobs/{job_id}/delete", post(job::delete))
         .route("/console/things", get(devices::page))
+        .route("/console/things/new", post(devices::create))
         .route("/console/things/{thing_name}", get(devices::thing))
         .route("/console/test", get(mqtt::page))
         .route("/console/test/events", get(mqtt::events))

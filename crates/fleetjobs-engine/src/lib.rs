@@ -164,6 +164,12 @@ impl Engine {
 
     /// The state, re-read from the store first if a failed commit left changes in memory that
     /// the store refused (memory then matches disk again before anyone looks).
+    /// The root CA's certificate (PEM): what devices trust the server with, AWS's
+    /// `AmazonRootCA1.pem` here.
+    pub fn root_ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, state::State>, ApiError> {
         let mut guard = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let failed = self.health.failed_epoch();
