@@ -77,27 +77,5 @@ pub fn certificate_id(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-/// When a certificate is valid: its notBefore and notAfter, in epoch seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validity {
-    pub not_before: i64,
-    pub not_after: i64,
-}
-
-/// The validity period written in a DER certificate.
-pub fn validity(der: &[u8]) -> Result<Validity, PkiError> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::InvalidCertificate(e.to_string()))?;
-    let v = cert.validity();
-    Ok(Validity { not_before: v.not_before.timestamp(), not_after: v.not_after.timestamp() })
-}
-
-/// [`validity`] of a PEM certificate.
-pub fn validity_of_pem(cert_pem: &str) -> Result<Validity, PkiError> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| PkiError::InvalidPem(e.to_string()))?;
-    validity(&der)
-}
-
 #[cfg(test)]
 mod tests;

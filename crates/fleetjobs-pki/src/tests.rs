@@ -195,8 +195,8 @@ fn foreign_certificates_tell_their_ca_their_issuer_and_their_validity() {
     assert!(matches!(ForeignCertificate::from_pem("nope"), Err(CertificateCheckError::InvalidPem(_))));
     let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     assert!(ForeignCertificate::from_pem(garbage).is_err());
-    let v = validity_of_pem(ca.cert_pem()).unwrap();
-    assert_eq!((v.not_before * 1000, v.not_after * 1000), (ca_cert.not_before, ca_cert.not_after));
+    let v = ForeignCertificate::from_der(ca.cert_der().to_vec()).unwrap();
+    assert_eq!((v.not_before, v.not_after), (ca_cert.not_before, ca_cert.not_after));
 }
 
 #[test]
@@ -568,12 +568,17 @@ fn pem_of(label: &str, der: &[u8]) -> String {
 fn validity_is_read_from_the_certificate() {
     let ca = CertificateAuthority::generate().unwrap();
     let device = ca.issue_device_cert_with(DeviceKeyType::EcP256).unwrap();
-    let v = validity(&device.cert_der).unwrap();
-    assert_eq!(v.not_after, 2_524_607_999); // 2049-12-31T23:59:59Z
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!((now - 3700..=now - 3500).contains(&v.not_before), "back-dated one hour: {} vs {now}", v.not_before);
-    assert_eq!(validity_of_pem(&device.cert_pem).unwrap(), v);
-    let root = validity(ca.cert_der()).unwrap();
-    assert_eq!(root.not_before, parse(ca.cert_der()).validity().not_before.timestamp());
-    assert!(matches!(validity(b"not a certificate"), Err(PkiError::InvalidCertificate(_))));
+    let v = ForeignCertificate::from_der(device.cert_der.clone()).unwrap();
+    assert_eq!(v.not_after, 2_524_607_999_000); // 2049-12-31T23:59:59Z
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!(
+        (now - 3_700_000..=now - 3_500_000).contains(&v.not_before),
+        "back-dated one hour: {} vs {now}",
+        v.not_before
+    );
+    let from_pem = ForeignCertificate::from_pem(&device.cert_pem).unwrap();
+    assert_eq!((from_pem.not_before, from_pem.not_after), (v.not_before, v.not_after));
+    let root = ForeignCertificate::from_der(ca.cert_der().to_vec()).unwrap();
+    assert_eq!(root.not_before, parse(ca.cert_der()).validity().not_before.timestamp() * 1000);
+    assert!(ForeignCertificate::from_der(b"not a certificate".to_vec()).is_err());
 }

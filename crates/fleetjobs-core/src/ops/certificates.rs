@@ -8,9 +8,6 @@ use super::{check_page_size, Empty, Timestamp};
 use crate::model::CertificateStatus;
 use crate::{validate, ApiError, ApiResult, Millis};
 
-/// Every certificate this server issues is a `DEFAULT` (not `SNI_ONLY`) one.
-pub const CERTIFICATE_MODE: &str = "DEFAULT";
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateKeysAndCertificateRequest {
@@ -321,7 +318,7 @@ mod tests {
             certificate_arn: "arn".into(),
             certificate_id: "id".into(),
             status: CertificateStatus::PendingActivation,
-            certificate_mode: CERTIFICATE_MODE,
+            certificate_mode: "DEFAULT",
             creation_date: Timestamp(1_500),
         };
         assert_eq!(

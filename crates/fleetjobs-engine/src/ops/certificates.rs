@@ -6,7 +6,7 @@ use fleetjobs_core::model::{Certificate, CertificateMode, CertificateStatus};
 use fleetjobs_core::ops::certificates::*;
 use fleetjobs_core::ops::{page, Empty, Timestamp};
 use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
-use fleetjobs_pki::PkiError;
+use fleetjobs_pki::{ForeignCertificate, PkiError};
 
 use super::certificate_not_found;
 use crate::state::Txn;
@@ -123,10 +123,9 @@ impl Engine {
             .await?;
         // Read from the certificate itself, after the lock is released.
         let d = &mut described.certificate_description;
-        d.validity = fleetjobs_pki::validity_of_pem(&d.certificate_pem).ok().map(|v| CertificateValidity {
-            not_before: Timestamp(v.not_before.saturating_mul(1000)),
-            not_after: Timestamp(v.not_after.saturating_mul(1000)),
-        });
+        d.validity = ForeignCertificate::from_pem(&d.certificate_pem)
+            .ok()
+            .map(|c| CertificateValidity { not_before: Timestamp(c.not_before), not_after: Timestamp(c.not_after) });
         Ok(described)
     }
 

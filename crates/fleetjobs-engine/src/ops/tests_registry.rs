@@ -164,8 +164,8 @@ async fn describe_certificate_shows_its_validity() {
     let h = harness();
     let c = h.cert(true).await;
     let validity = h.describe(&c.certificate_id).await.unwrap().validity.expect("validity");
-    let written = fleetjobs_pki::validity_of_pem(&c.certificate_pem).unwrap();
-    assert_eq!(validity.not_before.0, written.not_before * 1000);
+    let written = fleetjobs_pki::ForeignCertificate::from_pem(&c.certificate_pem).unwrap();
+    assert_eq!(validity.not_before.0, written.not_before);
     assert_eq!(validity.not_after.0, 2_524_607_999_000); // 2049-12-31T23:59:59Z, as AWS's
 }
 
