@@ -4,7 +4,7 @@ against a fresh `fleetjobs serve`; create-job on their thing group → every exe
 SUCCEEDED, as the devices see their final update accepted (so durable).
 
     bench/fleet_completion.py                      # sizes 1000 10000 15000 (release build)
-    bench/fleet_completion.py --sizes 50 --debug   # the CI smoke size
+    bench/fleet_completion.py --sizes 50 --debug --results-dir /tmp/x   # the CI smoke size
 
 Per size: a new temp data dir and server (--max-connections above N), then
 `fleetjobs-sim --create-job --server-pid PID`. Writes bench/results/fleet_completion.json
@@ -57,7 +57,7 @@ def machine() -> dict:
     }
 
 
-def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int) -> dict:
+def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int, results: Path) -> dict:
     data = Path(tempfile.mkdtemp(prefix=f"fleet-completion-{n}-"))
     http, mqtt, jobs = free_port(), free_port(), free_port()
     server_cmd = [
@@ -79,12 +79,12 @@ def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int
                 break
             except OSError:
                 time.sleep(0.05)
-        summary_file = RESULTS / f"fleet_completion_{n}.json"
+        summary_file = results / f"fleet_completion_{n}.json"
         sim_cmd = [
             str(sim_bin), "--endpoint", f"http://127.0.0.1:{http}", "--mqtt", f"127.0.0.1:{mqtt}",
             "--data-dir", str(data / "data"), "--things", str(n), "--create-job", "--job-id", f"bench-{n}",
             "--work-ms", str(work_ms), "--server-pid", str(server.pid), "--timeout-secs", str(timeout),
-            "--progress", "plain", "--summary", str(summary_file), "--chart", str(RESULTS / f"fleet_completion_{n}.svg"),
+            "--progress", "plain", "--summary", str(summary_file), "--chart", str(results / f"fleet_completion_{n}.svg"),
         ]
         print(f"== {n} devices", file=sys.stderr, flush=True)
         rc = subprocess.run(sim_cmd).returncode
@@ -129,7 +129,8 @@ def main() -> None:
     p.add_argument("--work-ms", type=int, default=0, help="each device's work time per job")
     p.add_argument("--timeout-secs", type=int, default=600)
     p.add_argument("--debug", action="store_true", help="use the debug binaries (smoke runs)")
-    p.add_argument("--out", default="fleet_completion.json", help="results file name under bench/results")
+    p.add_argument("--out", default="fleet_completion.json", help="results file name under the results dir")
+    p.add_argument("--results-dir", type=Path, default=RESULTS, help="where results go (default bench/results)")
     args = p.parse_args()
     profile = "debug" if args.debug else "release"
     server_bin = Path(os.environ.get("FLEETJOBS_BIN") or target_dir() / profile / "fleetjobs")
@@ -144,9 +145,9 @@ def main() -> None:
             print(f"skipping {n}: the open-files limit is {limit}", file=sys.stderr)
         else:
             sizes.append(n)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    runs = [run_size(server_bin, sim_bin, n, args.work_ms, args.timeout_secs) for n in sizes]
+    runs = [run_size(server_bin, sim_bin, n, args.work_ms, args.timeout_secs, args.results_dir) for n in sizes]
     out = {
         "benchmark": "fleet_completion",
         "started": started,
@@ -155,7 +156,7 @@ def main() -> None:
         "work_ms": args.work_ms,
         "runs": runs,
     }
-    (RESULTS / args.out).write_text(json.dumps(out, indent=2) + "\n")
+    (args.results_dir / args.out).write_text(json.dumps(out, indent=2) + "\n")
     for r in runs:
         print(f"{r['devices']:>6} devices: create → all SUCCEEDED {r['completion_seconds']} s, "
               f"server CPU {r['server_cpu_ms_per_execution']} ms/execution, "
