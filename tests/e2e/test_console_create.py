@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from playwright.sync_api import expect
 
 from e2elib.server import start_server
 # The browser fixtures and helpers of the console's own tests (names only: not its tests).
@@ -147,8 +148,7 @@ def test_a_bad_value_is_the_engines_error_inline_and_no_job(server, keys, page):
     page.fill("input[name=abort_threshold_0]", "200")
     page.fill("input[name=abort_min_executed_0]", "5")
     # The preview already says so (the same rules), before any submit.
-    page.wait_for_selector("#preview .field-error")
-    assert "thresholdPercentage must be between 0 and 100" in page.inner_text("#preview")
+    expect(page.locator("#preview .field-error")).to_have_text("thresholdPercentage must be between 0 and 100")
     submit(page)
     error = page.locator(".field-error[data-field=Abort]")
     assert error.inner_text() == "InvalidRequestException: thresholdPercentage must be between 0 and 100"
