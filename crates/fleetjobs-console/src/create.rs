@@ -21,6 +21,7 @@ use fleetjobs_core::job_config::{
     RolloutConfig, SchedulingConfig, TimeoutConfig,
 };
 use fleetjobs_core::model::TargetSelection;
+use fleetjobs_core::ops::job_templates::{merge_configs, windows_only, DescribeJobTemplateRequest};
 use fleetjobs_core::ops::jobs::CreateJobRequest;
 use fleetjobs_core::ops::thing_groups::ListThingsInThingGroupRequest;
 use fleetjobs_core::{validate, ApiError, ApiResult, Millis};
@@ -577,8 +578,30 @@ pub async fn preview(State(console): State<Console>, Posted { form: form_data, .
     markup.into_response()
 }
 
+/// The configs a job made from the form would have: the form's, and a custom template's
+/// filling the rest as `Engine::create_job` fills them (core's `merge_configs`). A managed
+/// template has no configs; an unknown one is the engine's error at submit, not the preview's.
+async fn job_configs(engine: &Engine, f: &Fields) -> Result<JobConfigs, String> {
+    let own = configs(f).map_err(|(_, m)| m)?;
+    let id = engine.config().scope.parse(&f.job_template, ResourceKind::JobTemplate).filter(|id| !id.contains(':'));
+    let Some(id) = id else { return Ok(own) };
+    let Ok(t) = engine.describe_job_template(DescribeJobTemplateRequest { job_template_id: id.to_string() }).await
+    else {
+        return Ok(own);
+    };
+    let template = JobConfigs {
+        presigned_url_config: t.presigned_url_config,
+        job_executions_rollout_config: t.job_executions_rollout_config,
+        abort_config: t.abort_config,
+        timeout_config: t.timeout_config,
+        job_executions_retry_config: t.job_executions_retry_config,
+        scheduling_config: windows_only(t.maintenance_windows),
+    };
+    Ok(merge_configs(&own, &template))
+}
+
 async fn preview_markup(engine: &Engine, f: &Fields, start: Millis) -> Result<Markup, String> {
-    let configs = configs(f).map_err(|(_, m)| m)?;
+    let configs = job_configs(engine, f).await?;
     configs.check(start).map_err(|e| e.message)?;
     let things = count_things(engine, f).await.map_err(|e| aws_message(&e))?;
     if things == 0 {

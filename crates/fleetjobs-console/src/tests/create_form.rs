@@ -230,3 +230,67 @@ async fn target_search_and_the_job_id_check() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
 }
+
+#[tokio::test]
+async fn an_account_template_brings_its_document_and_configs() {
+    use fleetjobs_core::ops::job_templates::CreateJobTemplateRequest;
+    let h = harness().await;
+    let (cookie, csrf) = sign_in(&h, "").await;
+    h.engine.create_thing(CreateThingRequest { thing_name: "t1".into(), ..Default::default() }).await.unwrap();
+    let template = h
+        .engine
+        .create_job_template(CreateJobTemplateRequest {
+            job_template_id: "nightly".into(),
+            document: Some(r#"{"op":"nightly"}"#.into()),
+            description: "Nightly update".into(),
+            timeout_config: Some(fleetjobs_core::job_config::TimeoutConfig {
+                in_progress_timeout_in_minutes: Some(15),
+            }),
+            job_executions_rollout_config: Some(fleetjobs_core::job_config::RolloutConfig {
+                maximum_per_minute: Some(1),
+                exponential_rate: None,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let arn = template.job_template_arn;
+    let (_, page) = page_of(&h, &cookie, "/console/jobs/new").await;
+    assert!(
+        page.contains(&format!(r#"<optgroup label="Custom templates"><option value="{arn}">nightly</option>"#)),
+        "{page}"
+    );
+    let (_, fields) = page_of(&h, &cookie, &format!("/console/jobs/template-fields?job_template={arn}")).await;
+    assert!(fields.contains(r#"data-template="nightly""#) && !fields.contains("param_"), "{fields}");
+    // The preview counts the template's rate in: two things at one a minute.
+    h.engine.create_thing(CreateThingRequest { thing_name: "t2".into(), ..Default::default() }).await.unwrap();
+    let two = [("csrf", csrf.as_str()), ("things", "t1 t2"), ("job_template", &arn)];
+    let (_, _, preview) = send(&h.app, post_form("/console/jobs/preview", &cookie, &two)).await;
+    assert!(preview.contains(r#"data-things="2" data-batches="2""#), "{preview}");
+    let form = [("csrf", csrf.as_str()), ("job_id", "from-own-template"), ("things", "t1"), ("job_template", &arn)];
+    let (status, _, body) = send(&h.app, post_form("/console/jobs/new", &cookie, &form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let job =
+        h.engine.describe_job(DescribeJobRequest { job_id: "from-own-template".into(), before_substitution: false });
+    let job = job.await.unwrap().job;
+    assert_eq!(job.configs.timeout_config.and_then(|t| t.in_progress_timeout_in_minutes), Some(15));
+    assert_eq!(job.description.as_deref(), Some("Nightly update"));
+    // A template and a pasted document: the engine's rule, beside the template.
+    let both =
+        [("csrf", csrf.as_str()), ("job_id", "both"), ("things", "t1"), ("job_template", &arn), ("document", "{}")];
+    let (status, _, body) = send(&h.app, post_form("/console/jobs/new", &cookie, &both)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains(r#"data-field="Template">InvalidRequestException: Specify either document"#), "{body}");
+}
+
+#[tokio::test]
+async fn the_forms_helpers_send_strangers_to_sign_in() {
+    let h = harness().await;
+    for path in
+        ["/console/jobs/targets?target_search=p", "/console/jobs/check-id?job_id=x", "/console/jobs/template-fields"]
+    {
+        let (status, headers, _) = send(&h.app, get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(headers[header::LOCATION], "/console/signin", "{path}");
+    }
+}
