@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 
 from e2elib.server import start_server
 # The browser fixtures and helpers of the console's own tests (names only: not its tests).
-from test_console import browser, console_url, context, keys, page, shot, sign_in  # noqa: F401
+from test_console import SESSION_COOKIE, _request, browser, console_url, context, keys, page, shot, sign_in  # noqa: F401
 from test_document_sources import BUCKET, KEYS, moto  # noqa: F401
 from test_document_sources import DOCUMENT as S3_DOCUMENT
 
@@ -237,3 +237,17 @@ def test_target_search_finds_a_thing_and_a_group(server, keys, page):
     page.wait_for_url("**/console/jobs/console-searched-targets")
     targets = aws("describe-job", "--job-id", "console-searched-targets")["job"]["targets"]
     assert sorted(t.rsplit(":", 1)[1] for t in targets) == ["thing/search-pump-1", "thinggroup/search-pumps"]
+
+
+@pytest.mark.parametrize("path", [
+    "/console/jobs/targets?target_search=search",
+    "/console/jobs/template-fields?job_template=x",
+    "/console/jobs/check-id?job_id=x",
+])
+def test_the_forms_helpers_refuse_strangers(server, path):
+    status, headers = _request(server, "GET", path)
+    assert status == 303 and headers.get("location") == "/console/signin", (status, headers)
+    status, _ = _request(server, "GET", path, {"HX-Request": "true"})
+    assert status == 401
+    status, _ = _request(server, "GET", path, {"Cookie": f"{SESSION_COOKIE}=0123abcd"})
+    assert status == 303
