@@ -156,6 +156,8 @@ def test_a_bad_value_is_the_engines_error_inline_and_no_job(server, keys, page):
     assert page.input_value("input[name=abort_threshold_0]") == "200"
     assert page.input_value("input[name=job_id]") == "console-bad-threshold"
     shot(page, "12-create-bad-threshold")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "12-create-bad-threshold-phone")
     err = server.aws_error("describe-job", "--job-id", "console-bad-threshold")
     assert err.code == "ResourceNotFoundException", err
     assert all(j["jobId"] != "console-bad-threshold" for j in aws("list-jobs")["jobs"])

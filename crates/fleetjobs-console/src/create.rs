@@ -456,12 +456,12 @@ fn form(session: &Session, f: &Fields, templates: &[pick::TemplateChoice], error
                 h2 { "Abort" }
                 span.hint { "Cancel the job when, of at least this many executed things, this percentage ended so." }
                 table.rows {
-                    thead { tr { th { "Failure type" } th { "Action" } th { "Threshold %" } th { "Min. executed things" } } }
+                    thead { tr { th { "Failure type" } th.action { "Action" } th { "Threshold %" } th { "Min. executed things" } } }
                     tbody {
                         @for (i, row) in f.abort.iter().enumerate() {
                             tr {
                                 td { select name=(format!("abort_failure_type_{i}")) aria-label="failureType" { (options(&abort_types, &row.failure_type)) } }
-                                td { select name=(format!("abort_action_{i}")) aria-label="action" { option value="CANCEL" { "CANCEL" } } }
+                                td.action { select name=(format!("abort_action_{i}")) aria-label="action" { option value="CANCEL" { "CANCEL" } } }
                                 td { input name=(format!("abort_threshold_{i}")) inputmode="decimal" value=(row.threshold) aria-label="thresholdPercentage"; }
                                 td { input name=(format!("abort_min_executed_{i}")) type="number" value=(row.min_executed) aria-label="minNumberOfExecutedThings"; }
                             }
