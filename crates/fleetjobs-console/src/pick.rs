@@ -1,5 +1,6 @@
 //! What the create-job form asks the server for while it is filled in (htmx GETs, read-only):
-//! things and thing groups by name prefix to pick targets from, the job templates to choose
+//! things (through the fleet index when it is on, else ListThings pages) and thing groups by
+//! name prefix to pick targets from, the job templates to choose
 //! and a managed template's parameter fields, and whether a job ID is valid and free. Every
 //! answer comes from the engine's own list and describe operations, bounded.
 
@@ -7,6 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use fleetjobs_core::ops::indexing::{SearchIndexRequest, MAX_SEARCH_RESULTS};
 use fleetjobs_core::ops::job_templates::{
     DescribeManagedJobTemplateRequest, DocumentParameter, ListJobTemplatesRequest, ListManagedJobTemplatesRequest,
 };
@@ -129,9 +131,38 @@ pub(crate) struct SearchQuery {
     target_search: String,
 }
 
-/// Things whose name starts with `prefix`: up to [`MAX_MATCHES`], and whether the search
-/// stopped at [`MAX_SCANNED_THINGS`] before reading them all.
-async fn things_with_prefix(engine: &Engine, prefix: &str) -> (Vec<String>, bool) {
+/// Where a thing search looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Searched {
+    /// The fleet index (`AWS_Things`, on when fleet indexing is): every thing.
+    Index,
+    /// ListThings pages: every thing, unless `stopped` at [`MAX_SCANNED_THINGS`].
+    List { stopped: bool },
+}
+
+/// Things whose name starts with `prefix`, up to [`MAX_MATCHES`]: from the fleet index when
+/// it is on (SearchIndex `thingName:PREFIX*`, the whole fleet), else from ListThings pages.
+async fn things_with_prefix(engine: &Engine, prefix: &str) -> (Vec<String>, Searched) {
+    // Every character but letters and digits escaped: the query reads the prefix literally.
+    let literal: String =
+        prefix.chars().flat_map(|c| if c.is_ascii_alphanumeric() { vec![c] } else { vec!['\\', c] }).collect();
+    let request = SearchIndexRequest {
+        query_string: format!("thingName:{literal}*"),
+        max_results: Some(MAX_SEARCH_RESULTS),
+        ..Default::default()
+    };
+    if let Ok(r) = engine.search_index(request).await {
+        // The index matches names case-insensitively; thing names are not.
+        let found = r.things.into_iter().map(|t| t.thing_name).filter(|n| n.starts_with(prefix));
+        return (found.take(MAX_MATCHES).collect(), Searched::Index);
+    }
+    let (found, stopped) = listed_things_with_prefix(engine, prefix).await;
+    (found, Searched::List { stopped })
+}
+
+/// Things whose name starts with `prefix` among ListThings pages (it has no name filter): up
+/// to [`MAX_MATCHES`], and whether the search stopped at [`MAX_SCANNED_THINGS`] first.
+async fn listed_things_with_prefix(engine: &Engine, prefix: &str) -> (Vec<String>, bool) {
     let mut found = vec![];
     let mut next_token = None;
     let mut scanned = 0;
@@ -177,13 +208,17 @@ pub(crate) async fn targets(State(console): State<Console>, _: Authed, Query(q):
     if prefix.is_empty() {
         return html! {}.into_response();
     }
-    let (things, stopped) = things_with_prefix(&console.engine, prefix).await;
+    let (things, searched) = things_with_prefix(&console.engine, prefix).await;
+    let (source, stopped) = match searched {
+        Searched::Index => ("index", false),
+        Searched::List { stopped } => ("list", stopped),
+    };
     let groups = groups_with_prefix(&console.engine, prefix).await;
     let markup = html! {
         @if things.is_empty() && groups.is_empty() {
-            p.muted data-matches="0" { "No thing or thing group starts with " code { (prefix) } "." }
+            p.muted data-matches="0" data-searched=(source) { "No thing or thing group starts with " code { (prefix) } "." }
         } @else {
-            ul.picks data-matches=(things.len() + groups.len()) {
+            ul.picks data-matches=(things.len() + groups.len()) data-searched=(source) {
                 @for t in &things {
                     li { button type="button" data-add-target="things" data-name=(t) { (t) } span.sub { " thing" } }
                 }
@@ -193,7 +228,7 @@ pub(crate) async fn targets(State(console): State<Console>, _: Authed, Query(q):
             }
         }
         @if stopped {
-            p.hint { "Only the first " (MAX_SCANNED_THINGS) " things were searched: type the name itself to target others." }
+            p.hint { "Only the first " (MAX_SCANNED_THINGS) " things were searched (turn fleet indexing on to search them all), or type the name itself." }
         }
     };
     markup.into_response()

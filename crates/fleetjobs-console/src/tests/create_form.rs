@@ -294,3 +294,34 @@ async fn the_forms_helpers_send_strangers_to_sign_in() {
         assert_eq!(headers[header::LOCATION], "/console/signin", "{path}");
     }
 }
+
+#[tokio::test]
+async fn with_fleet_indexing_on_the_target_search_asks_the_index() {
+    use fleetjobs_core::model::ThingIndexingMode;
+    use fleetjobs_core::ops::indexing::{ThingIndexingConfiguration, UpdateIndexingConfigurationRequest};
+    let h = harness().await;
+    let (cookie, _) = sign_in(&h, "").await;
+    for t in ["line:a-1", "line:a-2", "LINE:a-3", "line-b"] {
+        h.engine.create_thing(CreateThingRequest { thing_name: t.into(), ..Default::default() }).await.unwrap();
+    }
+    let (_, body) = page_of(&h, &cookie, "/console/jobs/targets?target_search=line%3Aa").await;
+    assert!(body.contains(r#"data-matches="2" data-searched="list""#), "{body}");
+    h.engine
+        .update_indexing_configuration(UpdateIndexingConfigurationRequest {
+            thing_indexing_configuration: Some(ThingIndexingConfiguration {
+                thing_indexing_mode: ThingIndexingMode::Registry,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The same answer from the index: the colon read literally, the case kept.
+    let (_, body) = page_of(&h, &cookie, "/console/jobs/targets?target_search=line%3Aa").await;
+    assert!(body.contains(r#"data-matches="2" data-searched="index""#), "{body}");
+    assert!(body.contains(r#"data-name="line:a-1""#) && body.contains(r#"data-name="line:a-2""#), "{body}");
+    assert!(!body.contains("LINE:a-3") && !body.contains("line-b"), "{body}");
+    // Characters the query language reserves are read literally too.
+    let (_, body) = page_of(&h, &cookie, "/console/jobs/targets?target_search=line%2C*").await;
+    assert!(body.contains(r#"data-matches="0" data-searched="index""#), "{body}");
+}
