@@ -220,7 +220,7 @@ def test_target_search_finds_a_thing_and_a_group(server, keys, page):
     open_form(page, server, keys)
     page.fill("input[name=job_id]", "console-searched-targets")
     page.fill("#target-search", "search-p")
-    page.wait_for_selector("#target-results ul.picks[data-matches='2']")
+    page.wait_for_selector("#target-results ul.picks[data-matches='2'][data-searched=list]")
     assert "search-valve-1" not in page.inner_text("#target-results")
     page.click("button[data-add-target=things][data-name=search-pump-1]")
     page.click("button[data-add-target=thing_groups][data-name=search-pumps]")
@@ -239,6 +239,13 @@ def test_target_search_finds_a_thing_and_a_group(server, keys, page):
     page.wait_for_url("**/console/jobs/console-searched-targets")
     targets = aws("describe-job", "--job-id", "console-searched-targets")["job"]["targets"]
     assert sorted(t.rsplit(":", 1)[1] for t in targets) == ["thing/search-pump-1", "thinggroup/search-pumps"]
+
+    # With fleet indexing on, the search asks the index (the whole fleet) and finds the same.
+    aws("update-indexing-configuration", "--thing-indexing-configuration", "thingIndexingMode=REGISTRY")
+    page.goto(console_url(server, "/console/jobs/new"))
+    page.fill("#target-search", "search-p")
+    page.wait_for_selector("#target-results ul.picks[data-matches='2'][data-searched=index]")
+    assert page.locator("button[data-add-target=things][data-name=search-pump-1]").count() == 1
 
 
 @pytest.mark.parametrize("path", [
