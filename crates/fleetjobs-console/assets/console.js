@@ -63,6 +63,24 @@
       });
     });
 
+    // Create job: a search result's button adds its name to the things or thing groups (once);
+    // Enter in the search box searches instead of submitting the form.
+    document.addEventListener("click", function (e) {
+      var b = e.target.closest && e.target.closest("button[data-add-target]");
+      if (!b || !b.form) { return; }
+      var field = b.form.elements[b.getAttribute("data-add-target")];
+      var name = b.getAttribute("data-name");
+      if (!field || !name) { return; }
+      var names = field.value.split(/[\s,]+/).filter(function (n) { return n; });
+      if (names.indexOf(name) < 0) { names.push(name); }
+      field.value = names.join("\n");
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+      b.setAttribute("data-added", "yes");
+    });
+    document.querySelectorAll("input[data-no-enter]").forEach(function (input) {
+      input.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); } });
+    });
+
     // The document is checked as it is typed (the server checks it again).
     var doc = document.getElementById("document");
     var check = document.getElementById("document-check");

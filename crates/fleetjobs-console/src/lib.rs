@@ -11,7 +11,8 @@
 //! - `auth`: sign-in, sessions, CSRF, cross-site checks (pure).
 //! - `layout`: the page frame, status colors, times.
 //! - `jobs`: the Jobs page and its live rows; `job`: one job, its executions, cancel and delete;
-//!   `create`: the create-job form and its rollout preview; `mqtt`: the MQTT test client
+//!   `create`: the create-job form and its rollout preview, `pick`: what that form asks for as
+//!   it is filled in (target search, template parameters, the job ID check); `mqtt`: the MQTT test client
 //!   (a broker tap and publish, through [`MqttPort`]); `devices`: things, groups, a thing's
 //!   certificates and executions.
 
@@ -23,6 +24,7 @@ mod jobs;
 mod layout;
 mod live;
 mod mqtt;
+mod pick;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -118,6 +120,9 @@ pub fn router(
         .route("/console/jobs/events", get(jobs::events))
         .route("/console/jobs/new", get(create::page).post(create::submit))
         .route("/console/jobs/preview", post(create::preview))
+        .route("/console/jobs/targets", get(pick::targets))
+        .route("/console/jobs/template-fields", get(pick::template_fields))
+        .route("/console/jobs/check-id", get(pick::check_id))
         .route("/console/jobs/{job_id}", get(job::page))
         .route("/console/jobs/{job_id}/events", get(job::events))
         .route("/console/jobs/{job_id}/cancel", post(job::cancel))

@@ -278,3 +278,5 @@ async fn a_job_created_in_the_console_is_the_engines_and_renders_inert() {
         send(&h.app, get("/console/jobs/web-job-1").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
     assert!(page.contains("badge st-CANCELED"));
 }
+
+mod create_form;
