@@ -132,6 +132,7 @@ async fn live_region(engine: &Engine, job_id: &str, query: &ExecutionsQuery) -> 
             }
             h2 { "Over time" }
             (chart::status_history(&history.samples))
+            (crate::jobs::legend())
         }
         section.card {
         h2 { "Executions" }
