@@ -4,8 +4,8 @@ link.
 - The job page's chart of execution statuses over time, drawn from a job two paho devices
   run (its first sample all QUEUED, a later one IN_PROGRESS, the last all SUCCEEDED).
 - The executions table: filtered by status, 25 a page, next and previous pages.
-- An execution's page: the statusDetails the device sent, its times, version and number;
-  markup in statusDetails stays text.
+- An execution's page: the statusDetails the device sent, its times, version and number,
+  kept current while the device works; markup in statusDetails stays text.
 - Devices: the thing-group tree (a child group under its parent, a grandchild under it), and
   a thing's page listing the policy attached to its certificate.
 - The sign-in link `fleetjobs serve` prints: it signs in once (a fresh session), and is
@@ -28,7 +28,7 @@ def _last_sample(page):
 
 
 def test_the_chart_follows_two_devices_and_rows_open_their_execution(
-        server, keys, page, make_device, connect_device, create_job):
+        server, keys, page, context, make_device, connect_device, create_job):
     job_id = "chart-job"
     identities = [make_device(t) for t in ("chart-dev-1", "chart-dev-2")]
     devices = [connect_device(i) for i in identities]
@@ -50,7 +50,18 @@ def test_the_chart_follows_two_devices_and_rows_open_their_execution(
     note = "<img src=x onerror=\"window.__pwned='execution'\"><script>window.__pwned='s'</script>"
     devices[0].update(job_id, "SUCCEEDED", statusDetails={"step": "done", "note": note})
     expect(_last_sample(page)).to_have_attribute("data-succeeded", "1", timeout=15_000)
+    # The second device's execution page, left open, follows it without a reload.
+    execution_page = context.new_page()
+    execution_page.goto(console_url(server, f"/console/jobs/{job_id}/things/chart-dev-2"))
+    execution_page.wait_for_selector("[data-live='open']")
+    execution_page.evaluate("window.__notReloaded = true")
+    assert execution_page.get_attribute("dd[data-status]", "data-status") == "IN_PROGRESS"
+    assert "downloading" in execution_page.inner_text("dl.status-details")
     devices[1].update(job_id, "SUCCEEDED", statusDetails={"step": "done"})
+    execution_page.wait_for_selector("dd[data-status=SUCCEEDED]", timeout=15_000)
+    assert "done" in execution_page.inner_text("dl.status-details")
+    assert execution_page.evaluate("window.__notReloaded") is True
+    execution_page.close()
     page.wait_for_selector("#job-live .summary .badge.st-COMPLETED", timeout=15_000)
     assert page.evaluate("window.__notReloaded") is True
 

@@ -1,7 +1,7 @@
 //! One job's page: its description, document, configs, execution counts, the chart of its
 //! statuses over time and the executions table (filtered by status, paginated both ways, each
 //! row linking to its execution's page), kept current over server-sent events; cancel (with
-//! force) and delete. And one execution's page: its `statusDetails`, times, version, number
+//! force) and delete. And one execution's live page: its `statusDetails`, times, version, number
 //! and retry attempt, beside the thing's other attempts at the job.
 
 use std::sync::Arc;
@@ -340,9 +340,14 @@ fn segment(name: &str) -> String {
         .collect()
 }
 
+/// The page of the executions of `job_id` on `thing`.
+fn execution_path(job_id: &str, thing: &str) -> String {
+    format!("/console/jobs/{}/things/{}", segment(job_id), segment(thing))
+}
+
 /// The page of one execution of `job_id` on `thing`.
 pub fn execution_href(job_id: &str, thing: &str, execution_number: i64) -> String {
-    format!("/console/jobs/{}/things/{}?number={execution_number}", segment(job_id), segment(thing))
+    format!("{}?number={execution_number}", execution_path(job_id, thing))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -351,48 +356,37 @@ pub struct ExecutionQuery {
     number: Option<i64>,
 }
 
+impl ExecutionQuery {
+    fn query_string(&self) -> String {
+        self.number.map(|n| format!("number={n}")).unwrap_or_default()
+    }
+}
+
 /// Attempts of one thing at one job shown on its execution page.
 const MAX_ATTEMPTS_SHOWN: i64 = 50;
 
-/// One execution: what DescribeJobExecution says (statusDetails, times, version, number), its
-/// retry attempt, and the thing's other executions of the job.
-pub async fn execution(
-    State(console): State<Console>,
-    Authed(session): Authed,
-    Path((job_id, thing)): Path<(String, String)>,
-    Query(query): Query<ExecutionQuery>,
-) -> Response {
-    let engine = &console.engine;
+/// One execution's page body: what DescribeJobExecution says (statusDetails, times, version,
+/// number), its retry attempt, and the thing's other executions of the job.
+async fn execution_markup(engine: &Engine, job_id: &str, thing: &str, number: Option<i64>) -> Result<Markup, ApiError> {
     let request = DescribeJobExecutionRequest {
-        job_id: job_id.clone(),
-        thing_name: thing.clone(),
-        execution_number: query.number,
+        job_id: job_id.to_string(),
+        thing_name: thing.to_string(),
+        execution_number: number,
     };
+    let e = engine.describe_job_execution(request).await?.execution;
     let attempts = ListJobExecutionsForThingRequest {
-        thing_name: thing.clone(),
-        job_id: Some(job_id.clone()),
+        thing_name: thing.to_string(),
+        job_id: Some(job_id.to_string()),
         max_results: Some(MAX_ATTEMPTS_SHOWN),
         ..Default::default()
     };
-    let (e, attempts) = match engine.describe_job_execution(request).await {
-        Ok(d) => (d.execution, engine.list_job_executions_for_thing(attempts).await.ok()),
-        Err(err) => {
-            let status =
-                if err.code == ErrorCode::ResourceNotFound { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
-            let body = html! {
-                h1 { "Execution of " (job_id) " on " (thing) }
-                p.error { (err.code.name()) ": " (err.message) }
-                p { a href={ "/console/jobs/" (segment(&job_id)) } { "The job" } }
-            };
-            return (status, layout::page("Execution", &session, Nav::Jobs, body)).into_response();
-        }
-    };
-    let attempts = attempts.map(|a| a.execution_summaries).unwrap_or_default();
+    let attempts =
+        engine.list_job_executions_for_thing(attempts).await.map(|a| a.execution_summaries).unwrap_or_default();
     let retry_attempt = attempts
         .iter()
         .find(|a| a.job_execution_summary.execution_number == e.execution_number)
         .map(|a| a.job_execution_summary.retry_attempt);
-    let body = html! {
+    Ok(html! {
         div.titlebar {
             h1 { "Execution " span.id { (job_id) } " on " span.id { (thing) } }
             (layout::execution_status(e.status))
@@ -401,8 +395,8 @@ pub async fn execution(
             section.card.execution {
                 h2 { "Execution" }
                 dl.kv {
-                    dt { "Job" } dd { a href={ "/console/jobs/" (segment(&job_id)) } { (job_id) } }
-                    dt { "Thing" } dd { a href={ "/console/things/" (segment(&thing)) } { (thing) } }
+                    dt { "Job" } dd { a href={ "/console/jobs/" (segment(job_id)) } { (job_id) } }
+                    dt { "Thing" } dd { a href={ "/console/things/" (segment(thing)) } { (thing) } }
                     dt { "Status" } dd data-status=(e.status.as_str()) { (layout::execution_status(e.status)) @if e.force_canceled { " (forced)" } }
                     dt { "Execution number" } dd data-field="executionNumber" { (e.execution_number) }
                     dt { "Retry attempt" } dd data-field="retryAttempt" { @if let Some(r) = retry_attempt { (r) } @else { "—" } }
@@ -433,7 +427,7 @@ pub async fn execution(
                         @for a in &attempts {
                             @let s = &a.job_execution_summary;
                             tr data-number=(s.execution_number) class=[(s.execution_number == e.execution_number).then_some("current")] {
-                                td { a href=(execution_href(&job_id, &thing, s.execution_number)) { (s.execution_number) } }
+                                td { a href=(execution_href(job_id, thing, s.execution_number)) { (s.execution_number) } }
                                 td { (s.retry_attempt) }
                                 td { (layout::execution_status(s.status)) }
                                 td.time { (layout::time_cell(s.queued_at.0)) }
@@ -444,8 +438,51 @@ pub async fn execution(
                 }
             }
         }
-    };
-    layout::page(&format!("Execution of {job_id} on {thing}"), &session, Nav::Jobs, body).into_response()
+    })
+}
+
+/// One execution's page, kept current over server-sent events.
+pub async fn execution(
+    State(console): State<Console>,
+    Authed(session): Authed,
+    Path((job_id, thing)): Path<(String, String)>,
+    Query(query): Query<ExecutionQuery>,
+) -> Response {
+    match execution_markup(&console.engine, &job_id, &thing, query.number).await {
+        Ok(m) => {
+            let events = format!("{}/events?{}", execution_path(&job_id, &thing), query.query_string());
+            let body = html! {
+                div.titlebar { span.live data-live="connecting" title="live updates" { "live" } }
+                div #execution-live data-sse=(events) data-sse-event="execution" { (m) }
+            };
+            layout::page(&format!("Execution of {job_id} on {thing}"), &session, Nav::Jobs, body).into_response()
+        }
+        Err(err) => {
+            let status =
+                if err.code == ErrorCode::ResourceNotFound { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
+            let body = html! {
+                h1 { "Execution of " (job_id) " on " (thing) }
+                p.error { (err.code.name()) ": " (err.message) }
+                p { a href={ "/console/jobs/" (segment(&job_id)) } { "The job" } }
+            };
+            (status, layout::page("Execution", &session, Nav::Jobs, body)).into_response()
+        }
+    }
+}
+
+pub async fn execution_events(
+    State(console): State<Console>,
+    Authed(session): Authed,
+    Path((job_id, thing)): Path<(String, String)>,
+    Query(query): Query<ExecutionQuery>,
+) -> Response {
+    let engine: Arc<Engine> = console.engine.clone();
+    let key = Arc::new((job_id, thing, query.number));
+    live::stream(&console, session.id, "execution", move || {
+        let (engine, key) = (engine.clone(), key.clone());
+        // A deleted execution ends its stream.
+        async move { execution_markup(&engine, &key.0, &key.1, key.2).await.ok().map(Markup::into_string) }
+    })
 }
 
 #[cfg(test)]

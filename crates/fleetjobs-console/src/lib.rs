@@ -132,6 +132,7 @@ pub fn router(
         .route("/console/things/new", post(devices::create))
         .route("/console/things/{thing_name}", get(devices::thing))
         .route("/console/jobs/{job_id}/things/{thing_name}", get(job::execution))
+        .route("/console/jobs/{job_id}/things/{thing_name}/events", get(job::execution_events))
         .route("/console/test", get(mqtt::page))
         .route("/console/test/events", get(mqtt::events))
         .route("/console/test/publish", post(mqtt::publish))

@@ -345,4 +345,7 @@ async fn the_job_page_charts_and_links_each_execution_to_its_inert_page() {
     // Strangers are sent to sign in.
     let (status, headers, _) = send(&h.app, get("/console/jobs/j1/things/t1").body(Body::empty()).unwrap()).await;
     assert_eq!((status, &headers[header::LOCATION]), (StatusCode::SEE_OTHER, &"/console/signin".parse().unwrap()));
+    let stream = get("/console/jobs/j1/things/t1/events").header(header::ACCEPT, "text/event-stream");
+    let (status, _, _) = send(&h.app, stream.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the execution's live stream too");
 }
