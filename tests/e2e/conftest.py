@@ -8,6 +8,8 @@
 * ``make_device``: thing + ACTIVE certificate + policy, cert dir laid out for the JS SDK.
 * ``connect_device`` / ``connect_watcher``: paho-mqtt clients, closed after the test.
 * ``create_job``: ``aws iot create-job`` with a document written to a file (file://).
+* ``keys`` / ``browser`` / ``context`` / ``page``: the console's admin keys and Playwright
+  over Debian's chromium (helpers in ``e2elib.console``).
 """
 
 from __future__ import annotations
@@ -175,3 +177,54 @@ def create_job(server, arn_prefix):
 
     return create
 
+
+
+# ----------------------------------------------------------------------------- the web console
+
+
+@pytest.fixture(scope="module")
+def keys(server) -> tuple[str, str]:
+    """The admin access key id and secret from the data directory's credentials file."""
+    from e2elib.console import admin_keys
+
+    return admin_keys(server)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from e2elib.console import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context):
+    """A page whose own confirm() dialogs (destructive forms) are accepted; any other dialog
+    (an injected alert()) is recorded in ``page.dialogs``, so that a test can fail on it."""
+    pg = context.new_page()
+    dialogs: list[str] = []
+
+    def on_dialog(d):
+        if d.type == "confirm" and d.message.endswith("?"):
+            d.accept()
+        else:
+            dialogs.append(d.message)
+            d.dismiss()
+
+    pg.on("dialog", on_dialog)
+    pg.dialogs = dialogs
+    return pg

@@ -12,101 +12,25 @@ Screenshots of each page go to tests/e2e/artifacts/console/ (git-ignored).
 
 from __future__ import annotations
 
-import configparser
 import json
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from e2elib.console import SESSION_COOKIE, console_url, session_cookie, shot, sign_in
 from e2elib.identity import CA_FILE, CERT_FILE, KEY_FILE, DeviceIdentity, jobs_policy
 from e2elib.mqtt import JobsDevice
-from e2elib.util import E2E_DIR, eventually
+from e2elib.util import eventually
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = E2E_DIR / "artifacts" / "console"
 GROUP = "console-fleet"
 THINGS = ["console-device-1", "console-device-2"]
 JOB_ID = "console-job-01"
 DOCUMENT = {"operation": "customJob", "otherInfo": "someValue"}
-SESSION_COOKIE = "fleetjobs_session"
 
-
-# ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def keys(server) -> tuple[str, str]:
-    """The admin access key id and secret from the data directory's credentials file."""
-    parser = configparser.ConfigParser()
-    parser.read(server.credentials_file)
-    section = parser["default"]
-    return section["aws_access_key_id"], section["aws_secret_access_key"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def context(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 860})
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context):
-    pg = context.new_page()
-    dialogs: list[str] = []
-
-    # Our own confirm() of destructive forms is accepted; anything else (an injected alert())
-    # is recorded, so that a test can fail on it.
-    def on_dialog(d):
-        if d.type == "confirm" and d.message.endswith("?"):
-            d.accept()
-        else:
-            dialogs.append(d.message)
-            d.dismiss()
-
-    pg.on("dialog", on_dialog)
-    pg.dialogs = dialogs
-    return pg
-
-
-def console_url(server, path: str = "/console/jobs") -> str:
-    return f"{server.endpoint_url}{path}"
-
-
-def sign_in(page, server, keys) -> None:
-    page.goto(console_url(server, "/console/signin"))
-    page.fill("input[name=access_key_id]", keys[0])
-    page.fill("input[name=secret_access_key]", keys[1])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/console/jobs")
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def session_cookie(context) -> str | None:
-    for c in context.cookies():
-        if c["name"] == SESSION_COOKIE:
-            return c["value"]
-    return None
+# The fixtures (keys, browser, context, page) are in conftest.py; the helpers in e2elib.console.
 
 
 def test_one_click_thing_with_certificate_connects(server, keys, page, arn_prefix, tmp_path):
@@ -357,6 +281,11 @@ ROUTES = [
     ("GET", f"/console/jobs/{JOB_ID}"),
     ("GET", "/console/jobs/events"),
     ("GET", f"/console/jobs/{JOB_ID}/events"),
+    ("GET", f"/console/jobs/{JOB_ID}/things/{THINGS[0]}?number=1"),
+    ("GET", f"/console/jobs/{JOB_ID}/things/{THINGS[0]}/events?number=1"),
+    ("GET", "/console/jobs/targets?q=t"),
+    ("GET", "/console/jobs/template-fields?template=x"),
+    ("GET", "/console/jobs/check-id?job_id=x"),
     ("GET", "/console/anything"),
     ("POST", "/console/jobs/new"),
     ("POST", "/console/jobs/preview"),

@@ -21,7 +21,8 @@ from playwright.sync_api import expect
 
 from e2elib.server import start_server
 # The browser fixtures and helpers of the console's own tests (names only: not its tests).
-from test_console import SESSION_COOKIE, _request, browser, console_url, context, keys, page, shot, sign_in  # noqa: F401
+from e2elib.console import SESSION_COOKIE, console_url, shot, sign_in
+from test_console import _request
 from test_document_sources import BUCKET, KEYS, moto  # noqa: F401
 from test_document_sources import DOCUMENT as S3_DOCUMENT
 

@@ -38,9 +38,11 @@
   function init() {
     document.querySelectorAll("[data-sse]").forEach(startLive);
 
-    // Filters apply as soon as a choice changes.
-    document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
-      s.addEventListener("change", function () { s.form.requestSubmit(); });
+    // Filters apply as soon as a choice changes. Delegated: a live region's re-render
+    // replaces its filter's <select>, which a listener on the element would not follow.
+    document.addEventListener("change", function (e) {
+      var s = e.target;
+      if (s && s.matches && s.matches("select[data-autosubmit]") && s.form) { s.form.requestSubmit(); }
     });
 
     // Destructive forms ask first.

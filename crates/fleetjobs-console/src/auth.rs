@@ -1,6 +1,6 @@
-//! Who may use the console: signing in with the admin access key, the session table (fresh
-//! random ids, idle expiry, a bound), the CSRF token of every form, and the checks a POST
-//! passes before anything reads its fields.
+//! Who may use the console: signing in with the admin access key or a one-time sign-in link,
+//! the session table (fresh random ids, idle expiry, a bound), the CSRF token of every form,
+//! and the checks a POST passes before anything reads its fields.
 //!
 //! Pure over `Instant`s passed in, so that expiry is tested without waiting.
 
@@ -121,6 +121,89 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.table().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A one-time sign-in link's token, for whom, until when.
+struct Link {
+    token: String,
+    access_key_id: String,
+    expires: Instant,
+}
+
+/// The one-time sign-in links `fleetjobs serve` prints: each token random, good for one
+/// sign-in within `ttl`, then refused; at most `max` outstanding (issuing more forgets the
+/// oldest). Compared in constant time against every outstanding token.
+pub struct SigninLinks {
+    links: Mutex<Vec<Link>>,
+    ttl: Duration,
+    max: usize,
+}
+
+impl std::fmt::Debug for SigninLinks {
+    // Never the tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigninLinks").field("ttl", &self.ttl).field("max", &self.max).finish_non_exhaustive()
+    }
+}
+
+impl Default for SigninLinks {
+    fn default() -> Self {
+        SigninLinks::new(SIGNIN_LINK_TTL, MAX_SIGNIN_LINKS)
+    }
+}
+
+/// How long a printed sign-in link stays good.
+pub const SIGNIN_LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// Sign-in links outstanding at once.
+pub const MAX_SIGNIN_LINKS: usize = 16;
+
+impl SigninLinks {
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        SigninLinks { links: Mutex::new(Vec::new()), ttl, max: max.max(1) }
+    }
+
+    fn links(&self) -> std::sync::MutexGuard<'_, Vec<Link>> {
+        self.links.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new token signing in as `access_key_id` once, until `now + ttl`.
+    pub fn issue(&self, access_key_id: &str, now: Instant) -> String {
+        let token = random_token();
+        let mut links = self.links();
+        links.retain(|l| now < l.expires);
+        while links.len() >= self.max {
+            links.remove(0);
+        }
+        links.push(Link { token: token.clone(), access_key_id: access_key_id.to_string(), expires: now + self.ttl });
+        token
+    }
+
+    /// The access key id `token` signs in as, if it is outstanding and not expired; it is
+    /// spent either way (a second use is refused).
+    pub fn redeem(&self, token: &str, now: Instant) -> Option<String> {
+        let mut links = self.links();
+        // Every token is compared (no early exit), so the time taken says nothing of which.
+        let found = links.iter().enumerate().fold(
+            None,
+            |found, (i, l)| {
+                if same_secret(&l.token, token) {
+                    Some(i)
+                } else {
+                    found
+                }
+            },
+        );
+        let link = links.remove(found?);
+        (now < link.expires).then_some(link.access_key_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.links().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -260,6 +343,43 @@ mod tests {
         assert!(!s.csrf_ok(Some(&s.csrf[1..])));
         let other = sessions.create("k", Instant::now());
         assert!(!s.csrf_ok(Some(&other.csrf)), "another session's token");
+    }
+
+    #[test]
+    fn a_sign_in_link_works_once_and_not_after_it_expires() {
+        let links = SigninLinks::new(Duration::from_secs(900), 3);
+        let t0 = Instant::now();
+        let token = links.issue("AKIA1", t0);
+        assert_eq!(token.len(), 64);
+        assert_eq!(links.redeem("", t0), None);
+        assert_eq!(links.redeem(&token[1..], t0), None, "a prefix is not the token");
+        assert_eq!(links.redeem(&token, t0 + Duration::from_secs(60)), Some("AKIA1".to_string()));
+        assert_eq!(links.redeem(&token, t0 + Duration::from_secs(61)), None, "used once");
+        let late = links.issue("AKIA1", t0);
+        assert_eq!(links.redeem(&late, t0 + Duration::from_secs(900)), None, "expired");
+        assert_eq!(links.redeem(&late, t0), None, "and spent");
+        assert!(links.is_empty());
+    }
+
+    #[test]
+    fn sign_in_links_are_bounded_and_each_is_its_own() {
+        let links = SigninLinks::new(Duration::from_secs(900), 3);
+        let t0 = Instant::now();
+        let tokens: Vec<String> = (0..5).map(|_| links.issue("k", t0)).collect();
+        assert_eq!(links.len(), 3);
+        assert_eq!(links.redeem(&tokens[0], t0), None, "the oldest went first");
+        assert_eq!(links.redeem(&tokens[1], t0), None);
+        for t in &tokens[2..] {
+            assert_eq!(links.redeem(t, t0).as_deref(), Some("k"));
+        }
+        // Expired links make room before live ones are dropped.
+        let old = links.issue("k", t0);
+        let later = t0 + Duration::from_secs(1000);
+        let fresh: Vec<String> = (0..3).map(|_| links.issue("k", later)).collect();
+        assert_eq!(links.len(), 3);
+        assert_eq!(links.redeem(&old, later), None);
+        assert!(fresh.iter().all(|t| links.redeem(t, later).is_some()));
+        assert!(!format!("{links:?}").contains(&fresh[0]));
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

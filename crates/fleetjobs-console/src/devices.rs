@@ -1,5 +1,6 @@
-//! Devices: the things (type, groups, attributes) and thing groups; a thing's page with its
-//! certificates, its job executions and whether it is connected; and the AWS console's
+//! Devices: the things (type, groups, attributes) and the thing-group tree (each group under
+//! its parent); a thing's page with its certificates, the policies attached to them, its job
+//! executions and whether it is connected; and the AWS console's
 //! one-click thing: a thing with a new certificate (and a policy, if named), its files to
 //! download once.
 
@@ -8,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fleetjobs_core::ops::certificates::{CreateKeysAndCertificateRequest, CreateKeysAndCertificateResponse};
 use fleetjobs_core::ops::executions::ListJobExecutionsForThingRequest;
-use fleetjobs_core::ops::policies::PolicyTargetRequest;
+use fleetjobs_core::ops::policies::{ListAttachedPoliciesRequest, PolicyTargetRequest};
 use fleetjobs_core::ops::thing_groups::{
     ListThingGroupsForThingRequest, ListThingGroupsRequest, ListThingsInThingGroupRequest,
 };
@@ -35,19 +36,51 @@ async fn groups_of(engine: &Engine, thing: &str) -> ApiResult<Vec<String>> {
     Ok(engine.list_thing_groups_for_thing(request).await?.thing_groups.into_iter().map(|g| g.group_name).collect())
 }
 
+/// Indentation levels the stylesheet has (AWS allows 7 levels of groups).
+const MAX_DEPTH_SHOWN: usize = 7;
+
+/// The thing groups in tree order (each group, then its children by name, depth first), as
+/// (name, parent, depth); at most [`MAX_SHOWN`] groups. The engine's ListThingGroups gives the
+/// roots (`recursive: false`) and each group's children (`parentGroup`).
+async fn group_tree(engine: &Engine) -> ApiResult<Vec<(String, Option<String>, usize)>> {
+    let limit = MAX_SHOWN as usize;
+    let children = |parent: Option<String>| ListThingGroupsRequest {
+        parent_group: parent,
+        recursive: Some(false),
+        max_results: Some(MAX_SHOWN),
+        ..Default::default()
+    };
+    let roots = engine.list_thing_groups(children(None)).await?.thing_groups;
+    // A stack of what is still to visit, the next one on top.
+    let mut stack: Vec<(String, Option<String>, usize)> =
+        roots.into_iter().rev().map(|g| (g.group_name, None, 0)).collect();
+    let mut out = Vec::new();
+    while let Some((name, parent, depth)) = stack.pop() {
+        if out.len() >= limit {
+            break;
+        }
+        // A group deleted since its parent was listed has no children to show.
+        let kids = engine.list_thing_groups(children(Some(name.clone()))).await.map(|r| r.thing_groups);
+        for g in kids.unwrap_or_default().into_iter().rev() {
+            stack.push((g.group_name, Some(name.clone()), depth + 1));
+        }
+        out.push((name, parent, depth));
+    }
+    Ok(out)
+}
+
 async fn list(engine: &Engine) -> ApiResult<Markup> {
     let things = engine.list_things(ListThingsRequest { max_results: Some(MAX_SHOWN), ..Default::default() }).await?;
     let mut rows = Vec::with_capacity(things.things.len());
     for t in &things.things {
         rows.push((t, groups_of(engine, &t.thing_name).await.unwrap_or_default()));
     }
-    let groups =
-        engine.list_thing_groups(ListThingGroupsRequest { max_results: Some(MAX_SHOWN), ..Default::default() }).await?;
-    let mut group_rows = Vec::with_capacity(groups.thing_groups.len());
-    for g in &groups.thing_groups {
+    let tree = group_tree(engine).await?;
+    let mut group_rows = Vec::with_capacity(tree.len());
+    for (name, parent, depth) in tree {
         let members = engine
             .list_things_in_thing_group(ListThingsInThingGroupRequest {
-                thing_group_name: g.group_name.clone(),
+                thing_group_name: name.clone(),
                 recursive: false,
                 next_token: None,
                 max_results: Some(MAX_SHOWN),
@@ -55,7 +88,7 @@ async fn list(engine: &Engine) -> ApiResult<Markup> {
             .await
             .map(|m| m.things)
             .unwrap_or_default();
-        group_rows.push((g.group_name.clone(), members));
+        group_rows.push((name, parent, depth, members));
     }
     Ok(html! {
         div.grid.create {
@@ -84,10 +117,16 @@ async fn list(engine: &Engine) -> ApiResult<Markup> {
                 div.tablewrap {
                     table.groups {
                         thead { tr { th { "Group" } th { "Things" } } }
-                        tbody {
+                        tbody.tree {
                             @if group_rows.is_empty() { tr { td.empty colspan="2" { "No thing groups." } } }
-                            @for (name, members) in &group_rows {
-                                tr data-group=(name) { td.id { (name) } td { (members.len()) span.sub { " " (members.join(", ")) } } }
+                            @for (name, parent, depth, members) in &group_rows {
+                                tr data-group=(name) data-parent=[parent.as_deref()] data-depth=(depth) {
+                                    td.id class={ "depth-" (depth.min(&MAX_DEPTH_SHOWN)) } {
+                                        @if *depth > 0 { span.branch aria-hidden="true" { "└ " } }
+                                        (name)
+                                    }
+                                    td { (members.len()) span.sub { " " (members.join(", ")) } }
+                                }
                             }
                         }
                     }
@@ -119,6 +158,21 @@ async fn thing_markup(engine: &Engine, name: &str, connected: Option<bool>) -> A
         })
         .await?
         .principals;
+    // The policies of each certificate: what the device may do when it connects with it.
+    let mut policies = Vec::with_capacity(principals.len());
+    for p in &principals {
+        let attached = engine
+            .list_attached_policies(ListAttachedPoliciesRequest {
+                target: p.clone(),
+                recursive: None,
+                marker: None,
+                page_size: Some(MAX_SHOWN),
+            })
+            .await
+            .map(|r| r.policies)
+            .unwrap_or_default();
+        policies.push((p.clone(), attached));
+    }
     let executions = engine
         .list_job_executions_for_thing(ListJobExecutionsForThingRequest {
             thing_name: name.to_string(),
@@ -145,6 +199,20 @@ async fn thing_markup(engine: &Engine, name: &str, connected: Option<bool>) -> A
                     dt { "Groups" } dd { @if groups.is_empty() { "—" } @else { (groups.join(", ")) } }
                     dt { "Attributes" } dd { @for (k, v) in &thing.attributes { code { (k) "=" (v) } " " } }
                     dt { "Certificates" } dd { ul.targets { @for p in &principals { li.mono { (p) } } } }
+                    dt { "Policies" }
+                    dd {
+                        ul.policies {
+                            @for (principal, attached) in &policies {
+                                @for policy in attached {
+                                    li data-policy=(policy.policy_name) title={ "attached to " (principal) } {
+                                        (policy.policy_name)
+                                        span.sub { " on certificate " (principal.rsplit('/').next().unwrap_or(principal).get(..10).unwrap_or("")) "…" }
+                                    }
+                                }
+                            }
+                            @if policies.iter().all(|(_, a)| a.is_empty()) { li.muted { "None: its certificates may do nothing." } }
+                        }
+                    }
                 }
             }
             section.card {
@@ -158,7 +226,7 @@ async fn thing_markup(engine: &Engine, name: &str, connected: Option<bool>) -> A
                                 @let s = &e.job_execution_summary;
                                 tr data-job=(e.job_id) {
                                     td.id { a href={ "/console/jobs/" (e.job_id) } { (e.job_id) } }
-                                    td { (s.execution_number) }
+                                    td { a href=(crate::job::execution_href(&e.job_id, name, s.execution_number)) { (s.execution_number) } }
                                     td { (layout::execution_status(s.status)) }
                                     td.time { (layout::time_cell(s.queued_at.0)) }
                                     td.time { (layout::time_cell(s.last_updated_at.0)) }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use fleetjobs_core::model::JobStatus;
-use fleetjobs_core::ops::jobs::{DescribeJobRequest, JobDescription, ListJobsRequest};
-use fleetjobs_core::{ApiResult, ErrorCode};
+use fleetjobs_core::ops::console::{JobOverview, ListJobOverviewsRequest, MAX_SEARCH_TEXT};
+use fleetjobs_core::ApiResult;
 use fleetjobs_engine::Engine;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use crate::layout::{self, Nav};
 use crate::{live, Authed, Console};
 
 /// At most this many jobs on the page (newest first).
-const MAX_JOBS_SHOWN: usize = 500;
+const MAX_JOBS_SHOWN: usize = fleetjobs_core::ops::console::MAX_JOB_OVERVIEWS;
 const JOB_STATUSES: [&str; 5] = ["IN_PROGRESS", "SCHEDULED", "COMPLETED", "CANCELED", "DELETION_IN_PROGRESS"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -37,47 +37,19 @@ impl Filter {
     }
 }
 
-/// The jobs the filter selects, newest first, each described (counts, description) through
-/// the same operations as `aws iot list-jobs` and `describe-job`.
-async fn load(engine: &Engine, filter: &Filter) -> ApiResult<(Vec<JobDescription>, bool)> {
-    let mut summaries = Vec::new();
-    let mut next_token = None;
-    loop {
-        let request = ListJobsRequest {
-            status: filter.status(),
-            max_results: Some(250),
-            next_token: next_token.take(),
-            ..Default::default()
-        };
-        let page = engine.list_jobs(request).await?;
-        summaries.extend(page.jobs);
-        match page.next_token {
-            Some(t) if summaries.len() < MAX_JOBS_SHOWN => next_token = Some(t),
-            _ => break,
-        }
-    }
-    let truncated = summaries.len() > MAX_JOBS_SHOWN;
-    summaries.truncate(MAX_JOBS_SHOWN);
-    let needle = filter.q.trim().to_lowercase();
-    let mut jobs = Vec::with_capacity(summaries.len());
-    for s in summaries {
-        match engine.describe_job(DescribeJobRequest { job_id: s.job_id, before_substitution: false }).await {
-            Ok(d) => jobs.push(d.job),
-            // Deleted between the list and the describe.
-            Err(e) if e.code == ErrorCode::ResourceNotFound => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    if !needle.is_empty() {
-        jobs.retain(|j| {
-            j.job_id.to_lowercase().contains(&needle)
-                || j.description.as_deref().is_some_and(|d| d.to_lowercase().contains(&needle))
-        });
-    }
-    Ok((jobs, truncated))
+/// The jobs the filter selects, newest first, with their counts and descriptions: one engine
+/// read however many jobs are listed (the live rows re-render at every durable change).
+async fn load(engine: &Engine, filter: &Filter) -> ApiResult<(Vec<JobOverview>, bool)> {
+    let request = ListJobOverviewsRequest {
+        status: filter.status(),
+        text: Some(filter.q.chars().take(MAX_SEARCH_TEXT).collect()),
+        max_results: MAX_JOBS_SHOWN,
+    };
+    let answer = engine.list_job_overviews(request).await?;
+    Ok((answer.jobs, answer.truncated))
 }
 
-fn rows(jobs: &[JobDescription]) -> Markup {
+fn rows(jobs: &[JobOverview]) -> Markup {
     html! {
         @if jobs.is_empty() {
             tr { td.empty colspan="6" { "No jobs." } }
@@ -126,7 +98,7 @@ pub async fn page(State(console): State<Console>, Authed(session): Authed, Query
         }
         @match &loaded {
             Err(e) => p.error { (e.code.name()) ": " (e.message) },
-            Ok((_, truncated)) => @if *truncated { p.muted { "Showing the newest " (MAX_JOBS_SHOWN) " jobs." } },
+            Ok((_, truncated)) => @if *truncated { p.muted { "Showing the newest " (MAX_JOBS_SHOWN) " matching jobs." } },
         }
         div.tablewrap {
             table.jobs {

@@ -8,15 +8,17 @@
 //! descriptions and documents are rendered inert. The assets (CSS, a small script, htmx) are
 //! embedded in the binary: no CDN, no Node build.
 //!
-//! - `auth`: sign-in, sessions, CSRF, cross-site checks (pure).
+//! - `auth`: sign-in, one-time sign-in links, sessions, CSRF, cross-site checks (pure).
 //! - `layout`: the page frame, status colors, times.
 //! - `jobs`: the Jobs page and its live rows; `job`: one job, its executions, cancel and delete;
+//!   `chart`: the job's statuses over time (server-drawn SVG);
 //!   `create`: the create-job form and its rollout preview, `pick`: what that form asks for as
 //!   it is filled in (target search, template parameters, the job ID check); `mqtt`: the MQTT test client
 //!   (a broker tap and publish, through [`MqttPort`]); `devices`: things, groups, a thing's
 //!   certificates and executions.
 
 pub mod auth;
+mod chart;
 mod create;
 mod devices;
 mod job;
@@ -63,6 +65,9 @@ pub struct ConsoleConfig {
     pub max_streams: usize,
     /// Time allowed for a form's body.
     pub body_timeout: Duration,
+    /// The one-time sign-in links (`/console/signin?token=...`); the binary issues and prints
+    /// them, the console redeems them.
+    pub signin_links: Arc<auth::SigninLinks>,
 }
 
 impl Default for ConsoleConfig {
@@ -72,6 +77,7 @@ impl Default for ConsoleConfig {
             max_sessions: 64,
             max_streams: 64,
             body_timeout: Duration::from_secs(20),
+            signin_links: Arc::new(auth::SigninLinks::default()),
         }
     }
 }
@@ -130,6 +136,8 @@ pub fn router(
         .route("/console/things", get(devices::page))
         .route("/console/things/new", post(devices::create))
         .route("/console/things/{thing_name}", get(devices::thing))
+        .route("/console/jobs/{job_id}/things/{thing_name}", get(job::execution))
+        .route("/console/jobs/{job_id}/things/{thing_name}/events", get(job::execution_events))
         .route("/console/test", get(mqtt::page))
         .route("/console/test/events", get(mqtt::events))
         .route("/console/test/publish", post(mqtt::publish))
@@ -253,11 +261,52 @@ fn now_millis() -> Millis {
 
 // ----------------------------------------------------------------------------- sign-in
 
-async fn signin_page(State(console): State<Console>, headers: HeaderMap) -> Response {
+#[derive(serde::Deserialize)]
+struct SigninQuery {
+    /// A one-time sign-in link's token.
+    token: Option<String>,
+}
+
+async fn signin_page(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<SigninQuery>,
+) -> Response {
+    if let Some(token) = query.token {
+        // Spent whatever happens next: a link signs in once.
+        let key_id = console.config.signin_links.redeem(&token, Instant::now());
+        // The key must still be the admin's (it may have been replaced since the link was made).
+        return match key_id.filter(|k| console.engine.secret_for(k).is_some()) {
+            Some(key_id) => {
+                tracing::info!(access_key_id = %key_id, "console sign-in with a one-time link");
+                start_session(&console, &headers, &key_id)
+            }
+            None => {
+                tracing::info!("console sign-in link refused (unknown, used or expired)");
+                signin_form(StatusCode::UNAUTHORIZED, Some("This sign-in link was already used or has expired."), "")
+            }
+        };
+    }
     if auth::cookie(&headers, SESSION_COOKIE).and_then(|id| console.sessions.touch(id, Instant::now())).is_some() {
         return Redirect::to("/console/jobs").into_response();
     }
     signin_form(StatusCode::OK, None, "")
+}
+
+/// A new session for `key_id` (a fresh id, whatever cookie the browser brought: no fixation),
+/// and the way to the Jobs page.
+fn start_session(console: &Console, headers: &HeaderMap, key_id: &str) -> Response {
+    if let Some(old) = auth::cookie(headers, SESSION_COOKIE) {
+        console.sessions.remove(old);
+    }
+    let session = console.sessions.create(key_id, Instant::now());
+    let mut response = Redirect::to("/console/jobs").into_response();
+    for cookie in [auth::set_cookie(SESSION_COOKIE, Some(&session.id)), auth::set_cookie(SIGNIN_COOKIE, None)] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
 }
 
 fn signin_form(status: StatusCode, error: Option<&str>, access_key_id: &str) -> Response {
@@ -292,19 +341,8 @@ async fn signin(State(console): State<Console>, headers: HeaderMap, body: Body) 
         tokio::time::sleep(Duration::from_millis(300)).await;
         return signin_form(StatusCode::UNAUTHORIZED, Some("Wrong access key ID or secret access key."), &key_id);
     }
-    // A new id on every sign-in, whatever cookie the browser brought.
-    if let Some(old) = auth::cookie(&headers, SESSION_COOKIE) {
-        console.sessions.remove(old);
-    }
-    let session = console.sessions.create(&key_id, Instant::now());
     tracing::info!(access_key_id = %key_id, "console sign-in");
-    let mut response = Redirect::to("/console/jobs").into_response();
-    for cookie in [auth::set_cookie(SESSION_COOKIE, Some(&session.id)), auth::set_cookie(SIGNIN_COOKIE, None)] {
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    response
+    start_session(&console, &headers, &key_id)
 }
 
 async fn signout(State(console): State<Console>, Posted { session, .. }: Posted) -> Response {

@@ -279,4 +279,75 @@ async fn a_job_created_in_the_console_is_the_engines_and_renders_inert() {
     assert!(page.contains("badge st-CANCELED"));
 }
 
+// ----------------------------------------------------------------------------- job, execution and sign-in link pages
+
+#[tokio::test]
+async fn a_sign_in_link_signs_in_once_with_a_fresh_session() {
+    let h = harness().await;
+    let config = ConsoleConfig::default();
+    let links = config.signin_links.clone();
+    let app = router(h.engine.clone(), None, config, std::future::pending());
+    let token = links.issue(&h.key.access_key_id, Instant::now());
+    let url = format!("/console/signin?token={token}");
+    let planted = format!("{SESSION_COOKIE}=planted-by-an-attacker");
+    let (status, headers, _) =
+        send(&app, get(&url).header(header::COOKIE, &planted).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/console/jobs");
+    let session = set_cookie_value(&headers, SESSION_COOKIE).unwrap();
+    assert!(session.len() == 64 && session != "planted-by-an-attacker");
+    let cookie = format!("{SESSION_COOKIE}={session}");
+    let (status, _, _) =
+        send(&app, get("/console/jobs").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Used once: refused, and no session.
+    let (status, headers, body) = send(&app, get(&url).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
+    assert!(body.contains("already used or has expired"), "{body}");
+    // A link for a key the engine does not know signs nobody in.
+    let stranger = links.issue("AKIANOTAKEY", Instant::now());
+    let (status, headers, _) =
+        send(&app, get(&format!("/console/signin?token={stranger}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn the_job_page_charts_and_links_each_execution_to_its_inert_page() {
+    let h = harness().await;
+    let (cookie, _) = sign_in(&h, "").await;
+    h.engine.create_thing(CreateThingRequest { thing_name: "t1".into(), ..Default::default() }).await.unwrap();
+    let job = fleetjobs_core::ops::jobs::CreateJobRequest {
+        job_id: "j1".into(),
+        targets: vec!["arn:aws:iot:us-east-1:123456789012:thing/t1".into()],
+        document: Some("{}".into()),
+        ..Default::default()
+    };
+    h.engine.create_job(job).await.unwrap();
+    let update = br#"{"status": "IN_PROGRESS", "statusDetails": {"note": "<script>alert(1)</script>"}}"#;
+    h.engine.handle_jobs_request("$aws/things/t1/jobs/j1/update", update).await.unwrap();
+
+    let page = |path: &str| get(path).header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+    let (status, _, body) = send(&h.app, page("/console/jobs/j1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#"<figure class="history" data-samples="96""#), "{body}");
+    assert!(body.contains(r#"href="/console/jobs/j1/things/t1?number=1""#), "{body}");
+    let (status, _, body) = send(&h.app, page("/console/jobs/j1/things/t1?number=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>alert"), "{body}");
+    assert!(body.contains(r#"data-field="versionNumber">2<"#), "{body}");
+    let (status, _, _) = send(&h.app, page("/console/jobs/j1/things/t2")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(&h.app, page("/console/jobs/j1?token=not-a-token")).await;
+    assert_eq!(status, StatusCode::OK, "the engine's refusal of the token is shown in the page");
+    // Strangers are sent to sign in.
+    let (status, headers, _) = send(&h.app, get("/console/jobs/j1/things/t1").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, &headers[header::LOCATION]), (StatusCode::SEE_OTHER, &"/console/signin".parse().unwrap()));
+    let stream = get("/console/jobs/j1/things/t1/events").header(header::ACCEPT, "text/event-stream");
+    let (status, _, _) = send(&h.app, stream.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the execution's live stream too");
+}
+
 mod create_form;

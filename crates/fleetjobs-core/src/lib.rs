@@ -17,6 +17,7 @@
 //! - [`fleet_query`]: the fleet-indexing query language of dynamic thing groups.
 //! - [`ops`]: the request and response type of every control-plane operation.
 //! - [`arn`]: ARN formatting and parsing.
+//! - [`status_history`]: a job's execution statuses over time, from its executions' timestamps.
 
 pub mod arn;
 pub mod cron;
@@ -29,6 +30,7 @@ pub mod model;
 pub mod ops;
 pub mod pending;
 pub mod policy;
+pub mod status_history;
 pub mod topics;
 pub mod utc;
 pub mod validate;

@@ -86,6 +86,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     ));
     let console_config =
         fleetjobs_console::ConsoleConfig { body_timeout: http_limits.body_timeout, ..Default::default() };
+    // The one-time sign-in link of the banner: whoever reads the server's output may sign in
+    // once within its lifetime, as whoever reads the credentials file may.
+    let signin_token = console_config.signin_links.issue(&admin.access_key_id, std::time::Instant::now());
     let mqtt: Arc<dyn fleetjobs_console::MqttPort> = broker.clone();
     let console = fleetjobs_console::router(engine.clone(), Some(mqtt), console_config, stop.clone().wait());
     let app = fleetjobs_api::router(engine.clone(), &http_limits)
@@ -93,7 +96,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .merge(console);
     let http_task = tokio::spawn(fleetjobs_api::serve(app, http_listener, http_limits, stop.clone().wait()));
 
-    print_banner(&args, &dir, &credentials);
+    print_banner(&args, &dir, &credentials, &signin_token);
     tracing::info!(http = %args.http_listen, mqtt = %args.mqtt_listen, "fleetjobs ready");
 
     stop.wait().await;
@@ -133,12 +136,17 @@ fn raise_open_files_limit() {
     }
 }
 
-fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path) {
+fn print_banner(args: &ServeArgs, dir: &DataDir, credentials: &std::path::Path, signin_token: &str) {
     let http = format!("http://{}", args.http_listen);
     println!("Fleetjobs is running.");
     println!("  data dir     {}", dir.root.display());
     println!("  HTTP API     {http}   (AWS `iot` API, SigV4)");
     println!("  Console      {http}/console/   (sign in with the access key in the credentials file)");
+    // Tests parse this line: keep its shape.
+    println!(
+        "  Sign-in link {http}/console/signin?token={signin_token}   (signs in once, within {} minutes)",
+        fleetjobs_console::auth::SIGNIN_LINK_TTL.as_secs() / 60
+    );
     println!("  MQTT (mTLS)  {}   (CA: {})", args.mqtt_listen, dir.path("root-CA.crt").display());
     println!("  Jobs (mTLS)  https://{}   (`iot-jobs-data` for devices)", args.jobs_data_listen);
     println!("  credentials  {}", credentials.display());

@@ -9,6 +9,7 @@
 pub mod authorization;
 pub mod ca_certificates;
 pub mod certificates;
+pub mod console;
 pub mod dynamic_groups;
 pub mod endpoint;
 pub mod event_configurations;

@@ -6,6 +6,7 @@
 mod authorization;
 mod ca_certificates;
 mod certificates;
+mod console;
 mod dynamic_groups;
 mod endpoint;
 mod event_configurations;
@@ -23,6 +24,8 @@ mod things;
 mod tests_authorization;
 #[cfg(test)]
 mod tests_ca_certificates;
+#[cfg(test)]
+mod tests_console;
 #[cfg(test)]
 mod tests_dynamic_groups;
 #[cfg(test)]
