@@ -19,6 +19,8 @@ Fleetjobs/Mosquitto ratios. Writes bench/results/broker_qos1.json (or broker_qos
 
     bench/broker_qos1.py            # full size (release build: cargo build --release -p fleetjobs)
     bench/broker_qos1.py --smoke    # seconds; the CI size (FLEETJOBS_BIN=debug build is fine)
+    bench/broker_qos1.py --callgrind OUT --rounds 1   # profile: Fleetjobs under callgrind,
+        # instructions collected during its fan-in runs only (rates --profile-rate, no Mosquitto)
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from e2elib.server import free_port, locate_package_binary, port_open, start_server  # noqa: E402
+from e2elib.server import FleetjobsServer, free_port, locate_package_binary, port_open, start_server  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAYLOAD = 64
@@ -174,8 +176,13 @@ def publisher_worker(broker: dict, prefix: str, count: int, rate: float | None, 
 # --------------------------------------------------------------------------- one run
 
 
+def callgrind_collect(pid: int, on: bool) -> None:
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: float | None, duration: float,
-        tag: str) -> dict:
+        tag: str, toggle: bool = False) -> dict:
     ctx = mp.get_context("spawn")
     ready, start, results = ctx.Queue(), [], ctx.Queue()
     # Subscribers in processes of at most 25 clients; publishers in one process.
@@ -194,6 +201,8 @@ def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: fl
         p.start()
     for _ in procs:
         ready.get(timeout=120)
+    if toggle:
+        callgrind_collect(broker["pid"], True)
     cpu0 = proc_cpu(broker["pid"])
     t0 = time.time() + 0.3
     pq.put(t0)
@@ -213,6 +222,8 @@ def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: fl
     while len(outs) < len(sub_groups):
         outs.append(results.get(timeout=60))
     broker_cpu = proc_cpu(broker["pid"]) - cpu0
+    if toggle:
+        callgrind_collect(broker["pid"], False)
     for p in procs:
         p.join(30)
     received = sum(o["received"] for o in outs)
@@ -272,8 +283,10 @@ def start_mosquitto(base: Path, data: Path, cert: Path, key: Path, ca: Path) -> 
     return proc, port
 
 
-def provision(server, base: Path) -> tuple[Path, Path]:
-    cert = server.aws("create-keys-and-certificate", "--set-as-active")
+def provision(server, base: Path, slow: bool = False) -> tuple[Path, Path]:
+    # Under callgrind, the RSA key generation takes far longer than the CLI's 60 s default.
+    patience = ("--cli-read-timeout", "0") if slow else ()
+    cert = server.aws("create-keys-and-certificate", "--set-as-active", *patience)
     (base / "device.crt").write_text(cert["certificatePem"])
     (base / "device.key").write_text(cert["keyPair"]["PrivateKey"])
     prefix = ":".join(cert["certificateArn"].split(":")[:5])
@@ -324,6 +337,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="seconds-long sizes, for CI")
     parser.add_argument("--rounds", type=int, help="rounds per broker (alternating order)")
     parser.add_argument("--out", type=Path, help="result JSON path")
+    parser.add_argument("--callgrind", type=Path, help="run Fleetjobs alone under callgrind, writing this file")
+    parser.add_argument("--profile-rate", type=float, default=300, help="fan-in msgs/s offered under --callgrind")
     args = parser.parse_args()
     if args.smoke:
         fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [200], [20], 1.0, args.rounds or 1, 10
@@ -333,24 +348,36 @@ def main() -> None:
     binary = locate_package_binary("fleetjobs", "FLEETJOBS_BIN") if os.environ.get("FLEETJOBS_BIN") else \
         Path(os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/fleetjobs/target"))) / "release/fleetjobs"
     base = Path(tempfile.mkdtemp(prefix="bench-qos1-"))
-    server = start_server(binary, base, "fleetjobs", extra_args=("--max-connections", "2000"))
+    if args.callgrind:
+        server = FleetjobsServer(binary, data_dir=base / "data", log_path=base / "fleetjobs.log",
+                                 workdir=base / "work", name="fleetjobs")
+        server.extra_args = ["--max-connections", "2000"]
+        plain = server.command
+        server.command = lambda: ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                  f"--callgrind-out-file={args.callgrind.resolve()}", *plain()]
+        server.start(timeout=300)
+    else:
+        server = start_server(binary, base, "fleetjobs", extra_args=("--max-connections", "2000"))
     mosquitto = None
     try:
-        cert, key = provision(server, base)
-        mosquitto, mq_port = start_mosquitto(base, server.data_dir, cert, key, server.root_ca)
-        brokers = [
-            {"name": "fleetjobs", "port": server.mqtt_port, "pid": server.proc.pid},
-            {"name": "mosquitto", "port": mq_port, "pid": mosquitto.pid},
-        ]
+        cert, key = provision(server, base, slow=bool(args.callgrind))
+        brokers = [{"name": "fleetjobs", "port": server.mqtt_port, "pid": server.proc.pid}]
+        if args.callgrind:
+            fan_in_rates, fan_out_rates = [args.profile_rate], []
+        else:
+            mosquitto, mq_port = start_mosquitto(base, server.data_dir, cert, key, server.root_ca)
+            brokers.append({"name": "mosquitto", "port": mq_port, "pid": mosquitto.pid})
         for b in brokers:
             b.update(ca=str(server.root_ca), cert=str(cert), key=str(key))
-        plan = [("fan_in", 10, 1, r) for r in fan_in_rates] + [("fan_in", 10, 1, None)] + \
+        plan = [("fan_in", 10, 1, r) for r in fan_in_rates] + [("fan_in", 10, 1, None)] * (not args.callgrind) + \
                [("fan_out", 1, fan_out_subs, r) for r in fan_out_rates]
         runs = []
         for rnd in range(rounds):
             for scenario, pubs, subs, rate in plan:
                 order = brokers if rnd % 2 == 0 else brokers[::-1]
                 for b in order:
+                    if args.callgrind:
+                        return profile(b, scenario, pubs, subs, rate, duration, server)
                     result = run(b, scenario, pubs, subs, rate, duration, f"{b['name'][:2]}{rnd}{scenario}{rate}")
                     result["round"] = rnd
                     runs.append(result)
@@ -381,7 +408,14 @@ def main() -> None:
         if mosquitto is not None:
             mosquitto.terminate()
             mosquitto.wait(10)
-        server.stop()
+        server.stop(timeout=120)
+
+
+def profile(broker: dict, scenario: str, pubs: int, subs: int, rate: float, duration: float, server) -> None:
+    """One run, callgrind collecting from just before the publishers start until every delivery
+    arrived (the clients' connects come before, and are not counted)."""
+    result = run(broker, scenario, pubs, subs, rate, duration, "cg", toggle=True)
+    print(json.dumps(result | {"latencies_note": "under callgrind: not a latency figure"}))
 
 
 if __name__ == "__main__":
