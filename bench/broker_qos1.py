@@ -243,6 +243,8 @@ def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: fl
         "server_cpu_ms_per_1k_deliveries": round(1000 * broker_cpu / received * 1000, 2) if received else None,
         "generator_cpu_s": round(pub["cpu_s"] + sum(o["cpu_s"] for o in outs), 3),
         "publisher_cpu_s": round(pub["cpu_s"], 3),
+        # The busiest subscriber process: near wall_s + drain, it (not the broker) was the limit.
+        "max_subscriber_process_cpu_s": round(max(o["cpu_s"] for o in outs), 3),
         "wall_s": round(pub["wall_s"], 2),
     }
 
