@@ -105,6 +105,24 @@ impl IotAction {
     }
 }
 
+impl IotAction {
+    /// [`IotAction::as_str`] lowercased, as statements keep their action patterns: matched at
+    /// every policy check, so not lowercased again each time.
+    fn lowercase(self) -> &'static str {
+        match self {
+            IotAction::Connect => "iot:connect",
+            IotAction::Publish => "iot:publish",
+            IotAction::Subscribe => "iot:subscribe",
+            IotAction::Receive => "iot:receive",
+            IotAction::RetainPublish => "iot:retainpublish",
+            IotAction::GetPendingJobExecutions => "iot:getpendingjobexecutions",
+            IotAction::StartNextPendingJobExecution => "iot:startnextpendingjobexecution",
+            IotAction::DescribeJobExecution => "iot:describejobexecution",
+            IotAction::UpdateJobExecution => "iot:updatejobexecution",
+        }
+    }
+}
+
 impl std::fmt::Display for IotAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -277,9 +295,9 @@ impl Statement {
     }
 
     fn applies(&self, action: IotAction, resource: &str, ctx: &PolicyContext) -> bool {
-        let action = action.as_str().to_ascii_lowercase();
+        let action = action.lowercase();
         let (not_action, patterns) = &self.actions;
-        if patterns.iter().any(|p| p.matches(&action, ctx)) == *not_action {
+        if patterns.iter().any(|p| p.matches(action, ctx)) == *not_action {
             return false;
         }
         // A pattern whose variable has no value matches nothing; under
@@ -450,10 +468,15 @@ impl Pattern {
         Some(out)
     }
 
-    /// `None` when a variable has no value.
+    /// `None` when a variable has no value. Matches in place, variables read as they come:
+    /// this runs for every statement at every PUBLISH and delivery, so it allocates nothing.
     fn try_match(&self, text: &str, ctx: &PolicyContext) -> Option<bool> {
-        let pieces = self.resolve(ctx)?;
-        Some(glob(&pieces, &text.chars().collect::<Vec<_>>()))
+        for piece in &self.0 {
+            if let Piece::Var(var) = piece {
+                var.value(ctx)?;
+            }
+        }
+        Some(glob(&self.0, ctx, text))
     }
 
     fn matches(&self, text: &str, ctx: &PolicyContext) -> bool {
@@ -461,35 +484,83 @@ impl Pattern {
     }
 }
 
-/// Glob match with single-star backtracking (linear in practice, never exponential).
-fn glob(pattern: &[Piece], text: &[char]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(Piece::AnySeq) => {
-                star = Some((p, t));
-                p += 1;
+/// A position in a pattern: a piece, and within a variable's value, a byte offset.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    piece: usize,
+    offset: usize,
+}
+
+/// What a pattern asks for at a position, once its variables are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Char(char),
+    AnyChar,
+    AnySeq,
+}
+
+/// The item of `pattern` at `at` and the position after it; `None` at the end. A variable
+/// without a value reads as empty (callers check values first).
+fn item_at(pattern: &[Piece], ctx: &PolicyContext, mut at: Cursor) -> Option<(Want, Cursor)> {
+    loop {
+        let want = match pattern.get(at.piece)? {
+            Piece::Lit(c) => Want::Char(*c),
+            Piece::AnyChar => Want::AnyChar,
+            Piece::AnySeq => Want::AnySeq,
+            Piece::Var(var) => {
+                let value = var.value(ctx).unwrap_or("");
+                match value.get(at.offset..).and_then(|rest| rest.chars().next()) {
+                    Some(c) => return Some((Want::Char(c), Cursor { offset: at.offset + c.len_utf8(), ..at })),
+                    None => {
+                        at = Cursor { piece: at.piece + 1, offset: 0 };
+                        continue;
+                    }
+                }
             }
-            Some(Piece::AnyChar) => {
-                p += 1;
-                t += 1;
+        };
+        return Some((want, Cursor { piece: at.piece + 1, offset: 0 }));
+    }
+}
+
+/// Glob match with single-star backtracking (linear in practice, never exponential), variables
+/// read from `ctx` in place.
+fn glob(pattern: &[Piece], ctx: &PolicyContext, text: &str) -> bool {
+    let mut p = Cursor { piece: 0, offset: 0 };
+    let mut t = 0;
+    // After the last `*`: the pattern position past it, and where in the text it resumes.
+    let mut star: Option<(Cursor, usize)> = None;
+    while let Some(c) = text.get(t..).and_then(|rest| rest.chars().next()) {
+        match item_at(pattern, ctx, p) {
+            Some((Want::AnySeq, next)) => {
+                star = Some((next, t));
+                p = next;
             }
-            Some(Piece::Lit(c)) if *c == text[t] => {
-                p += 1;
-                t += 1;
+            Some((Want::AnyChar, next)) => {
+                p = next;
+                t += c.len_utf8();
+            }
+            Some((Want::Char(want), next)) if want == c => {
+                p = next;
+                t += c.len_utf8();
             }
             _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
+                Some((after, from)) => {
+                    let skipped = text.get(from..).and_then(|rest| rest.chars().next()).map_or(1, char::len_utf8);
+                    p = after;
+                    t = from + skipped;
+                    star = Some((after, t));
                 }
                 None => return false,
             },
         }
     }
-    pattern[p..].iter().all(|piece| *piece == Piece::AnySeq)
+    loop {
+        match item_at(pattern, ctx, p) {
+            None => return true,
+            Some((Want::AnySeq, next)) => p = next,
+            Some(_) => return false,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -608,11 +679,10 @@ impl Clause {
         let Some(actual) = actual else {
             return Some(self.if_exists || self.negated);
         };
-        let text: Vec<char> = actual.chars().collect();
         let any = values.iter().any(|v| match self.op {
             Op::StringEquals { ignore_case: false } => literal(v) == actual,
             Op::StringEquals { ignore_case: true } => literal(v).to_lowercase() == actual.to_lowercase(),
-            Op::StringLike => glob(v, &text),
+            Op::StringLike => glob(v, ctx, actual),
             Op::Bool => literal(v).eq_ignore_ascii_case(actual),
             Op::Null => unreachable!(),
         });
@@ -1171,8 +1241,39 @@ mod tests {
     }
 
     #[test]
+    fn lowercase_action_names_are_the_names_lowercased() {
+        use IotAction::*;
+        for action in [
+            Connect,
+            Publish,
+            Subscribe,
+            Receive,
+            RetainPublish,
+            GetPendingJobExecutions,
+            StartNextPendingJobExecution,
+            DescribeJobExecution,
+            UpdateJobExecution,
+        ] {
+            assert_eq!(action.lowercase(), action.as_str().to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn glob_reads_variables_in_place() {
+        let ctx = PolicyContext { client_id: "dév-1", thing_name: Some("t"), certificate_id: None };
+        let g = |p: &str, t: &str| Pattern::parse(p, true).try_match(t, &ctx);
+        assert_eq!(g("topic/${iot:ClientId}/*", "topic/dév-1/x"), Some(true));
+        assert_eq!(g("topic/${iot:ClientId}", "topic/dév-12"), Some(false));
+        assert_eq!(g("*${iot:Connection.Thing.ThingName}", "abct"), Some(true));
+        assert_eq!(g("${iot:ClientId}?${iot:Connection.Thing.ThingName}", "dév-1ét"), Some(true));
+        assert_eq!(g("${iot:Unknown}*", "x"), None);
+        assert_eq!(g("é?*", "éé"), Some(true));
+        assert_eq!(g("*é", "aéb"), Some(false));
+    }
+
+    #[test]
     fn glob_edge_cases() {
-        let g = |p: &str, t: &str| glob(&Pattern::parse(p, false).0, &t.chars().collect::<Vec<_>>());
+        let g = |p: &str, t: &str| glob(&Pattern::parse(p, false).0, &CTX, t);
         assert!(g("", ""));
         assert!(!g("", "a"));
         assert!(g("*", ""));

@@ -22,7 +22,7 @@ use crate::error::ConnectionError;
 use crate::hooks::{Action, ConnectInfo, ConnectRefusal, DeviceHooks, PeerInfo, Reply};
 use crate::metrics::METRICS;
 use crate::retain::{RetainLimits, RetainedStore};
-use crate::session::{Limits, Link, Message, Session, Subscribed};
+use crate::session::{Limits, Link, Message, Offer, Session, Subscribed};
 use crate::tap::{Tap, TapError, Taps};
 use crate::throttle::LogThrottle;
 use crate::topic::{self, TopicLimits, TopicTree};
@@ -103,6 +103,16 @@ impl Default for BrokerConfig {
             persistent_session_expiry: Duration::from_secs(3600),
         }
     }
+}
+
+/// Whether a publish may wait for room in its subscribers' queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A client's QoS 1 PUBLISH: its PUBACK is withheld until every delivery is queued (or
+    /// the subscriber is gone), which is how a slow subscriber slows its publishers down.
+    ForRoom,
+    /// Nobody waits for an answer (QoS 0, wills): a full queue drops the message, counted.
+    No,
 }
 
 /// One subscription in the index.
@@ -235,8 +245,10 @@ impl<H: DeviceHooks> Broker<H> {
 
     /// In-process publish from the service (job notifications, events) to every matching
     /// subscriber that `authorize(Receive, topic)` allows, at min(`qos`, granted QoS; QoS 2 is
-    /// treated as 1). Never blocks; returns how many sessions it was queued for (offline
-    /// persistent sessions included).
+    /// treated as 1). Never waits: a subscriber whose queue is full loses it (counted in
+    /// `fleetjobs_mqtt_messages_dropped_total`), so that the engine is never held up by a
+    /// client. Returns how many sessions it was queued for (offline persistent sessions
+    /// included).
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) -> usize {
         let topic = match TopicName::try_from(topic) {
             Ok(topic) if topic::is_valid_topic_name(&topic) => topic,
@@ -377,7 +389,8 @@ impl<H: DeviceHooks> Broker<H> {
             }
         }
         if let Some(will) = will {
-            match self.publish_from(&session, &hook, will.into()).await {
+            // Nobody waits for a will's PUBACK: it is not held back for a full queue.
+            match self.publish_from(&session, &hook, will.into(), Waiting::No).await {
                 Ok(()) => debug!(client_id = %session.client_id, "will published"),
                 Err(error) => debug!(client_id = %session.client_id, %error, "will not published"),
             }
@@ -429,12 +442,14 @@ impl<H: DeviceHooks> Broker<H> {
     }
 
     /// A PUBLISH from a client (or its will): authorize it, then hand it to the service or
-    /// route it to subscribers.
+    /// route it to subscribers; with [`Waiting::ForRoom`], a QoS 1 delivery to a connected
+    /// subscriber whose queue is full waits for room (the caller withholds the PUBACK meanwhile).
     pub(crate) async fn publish_from(
         &self,
         session: &Session<H::Session>,
         hook: &H::Session,
         message: Message,
+        waiting: Waiting,
     ) -> Result<(), ConnectionError> {
         let allowed = self.hooks.authorize(hook, Action::Publish, &message.topic)
             && (!message.retain || self.hooks.authorize(hook, Action::RetainPublish, &message.topic));
@@ -450,7 +465,12 @@ impl<H: DeviceHooks> Broker<H> {
                 if message.retain {
                     self.retain(&session.client_id, &message).await;
                 }
-                self.route(&message);
+                match waiting {
+                    Waiting::ForRoom => self.route_waiting(&message).await,
+                    Waiting::No => {
+                        self.route(&message);
+                    }
+                }
             }
         }
         Ok(())
@@ -480,9 +500,9 @@ impl<H: DeviceHooks> Broker<H> {
         }
     }
 
-    /// Queue `message` for every session with a matching subscription, once per session at the
-    /// highest QoS granted, if the session may receive it.
-    fn route(&self, message: &Message) -> usize {
+    /// The sessions `message` goes to: every session with a matching subscription, once, at
+    /// the highest QoS granted, if it may receive it. The taps see it too.
+    fn targets(&self, message: &Message) -> Vec<(Arc<Session<H::Session>>, QoS)> {
         self.taps.offer(&message.topic, &message.payload);
         let mut targets = Vec::new();
         self.index().for_each_match(&message.topic, |id, subscriber| {
@@ -492,11 +512,31 @@ impl<H: DeviceHooks> Broker<H> {
         targets.dedup_by_key(|(id, _, _)| *id);
         targets
             .into_iter()
-            .filter(|(_, granted, session)| {
-                self.hooks.authorize(&session.hook(), Action::Receive, &message.topic)
-                    && session.enqueue(message.delivery(*granted, false))
-            })
-            .count()
+            .filter(|(_, _, session)| self.hooks.authorize(&session.hook(), Action::Receive, &message.topic))
+            .map(|(_, granted, session)| (session, granted))
+            .collect()
+    }
+
+    /// Queue `message` for its subscribers without waiting (a full queue drops it, counted).
+    /// Returns for how many sessions it was queued.
+    fn route(&self, message: &Message) -> usize {
+        let targets = self.targets(message);
+        targets.into_iter().filter(|(session, granted)| session.enqueue(message.delivery(*granted, false))).count()
+    }
+
+    /// Queue `message` for its subscribers, waiting for room in the full queues of connected
+    /// ones for the QoS 1 deliveries: the others first, then each full one in turn (their
+    /// stalled-grace clocks run meanwhile, so the whole wait stays within about one grace).
+    async fn route_waiting(&self, message: &Message) {
+        let mut full = Vec::new();
+        for (session, granted) in self.targets(message) {
+            if let Offer::Full(delivery) = session.offer(message.delivery(granted, false)) {
+                full.push((session, delivery));
+            }
+        }
+        for (session, delivery) in full {
+            session.enqueue_waiting(delivery).await;
+        }
     }
 
     /// Replies to a request go to the requesting session only, at the QoS its subscriptions

@@ -1,9 +1,12 @@
 //! One client connection: the CONNECT handshake, then a reader and a writer polled together in
 //! the same task until either ends or the connection is kicked.
 //!
-//! The reader handles one packet at a time, awaiting the service's answer to a request before
-//! reading the next packet. The writer drains the session queue into the socket.
+//! The reader handles one packet at a time, awaiting the service's answer to a request (or room
+//! in a subscriber's queue for a QoS 1 PUBLISH) before handling the next packet; meanwhile it
+//! reads on a little way, applying PUBACKs and parking the rest (see
+//! [`Connection::handle_reading_on`]). The writer drains the session queue into the socket.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -11,12 +14,12 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqtt_proto::v3::{Connack, Connect, ConnectReturnCode, Packet, Publish, Suback, SubscribeReturnCode};
-use mqtt_proto::QosPid;
+use mqtt_proto::{Pid, QosPid};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::{debug, debug_span, field, info, warn, Instrument, Span};
 
-use crate::broker::{Admission, Broker};
+use crate::broker::{Admission, Broker, Waiting};
 use crate::error::{ConnectionError, FrameError};
 use crate::frame::{self, ClientPacket, FrameReader, SubscribeRequest, UnsubscribeRequest};
 use crate::hooks::{DeviceHooks, PeerInfo};
@@ -25,6 +28,10 @@ use crate::session::{Link, Message, Session};
 
 /// Bytes the writer encodes before writing them out.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Packets read on while one is being handled, at most (beyond, the socket is not read).
+const MAX_PARKED: usize = 16;
+/// Payload bytes of parked packets beyond which the socket is not read.
+const MAX_PARKED_BYTES: usize = 64 * 1024;
 /// Time allowed to close the stream politely (TLS close_notify) or to deliver a refusal.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -192,6 +199,24 @@ impl ConnectionError {
     }
 }
 
+/// Packets read while another was being handled, to handle next.
+#[derive(Default)]
+struct Parked {
+    packets: VecDeque<ClientPacket>,
+    /// Payload bytes of `packets`.
+    bytes: usize,
+    /// The stream ended after them.
+    ended: bool,
+}
+
+/// What a parked packet holds, for [`MAX_PARKED_BYTES`].
+fn parked_cost(packet: &ClientPacket) -> usize {
+    match packet {
+        ClientPacket::Publish(publish) => publish.topic_name.len() + publish.payload.len(),
+        _ => 0,
+    }
+}
+
 /// Whether to keep reading after a packet.
 enum Flow {
     Continue,
@@ -216,15 +241,57 @@ impl<H: DeviceHooks> Connection<'_, H> {
     }
 
     async fn read_packets<R: AsyncRead + Unpin>(&self, frames: &mut FrameReader<R>) -> Result<Ended, ConnectionError> {
+        let mut parked = Parked::default();
         loop {
-            let next = within(self.keep_alive, frames.next()).await.ok_or(ConnectionError::KeepAliveExpired)?;
-            let Some(packet) = next? else {
-                return Ok(Ended::Eof);
+            let packet = match parked.packets.pop_front() {
+                Some(packet) => {
+                    parked.bytes -= parked_cost(&packet);
+                    packet
+                }
+                None if parked.ended => return Ok(Ended::Eof),
+                None => {
+                    let next = within(self.keep_alive, frames.next()).await.ok_or(ConnectionError::KeepAliveExpired)?;
+                    let Some(packet) = next? else {
+                        return Ok(Ended::Eof);
+                    };
+                    packet
+                }
             };
             // Boxed: handling a packet takes a large future for a short time; keeping it out of
             // line keeps idle connections small.
-            if let Flow::Disconnect = Box::pin(self.handle(packet)).await? {
+            if let Flow::Disconnect = Box::pin(self.handle_reading_on(packet, frames, &mut parked)).await? {
                 return Ok(Ended::Disconnect);
+            }
+        }
+    }
+
+    /// Handle `packet`, reading on meanwhile: PUBACKs are applied at once, the other packets
+    /// parked (handled next, in order) until [`MAX_PARKED`] or [`MAX_PARKED_BYTES`], then the
+    /// socket is left unread. A QoS 1 PUBLISH may wait for room in a subscriber's queue, and
+    /// that room may need this client's own PUBACKs (it subscribes to what it publishes, or two
+    /// clients publish to each other): they must not queue behind the waiting PUBLISH.
+    async fn handle_reading_on<R: AsyncRead + Unpin>(
+        &self,
+        packet: ClientPacket,
+        frames: &mut FrameReader<R>,
+        parked: &mut Parked,
+    ) -> Result<Flow, ConnectionError> {
+        let handling = self.handle(packet);
+        tokio::pin!(handling);
+        loop {
+            let room = !parked.ended && parked.packets.len() < MAX_PARKED && parked.bytes < MAX_PARKED_BYTES;
+            tokio::select! {
+                biased;
+                flow = &mut handling => return flow,
+                // `FrameReader::next` is cancel-safe: what it read stays in its buffer.
+                next = frames.next(), if room => match next? {
+                    None => parked.ended = true,
+                    Some(ClientPacket::Puback(pid)) => self.on_puback(pid),
+                    Some(packet) => {
+                        parked.bytes += parked_cost(&packet);
+                        parked.packets.push_back(packet);
+                    }
+                },
             }
         }
     }
@@ -235,11 +302,7 @@ impl<H: DeviceHooks> Connection<'_, H> {
                 METRICS.received.increment(1);
                 self.on_publish(publish).await?
             }
-            ClientPacket::Puback(pid) => {
-                if !self.session.ack(pid) {
-                    debug!(pid = pid.value(), "PUBACK for a packet id not in flight");
-                }
-            }
+            ClientPacket::Puback(pid) => self.on_puback(pid),
             ClientPacket::Subscribe(request) => self.on_subscribe(request).await?,
             ClientPacket::Unsubscribe(request) => self.on_unsubscribe(request).await?,
             ClientPacket::Pingreq => self.send(Packet::Pingresp).await?,
@@ -247,6 +310,12 @@ impl<H: DeviceHooks> Connection<'_, H> {
             ClientPacket::Connect(_) => return Err(ConnectionError::Protocol("second CONNECT")),
         }
         Ok(Flow::Continue)
+    }
+
+    fn on_puback(&self, pid: Pid) {
+        if !self.session.ack(pid) {
+            debug!(pid = pid.value(), "PUBACK for a packet id not in flight");
+        }
     }
 
     async fn send(&self, packet: Packet) -> Result<(), ConnectionError> {
@@ -262,7 +331,10 @@ impl<H: DeviceHooks> Connection<'_, H> {
         if !self.broker.is_publishable(&publish.topic_name) {
             return Err(ConnectionError::Protocol("invalid topic name, or beyond the size or slash limit"));
         }
-        self.broker.publish_from(self.session, self.hook, Message::from(publish)).await?;
+        // A QoS 1 PUBLISH is acknowledged only once every delivery is queued: a full subscriber
+        // queue holds the PUBACK (and this client's next packets) back rather than losing it.
+        let waiting = if pid.is_some() { Waiting::ForRoom } else { Waiting::No };
+        self.broker.publish_from(self.session, self.hook, Message::from(publish), waiting).await?;
         if let Some(pid) = pid {
             self.send(Packet::Puback(pid)).await?;
         }

@@ -3,8 +3,9 @@
 //! A [`Session`] outlives its connections when the client asked for a persistent session
 //! (`clean_session = 0`). The connection currently serving it is its [`Link`]: producers push
 //! onto the session queue and wake the link's writer, which drains the queue into the socket.
-//! Everything here is synchronous and guarded by one short-lived mutex per session, so
-//! publishing never waits on a client.
+//! Everything here is synchronous and guarded by one short-lived mutex per session; the only
+//! wait is [`Session::enqueue_waiting`]'s, outside the lock: a client's QoS 1 PUBLISH waits for
+//! room in a connected subscriber's queue instead of being acknowledged and dropped.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -19,8 +20,11 @@ use tracing::{debug, warn};
 
 use crate::error::Superseded;
 use crate::frame;
-use crate::metrics::METRICS;
+use crate::metrics::{DropReason, METRICS};
 use crate::topic;
+
+/// Shortest wait between two offers of a message waiting for room.
+const MIN_RECHECK: Duration = Duration::from_millis(100);
 
 /// An application message on its way to one or more sessions.
 #[derive(Debug, Clone)]
@@ -114,6 +118,17 @@ pub(crate) enum Subscribed {
     Discarded,
 }
 
+/// The outcome of [`Session::offer`].
+#[derive(Debug)]
+pub(crate) enum Offer {
+    Queued,
+    /// Not queued, for good (counted as a drop unless the session was discarded).
+    Dropped,
+    /// A QoS 1 message for a connected session whose queue has no room now: handed back, for
+    /// a sender that can wait ([`Session::enqueue_waiting`]) or drop it ([`Session::enqueue`]).
+    Full(Message),
+}
+
 /// The connection currently serving a session.
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -173,6 +188,8 @@ pub(crate) struct Session<S> {
     /// Shared by all sessions: one pointer per session instead of a copy.
     limits: Arc<Limits>,
     state: Mutex<State<S>>,
+    /// Room was made in the queue (or the session went offline) while a sender waited.
+    room: Notify,
 }
 
 #[derive(Debug)]
@@ -194,6 +211,9 @@ struct State<S> {
     bytes: usize,
     /// Since when a message could not be queued for lack of room, while connected.
     full_since: Option<Instant>,
+    /// A sender waits on `Session::room`: notify it when room is made (otherwise, making room
+    /// costs nothing more).
+    room_wanted: bool,
 }
 
 impl<S> State<S> {
@@ -291,7 +311,16 @@ impl<S> Session<S> {
                 offline_since: None,
                 bytes: 0,
                 full_since: None,
+                room_wanted: false,
             }),
+            room: Notify::new(),
+        }
+    }
+
+    /// Wake the senders waiting for room, if any (they try again).
+    fn made_room(&self, state: &mut State<S>) {
+        if std::mem::take(&mut state.room_wanted) {
+            self.room.notify_waiters();
         }
     }
 
@@ -331,6 +360,7 @@ impl<S> Session<S> {
         queue.append(&mut state.queue);
         state.queue = queue;
         state.recount();
+        self.made_room(state);
     }
 
     /// The connection `link` ended. Returns whether it was still the serving one (then the
@@ -343,6 +373,8 @@ impl<S> Session<S> {
         state.link = None;
         state.offline_since = Some(Instant::now());
         state.keep_offline_items();
+        // Waiting senders now meet the offline rules.
+        self.made_room(&mut state);
         true
     }
 
@@ -369,6 +401,7 @@ impl<S> Session<S> {
         state.held = VecDeque::new();
         state.inflight = VecDeque::new();
         state.bytes = 0;
+        self.made_room(&mut state);
     }
 
     /// Record a subscription (replacing the QoS of an existing one, which is always allowed)
@@ -413,18 +446,24 @@ impl<S> Session<S> {
 
     /// Queue a message without waiting. Offline, only a persistent session keeps QoS 1
     /// messages. When the queue is full, the oldest queued QoS 0 messages are dropped to make
-    /// room; if that is not enough, `message` is dropped, and a connection whose queue stays
-    /// full for [`Limits::stalled_grace`] is disconnected (checked when a message finds no
-    /// room). Returns whether it was queued.
-    pub fn enqueue(&self, message: Message) -> bool {
+    /// room; if that is not enough, a QoS 1 message for a connected session is handed back
+    /// ([`Offer::Full`]), any other is dropped, and a connection whose queue stays full for
+    /// [`Limits::stalled_grace`] is disconnected (checked when a message finds no room). Every
+    /// drop but a discarded session's is counted, by reason.
+    pub fn offer(&self, message: Message) -> Offer {
         let mut guard = self.state();
         let state = &mut *guard;
         let qos1 = message.qos == QoS::Level1;
         let offline = state.link.is_none();
-        if state.discarded || (offline && !(qos1 && self.persistent)) {
-            return false;
+        if state.discarded {
+            return Offer::Dropped;
         }
-        let fits = message.cost() <= self.limits.max_queued_bytes
+        if offline && !(qos1 && self.persistent) {
+            METRICS.dropped(DropReason::Offline, message.qos).increment(1);
+            return Offer::Dropped;
+        }
+        let can_fit = message.cost() <= self.limits.max_queued_bytes;
+        let fits = can_fit
             && loop {
                 if self.fits(state, &message) {
                     break true;
@@ -434,20 +473,66 @@ impl<S> Session<S> {
                 }
             };
         if !fits {
-            METRICS.dropped_queue_full(message.qos).increment(1);
-            if qos1 {
-                warn!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 1 message");
-            } else {
-                debug!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 0 message");
+            if offline {
+                METRICS.dropped(DropReason::OfflineQueueFull, message.qos).increment(1);
+                debug!(client_id = %self.client_id, topic = %message.topic, "offline session queue full, dropping");
+                return Offer::Dropped;
             }
             self.check_stalled(state);
-            return false;
+            if qos1 && can_fit {
+                state.room_wanted = true;
+                return Offer::Full(message);
+            }
+            METRICS.dropped(DropReason::QueueFull, message.qos).increment(1);
+            debug!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping message");
+            return Offer::Dropped;
         }
         state.full_since = None;
         state.bytes += message.cost();
         state.queue.push_back(Outbound::Message(message));
         state.wake_writer();
-        true
+        Offer::Queued
+    }
+
+    /// [`Session::offer`] for senders that cannot wait (the service's outbox, wills, replies,
+    /// retained messages): a QoS 1 message that finds no room is dropped and counted. Returns
+    /// whether it was queued.
+    pub fn enqueue(&self, message: Message) -> bool {
+        match self.offer(message) {
+            Offer::Queued => true,
+            Offer::Dropped => false,
+            Offer::Full(message) => {
+                METRICS.dropped(DropReason::QueueFull, message.qos).increment(1);
+                warn!(client_id = %self.client_id, topic = %message.topic, "session queue full, dropping QoS 1 message");
+                false
+            }
+        }
+    }
+
+    /// [`Session::offer`], waiting while a connected session's queue has no room for a QoS 1
+    /// message: until the client takes messages, goes offline (then the offline rules apply),
+    /// or is disconnected by the stalled rule, so the wait ends within about
+    /// [`Limits::stalled_grace`] of the queue filling up. No lock is held while waiting.
+    /// Returns whether it was queued.
+    pub async fn enqueue_waiting(&self, mut message: Message) -> bool {
+        let mut counted = false;
+        loop {
+            // Registered before the offer, so that room made in between is not missed.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            message = match self.offer(message) {
+                Offer::Queued => return true,
+                Offer::Dropped => return false,
+                Offer::Full(message) => message,
+            };
+            if !std::mem::replace(&mut counted, true) {
+                METRICS.publish_waits.increment(1);
+            }
+            // On timeout, the next offer applies the stalled rule (the floor keeps a zero grace
+            // from spinning until the killed connection has detached).
+            let _ = tokio::time::timeout(self.limits.stalled_grace.max(MIN_RECHECK), room).await;
+        }
     }
 
     /// The queue had no room: disconnect a connection that has not made room for
@@ -497,6 +582,7 @@ impl<S> Session<S> {
         if !state.held.is_empty() {
             state.wake_writer();
         }
+        self.made_room(&mut state);
         true
     }
 
@@ -537,6 +623,7 @@ impl<S> Session<S> {
         }
         // QoS 1 messages sent now are the ones that entered the in-flight window.
         METRICS.sent.increment(sent_qos0 + state.inflight.len().saturating_sub(before) as u64);
+        self.made_room(state);
         Ok(())
     }
 }

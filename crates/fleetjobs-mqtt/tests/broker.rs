@@ -866,3 +866,108 @@ async fn a_will_beyond_the_topic_limits_is_not_published() {
     drop(ok);
     assert_eq!(&*watcher.recv_publish().await.topic_name, "wills/ok", "only the will within the limits");
 }
+
+/// A small window and queue: a subscriber that acknowledges nothing holds 2 in flight and 4
+/// queued, then its queue is full.
+fn small_queue() -> BrokerConfig {
+    BrokerConfig { max_inflight: 2, max_queued_per_session: 4, ..BrokerConfig::default() }
+}
+
+/// The PUBACKs a client receives until it has `count` of them, in order.
+async fn pubacks(client: &mut Client, count: usize) -> Vec<u16> {
+    let mut acked = Vec::new();
+    while acked.len() < count {
+        match client.recv().await {
+            Packet::Puback(pid) => acked.push(pid.value()),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    acked
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_subscriber_holds_back_the_publishers_puback_and_loses_nothing() {
+    let (broker, _) = broker_with(small_queue());
+    let mut slow = Client::connect(&broker, "slow").await;
+    slow.subscribe(&[("t", QoS::Level1)]).await;
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    for i in 1..=20u16 {
+        publisher.send(publish_packet("t", &i.to_string(), QosPid::Level1(pid(i)))).await;
+    }
+    // 2 in flight and 4 queued took the first 6; the 7th waits for room, unacknowledged, and
+    // the publisher's later packets wait behind it.
+    assert_eq!(pubacks(&mut publisher, 6).await, (1..=6).collect::<Vec<_>>());
+    publisher.expect_nothing().await;
+
+    // The subscriber takes its messages: every one arrives, in order, and only then is each
+    // remaining PUBLISH acknowledged.
+    for i in 1..=20u16 {
+        let publish = slow.recv_publish().await;
+        assert_eq!(payload(&publish), i.to_string());
+        slow.send(Packet::Puback(publish.qos_pid.pid().unwrap())).await;
+    }
+    assert_eq!(pubacks(&mut publisher, 14).await, (7..=20).collect::<Vec<_>>());
+    slow.expect_nothing().await;
+    publisher.sync().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_publishing_to_itself_past_its_queue_is_not_stuck_behind_its_own_pubacks() {
+    let (broker, _) = broker_with(small_queue());
+    let mut client = Client::connect(&broker, "echo").await;
+    client.subscribe(&[("t", QoS::Level1)]).await;
+    for i in 1..=20u16 {
+        client.send(publish_packet("t", &i.to_string(), QosPid::Level1(pid(i)))).await;
+    }
+    // Its PUBACKs for the messages it receives are read while its own PUBLISH waits for room
+    // (otherwise it would wait for ever, then be disconnected as stalled).
+    let (mut received, mut acked) = (Vec::new(), Vec::new());
+    while received.len() < 20 || acked.len() < 20 {
+        match client.recv().await {
+            Packet::Publish(publish) => {
+                received.push(payload(&publish).parse::<u16>().unwrap());
+                client.send(Packet::Puback(publish.qos_pid.pid().unwrap())).await;
+            }
+            Packet::Puback(pid) => acked.push(pid.value()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(received, (1..=20).collect::<Vec<_>>());
+    assert_eq!(acked, (1..=20).collect::<Vec<_>>());
+    client.sync().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_subscriber_holds_its_publisher_back_for_the_grace_period_only() {
+    let config = BrokerConfig { stalled_reader_grace: Duration::from_secs(30), ..small_queue() };
+    let (broker, hooks) = broker_with(config);
+    let mut stuck = Client::connect(&broker, "stuck").await;
+    stuck.subscribe(&[("t", QoS::Level1)]).await;
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    for i in 1..=10u16 {
+        publisher.send(publish_packet("t", &i.to_string(), QosPid::Level1(pid(i)))).await;
+    }
+    assert_eq!(pubacks(&mut publisher, 6).await, (1..=6).collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    publisher.expect_nothing().await;
+    // Past the grace period the subscriber is disconnected; its (clean) session is gone, so
+    // the waiting PUBLISH and the ones behind it are acknowledged.
+    assert_eq!(pubacks(&mut publisher, 4).await, (7..=10).collect::<Vec<_>>());
+    stuck.expect_closed().await;
+    wait_until("the stuck client is gone", || broker.connection_count() == 1).await;
+    assert_eq!(*hooks.disconnected.lock().unwrap(), vec!["stuck"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn qos0_and_service_publishes_never_wait_for_a_full_subscriber() {
+    let (broker, _) = broker_with(small_queue());
+    let mut stuck = Client::connect(&broker, "stuck").await;
+    stuck.subscribe(&[("t", QoS::Level1)]).await;
+    let mut publisher = Client::connect(&broker, "publisher").await;
+    for i in 0..10 {
+        publisher.publish("t", &i.to_string()).await;
+        broker.publish("t", Bytes::from("service"), QoS::Level1);
+    }
+    // Handled (and the full queue's drops counted) without waiting.
+    publisher.sync().await;
+}
