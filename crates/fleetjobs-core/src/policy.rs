@@ -105,6 +105,24 @@ impl IotAction {
     }
 }
 
+impl IotAction {
+    /// The action name lowercased, as statements' action patterns are kept (IAM action names
+    /// are case-insensitive): no lowercasing at each evaluation.
+    fn lowercase(self) -> &'static str {
+        match self {
+            IotAction::Connect => "iot:connect",
+            IotAction::Publish => "iot:publish",
+            IotAction::Subscribe => "iot:subscribe",
+            IotAction::Receive => "iot:receive",
+            IotAction::RetainPublish => "iot:retainpublish",
+            IotAction::GetPendingJobExecutions => "iot:getpendingjobexecutions",
+            IotAction::StartNextPendingJobExecution => "iot:startnextpendingjobexecution",
+            IotAction::DescribeJobExecution => "iot:describejobexecution",
+            IotAction::UpdateJobExecution => "iot:updatejobexecution",
+        }
+    }
+}
+
 impl std::fmt::Display for IotAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -277,9 +295,9 @@ impl Statement {
     }
 
     fn applies(&self, action: IotAction, resource: &str, ctx: &PolicyContext) -> bool {
-        let action = action.as_str().to_ascii_lowercase();
+        let action = action.lowercase();
         let (not_action, patterns) = &self.actions;
-        if patterns.iter().any(|p| p.matches(&action, ctx)) == *not_action {
+        if patterns.iter().any(|p| p.matches(action, ctx)) == *not_action {
             return false;
         }
         // A pattern whose variable has no value matches nothing; under
@@ -450,15 +468,60 @@ impl Pattern {
         Some(out)
     }
 
-    /// `None` when a variable has no value.
+    /// `None` when a variable has no value. Evaluated at every packet of every device, so
+    /// variables are matched in place, as the literal text of their value: nothing allocated.
     fn try_match(&self, text: &str, ctx: &PolicyContext) -> Option<bool> {
-        let pieces = self.resolve(ctx)?;
-        Some(glob(&pieces, &text.chars().collect::<Vec<_>>()))
+        if self.0.iter().any(|p| matches!(p, Piece::Var(v) if v.value(ctx).is_none())) {
+            return None;
+        }
+        Some(glob_in_place(&self.0, text, ctx))
     }
 
     fn matches(&self, text: &str, ctx: &PolicyContext) -> bool {
         self.try_match(text, ctx) == Some(true)
     }
+}
+
+/// [`glob`] over unresolved pieces and a `&str`: a variable matches its value's text
+/// literally (as the characters it resolves to would), `?` one character. The caller has
+/// checked that every variable has a value. Same single-star backtracking as [`glob`]: a
+/// variable's text either matches whole at a position or the match backtracks to the last
+/// `*`, exactly as its characters one by one would.
+fn glob_in_place(pattern: &[Piece], text: &str, ctx: &PolicyContext) -> bool {
+    let value = |var: &Var| var.value(ctx).unwrap_or_default();
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(c) = text[t..].chars().next() {
+        let step = match pattern.get(p) {
+            Some(Piece::AnySeq) => {
+                star = Some((p, t));
+                p += 1;
+                continue;
+            }
+            Some(Piece::AnyChar) => Some(c.len_utf8()),
+            Some(Piece::Lit(l)) if *l == c => Some(c.len_utf8()),
+            Some(Piece::Var(var)) if text[t..].starts_with(value(var)) => Some(value(var).len()),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(n), _) => {
+                p += 1;
+                t += n;
+            }
+            (None, Some((sp, st))) => {
+                let next = st + text[st..].chars().next().map_or(1, char::len_utf8);
+                p = sp + 1;
+                t = next;
+                star = Some((sp, next));
+            }
+            (None, None) => return false,
+        }
+    }
+    pattern[p..].iter().all(|piece| match piece {
+        Piece::AnySeq => true,
+        Piece::Var(var) => value(var).is_empty(),
+        _ => false,
+    })
 }
 
 /// Glob match with single-star backtracking (linear in practice, never exponential).
@@ -947,6 +1010,23 @@ mod tests {
         let p = stmt("Allow", "iot:Connect", "arn:aws:iot:r:1:client/${iot:Certificate.Id}");
         assert!(!allowed(&p, Connect, "client/", &PolicyContext { certificate_id: Some("x"), ..CTX }));
         assert!(!allowed(&p, Connect, "client/x", &PolicyContext { certificate_id: Some("x"), ..CTX }));
+    }
+
+    proptest::proptest! {
+        /// Matching variables in place decides as substituting them first and matching the
+        /// characters does, over patterns and texts from a small alphabet (so that they meet).
+        #[test]
+        fn variables_in_place_match_as_substituted(
+            pattern in "[ab*?/]{0,6}(\\$\\{iot:ClientId\\})?[ab*?/]{0,6}(\\$\\{iot:ClientId\\})?[ab*?]{0,3}",
+            text in "[ab/é*?]{0,14}",
+            client_id in "[ab*?é]{0,3}",
+        ) {
+            let pattern = Pattern::parse(&pattern, true);
+            let ctx = PolicyContext { client_id: &client_id, ..CTX };
+            let chars: Vec<char> = text.chars().collect();
+            let substituted = pattern.resolve(&ctx).map(|pieces| glob(&pieces, &chars));
+            proptest::prop_assert_eq!(pattern.try_match(&text, &ctx), substituted);
+        }
     }
 
     #[test]
