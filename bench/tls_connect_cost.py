@@ -1,33 +1,49 @@
 #!/usr/bin/env python3
-"""Server CPU per mutual-TLS handshake on the MQTT listener, over real sockets.
+"""Server CPU per mutual-TLS connect on the MQTT listener, over real sockets: full handshakes
+against resumed ones (TLS 1.3 session tickets), in alternating rounds of one run.
 
-Starts `fleetjobs serve` (FLEETJOBS_BIN, default the debug build) in a temporary data dir,
-makes one device certificate (create-keys-and-certificate), then opens N TLS connections one
-after another with Python's ssl (OpenSSL, as the AWS IoT Python SDKs), each completing the
-handshake and closing, and reads the server's utime+stime from /proc before and after.
-Prints the negotiated suite and CPU ms per handshake as JSON.
+Starts `fleetjobs serve` (FLEETJOBS_BIN, default the release build; `--smoke`: the debug
+build) in a temporary data dir with RUST_LOG=warn, makes one device certificate
+(create-keys-and-certificate: RSA-2048, as AWS) and a policy allowing its connect, then, one
+connection after another from Python's ssl (OpenSSL, as the AWS IoT Python SDKs): TLS
+handshake, MQTT CONNECT → CONNACK (so the registry check runs, and the TLS 1.3 ticket
+arrives), close. `full`: a new session each time; `resumed`: each connect presents the newest
+session ticket it got. The server's utime + stime (/proc/PID/stat) is read around each round.
 
-    python3 bench/tls_connect_cost.py [N]
+    python3 bench/tls_connect_cost.py [--connects 400] [--rounds 4]
+    python3 bench/tls_connect_cost.py --smoke     # CI: debug build, 20 connects, 1 round
+
+Prints one JSON line and writes bench/results/tls_connect_cost.json (or --out).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from e2elib.server import locate_binary, start_server  # noqa: E402
+from e2elib.server import start_server  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
+}
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/fleetjobs/target")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -35,37 +51,116 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def connect_packet(client_id: str) -> bytes:
+    def s(v: str) -> bytes:
+        return len(v.encode()).to_bytes(2, "big") + v.encode()
+
+    body = s("MQTT") + bytes([4, 0x02]) + (60).to_bytes(2, "big") + s(client_id)
+    return bytes([0x10, len(body)]) + body
+
+
+def mqtt_connect(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None):
+    """(suite, resumed?, newest session) of one connect through CONNACK."""
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            tls.sendall(connect_packet("tls-cost"))
+            connack = b""
+            while len(connack) < 4:
+                chunk = tls.recv(4 - len(connack))
+                if not chunk:
+                    raise RuntimeError("connection closed before CONNACK")
+                connack += chunk
+            if connack[0] != 0x20 or connack[3] != 0:
+                raise RuntimeError(f"CONNECT refused: {connack.hex()}")
+            return tls.cipher()[0], tls.session_reused, tls.session
+
+
+def round_of(server, ctx: ssl.SSLContext, n: int, resume: bool) -> dict:
+    pid = server.proc.pid
+    session = None
+    if resume:  # a ticket to start from
+        _, _, session = mqtt_connect(server.mqtt_port, ctx, None)
+    reused = 0
+    suite = None
+    before, started = cpu_seconds(pid), time.monotonic()
+    for _ in range(n):
+        suite, was_reused, newest = mqtt_connect(server.mqtt_port, ctx, session if resume else None)
+        reused += was_reused
+        if resume:
+            session = newest
+    wall = time.monotonic() - started
+    # The server closes the last connection after the client: let it finish before reading.
+    time.sleep(0.3)
+    cpu = cpu_seconds(pid) - before
+    return {
+        "mode": "resumed" if resume else "full",
+        "connects": n,
+        "resumed": reused,
+        "suite": suite,
+        "server_cpu_ms_per_connect": round(cpu * 1000 / n, 3),
+        "connects_per_second_sequential": round(n / wall, 1),
+    }
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--connects", type=int, default=400, help="connects per round")
+    p.add_argument("--rounds", type=int, default=4, help="rounds of each mode, alternating")
+    p.add_argument("--smoke", action="store_true", help="CI size: debug build, 20 connects, 1 round")
+    p.add_argument("--out", default=None, help="results file (name under bench/results, or a path)")
+    args = p.parse_args()
+    if args.smoke:
+        args.connects, args.rounds = 20, 1
+    profile = "debug" if args.smoke else "release"
+    binary = Path(os.environ.get("FLEETJOBS_BIN") or target_dir() / profile / "fleetjobs")
+    if not binary.is_file():
+        raise SystemExit(f"{binary} is missing: cargo build {'' if args.smoke else '--release '}-p fleetjobs")
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load = os.getloadavg()
     base = Path(tempfile.mkdtemp(prefix="tls-cost-"))
-    server = start_server(locate_binary(), base, "tls-cost")
+    server = start_server(binary, base, "tls-cost", extra_env={"RUST_LOG": "warn"})
     try:
         cert = server.aws("create-keys-and-certificate", "--set-as-active")
         (base / "dev.crt").write_text(cert["certificatePem"])
         (base / "dev.key").write_text(cert["keyPair"]["PrivateKey"])
+        server.aws("create-policy", "--policy-name", "tls-cost", "--policy-document", json.dumps(POLICY))
+        server.aws("attach-policy", "--policy-name", "tls-cost", "--target", cert["certificateArn"])
         ctx = ssl.create_default_context(cafile=str(server.root_ca))
         ctx.load_cert_chain(str(base / "dev.crt"), str(base / "dev.key"))
-        suite = None
-
-        def handshake() -> str:
-            with socket.create_connection(("127.0.0.1", server.mqtt_port)) as raw:
-                with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-                    return tls.cipher()[0]
-
-        for _ in range(20):  # warm-up: allocator, session cache
-            suite = handshake()
-        pid = server.proc.pid
-        before, started = cpu_seconds(pid), time.monotonic()
-        for _ in range(n):
-            handshake()
-        # Let the server finish closing the last connections before reading its CPU time.
-        time.sleep(0.5)
-        cpu = cpu_seconds(pid) - before
-        wall = time.monotonic() - started - 0.5
-        print(json.dumps({"handshakes": n, "suite": suite, "server_cpu_ms_per_handshake": round(cpu * 1000 / n, 3),
-                          "handshakes_per_s_sequential": round(n / wall, 1), "binary": str(locate_binary())}))
+        for _ in range(20):  # warm-up: allocator, lazily built state
+            mqtt_connect(server.mqtt_port, ctx, None)
+        rounds = []
+        for _ in range(args.rounds):
+            rounds.append(round_of(server, ctx, args.connects, resume=False))
+            rounds.append(round_of(server, ctx, args.connects, resume=True))
+        server_command = " ".join(server.command())
     finally:
         server.stop()
+
+    def per(mode: str) -> list[float]:
+        return [r["server_cpu_ms_per_connect"] for r in rounds if r["mode"] == mode]
+
+    result = {
+        "benchmark": "tls_connect_cost",
+        "started": started,
+        "profile": profile,
+        "binary": str(binary),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "load_average_at_start": load},
+        "client": f"Python {platform.python_version()} ssl, {ssl.OPENSSL_VERSION}, sequential",
+        "device_key": "RSA-2048 (create-keys-and-certificate)",
+        "rounds": rounds,
+        "full_ms_per_connect": per("full"),
+        "resumed_ms_per_connect": per("resumed"),
+        "server_command": server_command,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+    out = Path(args.out) if args.out else RESULTS / ("tls_connect_cost_smoke.json" if args.smoke else "tls_connect_cost.json")
+    if not out.is_absolute():
+        out = RESULTS / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"results": str(out), "full_ms_per_connect": per("full"),
+                      "resumed_ms_per_connect": per("resumed")}))
 
 
 if __name__ == "__main__":

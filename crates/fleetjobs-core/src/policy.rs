@@ -106,8 +106,8 @@ impl IotAction {
 }
 
 impl IotAction {
-    /// [`IotAction::as_str`] lowercased, as statements keep their action patterns: matched at
-    /// every policy check, so not lowercased again each time.
+    /// The action name lowercased, as statements' action patterns are kept (IAM action names
+    /// are case-insensitive): no lowercasing at each evaluation.
     fn lowercase(self) -> &'static str {
         match self {
             IotAction::Connect => "iot:connect",
@@ -468,15 +468,13 @@ impl Pattern {
         Some(out)
     }
 
-    /// `None` when a variable has no value. Matches in place, variables read as they come:
-    /// this runs for every statement at every PUBLISH and delivery, so it allocates nothing.
+    /// `None` when a variable has no value. Evaluated at every packet of every device, so
+    /// variables are matched in place, as the literal text of their value: nothing allocated.
     fn try_match(&self, text: &str, ctx: &PolicyContext) -> Option<bool> {
-        for piece in &self.0 {
-            if let Piece::Var(var) = piece {
-                var.value(ctx)?;
-            }
+        if self.0.iter().any(|p| matches!(p, Piece::Var(v) if v.value(ctx).is_none())) {
+            return None;
         }
-        Some(glob(&self.0, ctx, text))
+        Some(glob_in_place(&self.0, text, ctx))
     }
 
     fn matches(&self, text: &str, ctx: &PolicyContext) -> bool {
@@ -484,83 +482,77 @@ impl Pattern {
     }
 }
 
-/// A position in a pattern: a piece, and within a variable's value, a byte offset.
-#[derive(Debug, Clone, Copy)]
-struct Cursor {
-    piece: usize,
-    offset: usize,
-}
-
-/// What a pattern asks for at a position, once its variables are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    Char(char),
-    AnyChar,
-    AnySeq,
-}
-
-/// The item of `pattern` at `at` and the position after it; `None` at the end. A variable
-/// without a value reads as empty (callers check values first).
-fn item_at(pattern: &[Piece], ctx: &PolicyContext, mut at: Cursor) -> Option<(Want, Cursor)> {
-    loop {
-        let want = match pattern.get(at.piece)? {
-            Piece::Lit(c) => Want::Char(*c),
-            Piece::AnyChar => Want::AnyChar,
-            Piece::AnySeq => Want::AnySeq,
-            Piece::Var(var) => {
-                let value = var.value(ctx).unwrap_or("");
-                match value.get(at.offset..).and_then(|rest| rest.chars().next()) {
-                    Some(c) => return Some((Want::Char(c), Cursor { offset: at.offset + c.len_utf8(), ..at })),
-                    None => {
-                        at = Cursor { piece: at.piece + 1, offset: 0 };
-                        continue;
-                    }
-                }
+/// [`glob`] over unresolved pieces and a `&str`: a variable matches its value's text
+/// literally (as the characters it resolves to would), `?` one character. The caller has
+/// checked that every variable has a value. Same single-star backtracking as [`glob`]: a
+/// variable's text either matches whole at a position or the match backtracks to the last
+/// `*`, exactly as its characters one by one would.
+fn glob_in_place(pattern: &[Piece], text: &str, ctx: &PolicyContext) -> bool {
+    let value = |var: &Var| var.value(ctx).unwrap_or_default();
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(c) = text[t..].chars().next() {
+        let step = match pattern.get(p) {
+            Some(Piece::AnySeq) => {
+                star = Some((p, t));
+                p += 1;
+                continue;
             }
+            Some(Piece::AnyChar) => Some(c.len_utf8()),
+            Some(Piece::Lit(l)) if *l == c => Some(c.len_utf8()),
+            Some(Piece::Var(var)) if text[t..].starts_with(value(var)) => Some(value(var).len()),
+            _ => None,
         };
-        return Some((want, Cursor { piece: at.piece + 1, offset: 0 }));
+        match (step, star) {
+            (Some(n), _) => {
+                p += 1;
+                t += n;
+            }
+            (None, Some((sp, st))) => {
+                let next = st + text[st..].chars().next().map_or(1, char::len_utf8);
+                p = sp + 1;
+                t = next;
+                star = Some((sp, next));
+            }
+            (None, None) => return false,
+        }
     }
+    pattern[p..].iter().all(|piece| match piece {
+        Piece::AnySeq => true,
+        Piece::Var(var) => value(var).is_empty(),
+        _ => false,
+    })
 }
 
-/// Glob match with single-star backtracking (linear in practice, never exponential), variables
-/// read from `ctx` in place.
-fn glob(pattern: &[Piece], ctx: &PolicyContext, text: &str) -> bool {
-    let mut p = Cursor { piece: 0, offset: 0 };
-    let mut t = 0;
-    // After the last `*`: the pattern position past it, and where in the text it resumes.
-    let mut star: Option<(Cursor, usize)> = None;
-    while let Some(c) = text.get(t..).and_then(|rest| rest.chars().next()) {
-        match item_at(pattern, ctx, p) {
-            Some((Want::AnySeq, next)) => {
-                star = Some((next, t));
-                p = next;
+/// Glob match with single-star backtracking (linear in practice, never exponential).
+fn glob(pattern: &[Piece], text: &[char]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(Piece::AnySeq) => {
+                star = Some((p, t));
+                p += 1;
             }
-            Some((Want::AnyChar, next)) => {
-                p = next;
-                t += c.len_utf8();
+            Some(Piece::AnyChar) => {
+                p += 1;
+                t += 1;
             }
-            Some((Want::Char(want), next)) if want == c => {
-                p = next;
-                t += c.len_utf8();
+            Some(Piece::Lit(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
             }
             _ => match star {
-                Some((after, from)) => {
-                    let skipped = text.get(from..).and_then(|rest| rest.chars().next()).map_or(1, char::len_utf8);
-                    p = after;
-                    t = from + skipped;
-                    star = Some((after, t));
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
                 }
                 None => return false,
             },
         }
     }
-    loop {
-        match item_at(pattern, ctx, p) {
-            None => return true,
-            Some((Want::AnySeq, next)) => p = next,
-            Some(_) => return false,
-        }
-    }
+    pattern[p..].iter().all(|piece| *piece == Piece::AnySeq)
 }
 
 // ---------------------------------------------------------------------------
@@ -679,10 +671,11 @@ impl Clause {
         let Some(actual) = actual else {
             return Some(self.if_exists || self.negated);
         };
+        let text: Vec<char> = actual.chars().collect();
         let any = values.iter().any(|v| match self.op {
             Op::StringEquals { ignore_case: false } => literal(v) == actual,
             Op::StringEquals { ignore_case: true } => literal(v).to_lowercase() == actual.to_lowercase(),
-            Op::StringLike => glob(v, ctx, actual),
+            Op::StringLike => glob(v, &text),
             Op::Bool => literal(v).eq_ignore_ascii_case(actual),
             Op::Null => unreachable!(),
         });
@@ -1019,6 +1012,23 @@ mod tests {
         assert!(!allowed(&p, Connect, "client/x", &PolicyContext { certificate_id: Some("x"), ..CTX }));
     }
 
+    proptest::proptest! {
+        /// Matching variables in place decides as substituting them first and matching the
+        /// characters does, over patterns and texts from a small alphabet (so that they meet).
+        #[test]
+        fn variables_in_place_match_as_substituted(
+            pattern in "[ab*?/]{0,6}(\\$\\{iot:ClientId\\})?[ab*?/]{0,6}(\\$\\{iot:ClientId\\})?[ab*?]{0,3}",
+            text in "[ab/é*?]{0,14}",
+            client_id in "[ab*?é]{0,3}",
+        ) {
+            let pattern = Pattern::parse(&pattern, true);
+            let ctx = PolicyContext { client_id: &client_id, ..CTX };
+            let chars: Vec<char> = text.chars().collect();
+            let substituted = pattern.resolve(&ctx).map(|pieces| glob(&pieces, &chars));
+            proptest::prop_assert_eq!(pattern.try_match(&text, &ctx), substituted);
+        }
+    }
+
     #[test]
     fn special_character_escapes() {
         let p = stmt("Allow", "iot:Publish", "arn:aws:iot:r:1:topic/a${*}b${?}c${$}d");
@@ -1259,7 +1269,7 @@ mod tests {
     }
 
     #[test]
-    fn glob_reads_variables_in_place() {
+    fn patterns_read_variables_in_place() {
         let ctx = PolicyContext { client_id: "dév-1", thing_name: Some("t"), certificate_id: None };
         let g = |p: &str, t: &str| Pattern::parse(p, true).try_match(t, &ctx);
         assert_eq!(g("topic/${iot:ClientId}/*", "topic/dév-1/x"), Some(true));
@@ -1273,7 +1283,7 @@ mod tests {
 
     #[test]
     fn glob_edge_cases() {
-        let g = |p: &str, t: &str| glob(&Pattern::parse(p, false).0, &CTX, t);
+        let g = |p: &str, t: &str| glob(&Pattern::parse(p, false).0, &t.chars().collect::<Vec<_>>());
         assert!(g("", ""));
         assert!(!g("", "a"));
         assert!(g("*", ""));

@@ -9,13 +9,23 @@
 //! source shows a namespaced `jobs/get` or `jobs/start-next`, so there is none here: those
 //! two serve the default namespace only.
 
-use std::sync::LazyLock;
+// Parsed on every device request: plain byte checks, no regex and no allocation. The
+// names' alphabets are ASCII, so a byte count is a character count.
 
-use regex::Regex;
+/// A thing name as a topic level: `[a-zA-Z0-9:_-]{1,128}`.
+fn is_thing_name(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
 
-static THING: LazyLock<Regex> = LazyLock::new(|| Regex::new("^[a-zA-Z0-9:_-]{1,128}$").expect("static"));
-static JOB_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([a-zA-Z0-9_-]{1,64}|\$next)$").expect("static"));
-static NAMESPACE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^namespace-([a-zA-Z0-9_-]{1,64})$").expect("static"));
+/// `[a-zA-Z0-9_-]{1,64}`: a job id or a namespace id.
+fn is_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// A job id as a topic level, or `$next`.
+fn is_job_id(s: &str) -> bool {
+    s == "$next" || is_id(s)
+}
 
 /// One request of the Jobs MQTT API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,22 +58,30 @@ pub fn parse(topic: &str) -> JobsTopic<'_> {
     let Some(rest) = rest.strip_prefix("jobs").filter(|r| r.is_empty() || r.starts_with('/')) else {
         return JobsTopic::NotJobs;
     };
-    if !THING.is_match(thing) {
+    if !is_thing_name(thing) {
         return JobsTopic::Invalid { thing };
     }
-    let levels: Vec<&str> = rest.split('/').skip(1).collect();
-    let (namespace, levels) = match levels.as_slice() {
+    // At most three levels after `jobs` make a request.
+    let mut found = [""; 3];
+    let mut n = 0;
+    for level in rest.split('/').skip(1) {
+        let Some(slot) = found.get_mut(n) else { return JobsTopic::Invalid { thing } };
+        *slot = level;
+        n += 1;
+    }
+    let (namespace, levels) = match found[..n] {
         [job_id, ns, verb] => match namespace_of_level(ns) {
-            Some(ns) => (Some(ns), vec![*job_id, *verb]),
+            Some(ns) => (Some(ns), [job_id, verb, ""]),
             None => return JobsTopic::Invalid { thing },
         },
-        _ => (None, levels),
+        _ => (None, found),
     };
-    let request = match levels.as_slice() {
+    let levels = &levels[..n.min(2)];
+    let request = match *levels {
         ["get"] => Some(JobsRequest::GetPending),
         ["start-next"] => Some(JobsRequest::StartNext),
-        [job_id, "get"] if JOB_ID.is_match(job_id) => Some(JobsRequest::Describe { job_id }),
-        [job_id, "update"] if JOB_ID.is_match(job_id) && *job_id != "$next" => Some(JobsRequest::Update { job_id }),
+        [job_id, "get"] if is_job_id(job_id) => Some(JobsRequest::Describe { job_id }),
+        [job_id, "update"] if is_job_id(job_id) && job_id != "$next" => Some(JobsRequest::Update { job_id }),
         _ => None,
     };
     match request {
@@ -74,7 +92,7 @@ pub fn parse(topic: &str) -> JobsTopic<'_> {
 
 /// `namespace-{ns}` → `ns`.
 fn namespace_of_level(level: &str) -> Option<&str> {
-    NAMESPACE.captures(level).and_then(|c| c.get(1)).map(|m| m.as_str())
+    level.strip_prefix("namespace-").filter(|ns| is_id(ns))
 }
 
 /// `-namespace-{ns}` after a push verb, for a namespaced job.

@@ -377,13 +377,30 @@ impl State {
         pending::ordered(self.executions_of_thing(thing).filter(|e| self.namespace_of(&e.job_id) == namespace))
     }
 
-    /// The shape of each of the thing's queues, by the namespaces it has executions in.
+    /// The shape of each of the thing's queues, by the namespaces it has pending executions in
+    /// (a namespace without any has the empty shape, so it is left out).
+    ///
+    /// Asked twice per change of a thing's executions (before and after): the common case, no
+    /// job with a namespace, builds one shape without grouping anything.
     pub fn queue_shapes(&self, thing: &str) -> BTreeMap<Option<String>, QueueShape> {
-        let mut by_namespace: BTreeMap<Option<&str>, Vec<&JobExecution>> = BTreeMap::new();
-        for e in self.executions_of_thing(thing) {
-            by_namespace.entry(self.namespace_of(&e.job_id)).or_default().push(e);
+        let pending: Vec<(Option<&str>, &JobExecution)> = self
+            .executions_of_thing(thing)
+            .filter(|e| e.is_pending())
+            .map(|e| (self.namespace_of(&e.job_id), e))
+            .collect();
+        let mut shapes = BTreeMap::new();
+        if pending.iter().all(|(ns, _)| ns.is_none()) {
+            if !pending.is_empty() {
+                shapes.insert(None, QueueShape::of(pending.into_iter().map(|(_, e)| e)));
+            }
+            return shapes;
         }
-        by_namespace.into_iter().map(|(ns, es)| (ns.map(str::to_string), QueueShape::of(es))).collect()
+        let mut by_namespace: BTreeMap<Option<&str>, Vec<&JobExecution>> = BTreeMap::new();
+        for (ns, e) in pending {
+            by_namespace.entry(ns).or_default().push(e);
+        }
+        shapes.extend(by_namespace.into_iter().map(|(ns, es)| (ns.map(str::to_string), QueueShape::of(es))));
+        shapes
     }
 
     /// The latest execution of (job, thing), or the given execution number.

@@ -16,6 +16,9 @@ pub struct PeerInfo {
     pub cert_der: Option<Vec<u8>>,
     /// Remote address, for logs.
     pub remote_addr: Option<std::net::SocketAddr>,
+    /// The TLS session was resumed (a session ticket): the certificate is the one of the
+    /// session's full handshake, and the TLS layer's own checks of it did not run again.
+    pub resumed: bool,
 }
 
 /// The fields of a CONNECT packet that the hooks may base a decision on.

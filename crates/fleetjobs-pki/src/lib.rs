@@ -34,7 +34,7 @@ mod tls;
 pub use ca::{CertificateAuthority, IssuedCert, SignedCert};
 pub use keys::DeviceKeyType;
 pub use registered::{CertificateCheckError, ForeignCertificate};
-pub use tls::mqtt_server_tls_config;
+pub use tls::{jobs_data_tls_config, mqtt_server_tls_config, within_validity};
 
 use sha2::{Digest, Sha256};
 

@@ -15,7 +15,7 @@ use crate::ca::{check_key_matches, provider};
 use crate::registered::ForeignCertificate;
 use crate::{IssuedCert, PkiError};
 
-/// Server configuration for MQTT (and `iot-jobs-data`) over mutual TLS.
+/// Server configuration for MQTT over mutual TLS.
 ///
 /// Presents `server` (see [`CertificateAuthority::issue_server_cert`](crate::CertificateAuthority::issue_server_cert))
 /// and requires a client certificate, within its validity, whose private key the client
@@ -27,7 +27,33 @@ use crate::{IssuedCert, PkiError};
 /// created or registered. The caller takes the peer certificate after the handshake, looks
 /// up its [`certificate_id`](crate::certificate_id), and refuses the connection unless the
 /// certificate (and its CA, if it has one) is ACTIVE.
+///
+/// **Resumption**: stateless session tickets (`ring`'s rotating AEAD ticketer; one ticket per
+/// full handshake), so that a reconnect storm resumes without the key exchange's signature
+/// and the client certificate's signature check, and the server keeps no per-client cache. A
+/// resumed handshake carries the client certificate from the ticket (rustls gives it as the
+/// peer certificate again), so the registry check at CONNECT runs as for a full handshake;
+/// the verifier does not run, so the caller re-checks the validity dates of a resumed
+/// session's certificate ([`within_validity`]).
 pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
+    let mut config = base_config(server)?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // Each ticket costs an AEAD seal and about a kilobyte on the wire (it holds the client's
+    // certificate); a device reconnects with one.
+    config.send_tls13_tickets = 1;
+    Ok(Arc::new(config))
+}
+
+/// Server configuration for the `iot-jobs-data` listener: as [`mqtt_server_tls_config`], but
+/// without resumption, so that every connection's certificate goes through the verifier
+/// (dates and key proof) before its requests reach the registry check.
+pub fn jobs_data_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
+    let mut config = base_config(server)?;
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+fn base_config(server: &IssuedCert) -> Result<ServerConfig, PkiError> {
     let provider = Arc::new(server_provider());
     let verifier = Arc::new(RegistryClientVerifier { algorithms: provider.signature_verification_algorithms });
 
@@ -42,7 +68,28 @@ pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, 
         .with_single_cert(vec![cert], key)?;
     // Our order, not the client's: OpenSSL clients (the Python and C SDKs) list AES-256 first.
     config.ignore_client_order = true;
-    Ok(Arc::new(config))
+    // No server-side session cache: resumption, where enabled, is by stateless tickets.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(config)
+}
+
+/// Whether a client certificate (DER) is within its validity at `now` (epoch seconds); the
+/// verifier's date check, for the sessions that skip the verifier (resumed ones).
+pub fn within_validity(der: &[u8], now_secs: u64) -> bool {
+    check_validity(der, now_secs).is_ok()
+}
+
+fn check_validity(der: &[u8], now_secs: u64) -> Result<(), rustls::Error> {
+    let cert = ForeignCertificate::from_der(der.to_vec())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    if now < cert.not_before {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > cert.not_after {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
 }
 
 /// `ring`'s suites with the SHA-256 ones first: AES-128-GCM, then ChaCha20-Poly1305, then
@@ -83,15 +130,7 @@ impl ClientCertVerifier for RegistryClientVerifier {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let cert = ForeignCertificate::from_der(end_entity.to_vec())
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000);
-        if now < cert.not_before {
-            return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
-        }
-        if now > cert.not_after {
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
-        }
+        check_validity(end_entity.as_ref(), now.as_secs())?;
         Ok(ClientCertVerified::assertion())
     }
 

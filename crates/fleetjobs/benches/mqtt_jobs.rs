@@ -29,6 +29,16 @@
 //!    Any `/rejected`, a missing clientToken or an engine count other than "all SUCCEEDED"
 //!    at the end panics: the bench cannot silently measure failures.
 //! 5. `disconnect`: the clients close their pipes; time until the broker has no connection.
+//!
+//! Instructions per execution (machine load does not change them): run under callgrind with
+//! a dump at each edge of the jobs phase, so that the second dump holds that phase alone (all
+//! threads: broker, hooks, engine, the store's writer, and the clients):
+//!
+//! ```sh
+//! valgrind --tool=callgrind --dump-before='*jobs_phase_starts*' --dump-before='*jobs_phase_ends*' \
+//!     target/release/deps/mqtt_jobs-HASH 5000 1
+//! callgrind_annotate --inclusive=yes callgrind.out.PID.2
+//! ```
 
 // Test and benchmark code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -383,6 +393,18 @@ async fn pass(from: &mut DuplexStream, to: &mut DuplexStream, bytes: &[u8]) {
     to.read_exact(&mut scratch).await.unwrap();
 }
 
+/// Callgrind's `--dump-before` marks (see the module doc): never inlined, so that their
+/// symbols exist for callgrind to find.
+#[inline(never)]
+fn jobs_phase_starts() {
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn jobs_phase_ends() {
+    std::hint::black_box(());
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i].as_secs_f64() * 1000.0
@@ -490,7 +512,7 @@ async fn main() {
     let der = cert_der.clone();
     let clients: Vec<(usize, DuplexStream)> = pool(concurrency, (0..sessions).collect(), move |i| {
         let (client, server) = tokio::io::duplex(PIPE_CAPACITY);
-        tokio::spawn(b.serve_connection(server, PeerInfo { cert_der: Some(der.to_vec()), remote_addr: None }));
+        tokio::spawn(b.serve_connection(server, PeerInfo { cert_der: Some(der.to_vec()), ..PeerInfo::default() }));
         async move {
             let mut device = Device::new(client);
             device.connect(&thing_name(i)).await;
@@ -539,6 +561,7 @@ async fn main() {
     );
 
     // --- 4. jobs round trips ---------------------------------------------------------------
+    jobs_phase_starts();
     let started = Instant::now();
     let results: Vec<(DuplexStream, Vec<Duration>)> = pool(concurrency, clients, move |(i, stream)| async move {
         let thing = thing_name(i);
@@ -567,6 +590,7 @@ async fn main() {
     })
     .await;
     let secs = started.elapsed().as_secs_f64();
+    jobs_phase_ends();
     let (clients, latencies): (Vec<_>, Vec<_>) = results.into_iter().unzip();
     let mut latencies: Vec<Duration> = latencies.into_iter().flatten().collect();
     latencies.sort_unstable();

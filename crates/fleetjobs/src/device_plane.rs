@@ -26,6 +26,12 @@ impl DeviceHooks for Hooks {
     type Session = DeviceSession;
 
     fn connect(&self, peer: &PeerInfo, connect: &ConnectInfo) -> Result<DeviceSession, ConnectRefusal> {
+        // A resumed TLS session skipped the handshake's certificate checks: its dates are
+        // checked here (the registry's, below, runs for every connect).
+        if peer.resumed && !peer.cert_der.as_deref().is_some_and(within_validity_now) {
+            tracing::info!(client_id = %connect.client_id, remote = ?peer.remote_addr, "connection refused: resumed session's certificate is not within its validity");
+            return Err(ConnectRefusal::NotAuthorized);
+        }
         self.engine.authenticate_device(peer.cert_der.as_deref(), &connect.client_id).map_err(|e| {
             tracing::info!(client_id = %connect.client_id, remote = ?peer.remote_addr, reason = %e, "connection refused");
             match e {
@@ -98,6 +104,11 @@ impl DeviceHooks for Hooks {
             .map_err(std::io::Error::other)?
         })
     }
+}
+
+fn within_validity_now(der: &[u8]) -> bool {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    fleetjobs_pki::within_validity(der, now)
 }
 
 /// Carry the engine's device commands to the broker, in order, until the engine is gone.

@@ -27,7 +27,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let server_cert = dir.server_cert(&ca, &args.hosts)?;
     // The same server certificate and client-certificate verification for MQTT and for the
     // `iot-jobs-data` device listener; which certificates may connect is the registry's call.
+    // MQTT resumes sessions from tickets (reconnect storms); `iot-jobs-data` does not resume.
     let tls = fleetjobs_pki::mqtt_server_tls_config(&server_cert).context("building the TLS config")?;
+    let jobs_data_tls = fleetjobs_pki::jobs_data_tls_config(&server_cert).context("building the TLS config")?;
 
     let mqtt_host = args.hosts.first().cloned().unwrap_or_else(|| "localhost".to_string());
     let mqtt_port = args.mqtt_listen.port();
@@ -69,8 +71,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("binding iot-jobs-data on {}", args.jobs_data_listen))?;
 
     let stop = shutdown::on_signal();
-    let mqtt_task =
-        tokio::spawn(fleetjobs_mqtt::serve_tls(broker.clone(), mqtt_listener, tls.clone(), stop.clone().wait()));
+    let mqtt_task = tokio::spawn(fleetjobs_mqtt::serve_tls(broker.clone(), mqtt_listener, tls, stop.clone().wait()));
     let http_limits = fleetjobs_api::HttpLimits {
         header_timeout: Duration::from_secs(args.http_header_timeout),
         body_timeout: Duration::from_secs(args.http_body_timeout),
@@ -81,7 +82,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         engine.clone(),
         jobs_listener,
         http_limits.clone(),
-        tls,
+        jobs_data_tls,
         stop.clone().wait(),
     ));
     let console_config =
