@@ -32,17 +32,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-
-from e2elib.server import locate_binary, start_server  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+from benchlib import ROOT, cpu_seconds
+from e2elib.server import locate_binary, start_server
 
 
 class Console:
@@ -95,7 +86,7 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "console_jobs_page.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "console_jobs_page.json")
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.renders, args.rounds = 20, 3, 2

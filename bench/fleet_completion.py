@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import socket
@@ -28,8 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from benchlib import RESULTS, machine, target_dir
 
 
 def free_port() -> int:
@@ -37,24 +35,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def target_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/fleetjobs/target")
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "load_average_at_start": os.getloadavg(),
-        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-    }
 
 
 def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int, results: Path) -> dict:

@@ -37,13 +37,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from e2elib.server import start_server  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import RESULTS, connect_packet, cpu_seconds, machine, rss_bytes, subscribe_packet, target_dir
+from e2elib.server import start_server
 KEEP_ALIVE_SECS = 1200
 IN_FLIGHT = 64
 WARM_UP = 20
@@ -60,65 +55,20 @@ POLICY = {
 }
 
 
-def target_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/fleetjobs/target")
 
 
-def machine() -> dict:
-    model = ""
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "load_average_at_start": os.getloadavg(),
-        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-    }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 # --- a minimal MQTT 3.1.1 device ---------------------------------------------------------------
 
 
-def _str(s: str) -> bytes:
-    b = s.encode()
-    return len(b).to_bytes(2, "big") + b
 
 
-def _packet(first: int, body: bytes) -> bytes:
-    out, n = bytearray([first]), len(body)
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out) + body
-
-
-def connect_packet(client_id: str) -> bytes:
-    return _packet(0x10, _str("MQTT") + bytes([4, 0x02]) + KEEP_ALIVE_SECS.to_bytes(2, "big") + _str(client_id))
-
-
-def subscribe_packet(pid: int, topic_filter: str, qos: int) -> bytes:
-    return _packet(0x82, pid.to_bytes(2, "big") + _str(topic_filter) + bytes([qos]))
 
 
 async def open_device(port: int, ctx: ssl.SSLContext, client_id: str):
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
-    writer.write(connect_packet(client_id))
+    writer.write(connect_packet(client_id, KEEP_ALIVE_SECS))
     connack = await reader.readexactly(4)
     if connack[0] != 0x20 or connack[3] != 0:
         raise RuntimeError(f"{client_id}: CONNECT refused: {connack.hex()}")

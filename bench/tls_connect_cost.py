@@ -29,41 +29,23 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from benchlib import RESULTS, connect_packet, cpu_seconds, machine, target_dir
+from e2elib.server import start_server
 
-from e2elib.server import start_server  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
 }
 
 
-def target_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/fleetjobs/target")
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def connect_packet(client_id: str) -> bytes:
-    def s(v: str) -> bytes:
-        return len(v.encode()).to_bytes(2, "big") + v.encode()
-
-    body = s("MQTT") + bytes([4, 0x02]) + (60).to_bytes(2, "big") + s(client_id)
-    return bytes([0x10, len(body)]) + body
 
 
 def mqtt_connect(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None):
     """(suite, resumed?, newest session) of one connect through CONNACK."""
     with socket.create_connection(("127.0.0.1", port)) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
-            tls.sendall(connect_packet("tls-cost"))
+            tls.sendall(connect_packet("tls-cost", 60))
             connack = b""
             while len(connack) < 4:
                 chunk = tls.recv(4 - len(connack))
@@ -116,7 +98,7 @@ def main() -> None:
     if not binary.is_file():
         raise SystemExit(f"{binary} is missing: cargo build {'' if args.smoke else '--release '}-p fleetjobs")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    load = os.getloadavg()
+    started_on = machine()
     base = Path(tempfile.mkdtemp(prefix="tls-cost-"))
     server = start_server(binary, base, "tls-cost", extra_env={"RUST_LOG": "warn"})
     try:
@@ -145,7 +127,7 @@ def main() -> None:
         "started": started,
         "profile": profile,
         "binary": str(binary),
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "load_average_at_start": load},
+        "machine": started_on,
         "client": f"Python {platform.python_version()} ssl, {ssl.OPENSSL_VERSION}, sequential",
         "device_key": "RSA-2048 (create-keys-and-certificate)",
         "rounds": rounds,
