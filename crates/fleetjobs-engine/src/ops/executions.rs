@@ -17,7 +17,7 @@ impl Engine {
     ) -> ApiResult<ListJobExecutionsForJobResponse> {
         r.check(self.now())?;
         let job = &r.job_id;
-        self.read(|s| {
+        self.read_job(job, |s| {
             if !s.jobs.contains_key(job) {
                 return Err(job_not_found(job));
             }
@@ -73,7 +73,7 @@ impl Engine {
         r.check(self.now())?;
         let (job, thing) = (&r.job_id, &r.thing_name);
         let now = self.now();
-        self.read(|s| {
+        self.read_job(job, |s| {
             let e = s.execution(job, thing, r.execution_number).ok_or_else(|| execution_not_found(job, thing))?;
             let mut execution = JobExecutionDescription::new(e, &self.config.scope);
             let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));
