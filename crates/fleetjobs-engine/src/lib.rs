@@ -227,6 +227,7 @@ impl Engine {
                 .map_err(|e| health::unavailable(&e.to_string()))?;
             fresh.seq = guard.seq;
             fresh.written = std::mem::take(&mut guard.written);
+            fresh.written.forget_counts();
             fresh.epoch = failed + 1;
             if let Some(source) = guard.document_source() {
                 fresh.set_document_source(source);
@@ -299,7 +300,14 @@ impl Engine {
         state.seq += 1;
         let seq = state.seq;
         let epoch = state.epoch;
-        state.written.note(seq, &mutations, *self.durable.borrow());
+        let state::State { written, counts, jobs, .. } = state;
+        written.note(
+            seq,
+            &mutations,
+            *self.durable.borrow(),
+            |job| counts.get(job).copied().unwrap_or_default(),
+            |job| jobs.contains_key(job),
+        );
         let (tx, rx) = oneshot::channel();
         let outbox = self.outbox.clone();
         let durable = self.durable.clone();
@@ -339,6 +347,30 @@ impl Engine {
         f: impl Fn(&state::State) -> Result<T, E>,
     ) -> Result<T, E> {
         self.read_in(ReadScope::Job(job), f).await
+    }
+
+    /// A read of one job's record and execution counts that answers from the durable view: the
+    /// record if its last write is durable, with the counts as of the last settled batch, so
+    /// it waits neither for device updates of other jobs nor for those of this one still
+    /// committing (it shows them once durable). When that view cannot be told (the record
+    /// itself is being written, a commit failed), it waits as [`Self::read_job`] does.
+    async fn read_job_counts<T, E: From<ApiError>>(
+        &self,
+        job: &str,
+        f: impl Fn(&state::State, &fleetjobs_core::events::ExecutionCounts) -> Result<T, E>,
+    ) -> Result<T, E> {
+        {
+            let guard = self.lock()?;
+            // Settled includes refused batches: only while none of this epoch failed is it durable.
+            let settled = *self.durable.borrow();
+            if self.health.failed_epoch() < guard.epoch {
+                if let Some(counts) = guard.written.durable_counts(job, settled, guard.counts(job)) {
+                    self.timing.read_wait.record(0.0);
+                    return f(&guard, &counts);
+                }
+            }
+        }
+        self.read_job(job, |s| f(s, &s.counts(job))).await
     }
 
     async fn read_in<T, E: From<ApiError>>(

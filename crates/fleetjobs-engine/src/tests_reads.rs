@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::pin::pin;
 
+use fleetjobs_core::model::{JobExecutionStatus, JobStatus};
 use fleetjobs_core::ops::executions::CancelJobExecutionRequest;
 use fleetjobs_core::ops::executions::ListJobExecutionsForJobRequest;
+use fleetjobs_core::ops::jobs::CancelJobRequest;
 
 use crate::tests::{describe, execution, harness, Harness};
 
@@ -19,14 +21,16 @@ async fn pending_once<F: Future>(fut: std::pin::Pin<&mut F>) -> bool {
     }
 }
 
-/// Jobs `a` (on `pi-a`) and `b` (on `pi-b`), durable; then a cancel of `b`'s execution that
+/// Jobs `a` (on `pi-a`) and `b` (on `pi-b` and `pi-c`), durable; then a cancel of `b`'s execution that
 /// reaches memory and is held back by the store (not durable).
 async fn pending_write_to_b() -> (Harness, tokio::task::JoinHandle<fleetjobs_core::ApiResult<()>>) {
     let h = harness();
     h.thing("pi-a").await;
     h.thing("pi-b").await;
+    h.thing("pi-c").await;
     h.job("a", &["pi-a"]).await.unwrap();
-    h.job("b", &["pi-b"]).await.unwrap();
+    // Two things: canceling one execution leaves the job IN_PROGRESS (its record unwritten).
+    h.job("b", &["pi-b", "pi-c"]).await.unwrap();
     h.hold();
     let engine = h.engine.clone();
     let cancel = tokio::spawn(async move {
@@ -64,8 +68,9 @@ async fn a_read_of_one_job_does_not_wait_for_a_pending_write_to_another_jobs_exe
 #[tokio::test]
 async fn a_read_of_a_job_whose_write_is_not_durable_waits_for_it() {
     let (h, cancel) = pending_write_to_b().await;
-    let mut d = pin!(h.engine.describe_job(describe("b")));
-    assert!(pending_once(d.as_mut()).await, "describe-job of b shows a change that is not durable");
+    let list = ListJobExecutionsForJobRequest { job_id: "b".into(), ..Default::default() };
+    let mut l = pin!(h.engine.list_job_executions_for_job(list));
+    assert!(pending_once(l.as_mut()).await, "list-job-executions-for-job of b shows a change that is not durable");
     let mut e = pin!(h.engine.describe_job_execution(execution("b", "pi-b")));
     assert!(pending_once(e.as_mut()).await, "describe-job-execution of b shows a change that is not durable");
     // A read that may look anywhere (the thing's executions) waits too.
@@ -76,9 +81,9 @@ async fn a_read_of_a_job_whose_write_is_not_durable_waits_for_it() {
     let mut t = pin!(h.engine.list_job_executions_for_thing(things));
     assert!(pending_once(t.as_mut()).await, "list-job-executions-for-thing shows a change that is not durable");
     h.release();
-    let d = d.await.unwrap();
-    assert_eq!(d.job.job_process_details.number_of_canceled_things, 1, "once durable, the change shows");
-    assert_eq!(e.await.unwrap().execution.status, fleetjobs_core::model::JobExecutionStatus::Canceled);
+    let l = l.await.unwrap();
+    assert_eq!(l.execution_summaries[0].job_execution_summary.status, JobExecutionStatus::Canceled);
+    assert_eq!(e.await.unwrap().execution.status, JobExecutionStatus::Canceled);
     assert_eq!(t.await.unwrap().execution_summaries.len(), 1);
     cancel.await.unwrap().unwrap();
 }
@@ -98,4 +103,39 @@ async fn a_job_created_but_not_durable_is_not_shown() {
     h.release();
     assert_eq!(d.await.unwrap().job.job_id, "new");
     create.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn describe_job_answers_from_the_durable_view_while_the_jobs_executions_commit() {
+    let (h, cancel) = pending_write_to_b().await;
+    // The cancel of b's execution is in memory, not durable: describe-job of b answers at once
+    // with the counts as stored, without it.
+    let d = h.engine.describe_job(describe("b")).await.unwrap().job.job_process_details;
+    assert_eq!((d.number_of_queued_things, d.number_of_canceled_things), (2, 0));
+    h.release();
+    cancel.await.unwrap().unwrap();
+    let d = h.engine.describe_job(describe("b")).await.unwrap().job.job_process_details;
+    assert_eq!((d.number_of_queued_things, d.number_of_canceled_things), (1, 1), "once durable, it shows");
+}
+
+#[tokio::test]
+async fn describe_job_waits_while_the_job_record_itself_commits() {
+    let h = harness();
+    h.thing("pi").await;
+    h.job("j", &["pi"]).await.unwrap();
+    h.hold();
+    let engine = h.engine.clone();
+    let cancel = tokio::spawn(async move {
+        engine.cancel_job(CancelJobRequest { job_id: "j".into(), ..Default::default() }).await.map(|_| ())
+    });
+    while h.held() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let mut d = pin!(h.engine.describe_job(describe("j")));
+    assert!(pending_once(d.as_mut()).await, "describe-job shows a job status that is not durable");
+    h.release();
+    let d = d.await.unwrap();
+    assert_eq!(d.job.status, JobStatus::Canceled);
+    assert_eq!(d.job.job_process_details.number_of_canceled_things, 1);
+    cancel.await.unwrap().unwrap();
 }
