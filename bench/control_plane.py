@@ -11,8 +11,8 @@ Per size and round (rounds alternate Fleetjobs, ministack):
   --hold-secs ... --work-ms W` (N real mutual-TLS devices, each like jobs-example.js). A *quiet*
   thing outside the fleet (never connected) carries the jobs the measurements describe.
   - idle (devices connected, no job): describe-job of a quiet job, create-job on the quiet thing;
-  - under load: the bench keeps jobs on the fleet's group coming (a new one whenever the newest
-    has fewer than half its executions queued), so device updates flow all the time; it then
+  - under load: the bench keeps jobs on the fleet's group coming (the next one as soon as the
+    last is done), so device updates flow all the time; it then
     measures describe-job of the quiet job, describe-job of the job the devices are working on
     (its counts move: a read that must wait for device writes), and create-job on the quiet
     thing, while counting the executions the devices finish per second;
@@ -116,10 +116,10 @@ def percentiles(samples: list[float]) -> dict:
 class Client:
     """One kept-alive HTTP connection; each request signed before its clock starts."""
 
-    def __init__(self, port: int, access_key: str, secret_key: str):
-        self.port = port
+    def __init__(self, port: int, access_key: str, secret_key: str, timeout: float = 120):
+        self.port, self.timeout = port, timeout
         self.signer = SigV4Auth(Credentials(access_key, secret_key), "iot", REGION)
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         self.sign_ms: list[float] = []
 
     def call(self, method: str, path: str, query: str = "", body: dict | None = None) -> tuple[int, dict, float]:
@@ -144,7 +144,7 @@ class Client:
             except (http.client.HTTPException, ConnectionError):
                 # The server closed a kept-alive connection: reconnect once, count the retry's time.
                 self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
                 if attempt:
                     raise
         parsed = json.loads(raw) if raw else {}
@@ -164,10 +164,18 @@ def describe_job(c: Client, job_id: str) -> tuple[dict, float]:
 
 
 def timed_loop(fn, calls: int, seconds: float) -> list[float]:
-    """`fn()` (returns ms) up to `calls` times or for `seconds`, whichever ends first."""
+    """`fn()` (returns ms) `calls` times spread evenly over `seconds` (so a phase lasts as long
+    whatever the latency, and the client adds little load), ending early only if the answers
+    are so slow that it runs past three times that."""
     out: list[float] = []
-    end = time.monotonic() + seconds
-    while len(out) < calls and time.monotonic() < end:
+    start = time.monotonic()
+    interval = seconds / calls
+    for i in range(calls):
+        now = time.monotonic()
+        if now - start > 3 * seconds:
+            break
+        if start + i * interval > now:
+            time.sleep(start + i * interval - now)
         out.append(fn())
     return out
 
@@ -254,8 +262,9 @@ class SimWatcher(threading.Thread):
 
 
 class LoadKeeper(threading.Thread):
-    """Keeps jobs on the fleet's group coming, so devices always have work: a new job whenever
-    the newest has fewer than half its executions still queued."""
+    """Keeps the devices working: a new job on the fleet's group as soon as every execution of
+    the last one is SUCCEEDED (one at a time: the simulated devices, like jobs-example.js, work
+    on one job and stall when offered another meanwhile)."""
 
     def __init__(self, client: Client, group_arn: str, n: int):
         super().__init__(daemon=True)
@@ -268,20 +277,14 @@ class LoadKeeper(threading.Thread):
         job = f"load-{len(self.jobs)}-{uuid.uuid4().hex[:6]}"
         create_job(self.c, job, [self.group_arn])
         self.jobs.append(job)
+        self.active = job
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            body, _ = describe_job(self.c, self.jobs[-1])
-            details = body["job"].get("jobProcessDetails", {})
-            if details.get("numberOfQueuedThings", 0) < self.n / 2:
+            details = describe_job(self.c, self.jobs[-1])[0]["job"].get("jobProcessDetails", {})
+            if details.get("numberOfSucceededThings", 0) >= self.n:
                 self.new_job()
-            # The job devices work on now: the oldest that is not finished.
-            for job in self.jobs:
-                d = describe_job(self.c, job)[0]["job"].get("jobProcessDetails", {})
-                if d.get("numberOfSucceededThings", 0) < self.n:
-                    self.active = job
-                    break
-            self.stopping.wait(0.25)
+            self.stopping.wait(0.05)
 
 
 def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
@@ -334,8 +337,6 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
             if time.monotonic() > deadline:
                 raise SystemExit("the devices did not start working")
             time.sleep(0.05)
-        while keeper.active is None:
-            time.sleep(0.05)
         t0, m0 = time.monotonic(), scrape(http_port)
         load = {
             "describe_job_quiet": percentiles(timed_loop(lambda: describe_job(c, "quiet")[1], calls, secs)),
@@ -382,7 +383,7 @@ def run_ministack(n: int, args, rnd: int) -> dict:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=data)
     try:
         wait_port(port, proc, "ministack", data / "ministack.log")
-        c = Client(port, "test", "test")
+        c = Client(port, "test", "test", timeout=60)
         group = "fleet"
         group_arn = c.call("POST", f"/thing-groups/{group}", body={})[1]["thingGroupArn"]
 
@@ -407,8 +408,12 @@ def run_ministack(n: int, args, rnd: int) -> dict:
                                                  args.creates, secs)),
         }
         big = f"big-{uuid.uuid4().hex[:6]}"
-        result["create_job_on_group_ms"] = round(create_job(c, big, [group_arn]), 3)
-        result["list_job_executions_for_job"] = list_all(c, big, n)
+        try:
+            result["create_job_on_group_ms"] = round(create_job(c, big, [group_arn]), 3)
+            result["list_job_executions_for_job"] = list_all(c, big, n)
+        except (TimeoutError, OSError) as e:
+            # ministack may not answer a create-job on a large group within the client's timeout.
+            result["create_job_on_group_error"] = f"{type(e).__name__}: {e} (client timeout {c.timeout} s)"
         result["client_sign_ms"] = round(statistics.fmean(c.sign_ms), 3)
         result["command"] = " ".join(cmd) + f"  (env GATEWAY_PORT={port} IOT_MTLS_ENABLED=0 SERVICES=iot)"
         return result
@@ -484,10 +489,10 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--smoke", action="store_true", help="50 devices, short phases (CI)")
-    p.add_argument("--calls", type=int, default=500, help="describe-job calls per phase (at most)")
-    p.add_argument("--creates", type=int, default=100, help="create-job calls per phase (at most)")
-    p.add_argument("--phase-secs", type=float, default=8.0, help="longest a phase measures")
-    p.add_argument("--work-ms", type=int, default=1000, help="each device's work time per job")
+    p.add_argument("--calls", type=int, default=500, help="describe-job calls per phase")
+    p.add_argument("--creates", type=int, default=100, help="create-job calls per phase")
+    p.add_argument("--phase-secs", type=float, default=8.0, help="how long a phase spreads its calls over")
+    p.add_argument("--work-ms", type=int, default=200, help="each device's work time per job")
     p.add_argument("--timeout-secs", type=int, default=600)
     p.add_argument("--no-peer", action="store_true", help="Fleetjobs only (no ministack, no namespace)")
     p.add_argument("--debug", action="store_true", help="use the debug binaries")
@@ -495,7 +500,7 @@ def main() -> None:
     p.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.smoke:
-        args.sizes, args.rounds, args.calls, args.creates, args.phase_secs, args.work_ms = [50], 2, 60, 15, 3.0, 200
+        args.sizes, args.rounds, args.calls, args.creates, args.phase_secs, args.work_ms = [50], 2, 60, 15, 3.0, 100
     out_name = args.out or ("control_plane_smoke.json" if args.smoke else "control_plane.json")
     if not args.no_peer and not args.in_netns:
         if os.geteuid() != 0:
@@ -517,10 +522,17 @@ def main() -> None:
             if not args.no_peer:
                 print(f"== {n} devices, round {rnd + 1}: ministack", file=sys.stderr, flush=True)
                 runs.append(run_ministack(n, args, rnd))
+            write_results(args, out_name, started, runs)
+    out = write_results(args, out_name, started, runs)
+    print(json.dumps(out["summary"], indent=2))
+
+
+def write_results(args, out_name: str, started: str, runs: list[dict]) -> dict:
+    """Written after each run, so that a long run that fails later keeps what it measured."""
     out = {
         "benchmark": "control_plane",
         "started": started,
-        "profile": profile,
+        "profile": "debug" if args.debug else "release",
         "machine": machine(),
         "network_namespace": args.in_netns,
         "command": " ".join([sys.executable, *sys.argv]),
@@ -530,7 +542,7 @@ def main() -> None:
         "runs": runs,
     }
     (RESULTS / out_name).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out["summary"], indent=2))
+    return out
 
 
 if __name__ == "__main__":

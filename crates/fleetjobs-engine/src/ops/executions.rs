@@ -21,15 +21,17 @@ impl Engine {
             if !s.jobs.contains_key(job) {
                 return Err(job_not_found(job));
             }
-            let items: Vec<JobExecutionSummaryForJob> = s
-                .executions_of_job(job)
-                .filter(|e| r.status.is_none_or(|st| e.status == st))
+            // The page is cut from references; only its own items become summaries (paging
+            // through N executions would otherwise build N summaries per page).
+            let items: Vec<_> = s.executions_of_job(job).filter(|e| r.status.is_none_or(|st| e.status == st)).collect();
+            let (shown, next_token) = page(items, r.next_token.as_deref(), r.max_results, 50)?;
+            let execution_summaries = shown
+                .into_iter()
                 .map(|e| JobExecutionSummaryForJob {
                     thing_arn: self.config.scope.arn(ResourceKind::Thing, &e.thing_name),
                     job_execution_summary: e.into(),
                 })
                 .collect();
-            let (execution_summaries, next_token) = page(items, r.next_token.as_deref(), r.max_results, 50)?;
             Ok(ListJobExecutionsForJobResponse { execution_summaries, next_token })
         })
         .await
