@@ -2,6 +2,7 @@
 # Install the client tools the end-to-end tests drive, into git-ignored folders
 # next to this script:
 #   tests/e2e/.venv          Python venv: awscli v1, boto3, paho-mqtt 2.x, pytest
+#   tests/e2e/.venv-ministack  ministack, benchmark 4's peer (its own botocore pin)
 #   tests/e2e/node_modules   aws-iot-device-sdk@2.2.16 (from package-lock.json)
 # Idempotent: when the stamp files match the requirement/lock files and the tools
 # still answer, nothing is downloaded again. Any failure aborts with non-zero exit.
@@ -42,6 +43,24 @@ else
     "$venv/bin/python" -c 'import boto3, paho.mqtt, pytest' || die "python packages do not import"
     printf '%s\n' "$py_want" > "$py_stamp"
     log "python venv ready: $("$venv/bin/aws" --version 2>&1)"
+fi
+
+# ------------------------------------------------ ministack (benchmark 4's peer)
+# Its own venv: ministack pins a botocore that boto3/awscli above cannot share.
+ms_venv="$here/.venv-ministack"
+ms_stamp="$ms_venv/.fleetjobs-installed"
+ms_want="$(fingerprint requirements-ministack.txt) $("$python" -c 'import sys; print(sys.version.split()[0])')"
+if [[ -x "$ms_venv/bin/python" && -f "$ms_stamp" && "$(cat "$ms_stamp")" == "$ms_want" ]] \
+    && "$ms_venv/bin/python" -c 'import ministack' 2>/dev/null; then
+    log "ministack venv up to date ($ms_venv)"
+else
+    log "creating ministack venv in $ms_venv"
+    rm -rf "$ms_venv"
+    "$python" -m venv "$ms_venv" || die "python3 -m venv failed (ministack)"
+    "$ms_venv/bin/python" -m pip install --quiet -r requirements-ministack.txt || die "pip install ministack failed"
+    "$ms_venv/bin/python" -c 'import ministack' || die "ministack does not import"
+    printf '%s\n' "$ms_want" > "$ms_stamp"
+    log "ministack venv ready"
 fi
 
 # --------------------------------------------------------------- Node modules

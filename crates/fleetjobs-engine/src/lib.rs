@@ -11,6 +11,7 @@
 //! - `credentials`: the admin access key (stored encrypted).
 //! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
 //! - `timers`: the one timer loop (execution timeouts, rollouts).
+//! - `watermarks`: which batch last wrote each job (what a read of one job waits for).
 //! - `rollout`: applies the rollout rules (`fleetjobs-rollout`) to a job: start, rate, windows, end.
 //!
 //! The engine never talks to devices directly: it emits [`DeviceCommand`]s on the outbox,
@@ -27,6 +28,7 @@ mod rollout;
 mod state;
 mod stats;
 mod timers;
+mod watermarks;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,6 +87,46 @@ pub struct Engine {
     durable: watch::Sender<u64>,
     health: Arc<health::Health>,
     secret_box: credentials::SecretBox,
+    timing: Timing,
+}
+
+/// Where requests spend their time in the pipeline (handles taken once: one record each).
+struct Timing {
+    /// Waiting for the state lock.
+    lock_wait: metrics::Histogram,
+    /// Reads waiting for the durability of what they show.
+    read_wait: metrics::Histogram,
+    /// Writes waiting for their own batch to be durable.
+    write_wait: metrics::Histogram,
+}
+
+impl Timing {
+    fn new() -> Self {
+        metrics::describe_histogram!(
+            "fleetjobs_engine_lock_wait_seconds",
+            metrics::Unit::Seconds,
+            "time a request waited for the state lock"
+        );
+        metrics::describe_histogram!(
+            "fleetjobs_engine_durable_wait_seconds",
+            metrics::Unit::Seconds,
+            "time a request waited for durability after its lock (path: read, write)"
+        );
+        Timing {
+            lock_wait: metrics::histogram!("fleetjobs_engine_lock_wait_seconds"),
+            read_wait: metrics::histogram!("fleetjobs_engine_durable_wait_seconds", "path" => "read"),
+            write_wait: metrics::histogram!("fleetjobs_engine_durable_wait_seconds", "path" => "write"),
+        }
+    }
+}
+
+/// What a read may have looked at, which decides the batches it waits for.
+#[derive(Clone, Copy)]
+enum ReadScope<'a> {
+    /// Anything: every batch submitted so far.
+    All,
+    /// One job's record and executions: the last batch that wrote them.
+    Job(&'a str),
 }
 
 /// The model's bound on `documentSource`.
@@ -117,6 +159,7 @@ impl Engine {
             durable: watch::channel(0).0,
             health: Arc::default(),
             secret_box,
+            timing: Timing::new(),
         };
         Ok((Arc::new(engine), rx))
     }
@@ -171,7 +214,9 @@ impl Engine {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, state::State>, ApiError> {
+        let asked = std::time::Instant::now();
         let mut guard = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.timing.lock_wait.record(asked.elapsed().as_secs_f64());
         let failed = self.health.failed_epoch();
         if guard.epoch <= failed {
             let mut fresh = self
@@ -181,6 +226,8 @@ impl Engine {
                 .and_then(|records| state::State::load(records, &self.secret_box, self.now()))
                 .map_err(|e| health::unavailable(&e.to_string()))?;
             fresh.seq = guard.seq;
+            fresh.written = std::mem::take(&mut guard.written);
+            fresh.written.forget_counts();
             fresh.epoch = failed + 1;
             if let Some(source) = guard.document_source() {
                 fresh.set_document_source(source);
@@ -223,14 +270,15 @@ impl Engine {
         if let Some(outgoing) = &outgoing {
             outgoing.render();
         }
-        match done {
+        let waiting = std::time::Instant::now();
+        let durable = match done {
             // Its own batch decides: durable, or refused (and then rolled back in memory).
-            Some(rx) => {
-                rx.await.unwrap_or_else(|_| Err(health::unavailable("the store has shut down"))).map_err(E::from)?
-            }
+            Some(rx) => rx.await.unwrap_or_else(|_| Err(health::unavailable("the store has shut down"))),
             // Nothing written, but the answer may rest on changes of a batch still in flight.
-            None => self.settled(seq, epoch).await?,
-        }
+            None => self.settled(seq, epoch).await,
+        };
+        self.timing.write_wait.record(waiting.elapsed().as_secs_f64());
+        durable.map_err(E::from)?;
         // Logged by the caller once durable, not on the store's writer thread, whose every
         // microsecond delays a whole group commit.
         transitions.iter().for_each(state::Transition::log);
@@ -252,6 +300,14 @@ impl Engine {
         state.seq += 1;
         let seq = state.seq;
         let epoch = state.epoch;
+        let state::State { written, counts, jobs, .. } = state;
+        written.note(
+            seq,
+            &mutations,
+            *self.durable.borrow(),
+            |job| counts.get(job).copied().unwrap_or_default(),
+            |job| jobs.contains_key(job),
+        );
         let (tx, rx) = oneshot::channel();
         let outbox = self.outbox.clone();
         let durable = self.durable.clone();
@@ -276,15 +332,67 @@ impl Engine {
 
     /// Read under the lock, then wait until everything the read could have seen is durable
     /// (a reader is never shown a change that a crash could still lose, nor one the store
-    /// refused: then it reads again from the re-read state).
+    /// refused: then it reads again from the re-read state). A read that may look anywhere
+    /// waits for every batch handed to the store so far.
     async fn read<T, E: From<ApiError>>(&self, f: impl Fn(&state::State) -> Result<T, E>) -> Result<T, E> {
+        self.read_in(ReadScope::All, f).await
+    }
+
+    /// A read that shows one job only (its record, its executions, their counts): it waits
+    /// for the batches that wrote that job, not for the device updates of other jobs queued
+    /// beside them. `f` must not look at anything else.
+    async fn read_job<T, E: From<ApiError>>(
+        &self,
+        job: &str,
+        f: impl Fn(&state::State) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.read_in(ReadScope::Job(job), f).await
+    }
+
+    /// A read of one job's record and execution counts that answers from the durable view: the
+    /// record if its last write is durable, with the counts as of the last settled batch, so
+    /// it waits neither for device updates of other jobs nor for those of this one still
+    /// committing (it shows them once durable). When that view cannot be told (the record
+    /// itself is being written, a commit failed), it waits as [`Self::read_job`] does.
+    async fn read_job_counts<T, E: From<ApiError>>(
+        &self,
+        job: &str,
+        f: impl Fn(&state::State, &fleetjobs_core::events::ExecutionCounts) -> Result<T, E>,
+    ) -> Result<T, E> {
+        {
+            let guard = self.lock()?;
+            // Settled includes refused batches: only while none of this epoch failed is it durable.
+            let settled = *self.durable.borrow();
+            if self.health.failed_epoch() < guard.epoch {
+                if let Some(counts) = guard.written.durable_counts(job, settled, guard.counts(job)) {
+                    self.timing.read_wait.record(0.0);
+                    return f(&guard, &counts);
+                }
+            }
+        }
+        self.read_job(job, |s| f(s, &s.counts(job))).await
+    }
+
+    async fn read_in<T, E: From<ApiError>>(
+        &self,
+        scope: ReadScope<'_>,
+        f: impl Fn(&state::State) -> Result<T, E>,
+    ) -> Result<T, E> {
         for _ in 0..READ_ATTEMPTS {
             let (value, seq, epoch) = {
                 let guard = self.lock()?;
-                (f(&guard)?, guard.seq, guard.epoch)
+                let seq = match scope {
+                    ReadScope::All => guard.seq,
+                    ReadScope::Job(job) => guard.written.of_job(job),
+                };
+                (f(&guard), seq, guard.epoch)
             };
-            if self.settled(seq, epoch).await.is_ok() {
-                return Ok(value);
+            // A refusal rests on the state too ("not found" after a delete still in flight).
+            let waiting = std::time::Instant::now();
+            let settled = self.settled(seq, epoch).await;
+            self.timing.read_wait.record(waiting.elapsed().as_secs_f64());
+            if settled.is_ok() {
+                return value;
             }
         }
         Err(health::unavailable("the store keeps refusing writes").into())
@@ -308,6 +416,8 @@ mod tests;
 mod tests_jobs_data;
 #[cfg(test)]
 mod tests_namespaces;
+#[cfg(test)]
+mod tests_reads;
 #[cfg(test)]
 mod tests_rollout;
 #[cfg(test)]

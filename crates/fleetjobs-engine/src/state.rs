@@ -49,8 +49,8 @@ const POLICY_TARGET: &str = "policy_target";
 const THING_PRINCIPAL: &str = "thing_principal";
 /// The `thingPrincipalType` an exclusive attachment's record holds.
 const EXCLUSIVE_THING: &str = "EXCLUSIVE_THING";
-const JOB: &str = "job";
-const EXECUTION: &str = "execution";
+pub(crate) const JOB: &str = "job";
+pub(crate) const EXECUTION: &str = "execution";
 const EVENT_CONFIGURATIONS: &str = "event_configurations";
 const INDEXING_CONFIGURATION: &str = "indexing_configuration";
 const ACCESS_KEY: &str = "access_key";
@@ -81,6 +81,8 @@ pub struct State {
     /// commit starts the next). Batches carry it, so the store can refuse what built on a
     /// failed batch.
     pub epoch: u64,
+    /// Which batch last wrote each job: what a read of one job waits for (`Engine::read_job`).
+    pub written: crate::watermarks::Watermarks,
     pub things: BTreeMap<String, Thing>,
     pub certificates: BTreeMap<String, Certificate>,
     /// Registered CA certificates, by id. Devices' connects read their status here (one map

@@ -25,6 +25,8 @@ pub(crate) struct Harness {
     ca: Arc<CertificateAuthority>,
     /// While set, the store refuses every commit as a full disk does.
     pub(crate) full: Arc<AtomicBool>,
+    /// While `Some`, the store holds batches back (not durable yet) in submission order.
+    pub(crate) held: Arc<std::sync::Mutex<Option<Vec<Batch>>>>,
 }
 
 /// The real SQLite store, with a switch that makes it refuse commits as a full disk does,
@@ -34,6 +36,7 @@ struct FlakyStore {
     inner: SqliteStore,
     pub(crate) full: Arc<AtomicBool>,
     failed_epoch: AtomicU64,
+    held: Arc<std::sync::Mutex<Option<Vec<Batch>>>>,
 }
 
 impl Store for FlakyStore {
@@ -42,6 +45,11 @@ impl Store for FlakyStore {
     }
 
     fn submit(&self, batch: Batch) {
+        let mut held = self.held.lock().unwrap();
+        if let Some(held) = held.as_mut() {
+            held.push(batch);
+            return;
+        }
         let refusal = if self.full.load(Ordering::SeqCst) {
             self.failed_epoch.fetch_max(batch.epoch, Ordering::SeqCst);
             Some(StoreError::Full("database or disk is full".into()))
@@ -69,10 +77,12 @@ fn temp_dir() -> PathBuf {
 
 fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> Harness {
     let full = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(std::sync::Mutex::new(None));
     let store = Arc::new(FlakyStore {
         inner: SqliteStore::open(&dir.join("db.sqlite")).unwrap(),
         full: full.clone(),
         failed_epoch: AtomicU64::new(0),
+        held: held.clone(),
     });
     let config = EngineConfig {
         scope: ArnScope::new("us-east-1", "123456789012"),
@@ -83,7 +93,7 @@ fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> H
     let c = clock.clone();
     let (engine, outbox) =
         Engine::open(config, store, ca.clone(), [3; 32], Arc::new(move || c.load(Ordering::SeqCst))).unwrap();
-    Harness { engine, outbox, dir, clock, ca, full }
+    Harness { engine, outbox, dir, clock, ca, full, held }
 }
 
 pub(crate) fn harness() -> Harness {
@@ -127,6 +137,25 @@ impl Harness {
         let Harness { dir, ca, clock, engine, .. } = self;
         drop(engine);
         open(dir, ca, clock)
+    }
+
+    /// Hold back every batch submitted from now on (they are not durable until [`Self::release`]).
+    pub(crate) fn hold(&self) {
+        *self.held.lock().unwrap() = Some(vec![]);
+    }
+
+    /// How many batches are held back.
+    pub(crate) fn held(&self) -> usize {
+        self.held.lock().unwrap().as_ref().map_or(0, Vec::len)
+    }
+
+    /// Hand the held batches to the store, in order, and stop holding (no write can slip in
+    /// between: the engine submits from this runtime's tasks, and this does not yield).
+    pub(crate) fn release(&self) {
+        let held = self.held.lock().unwrap().take();
+        for batch in held.unwrap_or_default() {
+            self.engine.store.submit(batch);
+        }
     }
 
     pub(crate) fn tick(&self, ms: i64) {

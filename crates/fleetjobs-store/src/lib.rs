@@ -26,6 +26,16 @@ pub enum Mutation {
     Delete { kind: &'static str, key: String },
 }
 
+impl Mutation {
+    /// About how many bytes it writes.
+    pub fn size(&self) -> usize {
+        match self {
+            Mutation::Put { kind, key, value } => kind.len() + key.len() + value.len(),
+            Mutation::Delete { kind, key } => kind.len() + key.len(),
+        }
+    }
+}
+
 /// A record as loaded at startup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

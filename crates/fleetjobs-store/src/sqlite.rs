@@ -1,5 +1,10 @@
 //! The embedded store: one SQLite file in WAL mode, written by one dedicated thread that
 //! drains every queued batch into a single transaction (group commit, `synchronous=FULL`).
+//!
+//! Checkpoints (copying the WAL back into the database file, and its fsync) run on a thread of
+//! their own with its own connection: left to SQLite's auto-checkpoint they would run inside
+//! the commit that crosses the WAL threshold, and every caller waiting on that group commit
+//! (a create-job behind a wave of device updates) would wait for the database file's fsync too.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -13,10 +18,15 @@ use crate::{Batch, Mutation, Record, Store, StoreError};
 /// Most batches folded into one transaction.
 const MAX_GROUP: usize = 4096;
 
+/// Bytes of records committed between two checkpoint requests (SQLite's own default is 1000
+/// WAL pages, about 4 MB).
+const CHECKPOINT_BYTES: usize = 4 << 20;
+
 pub struct SqliteStore {
     tx: Mutex<Option<mpsc::Sender<Batch>>>,
     path: std::path::PathBuf,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -46,15 +56,28 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl SqliteStore {
-    /// Open (or create) the database file and start the writer thread.
+    /// Open (or create) the database file and start the writer and checkpointer threads.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open(path)?;
+        // The writer never checkpoints; the checkpointer does, when asked (see the module docs).
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;").map_err(db_err)?;
+        let checkpoint_conn = open(path)?;
+        let (ask, asked) = mpsc::sync_channel::<()>(1);
+        let checkpointer = thread::Builder::new()
+            .name("fleetjobs-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, asked))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Batch>();
         let writer = thread::Builder::new()
             .name("fleetjobs-store".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, Some(ask)))
             .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok(SqliteStore { tx: Mutex::new(Some(tx)), path: path.to_path_buf(), writer: Mutex::new(Some(writer)) })
+        Ok(SqliteStore {
+            tx: Mutex::new(Some(tx)),
+            path: path.to_path_buf(),
+            writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
+        })
     }
 
     /// Whether the database holds no record at all (a fresh one, or one whose data is lost).
@@ -70,6 +93,10 @@ impl SqliteStore {
         if let Some(handle) = self.writer.lock().expect("store lock").take() {
             let _ = handle.join();
         }
+        // The writer is gone, and with it the checkpointer's channel: it finishes its last one.
+        if let Some(handle) = self.checkpointer.lock().expect("store lock").take() {
+            let _ = handle.join();
+        }
     }
 }
 
@@ -79,7 +106,27 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
+/// Checkpoint each time the writer asks, until the writer is gone. PASSIVE: it copies what no
+/// reader still needs and never blocks the writer; the WAL restarts from its beginning at the
+/// next commit once everything is copied.
+fn checkpoint_loop(conn: Connection, asked: mpsc::Receiver<()>) {
+    metrics::describe_histogram!(
+        "fleetjobs_store_checkpoint_seconds",
+        metrics::Unit::Seconds,
+        "time to copy the WAL into the database file and fsync it (beside the commits)"
+    );
+    let seconds = metrics::histogram!("fleetjobs_store_checkpoint_seconds");
+    while asked.recv().is_ok() {
+        let started = std::time::Instant::now();
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // The WAL keeps everything meanwhile; the next request tries again.
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+        seconds.record(started.elapsed().as_secs_f64());
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, checkpoints: Option<mpsc::SyncSender<()>>) {
     metrics::describe_histogram!("fleetjobs_store_commit_batches", "batches folded into one transaction");
     metrics::describe_histogram!(
         "fleetjobs_store_commit_seconds",
@@ -92,6 +139,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
     let failures = metrics::counter!("fleetjobs_store_commit_failures_total");
     // Batches of this epoch or older are refused: one of them failed, later ones built on it.
     let mut failed_epoch: Option<u64> = None;
+    let mut since_checkpoint = 0usize;
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -118,6 +166,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>) {
         if result.is_err() {
             failures.increment(1);
             failed_epoch = group.iter().map(|b| b.epoch).max().max(failed_epoch);
+        } else if let Some(checkpoints) = &checkpoints {
+            since_checkpoint += group.iter().flat_map(|b| &b.mutations).map(Mutation::size).sum::<usize>();
+            // A request already pending covers this one too (the channel holds one).
+            if since_checkpoint >= CHECKPOINT_BYTES && checkpoints.try_send(()).is_ok() {
+                since_checkpoint = 0;
+            }
         }
         for batch in group {
             (batch.on_durable)(result.clone());
@@ -243,7 +297,7 @@ mod tests {
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
         conn.query_row(&format!("PRAGMA max_page_count = {}", pages + 8), [], |_| Ok(())).unwrap();
         let (tx, rx) = mpsc::channel::<Batch>();
-        let writer = thread::spawn(move || writer_loop(conn, rx));
+        let writer = thread::spawn(move || writer_loop(conn, rx, None));
         let submit = |epoch: u64, mutations: Vec<Mutation>| {
             let (done_tx, done_rx) = mpsc::channel();
             tx.send(Batch { epoch, mutations, on_durable: Box::new(move |r| done_tx.send(r).unwrap()) }).unwrap();
@@ -273,6 +327,25 @@ mod tests {
         let copy = SqliteStore::open(&dir.join("copy.sqlite")).unwrap();
         let keys: Vec<String> = copy.load().unwrap().into_iter().map(|r| r.key).collect();
         assert_eq!(keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn the_checkpointer_copies_the_wal_into_the_database_file() {
+        let dir = tempdir();
+        let path = dir.join("db.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        // The writer never checkpoints itself: the database file grows only by the checkpointer.
+        let value = "x".repeat(64 << 10);
+        for i in 0..2 * CHECKPOINT_BYTES / value.len() {
+            submit_wait(&store, vec![put(&format!("k{i}"), &value)]).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::metadata(&path).unwrap().len() < CHECKPOINT_BYTES as u64 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint copied the WAL");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        store.close();
+        assert_eq!(SqliteStore::open(&path).unwrap().load().unwrap().len(), 2 * CHECKPOINT_BYTES / value.len());
     }
 
     #[test]

@@ -17,19 +17,21 @@ impl Engine {
     ) -> ApiResult<ListJobExecutionsForJobResponse> {
         r.check(self.now())?;
         let job = &r.job_id;
-        self.read(|s| {
+        self.read_job(job, |s| {
             if !s.jobs.contains_key(job) {
                 return Err(job_not_found(job));
             }
-            let items: Vec<JobExecutionSummaryForJob> = s
-                .executions_of_job(job)
-                .filter(|e| r.status.is_none_or(|st| e.status == st))
+            // The page is cut from references; only its own items become summaries (paging
+            // through N executions would otherwise build N summaries per page).
+            let items: Vec<_> = s.executions_of_job(job).filter(|e| r.status.is_none_or(|st| e.status == st)).collect();
+            let (shown, next_token) = page(items, r.next_token.as_deref(), r.max_results, 50)?;
+            let execution_summaries = shown
+                .into_iter()
                 .map(|e| JobExecutionSummaryForJob {
                     thing_arn: self.config.scope.arn(ResourceKind::Thing, &e.thing_name),
                     job_execution_summary: e.into(),
                 })
                 .collect();
-            let (execution_summaries, next_token) = page(items, r.next_token.as_deref(), r.max_results, 50)?;
             Ok(ListJobExecutionsForJobResponse { execution_summaries, next_token })
         })
         .await
@@ -73,7 +75,7 @@ impl Engine {
         r.check(self.now())?;
         let (job, thing) = (&r.job_id, &r.thing_name);
         let now = self.now();
-        self.read(|s| {
+        self.read_job(job, |s| {
             let e = s.execution(job, thing, r.execution_number).ok_or_else(|| execution_not_found(job, thing))?;
             let mut execution = JobExecutionDescription::new(e, &self.config.scope);
             let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));

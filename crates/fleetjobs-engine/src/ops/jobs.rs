@@ -96,9 +96,9 @@ impl Engine {
     pub async fn describe_job(&self, r: DescribeJobRequest) -> ApiResult<DescribeJobResponse> {
         r.check(self.now())?;
         let now = self.now();
-        self.read(|s| {
+        self.read_job_counts(&r.job_id, |s, counts| {
             let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
-            let mut description = JobDescription::new(job, &s.counts(&job.job_id));
+            let mut description = JobDescription::new(job, counts);
             description.scheduled_job_rollouts = crate::rollout::scheduled_job_rollouts(job, now);
             Ok(DescribeJobResponse { document_source: job.document_source.clone(), job: description })
         })
@@ -107,7 +107,7 @@ impl Engine {
 
     pub async fn get_job_document(&self, r: GetJobDocumentRequest) -> ApiResult<GetJobDocumentResponse> {
         r.check(self.now())?;
-        self.read(|s| {
+        self.read_job(&r.job_id, |s| {
             let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
             let document = match (&job.document_before_substitution, r.before_substitution) {
                 (Some(before), true) => before.clone(),
