@@ -226,12 +226,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="result JSON path")
     parser.add_argument("--callgrind", type=Path, help="run Fleetjobs alone under callgrind, writing this file")
     parser.add_argument("--profile-rate", type=float, default=300, help="fan-in msgs/s offered under --callgrind")
+    parser.add_argument("--fan-in-rates", type=int, nargs="+", help="fan-in offered msgs/s steps (full size)")
+    parser.add_argument("--fan-out-rates", type=int, nargs="+", help="fan-out PUBLISHes/s steps (full size)")
     args = parser.parse_args()
     if args.smoke:
         fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [200], [20], 1.0, args.rounds or 1, 10
     else:
         fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [2500, 5000, 10000, 20000], [50, 100, 200], \
             5.0, args.rounds or 2, 100
+        fan_in_rates, fan_out_rates = args.fan_in_rates or fan_in_rates, args.fan_out_rates or fan_out_rates
     binary = locate_package_binary("fleetjobs", "FLEETJOBS_BIN") if os.environ.get("FLEETJOBS_BIN") else \
         Path(os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/fleetjobs/target"))) / "release/fleetjobs"
     load_bin = load_binary(binary)
