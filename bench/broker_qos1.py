@@ -7,17 +7,20 @@ Fleetjobs instance's server certificate and key, its root CA as `cafile`, and
 `require_certificate true`. Every client of both brokers presents the same device certificate,
 made with `create-keys-and-certificate` (attached to a policy that allows `bench/*`).
 
-Scenarios (paho-mqtt clients, QoS 1 both ways, 64-byte payloads carrying the send time):
+The load is `fleetjobs-mqtt-load` (a Rust binary of the fleetjobs-sim package, beside
+FLEETJOBS_SIM_BIN or the fleetjobs binary; FLEETJOBS_MQTT_LOAD_BIN overrides), one process per
+run, QoS 1 both ways, 64-byte payloads carrying the send time. Scenarios:
 - fan-in: 10 publishers → 1 subscriber on one topic, at stepped offered rates (total msgs/s)
   and closed loop (each publisher keeps up to 20 PUBLISHes unacknowledged, as fast as it can);
 - fan-out: 1 publisher → 100 subscribers, at stepped offered rates (PUBLISHes/s).
 Per run: deliveries/s at the subscribers, % of the expected deliveries received, p99 latency
-(PUBLISH call → arrival), the broker's CPU (utime+stime from /proc/PID/stat) per 1,000
-deliveries, and the load generator's own CPU (to tell when it, not the broker, was the limit).
+(PUBLISH written → arrival), the broker's CPU (utime+stime from /proc/PID/stat, connects
+excluded) per 1,000 deliveries, and the load generator's own CPU (to tell when it, not the
+broker, was the limit).
 Rounds alternate the order of the brokers; the figures are medians over the rounds and
 Fleetjobs/Mosquitto ratios. Writes bench/results/broker_qos1.json (or broker_qos1_smoke.json).
 
-    bench/broker_qos1.py            # full size (release build: cargo build --release -p fleetjobs)
+    bench/broker_qos1.py            # full size (cargo build --release -p fleetjobs -p fleetjobs-sim)
     bench/broker_qos1.py --smoke    # seconds; the CI size (FLEETJOBS_BIN=debug build is fine)
     bench/broker_qos1.py --callgrind OUT --rounds 1   # profile: Fleetjobs under callgrind,
         # instructions collected during its fan-in runs only (rates --profile-rate, no Mosquitto)
@@ -27,16 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,20 +46,9 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from e2elib.server import FleetjobsServer, free_port, locate_package_binary, port_open, start_server  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAYLOAD = 64
 TOPIC = "bench/qos1"
 WINDOW = 20
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def own_cpu() -> float:
-    return time.process_time()
 
 
 def machine() -> dict:
@@ -72,108 +61,19 @@ def machine() -> dict:
             "load_average_at_start": os.getloadavg()}
 
 
-# --------------------------------------------------------------------------- clients (workers)
-
-
-def make_client(broker: dict, client_id: str):
-    import paho.mqtt.client as mqtt
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(broker["ca"])
-    ctx.load_cert_chain(broker["cert"], broker["key"])
-    ctx.check_hostname = True
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv311, clean_session=True, reconnect_on_failure=False)
-    client.tls_set_context(ctx)
-    client.max_inflight_messages_set(WINDOW)
-    connected = threading.Event()
-    client.on_connect = lambda *a: connected.set()
-    client.connect("localhost", broker["port"], keepalive=120)
-    client.loop_start()
-    if not connected.wait(30):
-        raise RuntimeError(f"{client_id}: no CONNACK from {broker['name']}")
-    return client
-
-
-def subscriber_worker(broker: dict, prefix: str, count: int, ready, start, results) -> None:
-    """`count` subscribers on TOPIC; records every arrival's latency until told to stop."""
-    latencies: list[int] = []
-    lock = threading.Lock()
-
-    def on_message(client, userdata, msg):
-        now = time.time_ns()
-        with lock:
-            latencies.append(now - int.from_bytes(msg.payload[:8], "big"))
-
-    clients = []
-    for i in range(count):
-        client = make_client(broker, f"{prefix}-{i}")
-        client.on_message = on_message
-        subscribed = threading.Event()
-        client.on_subscribe = lambda *a, ev=subscribed: ev.set()
-        client.subscribe(TOPIC, 1)
-        if not subscribed.wait(30):
-            raise RuntimeError("no SUBACK")
-        clients.append(client)
-    ready.put(os.getpid())
-    cpu0 = own_cpu()
-    stop_at = start.get()  # the time by which every delivery must have arrived
-    expected = start.get()
-    while time.time() < stop_at:
-        with lock:
-            if len(latencies) >= expected:
-                break
-        time.sleep(0.02)
-    cpu = own_cpu() - cpu0
-    for client in clients:
-        client.disconnect()
-        client.loop_stop()
-    results.put({"role": "sub", "received": len(latencies), "latencies_ns": latencies, "cpu_s": cpu})
-
-
-def publisher_worker(broker: dict, prefix: str, count: int, rate: float | None, duration: float, ready, start,
-                     results) -> None:
-    """`count` publishers; each sends at `rate` msgs/s (paced) or closed loop (rate None) for
-    `duration` seconds, then waits for its PUBACKs."""
-    clients = [make_client(broker, f"{prefix}-{i}") for i in range(count)]
-    acked = [0] * count
-    for i, client in enumerate(clients):
-        def on_publish(*a, i=i):
-            acked[i] += 1
-        client.on_publish = on_publish
-    ready.put(os.getpid())
-    t0 = start.get()
-    cpu0 = own_cpu()
-    while time.time() < t0:
-        time.sleep(0.001)
-    sent = [0] * count
-    pad = b"x" * (PAYLOAD - 8)
-    end = t0 + duration
-    while True:
-        now = time.time()
-        if now >= end:
-            break
-        progressed = False
-        for i, client in enumerate(clients):
-            due = (now - t0) * rate + 1 if rate else sent[i] + 1
-            if sent[i] < due and sent[i] - acked[i] < WINDOW:
-                client.publish(TOPIC, time.time_ns().to_bytes(8, "big") + pad, qos=1)
-                sent[i] += 1
-                progressed = True
-        if not progressed:
-            time.sleep(0.0005 if rate else 0.0002)
-    wall = time.time() - t0
-    deadline = time.time() + 30
-    while sum(acked) < sum(sent) and time.time() < deadline:
-        time.sleep(0.01)
-    cpu = own_cpu() - cpu0
-    for client in clients:
-        client.disconnect()
-        client.loop_stop()
-    results.put({"role": "pub", "sent": sum(sent), "acked": sum(acked), "wall_s": wall, "cpu_s": cpu})
-
-
 # --------------------------------------------------------------------------- one run
+
+
+def load_binary(fleetjobs: Path) -> Path:
+    """`fleetjobs-mqtt-load` (package fleetjobs-sim): FLEETJOBS_MQTT_LOAD_BIN, else beside
+    FLEETJOBS_SIM_BIN, else beside the fleetjobs binary (the same cargo target dir)."""
+    if os.environ.get("FLEETJOBS_MQTT_LOAD_BIN"):
+        return Path(os.environ["FLEETJOBS_MQTT_LOAD_BIN"])
+    beside = Path(os.environ["FLEETJOBS_SIM_BIN"]).parent if os.environ.get("FLEETJOBS_SIM_BIN") else fleetjobs.parent
+    path = beside / "fleetjobs-mqtt-load"
+    if not path.is_file():
+        raise RuntimeError(f"{path} not found: cargo build -p fleetjobs-sim (--release for full size)")
+    return path
 
 
 def callgrind_collect(pid: int, on: bool) -> None:
@@ -181,71 +81,56 @@ def callgrind_collect(pid: int, on: bool) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def load_command(broker: dict, publishers: int, subscribers: int, rate: float | None, duration: float,
+                 tag: str) -> list[str]:
+    return [str(broker["load_bin"]), "--mqtt", f"localhost:{broker['port']}", "--ca-file", broker["ca"],
+            "--cert-file", broker["cert"], "--key-file", broker["key"], "--topic", TOPIC,
+            "--client-prefix", tag, "--publishers", str(publishers), "--subscribers", str(subscribers),
+            *(("--rate", str(rate)) if rate else ()), "--window", str(WINDOW), "--duration", str(duration),
+            "--payload", str(PAYLOAD), "--server-pid", str(broker["pid"]), "--wait-for-start"]
+
+
 def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: float | None, duration: float,
         tag: str, toggle: bool = False) -> dict:
-    ctx = mp.get_context("spawn")
-    ready, start, results = ctx.Queue(), [], ctx.Queue()
-    # Subscribers in processes of at most 25 clients; publishers in one process.
-    procs = []
-    sub_groups = [min(25, subscribers - i) for i in range(0, subscribers, 25)]
-    for g, n in enumerate(sub_groups):
-        q = ctx.Queue()
-        start.append(q)
-        procs.append(ctx.Process(target=subscriber_worker,
-                                 args=(broker, f"{tag}-s{g}", n, ready, q, results)))
-    pq = ctx.Queue()
-    procs.append(ctx.Process(target=publisher_worker,
-                             args=(broker, f"{tag}-p", publishers, rate / publishers if rate else None, duration,
-                                   ready, pq, results)))
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=120)
-    if toggle:
-        callgrind_collect(broker["pid"], True)
-    cpu0 = proc_cpu(broker["pid"])
-    t0 = time.time() + 0.3
-    pq.put(t0)
-    pub = None
-    outs = []
-    while pub is None:
-        out = results.get(timeout=duration + 120)
-        if out["role"] == "pub":
-            pub = out
-        else:
-            outs.append(out)
-    # Every delivery has until 10 s after the last PUBACK (or the publisher's end) to arrive.
-    expected_per_sub = pub["sent"]
-    for n, q in zip(sub_groups, start):
-        q.put(time.time() + 10)
-        q.put(expected_per_sub * n)
-    while len(outs) < len(sub_groups):
-        outs.append(results.get(timeout=60))
-    broker_cpu = proc_cpu(broker["pid"]) - cpu0
+    """One `fleetjobs-mqtt-load` run: it connects every client, says `ready`, and on our go
+    publishes for `duration`, waits for the PUBACKs and up to 10 s more for the deliveries, and
+    reports (the broker's CPU from /proc over that span, not the connects)."""
+    cmd = load_command(broker, publishers, subscribers, rate, duration, tag)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        if line.strip() != "ready":
+            proc.wait(30)
+            raise RuntimeError(f"{cmd} failed: {line}{proc.stderr.read()}")
+        if toggle:
+            callgrind_collect(broker["pid"], True)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=duration + 120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if toggle:
         callgrind_collect(broker["pid"], False)
-    for p in procs:
-        p.join(30)
-    received = sum(o["received"] for o in outs)
-    latencies = sorted(l for o in outs for l in o["latencies_ns"])
-    expected = pub["sent"] * subscribers
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6 if latencies else None
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} exited {proc.returncode}: {err[-4000:]}")
+    r = json.loads(out)
+    delivered = r["delivered"]
     return {
         "broker": broker["name"], "scenario": scenario, "offered_rate": rate or "closed_loop",
         "publishers": publishers, "subscribers": subscribers,
-        "sent": pub["sent"], "acked": pub["acked"], "expected_deliveries": expected, "received": received,
-        "delivered_pct": round(100 * received / expected, 2) if expected else 0.0,
-        "deliveries_per_s": round(received / pub["wall_s"], 1),
-        "publishes_per_s": round(pub["sent"] / pub["wall_s"], 1),
-        "p50_ms": round(latencies[len(latencies) // 2] / 1e6, 2) if latencies else None,
-        "p99_ms": round(p99, 2) if p99 is not None else None,
-        "server_cpu_s": round(broker_cpu, 3),
-        "server_cpu_ms_per_1k_deliveries": round(1000 * broker_cpu / received * 1000, 2) if received else None,
-        "generator_cpu_s": round(pub["cpu_s"] + sum(o["cpu_s"] for o in outs), 3),
-        "publisher_cpu_s": round(pub["cpu_s"], 3),
-        # The busiest subscriber process: near wall_s + drain, it (not the broker) was the limit.
-        "max_subscriber_process_cpu_s": round(max(o["cpu_s"] for o in outs), 3),
-        "wall_s": round(pub["wall_s"], 2),
+        "sent": r["sent"], "acked": r["acked"], "expected_deliveries": r["expected_deliveries"],
+        "received": delivered, "delivered_pct": r["delivered_pct"],
+        "deliveries_per_s": r["deliveries_per_s"], "publishes_per_s": r["publishes_per_s"],
+        "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"],
+        "server_cpu_s": r["server_cpu_s"],
+        "server_cpu_ms_per_1k_deliveries": round(1000 * r["server_cpu_s"] / delivered * 1000, 2)
+        if delivered and r["server_cpu_s"] is not None else None,
+        # Near (wall_s + drain_s) × cores, the generator, not the broker, was the limit.
+        "generator_cpu_s": r["generator_cpu_s"],
+        "wall_s": r["wall_s"], "drain_s": r["drain_s"],
+        "load_command": cmd,
     }
 
 
@@ -341,14 +226,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="result JSON path")
     parser.add_argument("--callgrind", type=Path, help="run Fleetjobs alone under callgrind, writing this file")
     parser.add_argument("--profile-rate", type=float, default=300, help="fan-in msgs/s offered under --callgrind")
+    parser.add_argument("--fan-in-rates", type=int, nargs="+", help="fan-in offered msgs/s steps (full size)")
+    parser.add_argument("--fan-out-rates", type=int, nargs="+", help="fan-out PUBLISHes/s steps (full size)")
     args = parser.parse_args()
     if args.smoke:
         fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [200], [20], 1.0, args.rounds or 1, 10
     else:
-        fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [1000, 2500, 5000], [20, 50, 100], 5.0, \
-            args.rounds or 3, 100
+        fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [2500, 5000, 10000, 20000], [50, 100, 200], \
+            5.0, args.rounds or 2, 100
+        fan_in_rates, fan_out_rates = args.fan_in_rates or fan_in_rates, args.fan_out_rates or fan_out_rates
     binary = locate_package_binary("fleetjobs", "FLEETJOBS_BIN") if os.environ.get("FLEETJOBS_BIN") else \
         Path(os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/fleetjobs/target"))) / "release/fleetjobs"
+    load_bin = load_binary(binary)
     base = Path(tempfile.mkdtemp(prefix="bench-qos1-"))
     if args.callgrind:
         server = FleetjobsServer(binary, data_dir=base / "data", log_path=base / "fleetjobs.log",
@@ -370,7 +259,7 @@ def main() -> None:
             mosquitto, mq_port = start_mosquitto(base, server.data_dir, cert, key, server.root_ca)
             brokers.append({"name": "mosquitto", "port": mq_port, "pid": mosquitto.pid})
         for b in brokers:
-            b.update(ca=str(server.root_ca), cert=str(cert), key=str(key))
+            b.update(ca=str(server.root_ca), cert=str(cert), key=str(key), load_bin=load_bin)
         plan = [("fan_in", 10, 1, r) for r in fan_in_rates] + [("fan_in", 10, 1, None)] * (not args.callgrind) + \
                [("fan_out", 1, fan_out_subs, r) for r in fan_out_rates]
         runs = []
@@ -384,7 +273,7 @@ def main() -> None:
                     result["round"] = rnd
                     runs.append(result)
                     print(json.dumps({k: result[k] for k in ("broker", "scenario", "offered_rate", "deliveries_per_s",
-                                                             "delivered_pct", "p99_ms", "server_cpu_s",
+                                                             "delivered_pct", "p50_ms", "p99_ms", "server_cpu_s",
                                                              "generator_cpu_s")}), flush=True)
         out = {
             "benchmark": "broker_qos1",
@@ -392,6 +281,7 @@ def main() -> None:
             "machine": machine(),
             "command": " ".join([sys.executable, *sys.argv]),
             "fleetjobs_binary": str(binary),
+            "load_generator": str(load_bin),
             "fleetjobs_command": server.command(),
             "mosquitto_command": mosquitto.args,
             "mosquitto_version": subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout

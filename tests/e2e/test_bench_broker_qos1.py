@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from e2elib.server import locate_binary
+from e2elib.sim import locate_sim_binary
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_broker_qos1_smoke(tmp_path):
     out = tmp_path / "broker_qos1_smoke.json"
-    env = dict(os.environ, FLEETJOBS_BIN=str(locate_binary()))
+    # The load generator, fleetjobs-mqtt-load, is the sim package's second binary, beside it.
+    env = dict(os.environ, FLEETJOBS_BIN=str(locate_binary()), FLEETJOBS_SIM_BIN=str(locate_sim_binary()))
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "broker_qos1.py"), "--smoke", "--out", str(out)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -37,5 +39,9 @@ def test_broker_qos1_smoke(tmp_path):
         assert row["fleetjobs"]["delivered_pct"] == 100, row
         ratios = row["ratios_fleetjobs_over_mosquitto"]
         assert ratios["deliveries_per_s"] > 0 and ratios["p99_ms"] > 0, row
+    assert result["load_generator"].endswith("fleetjobs-mqtt-load")
     for run in result["runs"]:
         assert run["acked"] == run["sent"] > 0, run
+        assert run["received"] <= run["expected_deliveries"] == run["sent"] * run["subscribers"], run
+        assert run["generator_cpu_s"] is not None and run["generator_cpu_s"] >= 0, run
+        assert run["p50_ms"] <= run["p99_ms"] <= run["max_ms"], run

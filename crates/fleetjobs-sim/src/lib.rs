@@ -6,12 +6,14 @@
 //! `provision` makes the fleet (one shared certificate, see there), `fleet` holds what the
 //! devices share (TLS identity, connection pacing, stop and storm signals), `device` is one
 //! device's behaviour, `mqtt` its client connection, `stats` the counters and timeline, and
-//! `progress` the live display.
+//! `progress` the live display. `load` is apart: a QoS 1 broker load generator (the
+//! `fleetjobs-mqtt-load` binary) on the same client.
 
 mod api;
 pub mod chart;
 mod device;
 mod fleet;
+pub mod load;
 mod mqtt;
 mod progress;
 mod provision;
