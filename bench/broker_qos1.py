@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,25 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from e2elib.server import FleetjobsServer, free_port, locate_package_binary, port_open, start_server  # noqa: E402
+from benchlib import RESULTS, machine
+from e2elib.server import FleetjobsServer, free_port, locate_package_binary, port_open, start_server
 
 PAYLOAD = 64
 TOPIC = "bench/qos1"
 WINDOW = 20
 
-
-def machine() -> dict:
-    model = ""
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "load_average_at_start": os.getloadavg()}
 
 
 # --------------------------------------------------------------------------- one run

@@ -37,7 +37,6 @@ import configparser
 import http.client
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -55,30 +54,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from benchlib import RESULTS, ROOT, machine, target_dir
+from e2elib.server import free_port
+
 REGION = "us-east-1"
 DOCUMENT = json.dumps({"operation": "control-plane-bench"})
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def target_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/fleetjobs/target")
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "load_average_at_start": os.getloadavg()}
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 120) -> None:

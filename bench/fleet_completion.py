@@ -28,12 +28,7 @@ import time
 from pathlib import Path
 
 from benchlib import RESULTS, machine, target_dir
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from e2elib.server import free_port
 
 
 
