@@ -75,27 +75,53 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
-            .args(["serve", "--data-dir"])
-            .arg(&self.dir)
-            .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
-            .args(["--mqtt-listen", &format!("127.0.0.1:{}", self.mqtt_port)])
-            .args(["--jobs-data-listen", "127.0.0.1:0"])
-            .args(&self.extra_args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start fleetjobs");
-        self.child = Some(child);
-        let deadline = Instant::now() + TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start; see {}",
-                self.dir.with_extension("log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        // A free port is only free when it is chosen: another test's server or an outgoing
+        // connection's ephemeral port may take it before this server binds it. Then the server
+        // exits at once, and it is started again on new ports. Ready means the server said so in
+        // its log (a connect to the port alone could reach another process, or the kernel's
+        // self-connect to a port nobody listens on).
+        for attempt in 1..=5 {
+            let log_path = self.dir.with_extension("log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_fleetjobs"))
+                .args(["serve", "--data-dir"])
+                .arg(&self.dir)
+                .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
+                .args(["--mqtt-listen", &format!("127.0.0.1:{}", self.mqtt_port)])
+                .args(["--jobs-data-listen", "127.0.0.1:0"])
+                .args(&self.extra_args)
+                // The ready line is logged at info, whatever else RUST_LOG asks for.
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").map_or("info".into(), |v| format!("{v},fleetjobs::serve=info")),
+                )
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start fleetjobs");
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if text.contains("fleetjobs ready") {
+                    self.child = Some(child);
+                    break;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    assert!(
+                        text.contains("Address already in use") && attempt < 5,
+                        "server exited at start; see {}",
+                        log_path.display()
+                    );
+                    self.http_port = free_port();
+                    self.mqtt_port = free_port();
+                    break;
+                }
+                assert!(Instant::now() < deadline, "server did not start; see {}", log_path.display());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if self.child.is_some() {
+                break;
+            }
         }
         let creds = std::fs::read_to_string(self.dir.join("credentials")).unwrap();
         let field = |name: &str| {
