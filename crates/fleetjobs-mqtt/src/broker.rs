@@ -502,7 +502,8 @@ impl<H: DeviceHooks> Broker<H> {
 
     /// The sessions `message` goes to: every session with a matching subscription, once, at
     /// the highest QoS granted, if it may receive it. The taps see it too.
-    fn targets(&self, message: &Message) -> Vec<(Arc<Session<H::Session>>, QoS)> {
+    /// An iterator, not a second `Vec`: `route` runs for every message the engine publishes.
+    fn targets<'a>(&'a self, message: &'a Message) -> impl Iterator<Item = (Arc<Session<H::Session>>, QoS)> + 'a {
         self.taps.offer(&message.topic, &message.payload);
         let mut targets = Vec::new();
         self.index().for_each_match(&message.topic, |id, subscriber| {
@@ -512,16 +513,14 @@ impl<H: DeviceHooks> Broker<H> {
         targets.dedup_by_key(|(id, _, _)| *id);
         targets
             .into_iter()
-            .filter(|(_, _, session)| self.hooks.authorize(&session.hook(), Action::Receive, &message.topic))
+            .filter(move |(_, _, session)| self.hooks.authorize(&session.hook(), Action::Receive, &message.topic))
             .map(|(_, granted, session)| (session, granted))
-            .collect()
     }
 
     /// Queue `message` for its subscribers without waiting (a full queue drops it, counted).
     /// Returns for how many sessions it was queued.
     fn route(&self, message: &Message) -> usize {
-        let targets = self.targets(message);
-        targets.into_iter().filter(|(session, granted)| session.enqueue(message.delivery(*granted, false))).count()
+        self.targets(message).filter(|(session, granted)| session.enqueue(message.delivery(*granted, false))).count()
     }
 
     /// Queue `message` for its subscribers, waiting for room in the full queues of connected
