@@ -191,33 +191,21 @@ enum Field {
     Form,
 }
 
+/// The field an engine error belongs beside: the request member its check blamed.
 fn field_of(e: &ApiError) -> Field {
-    let m = e.message.to_lowercase();
-    let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
-    if any(&["jobid", "job with id", "job id"]) {
-        Field::JobId
-    } else if any(&["template", "documentparameters", "document parameter"]) {
-        Field::Template
-    } else if any(&["abortconfig", "thresholdpercentage", "minnumberofexecutedthings"]) {
-        Field::Abort
-    } else if any(&["retries", "retry"]) {
-        Field::Retry
-    } else if any(&["scheduling", "endbehavior", "maintenancewindow", "durationinminutes"]) {
-        Field::Scheduling
-    } else if any(&["expiresinsec", "presigned"]) {
-        Field::Presigned
-    } else if any(&["rollout", "maximumperminute", "baseratepe", "incrementfactor", "numberof"]) {
-        Field::Rollout
-    } else if m.contains("timeout") {
-        Field::Timeout
-    } else if m.contains("document") {
-        Field::Document
-    } else if m.contains("description") {
-        Field::Description
-    } else if m.contains("target") || m.starts_with("thing") || m.contains(" thing") {
-        Field::Targets
-    } else {
-        Field::Form
+    match e.member {
+        Some("jobId") => Field::JobId,
+        Some("description") => Field::Description,
+        Some("targets") => Field::Targets,
+        Some("document" | "documentSource") => Field::Document,
+        Some("jobTemplateArn" | "documentParameters") => Field::Template,
+        Some("jobExecutionsRolloutConfig") => Field::Rollout,
+        Some("abortConfig") => Field::Abort,
+        Some("timeoutConfig") => Field::Timeout,
+        Some("jobExecutionsRetryConfig") => Field::Retry,
+        Some("schedulingConfig") => Field::Scheduling,
+        Some("presignedUrlConfig") => Field::Presigned,
+        _ => Field::Form,
     }
 }
 
@@ -687,16 +675,35 @@ mod tests {
         assert!(names("  ").is_empty());
     }
 
+    /// The field of the error CreateJob's own check gives for `request` (wire JSON).
+    fn field_of_request(request: serde_json::Value) -> Field {
+        let r: CreateJobRequest = serde_json::from_value(request).unwrap();
+        field_of(&r.check(0).unwrap_err())
+    }
+
     #[test]
     fn engine_errors_land_beside_their_field() {
-        let e = |m: &str| field_of(&ApiError::invalid(m));
-        assert_eq!(e("jobId must match [a-zA-Z0-9_-]+"), Field::JobId);
-        assert_eq!(e("Job with id j already exists"), Field::JobId);
-        assert_eq!(e("The job document must be a JSON object"), Field::Document);
-        assert_eq!(e("Thing t does not exist"), Field::Targets);
-        assert_eq!(e("maximumPerMinute must be between 1 and 1000"), Field::Rollout);
-        assert_eq!(e("something else"), Field::Form);
-        assert_eq!(e("The store refuses writes"), Field::Form);
+        let ok = || serde_json::json!({"jobId": "j", "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t"], "document": "{}"});
+        let with = |member: &str, value: serde_json::Value| {
+            let mut r = ok();
+            r[member] = value;
+            field_of_request(r)
+        };
+        assert_eq!(with("jobId", "no spaces allowed".into()), Field::JobId);
+        assert_eq!(with("document", "[1]".into()), Field::Document);
+        assert_eq!(with("targets", serde_json::json!([])), Field::Targets);
+        assert_eq!(with("description", "x".repeat(3000).into()), Field::Description);
+        assert_eq!(with("jobExecutionsRolloutConfig", serde_json::json!({"maximumPerMinute": 0})), Field::Rollout);
+        assert_eq!(with("documentParameters", serde_json::json!({"a": "b"})), Field::Template);
+        let no_document = {
+            let mut r = ok();
+            r.as_object_mut().unwrap().remove("document");
+            r
+        };
+        assert_eq!(field_of_request(no_document), Field::Document);
+        // An error no check blamed on a member (the store refusing writes, say).
+        assert_eq!(field_of(&ApiError::invalid("The store refuses writes")), Field::Form);
+        assert_eq!(field_of(&ApiError::invalid("x").at("tags")), Field::Form);
     }
 
     #[test]
@@ -736,17 +743,21 @@ mod tests {
 
     #[test]
     fn the_new_configs_land_beside_their_fields() {
-        let e = |m: &str| field_of(&ApiError::invalid(m));
-        assert_eq!(e("thresholdPercentage must be between 0 and 100"), Field::Abort);
-        assert_eq!(e("numberOfRetries must be between 0 and 10"), Field::Retry);
-        assert_eq!(e("At most 10 retries in total are allowed"), Field::Retry);
-        assert_eq!(e("schedulingConfig.endBehavior requires endTime"), Field::Scheduling);
-        assert_eq!(e("durationInMinutes must be between 1 and 1430"), Field::Scheduling);
-        assert_eq!(e("expiresInSec must be between 60 and 3600"), Field::Presigned);
-        assert_eq!(e("inProgressTimeoutInMinutes must be between 1 and 10080"), Field::Timeout);
-        assert_eq!(e("The required document parameter command of the managed template X is missing"), Field::Template);
-        assert_eq!(e("Specify either document, documentSource or jobTemplateArn, not several"), Field::Template);
-        assert_eq!(e("The job document at https://x/y could not be read"), Field::Document);
+        let with = |member: &str, value: serde_json::Value| {
+            let mut r = serde_json::json!({"jobId": "j", "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t"], "document": "{}"});
+            r[member] = value;
+            field_of_request(r)
+        };
+        let abort = serde_json::json!({"criteriaList": [{"failureType": "FAILED", "action": "CANCEL",
+            "thresholdPercentage": 101, "minNumberOfExecutedThings": 1}]});
+        assert_eq!(with("abortConfig", abort), Field::Abort);
+        let retry = serde_json::json!({"criteriaList": [{"failureType": "ALL", "numberOfRetries": 11}]});
+        assert_eq!(with("jobExecutionsRetryConfig", retry), Field::Retry);
+        assert_eq!(with("schedulingConfig", serde_json::json!({"endBehavior": "CANCEL"})), Field::Scheduling);
+        let presigned = serde_json::json!({"roleArn": "arn:aws:iam::123456789012:role/r", "expiresInSec": 1});
+        assert_eq!(with("presignedUrlConfig", presigned), Field::Presigned);
+        assert_eq!(with("timeoutConfig", serde_json::json!({"inProgressTimeoutInMinutes": 0})), Field::Timeout);
+        assert_eq!(with("jobTemplateArn", "not an arn".into()), Field::Template);
     }
 
     #[test]

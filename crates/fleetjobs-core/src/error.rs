@@ -108,11 +108,20 @@ pub struct ApiError {
     pub message: String,
     pub resource_id: Option<String>,
     pub resource_arn: Option<String>,
+    /// The request's top-level member at fault (`"abortConfig"`, `"targets"`), where the
+    /// check knows it. Never on the wire (AWS's errors carry no such member); a form shows the
+    /// error beside that member's field.
+    pub member: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), resource_id: None, resource_arn: None }
+        ApiError { code, message: message.into(), resource_id: None, resource_arn: None, member: None }
+    }
+    /// The same error, blamed on the request member `member` unless a deeper check already
+    /// named one.
+    pub fn at(self, member: &'static str) -> Self {
+        ApiError { member: self.member.or(Some(member)), ..self }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, message)
@@ -138,3 +147,14 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Blames a failed check on a request member: `check().at("abortConfig")?`.
+pub trait AtMember<T> {
+    fn at(self, member: &'static str) -> ApiResult<T>;
+}
+
+impl<T> AtMember<T> for ApiResult<T> {
+    fn at(self, member: &'static str) -> ApiResult<T> {
+        self.map_err(|e| e.at(member))
+    }
+}

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cron::CronExpression;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AtMember};
 use crate::validate::{date_time, MAX_TIMEOUT_MINUTES};
 use crate::Millis;
 
@@ -404,18 +404,24 @@ pub struct JobConfigs {
 impl JobConfigs {
     /// The configs of a CreateJob request.
     pub fn check(&self, now: Millis) -> ApiResult<()> {
-        self.presigned_url_config.as_ref().map_or(Ok(()), PresignedUrlConfig::check)?;
-        self.job_executions_rollout_config.as_ref().map_or(Ok(()), RolloutConfig::check)?;
-        self.abort_config.as_ref().map_or(Ok(()), AbortConfig::check)?;
-        self.timeout_config.as_ref().map_or(Ok(()), TimeoutConfig::check)?;
-        self.job_executions_retry_config.as_ref().map_or(Ok(()), RetryConfig::check)?;
-        self.scheduling_config.as_ref().map_or(Ok(()), |s| s.check(now))
+        self.presigned_url_config.as_ref().map_or(Ok(()), PresignedUrlConfig::check).at("presignedUrlConfig")?;
+        self.job_executions_rollout_config
+            .as_ref()
+            .map_or(Ok(()), RolloutConfig::check)
+            .at("jobExecutionsRolloutConfig")?;
+        self.abort_config.as_ref().map_or(Ok(()), AbortConfig::check).at("abortConfig")?;
+        self.timeout_config.as_ref().map_or(Ok(()), TimeoutConfig::check).at("timeoutConfig")?;
+        self.job_executions_retry_config.as_ref().map_or(Ok(()), RetryConfig::check).at("jobExecutionsRetryConfig")?;
+        self.scheduling_config.as_ref().map_or(Ok(()), |s| s.check(now)).at("schedulingConfig")
     }
 
     /// The configs of an UpdateJob request: CreateJob's rules, and retries only lowered to 0.
     pub fn check_update(&self, now: Millis) -> ApiResult<()> {
         self.check(now)?;
-        self.job_executions_retry_config.as_ref().map_or(Ok(()), RetryConfig::check_update)
+        self.job_executions_retry_config
+            .as_ref()
+            .map_or(Ok(()), RetryConfig::check_update)
+            .at("jobExecutionsRetryConfig")
     }
 
     /// Whether the job waits for a scheduled start.

@@ -35,7 +35,7 @@ pub mod topics;
 pub mod utc;
 pub mod validate;
 
-pub use error::{ApiError, ApiResult, ErrorCode};
+pub use error::{ApiError, ApiResult, AtMember, ErrorCode};
 
 /// Epoch milliseconds: the one clock unit inside Fleetjobs. Wire formats convert at the edge.
 pub type Millis = i64;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::job_templates::{check_arn, check_document_parameters, check_package_versions};
 use super::tags::{check_tag, MAX_TAGS};
 use super::{check_max_results, Timestamp};
+use crate::error::AtMember;
 use crate::events::ExecutionCounts;
 use crate::job_config::{
     AbortConfig, JobConfigs, PresignedUrlConfig, RetryConfig, RolloutConfig, SchedulingConfig, TimeoutConfig,
@@ -51,57 +52,62 @@ pub struct CreateJobRequest {
 
 impl CreateJobRequest {
     pub fn check(&self, now: Millis) -> ApiResult<()> {
-        validate::job_id(&self.job_id, "jobId")?;
+        validate::job_id(&self.job_id, "jobId").at("jobId")?;
         if self.targets.is_empty() || self.targets.len() > MAX_TARGETS {
-            return Err(ApiError::invalid(format!("A job must have between 1 and {MAX_TARGETS} targets")));
+            return Err(ApiError::invalid(format!("A job must have between 1 and {MAX_TARGETS} targets")).at("targets"));
         }
         if let Some(d) = &self.description {
-            validate::free_text(d, "description")?;
+            validate::free_text(d, "description").at("description")?;
         }
         if let Some(ns) = &self.namespace_id {
-            validate::namespace_id(ns)?;
+            validate::namespace_id(ns).at("namespaceId")?;
         }
         match &self.job_template_arn {
             // The template supplies the document: the request must not bring one too.
             Some(arn) => {
-                check_arn(arn, "jobTemplateArn")?;
+                check_arn(arn, "jobTemplateArn").at("jobTemplateArn")?;
                 if self.document.is_some() || self.document_source.is_some() {
                     return Err(ApiError::invalid(
                         "Specify either document, documentSource or jobTemplateArn, not several",
-                    ));
+                    )
+                    .at("jobTemplateArn"));
                 }
             }
             None => {
                 if self.document_parameters.is_some() {
                     return Err(ApiError::invalid(
                         "documentParameters can only be used with an AWS managed job template",
-                    ));
+                    )
+                    .at("documentParameters"));
                 }
-                validate::job_document(self.inline_document()?)?;
+                validate::job_document(self.inline_document()?).at("document")?;
             }
         }
         if let Some(params) = &self.document_parameters {
-            check_document_parameters(params)?;
+            check_document_parameters(params).at("documentParameters")?;
         }
         self.configs().check(now)?;
         let tags = self.tags.as_deref().unwrap_or_default();
         if tags.len() > MAX_TAGS {
-            return Err(ApiError::invalid(format!("tags can have at most {MAX_TAGS} items")));
+            return Err(ApiError::invalid(format!("tags can have at most {MAX_TAGS} items")).at("tags"));
         }
-        tags.iter().try_for_each(check_tag)?;
-        check_package_versions(self.destination_package_versions.as_deref())
+        tags.iter().try_for_each(check_tag).at("tags")?;
+        check_package_versions(self.destination_package_versions.as_deref()).at("destinationPackageVersions")
     }
 
     /// The job document: inline, or as fetched from `documentSource`.
     pub fn inline_document(&self) -> ApiResult<&str> {
         match (&self.document, &self.document_source) {
             (Some(d), None) => Ok(d),
-            (None, Some(url)) => self
-                .fetched_document
-                .as_deref()
-                .ok_or_else(|| ApiError::invalid(format!("The job document at {url} could not be read"))),
-            (Some(_), Some(_)) => Err(ApiError::invalid("Specify either document or documentSource, not both")),
-            (None, None) => Err(ApiError::invalid("Either document or documentSource must be specified")),
+            (None, Some(url)) => self.fetched_document.as_deref().ok_or_else(|| {
+                ApiError::invalid(format!("The job document at {url} could not be read")).at("documentSource")
+            }),
+            (Some(_), Some(_)) => {
+                Err(ApiError::invalid("Specify either document or documentSource, not both").at("documentSource"))
+            }
+            (None, None) => {
+                Err(ApiError::invalid("Either document or documentSource must be specified").at("document"))
+            }
         }
     }
 

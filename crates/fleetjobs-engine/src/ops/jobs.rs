@@ -10,7 +10,7 @@ use fleetjobs_core::model::{Job, JobStatus, Rollout, TargetSelection};
 use fleetjobs_core::ops::jobs::*;
 use fleetjobs_core::ops::{page, Empty};
 use fleetjobs_core::validate::MAX_TARGETS;
-use fleetjobs_core::{ApiError, ApiResult, ErrorCode};
+use fleetjobs_core::{ApiError, ApiResult, AtMember, ErrorCode};
 
 use super::{job_in_namespace, job_not_found, queue_executions};
 use crate::Engine;
@@ -18,21 +18,22 @@ use crate::Engine;
 impl Engine {
     pub async fn create_job(&self, mut r: CreateJobRequest) -> ApiResult<CreateJobResponse> {
         if let (None, Some(url), None) = (&r.document, &r.document_source, &r.job_template_arn) {
-            r.fetched_document = Some(self.fetch_document(url).await?);
+            r.fetched_document = Some(self.fetch_document(url).await.at("documentSource")?);
         }
         r.check(self.now())?;
         let job_id = r.job_id.clone();
         self.write(|txn| {
             let arn = txn.scope.arn(ResourceKind::Job, &job_id);
             if txn.s.jobs.contains_key(&job_id) {
-                return Err(ApiError::already_exists(format!("Job with id {job_id} already exists"), &job_id, &arn));
+                let message = format!("Job with id {job_id} already exists");
+                return Err(ApiError::already_exists(message, &job_id, &arn).at("jobId"));
             }
-            let source = self.job_source(txn.s, &r)?;
+            let source = self.job_source(txn.s, &r).at("jobTemplateArn")?;
             let configs = source.configs;
             let scheduled = configs.is_scheduled();
             // A rate or a schedule holds executions back: the rollout driver creates them.
             let staged = configs.job_executions_rollout_config.is_some() || configs.scheduling_config.is_some();
-            let things = self.resolve_targets(txn.s, &r.targets)?;
+            let things = self.resolve_targets(txn.s, &r.targets).at("targets")?;
             let job = Job {
                 job_id: job_id.clone(),
                 job_arn: arn,
