@@ -220,6 +220,39 @@ def pipeline(before: dict, after: dict, seconds: float) -> dict:
     }
 
 
+def thread_cpu(pid: int) -> dict[str, dict]:
+    """Per thread name of a process (/proc/PID/task/*/stat): CPU seconds (utime + stime, summed
+    over the threads of that name) and nice value. A thread that ended meanwhile is not
+    counted; the server's threads live as long as it does."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, dict] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        # rest[0] is field 3 (state): utime, stime are fields 14, 15; nice is field 19.
+        t = out.setdefault(name, {"cpu_s": 0.0, "threads": 0, "nice": int(rest[16])})
+        t["cpu_s"] += (int(rest[11]) + int(rest[12])) / tick
+        t["threads"] += 1
+    return out
+
+
+def cpu_split(before: dict, after: dict, seconds: float) -> dict:
+    """Cores used per thread name between two thread_cpu() snapshots (1.0 = one core)."""
+    return {name: {"cores": round((t["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0)) / seconds, 3),
+                   "threads": t["threads"], "nice": t["nice"]}
+            for name, t in sorted(after.items())}
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a whole process, in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    rest = stat[stat.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class SimWatcher(threading.Thread):
     """Reads the simulator's plain progress lines: how many devices are connected."""
 
@@ -319,6 +352,7 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
                 raise SystemExit("the devices did not start working")
             time.sleep(0.05)
         t0, m0 = time.monotonic(), scrape(http_port)
+        threads0, sim0, load0 = thread_cpu(server.pid), process_cpu_s(sim.pid), os.getloadavg()[0]
         load = {
             "describe_job_quiet": percentiles(timed_loop(lambda: describe_job(c, "quiet")[1], calls, secs)),
             "describe_job_busy": percentiles(timed_loop(lambda: describe_job(c, keeper.active)[1], calls, secs)),
@@ -326,7 +360,14 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
                                                  args.creates, secs)),
         }
         t1, m1 = time.monotonic(), scrape(http_port)
+        threads1, sim1 = thread_cpu(server.pid), process_cpu_s(sim.pid)
         load.update(pipeline(m0, m1, t1 - t0))
+        # Where the CPU went meanwhile: the server's threads by name, the simulator, and the
+        # machine's load (other processes compete for the same 2 cores).
+        load["server_cpu_by_thread"] = cpu_split(threads0, threads1, t1 - t0)
+        load["server_cpu_cores"] = round(sum(t["cores"] for t in load["server_cpu_by_thread"].values()), 3)
+        load["sim_cpu_cores"] = round((sim1 - sim0) / (t1 - t0), 3)
+        load["loadavg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
         load["load_jobs_created"] = len(keeper.jobs)
         keeper.stopping.set()
         keeper.join()
@@ -443,6 +484,8 @@ def summarize(runs: list[dict]) -> dict:
             "fleetjobs_list_ms": med(fj, "list_job_executions_for_job", "total_ms"),
             "fleetjobs_load_commit_mean_ms": med(fj, "load", "commit_mean_ms"),
             "fleetjobs_load_batches_per_commit": med(fj, "load", "batches_per_commit"),
+            "fleetjobs_load_server_cpu_cores": med(fj, "load", "server_cpu_cores"),
+            "fleetjobs_load_sim_cpu_cores": med(fj, "load", "sim_cpu_cores"),
         }
         if ms:
             s.update({
