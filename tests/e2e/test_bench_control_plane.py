@@ -56,6 +56,9 @@ def test_the_smoke_run_measures_both_peers_under_load_and_idle(fleetjobs_bin, si
         assert threads["fleetjobs-store"]["nice"] == -10, threads
         assert threads["device-worker"]["nice"] == 0 and threads["device-worker"]["cores"] > 0, threads
         assert load["server_cpu_cores"] > 0 and load["sim_cpu_cores"] > 0, load
+        # The server's own view of the same calls, from its latency histograms.
+        for op in ("DescribeJob", "CreateJob"):
+            assert load["server_side"][op]["calls"] >= 1, load["server_side"]
     summary = result["summary"]["50"]
     for key in ("ratio_idle_describe", "ratio_idle_create", "ratio_list"):
         assert summary[key] and summary[key] > 0, summary
