@@ -5,6 +5,7 @@ of devices works, against ministack (a Python emulator of AWS) in the same run.
     bench/control_plane.py                       # sizes 1000 5000 10000, release build, ministack peer
     bench/control_plane.py --smoke               # seconds: 50 devices, 2 rounds, the CI size
     bench/control_plane.py --sizes 1000 --no-peer
+    bench/control_plane.py --no-peer --client-nice -10   # the client ahead of other load (root)
 
 Per size and round (rounds alternate Fleetjobs, ministack):
 - Fleetjobs: a fresh `fleetjobs serve` in a temp data dir and `fleetjobs-sim --things N
@@ -220,6 +221,73 @@ def pipeline(before: dict, after: dict, seconds: float) -> dict:
     }
 
 
+# The nice value the bench started with: its children (server, simulator, ministack) get it
+# back, whatever --client-nice did to the measuring thread they were forked from.
+START_NICE = os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def child_nice() -> None:
+    os.setpriority(os.PRIO_PROCESS, 0, START_NICE)
+
+
+def thread_cpu(pid: int) -> dict[str, dict]:
+    """Per thread name of a process (/proc/PID/task/*/stat): CPU seconds (utime + stime, summed
+    over the threads of that name) and nice value. A thread that ended meanwhile is not
+    counted; the server's threads live as long as it does."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, dict] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        # rest[0] is field 3 (state): utime, stime are fields 14, 15; nice is field 19.
+        t = out.setdefault(name, {"cpu_s": 0.0, "threads": 0, "nice": int(rest[16])})
+        t["cpu_s"] += (int(rest[11]) + int(rest[12])) / tick
+        t["threads"] += 1
+    return out
+
+
+def cpu_split(before: dict, after: dict, seconds: float) -> dict:
+    """Cores used per thread name between two thread_cpu() snapshots (1.0 = one core)."""
+    return {name: {"cores": round((t["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0)) / seconds, 3),
+                   "threads": t["threads"], "nice": t["nice"]}
+            for name, t in sorted(after.items())}
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a whole process, in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    rest = stat[stat.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_latency(before: dict, after: dict, operation: str) -> dict | None:
+    """The server's own view of one operation between two scrapes, from the histogram
+    `fleetjobs_api_request_duration_seconds` (handler entry to response, so without the
+    client's and the socket's share): calls, the bucket bound the p50 and p99 fall under, and
+    the share answered within 10 ms."""
+    prefix = "fleetjobs_api_request_duration_seconds_bucket{"
+    buckets: dict[float, float] = {}
+    for key, value in after.items():
+        if key.startswith(prefix) and f'operation="{operation}"' in key and 'listener="api"' in key:
+            le = key.rpartition('le="')[2].rstrip('"}')
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + value - before.get(key, 0.0)
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return None
+    def bound_of(q: float) -> float | None:
+        for bound in sorted(buckets):
+            if buckets[bound] >= q * total:
+                return None if bound == float("inf") else round(bound * 1000, 1)
+        return None
+    within_10ms = buckets.get(0.01)
+    return {"calls": int(total), "p50_le_ms": bound_of(0.5), "p99_le_ms": bound_of(0.99),
+            "within_10ms": round(within_10ms / total, 4) if within_10ms is not None else None}
+
+
 class SimWatcher(threading.Thread):
     """Reads the simulator's plain progress lines: how many devices are connected."""
 
@@ -273,9 +341,10 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
     http_port, mqtt, jobs = free_port(), free_port(), free_port()
     server_cmd = [str(bins["server"]), "serve", "--data-dir", str(data / "data"),
                   "--http-listen", f"127.0.0.1:{http_port}", "--mqtt-listen", f"127.0.0.1:{mqtt}",
-                  "--jobs-data-listen", f"127.0.0.1:{jobs}", "--max-connections", str(n + 1000)]
+                  "--jobs-data-listen", f"127.0.0.1:{jobs}", "--max-connections", str(n + 1000), *args.server_arg]
     log = open(data / "server.log", "w")
-    server = subprocess.Popen(server_cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"))
+    server = subprocess.Popen(server_cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"),
+                              preexec_fn=child_nice)
     sim = None
     try:
         wait_port(http_port, server, "fleetjobs serve", data / "server.log")
@@ -290,7 +359,8 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
                    "--data-dir", str(data / "data"), "--things", str(n), "--prefix", prefix,
                    "--work-ms", str(args.work_ms), "--hold-secs", "3600", "--progress", "plain",
                    "--server-pid", str(server.pid)]
-        sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=child_nice)
         watcher = SimWatcher(sim, data / "sim.log")
         watcher.start()
         # The quiet thing: outside the fleet, never connected; its jobs stay QUEUED.
@@ -319,6 +389,7 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
                 raise SystemExit("the devices did not start working")
             time.sleep(0.05)
         t0, m0 = time.monotonic(), scrape(http_port)
+        threads0, sim0, load0 = thread_cpu(server.pid), process_cpu_s(sim.pid), os.getloadavg()[0]
         load = {
             "describe_job_quiet": percentiles(timed_loop(lambda: describe_job(c, "quiet")[1], calls, secs)),
             "describe_job_busy": percentiles(timed_loop(lambda: describe_job(c, keeper.active)[1], calls, secs)),
@@ -326,7 +397,15 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
                                                  args.creates, secs)),
         }
         t1, m1 = time.monotonic(), scrape(http_port)
+        threads1, sim1 = thread_cpu(server.pid), process_cpu_s(sim.pid)
         load.update(pipeline(m0, m1, t1 - t0))
+        load["server_side"] = {op: server_latency(m0, m1, op) for op in ("DescribeJob", "CreateJob")}
+        # Where the CPU went meanwhile: the server's threads by name, the simulator, and the
+        # machine's load (other processes compete for the same 2 cores).
+        load["server_cpu_by_thread"] = cpu_split(threads0, threads1, t1 - t0)
+        load["server_cpu_cores"] = round(sum(t["cores"] for t in load["server_cpu_by_thread"].values()), 3)
+        load["sim_cpu_cores"] = round((sim1 - sim0) / (t1 - t0), 3)
+        load["loadavg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
         load["load_jobs_created"] = len(keeper.jobs)
         keeper.stopping.set()
         keeper.join()
@@ -361,7 +440,7 @@ def run_ministack(n: int, args, rnd: int) -> dict:
     env = dict(os.environ, GATEWAY_PORT=str(port), IOT_MTLS_ENABLED="0", LOG_LEVEL="WARNING",
                SERVICES="iot")
     log = open(data / "ministack.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=data)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=data, preexec_fn=child_nice)
     try:
         wait_port(port, proc, "ministack", data / "ministack.log")
         c = Client(port, "test", "test", timeout=60)
@@ -443,6 +522,8 @@ def summarize(runs: list[dict]) -> dict:
             "fleetjobs_list_ms": med(fj, "list_job_executions_for_job", "total_ms"),
             "fleetjobs_load_commit_mean_ms": med(fj, "load", "commit_mean_ms"),
             "fleetjobs_load_batches_per_commit": med(fj, "load", "batches_per_commit"),
+            "fleetjobs_load_server_cpu_cores": med(fj, "load", "server_cpu_cores"),
+            "fleetjobs_load_sim_cpu_cores": med(fj, "load", "sim_cpu_cores"),
         }
         if ms:
             s.update({
@@ -478,6 +559,12 @@ def main() -> None:
     p.add_argument("--no-peer", action="store_true", help="Fleetjobs only (no ministack, no namespace)")
     p.add_argument("--debug", action="store_true", help="use the debug binaries")
     p.add_argument("--out", default=None, help="results file name under bench/results")
+    p.add_argument("--server-arg", action="append", default=[],
+                   help="one more argument for `fleetjobs serve` (repeatable), e.g. --server-arg=--control-plane-nice=-20")
+    p.add_argument("--client-nice", type=int, default=None,
+                   help="nice value of the measuring client's threads (e.g. -10, root): on a machine "
+                        "loaded by other processes its own wake-ups otherwise count in every latency; "
+                        "server and simulator keep the bench's nice value")
     p.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.smoke:
@@ -493,6 +580,9 @@ def main() -> None:
     for b in bins.values():
         if not b.is_file():
             raise SystemExit(f"{b} is missing: cargo build --{profile} -p fleetjobs -p fleetjobs-sim")
+    if args.client_nice is not None:
+        # This thread only (Linux keeps nice per thread); the threads it starts inherit it.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), args.client_nice)
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
@@ -518,7 +608,7 @@ def write_results(args, out_name: str, started: str, runs: list[dict]) -> dict:
         "network_namespace": args.in_netns,
         "command": " ".join([sys.executable, *sys.argv]),
         "settings": {"calls": args.calls, "creates": args.creates, "phase_secs": args.phase_secs,
-                     "work_ms": args.work_ms, "rounds": args.rounds},
+                     "work_ms": args.work_ms, "rounds": args.rounds, "client_nice": args.client_nice},
         "summary": summarize(runs),
         "runs": runs,
     }

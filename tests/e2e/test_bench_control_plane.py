@@ -48,6 +48,17 @@ def test_the_smoke_run_measures_both_peers_under_load_and_idle(fleetjobs_bin, si
         assert load["load_jobs_created"] >= 1
         assert load["device_executions_per_second"] and load["device_executions_per_second"] > 0, load
         assert r["sim_command"] and r["server_command"]
+        # Where the server's CPU went, by thread: the HTTP runtime and the store's writer run
+        # at the control plane's nice value (the bench runs as root, so the server may lower
+        # it), device work at the process's.
+        threads = load["server_cpu_by_thread"]
+        assert threads["http-worker"]["nice"] == -10 and threads["http-worker"]["threads"] >= 2, threads
+        assert threads["fleetjobs-store"]["nice"] == -10, threads
+        assert threads["device-worker"]["nice"] == 0 and threads["device-worker"]["cores"] > 0, threads
+        assert load["server_cpu_cores"] > 0 and load["sim_cpu_cores"] > 0, load
+        # The server's own view of the same calls, from its latency histograms.
+        for op in ("DescribeJob", "CreateJob"):
+            assert load["server_side"][op]["calls"] >= 1, load["server_side"]
     summary = result["summary"]["50"]
     for key in ("ratio_idle_describe", "ratio_idle_create", "ratio_list"):
         assert summary[key] and summary[key] > 0, summary

@@ -58,6 +58,16 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Open (or create) the database file and start the writer and checkpointer threads.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_writer_start(path, || {})
+    }
+
+    /// As [`SqliteStore::open`], and the writer thread runs `on_writer_start` first: the server
+    /// raises that thread's scheduling priority there, because every write a client waits for
+    /// (create-job's commit, a device's update) passes through it.
+    pub fn open_with_writer_start(
+        path: &Path,
+        on_writer_start: impl FnOnce() + Send + 'static,
+    ) -> Result<Self, StoreError> {
         let conn = open(path)?;
         // The writer never checkpoints; the checkpointer does, when asked (see the module docs).
         conn.execute_batch("PRAGMA wal_autocheckpoint=0;").map_err(db_err)?;
@@ -70,7 +80,10 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Batch>();
         let writer = thread::Builder::new()
             .name("fleetjobs-store".into())
-            .spawn(move || writer_loop(conn, rx, Some(ask)))
+            .spawn(move || {
+                on_writer_start();
+                writer_loop(conn, rx, Some(ask))
+            })
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteStore {
             tx: Mutex::new(Some(tx)),
@@ -260,6 +273,18 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let records = store.load().unwrap();
         assert_eq!(records, vec![Record { kind: "job".into(), key: "a".into(), value: "3".into() }]);
+    }
+
+    #[test]
+    fn the_writer_start_hook_runs_on_the_writer_thread() {
+        let dir = tempdir();
+        let (tx, rx) = mpsc::channel();
+        let store = SqliteStore::open_with_writer_start(&dir.join("db.sqlite"), move || {
+            tx.send(thread::current().name().map(str::to_string)).unwrap();
+        })
+        .unwrap();
+        assert_eq!(rx.recv().unwrap().as_deref(), Some("fleetjobs-store"));
+        submit_wait(&store, vec![put("a", "1")]).unwrap();
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //!   MQTT sessions with the real hooks in-process; the binary uses it from there.
 //! - `retained`: retained MQTT messages on disk (`DATA_DIR/retained/`), also in the library.
 //! - `serve`: builds and runs everything; `shutdown`: the stop signal.
+//! - `priority`: the higher scheduling priority of the HTTP runtime's and the store writer's
+//!   threads.
 //! - `metrics`: `GET /metrics`, the Prometheus exposition.
 //! - `preview`: `rollout-preview`, a job's rollout timeline from its configs, offline.
 
 mod data_dir;
 mod metrics;
 mod preview;
+mod priority;
 mod s3;
 mod serve;
 mod shutdown;
@@ -117,6 +120,16 @@ pub struct ServeArgs {
     /// Credentials come from the usual AWS environment variables or shared credentials file.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// Threads of the HTTP listener's own runtime (API, console, /metrics), apart from the
+    /// device plane's, so that API calls do not queue behind device work.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub http_worker_threads: u16,
+    /// Nice value of the HTTP runtime's threads and of the store's writer thread (device work
+    /// stays at the process's). Below 0 needs CAP_SYS_NICE (or root); without it the server
+    /// warns once and runs them at the default priority. 0: do not change it.
+    #[arg(long, default_value_t = -10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=0))]
+    pub control_plane_nice: i32,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -127,7 +140,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve::run(args)).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Backup { data_dir, dest } => {
             data_dir::backup(&data_dir, &dest)?;
             println!("backed up {} to {}", data_dir.display(), dest.display());
