@@ -17,6 +17,7 @@
 //! - `tap`: in-process subscribers with bounded queues (the console's MQTT test client).
 //! - `throttle`: logging at most once per interval what clients can cause at will.
 //! - `tls`: [`serve_tls`], the TLS accept loop.
+//! - `tls_stream`: one server TLS connection over rustls's unbuffered API (no buffers while idle).
 //! - `error`: why a connection ends.
 
 mod broker;
@@ -30,6 +31,7 @@ mod session;
 mod tap;
 mod throttle;
 mod tls;
+mod tls_stream;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig};

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::time::{sleep, timeout};
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::connection;
 use crate::hooks::{DeviceHooks, PeerInfo};
 use crate::throttle::LogThrottle;
+use crate::tls_stream;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -30,7 +30,6 @@ pub async fn serve_tls<H: DeviceHooks>(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let handshake_timeout = broker.config().connect_timeout;
     // Out of descriptors, accept fails at every turn of the loop: one line per interval.
     let accept_errors = LogThrottle::default();
@@ -57,14 +56,14 @@ pub async fn serve_tls<H: DeviceHooks>(
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%remote_addr, %error, "cannot set TCP_NODELAY");
         }
-        let (broker, acceptor) = (Arc::clone(&broker), acceptor.clone());
+        let (broker, tls) = (Arc::clone(&broker), Arc::clone(&tls));
         tokio::spawn(async move {
-            let stream = match timeout(handshake_timeout, Box::pin(acceptor.accept(tcp))).await {
+            let stream = match timeout(handshake_timeout, Box::pin(tls_stream::accept(tcp, tls))).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => return debug!(%remote_addr, %error, "TLS handshake failed"),
                 Err(_) => return debug!(%remote_addr, "TLS handshake timed out"),
             };
-            let tls = stream.get_ref().1;
+            let tls = stream.connection();
             // On a resumed session rustls gives the certificate the ticket carries.
             let cert_der = tls.peer_certificates().and_then(<[_]>::first).map(|cert| cert.to_vec());
             let resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
