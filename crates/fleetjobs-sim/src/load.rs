@@ -400,7 +400,7 @@ impl Prepared {
             max_ms: latencies.last().map(|&l| ms(l)),
             p99_of_expected_ms: percentile_of_expected(&latencies, expected, 0.99),
             latency_histogram_ms: histogram(&latencies),
-            p99_ms_by_second: p99_by_second(&deliveries, t0_ns, wall.ceil() as usize),
+            p99_ms_by_second: p99_by_second(&deliveries, t0_ns, c.duration.as_secs_f64().ceil() as usize),
             generator_cpu_s: cpu0.zip(cpu1).map(|(a, b)| round(b - a, 3)),
             server_cpu_s: server0.zip(server1).map(|(a, b)| round(b - a, 3)),
         })
