@@ -12,16 +12,23 @@ FLEETJOBS_SIM_BIN or the fleetjobs binary; FLEETJOBS_MQTT_LOAD_BIN overrides), o
 run, QoS 1 both ways, 64-byte payloads carrying the send time. Scenarios:
 - fan-in: 10 publishers → 1 subscriber on one topic, at stepped offered rates (total msgs/s)
   and closed loop (each publisher keeps up to 20 PUBLISHes unacknowledged, as fast as it can);
-- fan-out: 1 publisher → 100 subscribers, at stepped offered rates (PUBLISHes/s).
-Per run: deliveries/s at the subscribers, % of the expected deliveries received, p99 latency
-(PUBLISH written → arrival), the broker's CPU (utime+stime from /proc/PID/stat, connects
-excluded) per 1,000 deliveries, and the load generator's own CPU (to tell when it, not the
-broker, was the limit).
+- fan-out: 1 publisher → 100 subscribers, at stepped offered rates (PUBLISHes/s) and closed
+  loop (the publisher as fast as its window of 20 allows).
+Per run: deliveries/s at the subscribers, % of the expected deliveries received, latency
+(PUBLISH written → arrival) as p50/p90/p99/p99.9 over the deliveries that arrived and as p99
+over every expected delivery (a lost one counting as slower than any: none when over 1 % were
+lost — the figure comparable between a broker that drops under overload and one that holds its
+publishers back), a latency histogram and p99 per second of the run, the broker's CPU
+(utime+stime from /proc/PID/stat, connects excluded) per 1,000 deliveries, and the load
+generator's own CPU (to tell when it, not the broker, was the limit).
 Rounds alternate the order of the brokers; the figures are medians over the rounds and
-Fleetjobs/Mosquitto ratios. Writes bench/results/broker_qos1.json (or broker_qos1_smoke.json).
+Fleetjobs/Mosquitto ratios. With FLEETJOBS_BEFORE_BIN (e.g. main's release build), a second
+Fleetjobs, `fleetjobs_before`, runs in the same rounds, for before/after figures from one run.
+Writes bench/results/broker_qos1.json (or broker_qos1_smoke.json).
 
     bench/broker_qos1.py            # full size (cargo build --release -p fleetjobs -p fleetjobs-sim)
     bench/broker_qos1.py --smoke    # seconds; the CI size (FLEETJOBS_BIN=debug build is fine)
+    FLEETJOBS_BEFORE_BIN=/tmp/before/fleetjobs bench/broker_qos1.py --rounds 2   # + main's build
     bench/broker_qos1.py --callgrind OUT --rounds 1   # profile: Fleetjobs under callgrind,
         # instructions collected during its fan-in runs only (rates --profile-rate, no Mosquitto)
 """
@@ -83,6 +90,8 @@ def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: fl
     publishes for `duration`, waits for the PUBACKs and up to 10 s more for the deliveries, and
     reports (the broker's CPU from /proc over that span, not the connects)."""
     cmd = load_command(broker, publishers, subscribers, rate, duration, tag)
+    # The machine's 1-minute load average before the run: other work shares the cores.
+    load_average = round(os.getloadavg()[0], 2)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
@@ -110,13 +119,16 @@ def run(broker: dict, scenario: str, publishers: int, subscribers: int, rate: fl
         "sent": r["sent"], "acked": r["acked"], "expected_deliveries": r["expected_deliveries"],
         "received": delivered, "delivered_pct": r["delivered_pct"],
         "deliveries_per_s": r["deliveries_per_s"], "publishes_per_s": r["publishes_per_s"],
-        "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"],
+        "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"], "p99_ms": r["p99_ms"], "p999_ms": r["p999_ms"],
+        "max_ms": r["max_ms"], "p99_of_expected_ms": r["p99_of_expected_ms"],
+        "latency_histogram_ms": r["latency_histogram_ms"], "p99_ms_by_second": r["p99_ms_by_second"],
         "server_cpu_s": r["server_cpu_s"],
         "server_cpu_ms_per_1k_deliveries": round(1000 * r["server_cpu_s"] / delivered * 1000, 2)
         if delivered and r["server_cpu_s"] is not None else None,
         # Near (wall_s + drain_s) × cores, the generator, not the broker, was the limit.
         "generator_cpu_s": r["generator_cpu_s"],
         "wall_s": r["wall_s"], "drain_s": r["drain_s"],
+        "load_average": load_average,
         "load_command": cmd,
     }
 
@@ -179,29 +191,44 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def median_of_expected(values):
+    """The median of p99-over-expected figures, where `None` means "over 1 % lost"
+    (unbounded): it sorts last, and a median that falls on it is `None` too."""
+    if not values:
+        return None
+    ordered = sorted(values, key=lambda v: (v is None, v or 0))
+    middle = ordered[(len(ordered) - 1) // 2:len(ordered) // 2 + 1]
+    return None if None in middle else statistics.mean(middle)
+
+
+FIGURES = ("deliveries_per_s", "delivered_pct", "p50_ms", "p90_ms", "p99_ms", "p999_ms",
+           "server_cpu_ms_per_1k_deliveries", "generator_cpu_s", "server_cpu_s")
+RATIOS = ("deliveries_per_s", "delivered_pct", "p99_ms", "p99_of_expected_ms", "server_cpu_ms_per_1k_deliveries")
+
+
 def summarize(runs: list[dict]) -> list[dict]:
     keys = sorted({(r["scenario"], str(r["offered_rate"])) for r in runs}, key=lambda k: (k[0], k[1]))
+    names = sorted({r["broker"] for r in runs})
     rows = []
     for scenario, rate in keys:
         row = {"scenario": scenario, "offered_rate": rate}
-        for name in ("fleetjobs", "mosquitto"):
+        for name in names:
             mine = [r for r in runs if r["broker"] == name and r["scenario"] == scenario
                     and str(r["offered_rate"]) == rate]
-            row[name] = {k: median([r[k] for r in mine]) for k in (
-                "deliveries_per_s", "delivered_pct", "p99_ms", "p50_ms", "server_cpu_ms_per_1k_deliveries",
-                "generator_cpu_s", "server_cpu_s")}
+            row[name] = {k: median([r.get(k) for r in mine]) for k in FIGURES}
+            row[name]["p99_of_expected_ms"] = median_of_expected([r.get("p99_of_expected_ms") for r in mine])
             row[name]["rounds"] = len(mine)
-        f, m = row["fleetjobs"], row["mosquitto"]
 
-        def ratio(k):
-            return round(f[k] / m[k], 3) if f[k] is not None and m[k] else None
+        def ratios(a, b):
+            f, m = row[a], row[b]
+            return {k: round(f[k] / m[k], 3) if f[k] is not None and m[k] else None for k in RATIOS}
 
-        row["ratios_fleetjobs_over_mosquitto"] = {
-            "deliveries_per_s": ratio("deliveries_per_s"),
-            "delivered_pct": ratio("delivered_pct"),
-            "p99_ms": ratio("p99_ms"),
-            "server_cpu_ms_per_1k_deliveries": ratio("server_cpu_ms_per_1k_deliveries"),
-        }
+        if "mosquitto" in names:
+            row["ratios_fleetjobs_over_mosquitto"] = ratios("fleetjobs", "mosquitto")
+            if "fleetjobs_before" in names:
+                row["ratios_fleetjobs_before_over_mosquitto"] = ratios("fleetjobs_before", "mosquitto")
+        if "fleetjobs_before" in names:
+            row["ratios_fleetjobs_over_fleetjobs_before"] = ratios("fleetjobs", "fleetjobs_before")
         rows.append(row)
     return rows
 
@@ -213,15 +240,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="result JSON path")
     parser.add_argument("--callgrind", type=Path, help="run Fleetjobs alone under callgrind, writing this file")
     parser.add_argument("--profile-rate", type=float, default=300, help="fan-in msgs/s offered under --callgrind")
-    parser.add_argument("--fan-in-rates", type=int, nargs="+", help="fan-in offered msgs/s steps (full size)")
-    parser.add_argument("--fan-out-rates", type=int, nargs="+", help="fan-out PUBLISHes/s steps (full size)")
+    parser.add_argument("--fan-in-rates", type=int, nargs="*", help="fan-in offered msgs/s steps (full size)")
+    parser.add_argument("--fan-out-rates", type=int, nargs="*", help="fan-out PUBLISHes/s steps (full size)")
+    parser.add_argument("--closed-loop", choices=("both", "fan_in", "fan_out", "none"), default="both",
+                        help="which scenarios also run closed loop")
     args = parser.parse_args()
     if args.smoke:
         fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [200], [20], 1.0, args.rounds or 1, 10
     else:
-        fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [2500, 5000, 10000, 20000], [50, 100, 200], \
-            5.0, args.rounds or 2, 100
-        fan_in_rates, fan_out_rates = args.fan_in_rates or fan_in_rates, args.fan_out_rates or fan_out_rates
+        fan_in_rates, fan_out_rates, duration, rounds, fan_out_subs = [2500, 5000, 10000, 20000], \
+            [50, 100, 200, 1000], 5.0, args.rounds or 2, 100
+        fan_in_rates = fan_in_rates if args.fan_in_rates is None else args.fan_in_rates
+        fan_out_rates = fan_out_rates if args.fan_out_rates is None else args.fan_out_rates
     binary = locate_package_binary("fleetjobs", "FLEETJOBS_BIN") if os.environ.get("FLEETJOBS_BIN") else \
         Path(os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/fleetjobs/target"))) / "release/fleetjobs"
     load_bin = load_binary(binary)
@@ -236,23 +266,35 @@ def main() -> None:
         server.start(timeout=300)
     else:
         server = start_server(binary, base, "fleetjobs", extra_args=("--max-connections", "2000"))
-    mosquitto = None
+    mosquitto = before = None
     try:
         cert, key = provision(server, base, slow=bool(args.callgrind))
-        brokers = [{"name": "fleetjobs", "port": server.mqtt_port, "pid": server.proc.pid}]
+        files = {"ca": str(server.root_ca), "cert": str(cert), "key": str(key), "load_bin": load_bin}
+        brokers = [{"name": "fleetjobs", "port": server.mqtt_port, "pid": server.proc.pid, **files}]
         if args.callgrind:
             fan_in_rates, fan_out_rates = [args.profile_rate], []
         else:
             mosquitto, mq_port = start_mosquitto(base, server.data_dir, cert, key, server.root_ca)
-            brokers.append({"name": "mosquitto", "port": mq_port, "pid": mosquitto.pid})
-        for b in brokers:
-            b.update(ca=str(server.root_ca), cert=str(cert), key=str(key), load_bin=load_bin)
-        plan = [("fan_in", 10, 1, r) for r in fan_in_rates] + [("fan_in", 10, 1, None)] * (not args.callgrind) + \
-               [("fan_out", 1, fan_out_subs, r) for r in fan_out_rates]
+            brokers.append({"name": "mosquitto", "port": mq_port, "pid": mosquitto.pid, **files})
+            if os.environ.get("FLEETJOBS_BEFORE_BIN"):
+                before_base = base / "before"
+                before_base.mkdir()
+                before = start_server(Path(os.environ["FLEETJOBS_BEFORE_BIN"]), before_base, "fleetjobs-before",
+                                      extra_args=("--max-connections", "2000"))
+                b_cert, b_key = provision(before, before_base)
+                brokers.append({"name": "fleetjobs_before", "port": before.mqtt_port, "pid": before.proc.pid,
+                                "ca": str(before.root_ca), "cert": str(b_cert), "key": str(b_key),
+                                "load_bin": load_bin})
+        closed_in = not args.callgrind and args.closed_loop in ("both", "fan_in")
+        closed_out = not args.callgrind and args.closed_loop in ("both", "fan_out")
+        plan = [("fan_in", 10, 1, r) for r in fan_in_rates] + [("fan_in", 10, 1, None)] * closed_in + \
+               [("fan_out", 1, fan_out_subs, r) for r in fan_out_rates] + \
+               [("fan_out", 1, fan_out_subs, None)] * closed_out
         runs = []
         for rnd in range(rounds):
             for scenario, pubs, subs, rate in plan:
-                order = brokers if rnd % 2 == 0 else brokers[::-1]
+                # Each broker takes each place in turn: with three, a rotation, not just a reversal.
+                order = brokers[rnd % len(brokers):] + brokers[:rnd % len(brokers)]
                 for b in order:
                     if args.callgrind:
                         return profile(b, scenario, pubs, subs, rate, duration, server)
@@ -260,7 +302,8 @@ def main() -> None:
                     result["round"] = rnd
                     runs.append(result)
                     print(json.dumps({k: result[k] for k in ("broker", "scenario", "offered_rate", "deliveries_per_s",
-                                                             "delivered_pct", "p50_ms", "p99_ms", "server_cpu_s",
+                                                             "delivered_pct", "p50_ms", "p99_ms",
+                                                             "p99_of_expected_ms", "server_cpu_s",
                                                              "generator_cpu_s")}), flush=True)
         out = {
             "benchmark": "broker_qos1",
@@ -268,6 +311,8 @@ def main() -> None:
             "machine": machine(),
             "command": " ".join([sys.executable, *sys.argv]),
             "fleetjobs_binary": str(binary),
+            "fleetjobs_before_binary": os.environ.get("FLEETJOBS_BEFORE_BIN"),
+            "load_average_at_end": os.getloadavg(),
             "load_generator": str(load_bin),
             "fleetjobs_command": server.command(),
             "mosquitto_command": mosquitto.args,
@@ -287,6 +332,8 @@ def main() -> None:
         if mosquitto is not None:
             mosquitto.terminate()
             mosquitto.wait(10)
+        if before is not None:
+            before.stop(timeout=120)
         server.stop(timeout=120)
 
 

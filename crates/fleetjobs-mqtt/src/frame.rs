@@ -8,7 +8,7 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 use mqtt_proto::v3::{Connect, Packet, PacketType, Publish, Suback, SubscribeReturnCode};
-use mqtt_proto::{Pid, QoS};
+use mqtt_proto::{Pid, QoS, QosPid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::FrameError;
@@ -294,6 +294,40 @@ pub(crate) fn encode(packet: &Packet, buf: &mut BytesMut) -> Result<(), FrameErr
     Ok(())
 }
 
+/// The largest remaining length §2.2.3 can express.
+const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// Append a PUBLISH (§3.3) to `buf`. `mqtt-proto` would first encode it into a `Vec` of its
+/// own (an allocation and a copy per delivery, on the broker's hottest path); this writes it in
+/// place, byte for byte the same.
+pub(crate) fn encode_publish(
+    buf: &mut BytesMut,
+    dup: bool,
+    qos_pid: QosPid,
+    retain: bool,
+    topic: &str,
+    payload: &[u8],
+) -> Result<(), FrameError> {
+    const PUBLISH: u8 = 0x30;
+    let pid = qos_pid.pid();
+    let remaining = 2 + topic.len() + if pid.is_some() { 2 } else { 0 } + payload.len();
+    let topic_len = u16::try_from(topic.len()).map_err(|_| FrameError::Malformed("topic name over 65,535 bytes"))?;
+    if remaining > MAX_REMAINING_LENGTH {
+        return Err(FrameError::TooLarge { size: remaining, max: MAX_REMAINING_LENGTH });
+    }
+    let flags = (u8::from(dup) << 3) | ((qos_pid.qos() as u8) << 1) | u8::from(retain);
+    buf.reserve(1 + 4 + remaining);
+    buf.put_u8(PUBLISH | flags);
+    put_remaining_length(buf, remaining);
+    buf.put_u16(topic_len);
+    buf.extend_from_slice(topic.as_bytes());
+    if let Some(pid) = pid {
+        buf.put_u16(pid.value());
+    }
+    buf.extend_from_slice(payload);
+    Ok(())
+}
+
 /// mqtt-proto 0.4 encodes the failure return code as 3 instead of 0x80 (§3.9.3), so SUBACK is
 /// encoded here.
 fn encode_suback(suback: &Suback, buf: &mut BytesMut) {
@@ -350,6 +384,26 @@ mod tests {
             if done {
                 return out;
             }
+        }
+    }
+
+    #[test]
+    fn publish_is_encoded_as_mqtt_proto_does() {
+        let pid = Pid::try_from(513).unwrap();
+        for (dup, qos_pid, retain, payload_len) in [
+            (false, QosPid::Level0, false, 0),
+            (false, QosPid::Level1(pid), false, 64),
+            (true, QosPid::Level1(pid), true, 200),
+            (false, QosPid::Level0, true, 20_000),
+        ] {
+            let topic = mqtt_proto::TopicName::try_from("bench/qos1").unwrap();
+            let payload = bytes::Bytes::from(vec![7u8; payload_len]);
+            let publish = Publish { dup, retain, qos_pid, topic_name: topic.clone(), payload: payload.clone() };
+            let expected = Packet::Publish(publish).encode().unwrap();
+            let mut buf = BytesMut::from(&b"before"[..]);
+            encode_publish(&mut buf, dup, qos_pid, retain, &topic, &payload).unwrap();
+            assert_eq!(&buf[..6], b"before");
+            assert_eq!(&buf[6..], expected.as_ref(), "{dup} {qos_pid:?} {retain} {payload_len}");
         }
     }
 

@@ -46,6 +46,18 @@ impl Message {
         self.topic.len() + self.payload.len()
     }
 
+    /// Append this message as a PUBLISH to `buf`; an unencodable one (only possible for absurd
+    /// sizes) is not, and says so.
+    fn encode(&self, qos_pid: QosPid, buf: &mut BytesMut) -> bool {
+        match frame::encode_publish(buf, false, qos_pid, self.retain, &self.topic, &self.payload) {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(%error, "dropping unencodable outbound message");
+                false
+            }
+        }
+    }
+
     fn to_packet(&self, qos_pid: QosPid, dup: bool) -> Packet {
         Packet::Publish(Publish {
             dup,
@@ -268,7 +280,7 @@ impl<S> State<S> {
 
     fn send_qos1(&mut self, message: Message, buf: &mut BytesMut) {
         let pid = self.allocate_pid();
-        if encode(&message.to_packet(QosPid::Level1(pid), false), buf) {
+        if message.encode(QosPid::Level1(pid), buf) {
             self.inflight.push_back((pid, message));
         } else {
             self.bytes -= message.cost();
@@ -613,7 +625,7 @@ impl<S> Session<S> {
                 }
                 Outbound::Message(message) if message.qos == QoS::Level0 => {
                     state.bytes -= message.cost();
-                    encode(&message.to_packet(QosPid::Level0, false), buf);
+                    message.encode(QosPid::Level0, buf);
                     sent_qos0 += 1;
                 }
                 Outbound::Message(message) if state.held.is_empty() && state.inflight.len() < max_inflight => {

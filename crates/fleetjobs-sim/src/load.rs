@@ -89,9 +89,23 @@ pub struct LoadReport {
     pub publishes_per_s: f64,
     /// Deliveries over the publishing phase's wall time.
     pub deliveries_per_s: f64,
+    /// Percentiles over the deliveries that arrived (a broker that drops messages is measured
+    /// on the ones it kept).
     pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// The 99th percentile over every expected delivery, a lost one counting as slower than any
+    /// that arrived: `None` when more than 1 % were lost (the latency of the 99th percentile
+    /// message is then unbounded). Comparable between a broker that drops under overload and
+    /// one that holds its publishers back.
+    pub p99_of_expected_ms: Option<f64>,
+    /// Deliveries by latency: `[upper bound ms, count]`, the last bound open (`null`).
+    pub latency_histogram_ms: Vec<(Option<f64>, u64)>,
+    /// The 99th percentile of the messages sent in each second of the run (by send time), to
+    /// tell a tail spread over the run from a few stalls.
+    pub p99_ms_by_second: Vec<Option<f64>>,
     /// This process's utime+stime over publishing and draining (connects excluded).
     pub generator_cpu_s: Option<f64>,
     /// The broker's utime+stime over the same span, with `server_pid`.
@@ -210,13 +224,21 @@ async fn publish(
     Ok(PublisherDone { sent, acked, stopped })
 }
 
+/// One delivery: when its PUBLISH was written (ns since the Unix epoch) and how long it took
+/// to arrive (ns).
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    sent_ns: u64,
+    latency_ns: u64,
+}
+
 /// One subscriber: PUBACKs and timestamps every QoS 1 delivery until told to stop.
 async fn subscribe(
     mut conn: Connection,
     id: String,
     delivered: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
-) -> Result<Vec<u64>, LoadError> {
+) -> Result<Vec<Delivery>, LoadError> {
     let mut latencies = Vec::new();
     loop {
         tokio::select! {
@@ -224,7 +246,8 @@ async fn subscribe(
                 Some(Packet::Publish(p)) => {
                     let arrived = now_ns();
                     if let Some(stamp) = p.payload.get(..STAMP).and_then(|s| <[u8; STAMP]>::try_from(s).ok()) {
-                        latencies.push(arrived.saturating_sub(u64::from_be_bytes(stamp)));
+                        let sent_ns = u64::from_be_bytes(stamp);
+                        latencies.push(Delivery { sent_ns, latency_ns: arrived.saturating_sub(sent_ns) });
                     }
                     delivered.fetch_add(1, Ordering::Relaxed);
                     if p.qos_pid.qos() == QoS::Level1 {
@@ -243,10 +266,55 @@ async fn subscribe(
     Ok(latencies)
 }
 
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1e4).round() / 100.0
+}
+
 fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
     let i = ((sorted.len() as f64 * p) as usize).min(last);
-    Some((sorted[i] as f64 / 1e4).round() / 100.0)
+    Some(ms(sorted[i]))
+}
+
+/// The `p` percentile over `expected` deliveries of which `sorted` arrived, the lost ones
+/// counting as slower than all: `None` if it falls among the lost.
+fn percentile_of_expected(sorted: &[u64], expected: u64, p: f64) -> Option<f64> {
+    let rank = (expected as f64 * p) as usize;
+    sorted.get(rank.min(usize::try_from(expected).unwrap_or(usize::MAX).saturating_sub(1))).map(|&ns| ms(ns))
+}
+
+/// Upper bounds (ms) of the latency histogram's buckets; one more bucket is open.
+const HISTOGRAM_BOUNDS_MS: [f64; 14] =
+    [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0];
+
+fn histogram(sorted: &[u64]) -> Vec<(Option<f64>, u64)> {
+    let mut buckets = Vec::with_capacity(HISTOGRAM_BOUNDS_MS.len() + 1);
+    let mut start = 0;
+    for bound in HISTOGRAM_BOUNDS_MS {
+        let end = sorted.partition_point(|&ns| (ns as f64) <= bound * 1e6);
+        buckets.push((Some(bound), (end - start) as u64));
+        start = end;
+    }
+    buckets.push((None, (sorted.len() - start) as u64));
+    buckets
+}
+
+/// The p99 latency of the messages sent in each whole second after `t0_ns`.
+fn p99_by_second(deliveries: &[Delivery], t0_ns: u64, seconds: usize) -> Vec<Option<f64>> {
+    let mut slots = vec![Vec::new(); seconds.max(1)];
+    for d in deliveries {
+        let slot = (d.sent_ns.saturating_sub(t0_ns) / 1_000_000_000) as usize;
+        if let Some(slot) = slots.get_mut(slot) {
+            slot.push(d.latency_ns);
+        }
+    }
+    slots
+        .iter_mut()
+        .map(|slot| {
+            slot.sort_unstable();
+            percentile(slot, 0.99)
+        })
+        .collect()
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -269,6 +337,7 @@ impl Prepared {
         }
         // A moment to let every task reach its start line.
         let t0 = Instant::now() + Duration::from_millis(20);
+        let t0_ns = now_ns() + 20_000_000;
         let end = t0 + c.duration;
         let share = c.rate.map(|r| r / c.publishers as f64);
         let mut pubs = JoinSet::new();
@@ -295,10 +364,10 @@ impl Prepared {
         let drain = published.elapsed().as_secs_f64();
         let (cpu1, server1) = (cpu_s(own), cpu_s(c.server_pid));
         let _ = stop_tx.send(true);
-        let mut latencies = Vec::new();
+        let mut deliveries = Vec::new();
         while let Some(done) = subs.join_next().await {
             match done {
-                Ok(Ok(l)) => latencies.extend(l),
+                Ok(Ok(l)) => deliveries.extend(l),
                 Ok(Err(e)) => failure = failure.or(Some(e)),
                 Err(_) => failure = failure.or(Some(LoadError::Config("a subscriber task panicked"))),
             }
@@ -306,6 +375,7 @@ impl Prepared {
         if let Some(e) = failure {
             return Err(e);
         }
+        let mut latencies: Vec<u64> = deliveries.iter().map(|d| d.latency_ns).collect();
         latencies.sort_unstable();
         let got = delivered.load(Ordering::Relaxed);
         Ok(LoadReport {
@@ -324,8 +394,13 @@ impl Prepared {
             publishes_per_s: round(sent as f64 / wall, 1),
             deliveries_per_s: round(got as f64 / wall, 1),
             p50_ms: percentile(&latencies, 0.5),
+            p90_ms: percentile(&latencies, 0.9),
             p99_ms: percentile(&latencies, 0.99),
-            max_ms: latencies.last().map(|&l| round(l as f64 / 1e6, 2)),
+            p999_ms: percentile(&latencies, 0.999),
+            max_ms: latencies.last().map(|&l| ms(l)),
+            p99_of_expected_ms: percentile_of_expected(&latencies, expected, 0.99),
+            latency_histogram_ms: histogram(&latencies),
+            p99_ms_by_second: p99_by_second(&deliveries, t0_ns, c.duration.as_secs_f64().ceil() as usize),
             generator_cpu_s: cpu0.zip(cpu1).map(|(a, b)| round(b - a, 3)),
             server_cpu_s: server0.zip(server1).map(|(a, b)| round(b - a, 3)),
         })
@@ -342,5 +417,34 @@ mod tests {
         assert_eq!(percentile(&ns, 0.5), Some(51.0));
         assert_eq!(percentile(&ns, 0.99), Some(100.0));
         assert_eq!(percentile(&[], 0.99), None);
+    }
+
+    #[test]
+    fn lost_deliveries_count_as_slower_than_any() {
+        let ns: Vec<u64> = (1..=100).map(|i| i * 1_000_000).collect();
+        assert_eq!(percentile_of_expected(&ns, 100, 0.99), Some(100.0));
+        assert_eq!(percentile_of_expected(&ns[..99], 100, 0.99), None);
+        assert_eq!(percentile_of_expected(&ns, 200, 0.5), None);
+        assert_eq!(percentile_of_expected(&ns, 101, 0.5), Some(51.0));
+        assert_eq!(percentile_of_expected(&[], 0, 0.99), None);
+    }
+
+    #[test]
+    fn histogram_buckets_hold_every_delivery_once() {
+        let ns = [50_000, 100_000, 100_001, 3_000_000, 9_000_000_000];
+        let buckets = histogram(&ns);
+        assert_eq!(buckets.len(), HISTOGRAM_BOUNDS_MS.len() + 1);
+        assert_eq!(buckets[0], (Some(0.1), 2));
+        assert_eq!(buckets[1], (Some(0.2), 1));
+        assert_eq!(buckets[5], (Some(5.0), 1));
+        assert_eq!(buckets.last(), Some(&(None, 1)));
+        assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn p99_by_second_slots_by_send_time() {
+        let d = |s: u64, ms: u64| Delivery { sent_ns: 1_000 + s * 1_000_000_000 + 1, latency_ns: ms * 1_000_000 };
+        let slots = p99_by_second(&[d(0, 1), d(0, 2), d(2, 7), d(9, 100)], 1_000, 3);
+        assert_eq!(slots, vec![Some(2.0), None, Some(7.0)]);
     }
 }
