@@ -4,16 +4,27 @@ against resumed ones (TLS 1.3 session tickets), in alternating rounds of one run
 
 Starts `fleetjobs serve` (FLEETJOBS_BIN, default the release build; `--smoke`: the debug
 build) in a temporary data dir with RUST_LOG=warn, makes one device certificate
-(create-keys-and-certificate: RSA-2048, as AWS) and a policy allowing its connect, then, one
+(create-keys-and-certificate: RSA-2048 as AWS, or `--key-type ec-p256`, passed to the server as
+`--device-key-type`) and a policy allowing its connect, then, one
 connection after another from Python's ssl (OpenSSL, as the AWS IoT Python SDKs): TLS
 handshake, MQTT CONNECT → CONNACK (so the registry check runs, and the TLS 1.3 ticket
 arrives), close. `full`: a new session each time; `resumed`: each connect presents the newest
 session ticket it got. The server's utime + stime (/proc/PID/stat) is read around each round.
 
-    python3 bench/tls_connect_cost.py [--connects 400] [--rounds 4]
+    python3 bench/tls_connect_cost.py [--connects 400] [--rounds 4] [--key-type ec-p256]
     python3 bench/tls_connect_cost.py --smoke     # CI: debug build, 20 connects, 1 round
 
 Prints one JSON line and writes bench/results/tls_connect_cost.json (or --out).
+
+`--fleet N [N ...]`: connects/s with the generator on the same cores instead. Per size, a new
+server and `fleetjobs-sim` (FLEETJOBS_SIM_BIN) with N devices (`--sim-key-type`: the shared
+certificate's key, `server` or `ec-p256`; `--resumption on|off`), which connects them all as
+fast as it can, then drops every connection at once and reconnects (a reconnect storm, where
+devices present session tickets). Per phase: connects/s and the server's CPU per connect.
+Writes bench/results/tls_connect_fleet.json (or --out).
+
+    python3 bench/tls_connect_cost.py --fleet 1000 5000 10000 --sim-key-type ec-p256
+    python3 bench/tls_connect_cost.py --fleet 40 --smoke   # CI: debug build
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,8 +49,6 @@ POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
 }
-
-
 
 
 
@@ -84,10 +95,97 @@ def round_of(server, ctx: ssl.SSLContext, n: int, resume: bool) -> dict:
     }
 
 
+def fleet_size(binary: Path, sim_bin: Path, n: int, args) -> dict:
+    """One size of the --fleet mode: a new server, the simulator's N devices, a storm."""
+    base = Path(tempfile.mkdtemp(prefix=f"tls-fleet-{n}-"))
+    server = start_server(binary, base, f"tls-fleet-{n}", extra_env={"RUST_LOG": "warn"},
+                          extra_args=("--max-connections", str(n + 1000)))
+    summary_file = base / "summary.json"
+    sim_cmd = [
+        str(sim_bin), "--endpoint", f"http://127.0.0.1:{server.http_port}",
+        "--mqtt", f"127.0.0.1:{server.mqtt_port}", "--data-dir", str(server.data_dir),
+        "--things", str(n), "--server-pid", str(server.proc.pid), "--storm-after-ms", "200",
+        "--timeout-secs", str(args.timeout_secs), "--progress", "plain", "--summary", str(summary_file),
+    ]
+    # Only when asked: a simulator without these knobs (an older build) still runs the
+    # connect phase.
+    if args.sim_key_type != "server":
+        sim_cmd += ["--key-type", args.sim_key_type]
+    if args.resumption is not None:
+        sim_cmd += ["--resumption", args.resumption]
+    try:
+        print(f"== {n} devices", file=sys.stderr, flush=True)
+        rc = subprocess.run(sim_cmd).returncode
+        summary = json.loads(summary_file.read_text())
+        server_command = " ".join(server.command())
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    reconnect = summary.get("reconnect") or {}
+    return {
+        "devices": n,
+        "exit_code": rc,
+        "key_type": summary.get("key_type", "server"),
+        "connect_seconds": summary["connect"]["seconds"],
+        "connects_per_second": summary["connect"]["connects_per_second"],
+        "server_cpu_ms_per_connect": summary["server_cpu"].get("connect_ms_per_connect"),
+        "connect_errors": summary["connect"]["errors"],
+        "reconnect_seconds": reconnect.get("seconds"),
+        "reconnects_per_second": reconnect.get("reconnects_per_second"),
+        "tickets_presented": reconnect.get("tickets_presented"),
+        "server_cpu_ms_per_reconnect": reconnect.get("server_cpu_ms_per_reconnect"),
+        "all_reconnected": reconnect.get("all_reconnected"),
+        "errors": summary["errors"],
+        "server_command": server_command,
+        "sim_command": " ".join(sim_cmd),
+    }
+
+
+def fleet_main(args, profile: str, binary: Path) -> None:
+    sim_bin = Path(os.environ.get("FLEETJOBS_SIM_BIN") or target_dir() / profile / "fleetjobs-sim")
+    if not sim_bin.is_file():
+        raise SystemExit(f"{sim_bin} is missing: cargo build {'' if args.smoke else '--release '}-p fleetjobs-sim")
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    started_on = machine()
+    runs = [fleet_size(binary, sim_bin, n, args) for n in args.fleet]
+    result = {
+        "benchmark": "tls_connect_fleet",
+        "started": started,
+        "profile": profile,
+        "binary": str(binary),
+        "sim_binary": str(sim_bin),
+        "machine": started_on,
+        "runs": runs,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+    out = results_path(args.out, "tls_connect_fleet_smoke.json" if args.smoke else "tls_connect_fleet.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"results": str(out), "runs": [
+        {k: r[k] for k in ("devices", "key_type", "connects_per_second", "server_cpu_ms_per_connect",
+                           "reconnects_per_second", "tickets_presented", "server_cpu_ms_per_reconnect")}
+        for r in runs]}))
+
+
+def results_path(out: str | None, default: str) -> Path:
+    path = Path(out) if out else RESULTS / default
+    if not path.is_absolute():
+        path = RESULTS / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--connects", type=int, default=400, help="connects per round")
     p.add_argument("--rounds", type=int, default=4, help="rounds of each mode, alternating")
+    p.add_argument("--key-type", default="rsa-2048", choices=["rsa-2048", "ec-p256"],
+                   help="the device key the server makes (its --device-key-type)")
+    p.add_argument("--fleet", type=int, nargs="+", default=None, metavar="N",
+                   help="instead: connects/s of N simulated devices (fleetjobs-sim), one run per size")
+    p.add_argument("--sim-key-type", default="server", choices=["server", "ec-p256"],
+                   help="--fleet: the simulator's --key-type")
+    p.add_argument("--resumption", default=None, choices=["on", "off"], help="--fleet: the simulator's --resumption")
+    p.add_argument("--timeout-secs", type=int, default=300, help="--fleet: the simulator's --timeout-secs")
     p.add_argument("--smoke", action="store_true", help="CI size: debug build, 20 connects, 1 round")
     p.add_argument("--out", default=None, help="results file (name under bench/results, or a path)")
     args = p.parse_args()
@@ -97,10 +195,13 @@ def main() -> None:
     binary = Path(os.environ.get("FLEETJOBS_BIN") or target_dir() / profile / "fleetjobs")
     if not binary.is_file():
         raise SystemExit(f"{binary} is missing: cargo build {'' if args.smoke else '--release '}-p fleetjobs")
+    if args.fleet:
+        return fleet_main(args, profile, binary)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     started_on = machine()
     base = Path(tempfile.mkdtemp(prefix="tls-cost-"))
-    server = start_server(binary, base, "tls-cost", extra_env={"RUST_LOG": "warn"})
+    server = start_server(binary, base, "tls-cost", extra_env={"RUST_LOG": "warn"},
+                          extra_args=("--device-key-type", args.key_type))
     try:
         cert = server.aws("create-keys-and-certificate", "--set-as-active")
         (base / "dev.crt").write_text(cert["certificatePem"])
@@ -129,17 +230,14 @@ def main() -> None:
         "binary": str(binary),
         "machine": started_on,
         "client": f"Python {platform.python_version()} ssl, {ssl.OPENSSL_VERSION}, sequential",
-        "device_key": "RSA-2048 (create-keys-and-certificate)",
+        "device_key": f"{args.key_type} (create-keys-and-certificate)",
         "rounds": rounds,
         "full_ms_per_connect": per("full"),
         "resumed_ms_per_connect": per("resumed"),
         "server_command": server_command,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    out = Path(args.out) if args.out else RESULTS / ("tls_connect_cost_smoke.json" if args.smoke else "tls_connect_cost.json")
-    if not out.is_absolute():
-        out = RESULTS / out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path(args.out, "tls_connect_cost_smoke.json" if args.smoke else "tls_connect_cost.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"results": str(out), "full_ms_per_connect": per("full"),
                       "resumed_ms_per_connect": per("resumed")}))

@@ -3,7 +3,8 @@
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use x509_parser::prelude::{parse_x509_certificate, X509Certificate};
+use x509_parser::nom::Parser;
+use x509_parser::prelude::{parse_x509_certificate, X509Certificate, X509CertificateParser, X509Error};
 
 use crate::certificate_id;
 
@@ -43,9 +44,7 @@ impl ForeignCertificate {
     /// Reads a DER certificate.
     pub fn from_der(der: Vec<u8>) -> Result<Self, CertificateCheckError> {
         let cert = parse(&der)?;
-        let validity = cert.validity();
-        let not_before = validity.not_before.timestamp().saturating_mul(1000);
-        let not_after = validity.not_after.timestamp().saturating_mul(1000);
+        let (not_before, not_after) = validity_ms(&cert);
         let is_ca = cert.is_ca();
         let common_name = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned);
         Ok(ForeignCertificate { certificate_id: certificate_id(&der), not_before, not_after, is_ca, common_name, der })
@@ -53,7 +52,13 @@ impl ForeignCertificate {
 
     /// The SubjectPublicKeyInfo (DER) of a DER certificate.
     pub(crate) fn public_key_der(der: &[u8]) -> Result<Vec<u8>, CertificateCheckError> {
-        Ok(parse(der)?.public_key().raw.to_vec())
+        Ok(parse_for_handshake(der)?.public_key().raw.to_vec())
+    }
+
+    /// `notBefore` and `notAfter` (epoch milliseconds) of a DER certificate, as
+    /// [`from_der`](Self::from_der) reads them, without the rest (no copy, no hash).
+    pub(crate) fn validity_of(der: &[u8]) -> Result<(i64, i64), CertificateCheckError> {
+        Ok(validity_ms(&parse_for_handshake(der)?))
     }
 
     /// Within `notBefore..=notAfter` at `now` (epoch milliseconds).
@@ -72,8 +77,26 @@ impl ForeignCertificate {
     }
 }
 
+fn validity_ms(cert: &X509Certificate<'_>) -> (i64, i64) {
+    let validity = cert.validity();
+    (validity.not_before.timestamp().saturating_mul(1000), validity.not_after.timestamp().saturating_mul(1000))
+}
+
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertificateCheckError> {
-    match parse_x509_certificate(der) {
+    whole(parse_x509_certificate(der))
+}
+
+/// What a TLS handshake reads of a client certificate (every connect): its validity and its
+/// public key, so the extensions are framed but not decoded.
+fn parse_for_handshake(der: &[u8]) -> Result<X509Certificate<'_>, CertificateCheckError> {
+    whole(X509CertificateParser::new().with_deep_parse_extensions(false).parse(der))
+}
+
+/// A certificate that is all of its input.
+fn whole<'a>(
+    parsed: Result<(&'a [u8], X509Certificate<'a>), x509_parser::nom::Err<X509Error>>,
+) -> Result<X509Certificate<'a>, CertificateCheckError> {
+    match parsed {
         Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(CertificateCheckError::InvalidPem("trailing data after the certificate".into())),
         Err(e) => Err(CertificateCheckError::InvalidPem(e.to_string())),

@@ -2,9 +2,14 @@
 //! (connects per second and handshakes in flight), the stop and reconnect-storm signals, and
 //! the counters.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::{watch, Mutex, Semaphore};
@@ -30,8 +35,8 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The client TLS configuration every device uses: our CA, the fleet's shared certificate.
-/// It is shared, so its session cache lets reconnects resume.
+/// The client TLS configuration every device uses: our CA, the fleet's shared certificate,
+/// rustls's default session cache (see [`resumption`] for the fleet's own).
 pub fn client_config(root_ca_pem: &[u8], cert_pem: &str, key_pem: &str) -> Result<rustls::ClientConfig, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(root_ca_pem).flatten() {
@@ -49,6 +54,84 @@ pub fn client_config(root_ca_pem: &[u8], cert_pem: &str, key_pem: &str) -> Resul
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?)
+}
+
+/// Resumption from the fleet's ticket pool, or none (every handshake a full one).
+pub fn resumption(tickets: Option<Arc<FleetTickets>>) -> Resumption {
+    match tickets {
+        Some(tickets) => Resumption::store(tickets),
+        None => Resumption::disabled(),
+    }
+}
+
+/// The fleet's TLS 1.3 session tickets, one pool for every device: as each real device would
+/// keep the ticket of its last session, so that a reconnect storm resumes instead of paying a
+/// full handshake (key exchange signature, client certificate signature) on both sides.
+///
+/// One pool is right here because the fleet shares one certificate (see `provision`): a
+/// ticket carries the client certificate, so any device's ticket stands for every device.
+/// rustls's own cache keeps 8 tickets per server name, so N devices connecting to one
+/// address would mostly miss it. Bounded by `capacity` (the fleet's size: a server sends one
+/// ticket per handshake); the oldest goes first.
+#[derive(Debug)]
+pub struct FleetTickets {
+    capacity: usize,
+    tls13: std::sync::Mutex<VecDeque<Tls13ClientSessionValue>>,
+    /// The key exchange hint and TLS 1.2 sessions: rustls's cache.
+    other: ClientSessionMemoryCache,
+    /// Tickets handed to a handshake (each one an attempt to resume).
+    pub presented: AtomicU64,
+}
+
+impl FleetTickets {
+    pub fn new(capacity: usize) -> Self {
+        FleetTickets {
+            capacity: capacity.max(1),
+            tls13: std::sync::Mutex::new(VecDeque::new()),
+            other: ClientSessionMemoryCache::new(4),
+            presented: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ClientSessionStore for FleetTickets {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.other.set_kx_hint(server_name, group);
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.other.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.other.set_tls12_session(server_name, value);
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.other.tls12_session(server_name)
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.other.remove_tls12_session(server_name);
+    }
+
+    // Every device connects to the one server, so the server name is not kept.
+    fn insert_tls13_ticket(&self, _server_name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        if let Ok(mut pool) = self.tls13.lock() {
+            if pool.len() >= self.capacity {
+                pool.pop_front();
+            }
+            pool.push_back(value);
+        }
+    }
+
+    fn take_tls13_ticket(&self, _server_name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        let ticket = self.tls13.lock().ok()?.pop_back();
+        if ticket.is_some() {
+            self.presented.fetch_add(1, Ordering::Relaxed);
+        }
+        ticket
+    }
 }
 
 /// The TLS server name of `host:port` (a name or an IP address).

@@ -37,10 +37,10 @@ pub use device::Behaviour;
 pub use fleet::TlsSetupError;
 pub use fleetjobs_api::credentials::Credentials;
 pub use progress::ProgressMode;
-pub use provision::ProvisionError;
+pub use provision::{DeviceKeyType, ProvisionError};
 pub use stats::Sample;
 
-use fleet::{ConnectGate, Fleetwide};
+use fleet::{ConnectGate, FleetTickets, Fleetwide};
 use progress::Progress;
 use stats::{Stats, Timeline};
 
@@ -78,8 +78,15 @@ pub struct SimConfig {
     pub connect_in_flight: usize,
     /// Concurrent API calls while provisioning.
     pub api_concurrency: usize,
+    /// The shared certificate's key: the server's choice, or EC P-256 through a CSR.
+    pub key_type: DeviceKeyType,
+    /// Reconnects present a TLS 1.3 session ticket from an earlier connection (see
+    /// `fleet::FleetTickets`); `false`: every handshake is a full one.
+    pub resumption: bool,
     pub job: Option<JobSpec>,
     /// With a job: drop every connection at once this long after creating it (and reconnect).
+    /// Without: this long after every device is connected, and the reconnect phase is
+    /// measured ([`ReconnectSummary`]).
     pub storm_after: Option<Duration>,
     /// Without a job: how long to stay connected once every device is (the devices still take
     /// any job created meanwhile). With a job: ignored.
@@ -113,6 +120,19 @@ pub struct ConnectSummary {
     pub connects: u64,
     pub errors: u64,
     pub disconnects: u64,
+}
+
+/// A reconnect storm without a job: every device drops its connection at once and reconnects.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconnectSummary {
+    /// The storm → every device connected again (or the timeout).
+    pub seconds: f64,
+    pub all_reconnected: bool,
+    pub reconnects_per_second: f64,
+    /// Of those reconnects, how many presented a session ticket (an attempt to resume).
+    pub tickets_presented: u64,
+    /// The server's CPU time over the phase, per reconnect.
+    pub server_cpu_ms_per_reconnect: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,7 +172,10 @@ pub struct Summary {
     /// The certificate every device shares.
     pub certificate_arn: String,
     pub provision_seconds: f64,
+    /// `server` (create-keys-and-certificate) or `ec-p256` (a CSR).
+    pub key_type: &'static str,
     pub connect: ConnectSummary,
+    pub reconnect: Option<ReconnectSummary>,
     pub job: Option<JobSummary>,
     pub server_cpu: ServerCpu,
     /// The counters at the end.
@@ -234,15 +257,24 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
     // 1. Provision.
     let provisioned = Arc::new(AtomicUsize::new(0));
     let ticker = progress.clone().tick_provisioning(provisioned.clone());
-    let fleet =
-        provision::provision(api.clone(), &config.prefix, config.things, config.api_concurrency, provisioned).await;
+    let fleet = provision::provision(
+        api.clone(),
+        &config.prefix,
+        config.things,
+        config.api_concurrency,
+        config.key_type,
+        provisioned,
+    )
+    .await;
     ticker.abort();
     let fleet = fleet?;
     let provision_seconds = secs(start.elapsed());
     progress.line(&format!("provisioned {} things in {provision_seconds:.1} s", config.things));
 
     // 2. Connect.
-    let tls = fleet::client_config(&config.root_ca_pem, &fleet.certificate_pem, &fleet.private_key_pem)?;
+    let tickets = config.resumption.then(|| Arc::new(FleetTickets::new(config.things)));
+    let mut tls = fleet::client_config(&config.root_ca_pem, &fleet.certificate_pem, &fleet.private_key_pem)?;
+    tls.resumption = fleet::resumption(tickets.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (storm_tx, storm_rx) = watch::channel(0u64);
     let shared = Arc::new(Fleetwide {
@@ -279,9 +311,37 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
         connect_seconds.as_secs_f64()
     ));
 
-    // 3. The job.
+    // 3. The job, or a reconnect storm alone.
     let mut job_summary = None;
-    if let Some(job) = &config.job {
+    let mut reconnect = None;
+    if let (None, Some(after), true) = (&config.job, config.storm_after, all_connected) {
+        tokio::time::sleep(after).await;
+        let presented = || tickets.as_ref().map_or(0, |t| t.presented.load(Ordering::Relaxed));
+        let (connects_before, presented_before, cpu_before) =
+            (shared.stats.connects.load(Ordering::Relaxed), presented(), cpu());
+        let storm_start = std::time::Instant::now();
+        storm_tx.send_modify(|g| *g += 1);
+        let target = connects_before + config.things as u64;
+        // Counted by connects, not the `connected` gauge: the devices drop their connections
+        // after the signal, so the gauge may not have fallen yet.
+        let all_reconnected =
+            wait_for(&shared.stats, start, config.timeout, |_| shared.stats.connects.load(Ordering::Relaxed) >= target)
+                .await;
+        let took = storm_start.elapsed();
+        let reconnects = shared.stats.connects.load(Ordering::Relaxed) - connects_before;
+        let server_cpu_ms_per_reconnect = match (cpu_before, cpu()) {
+            (Some(before), Some(after)) => Some(per(after - before, reconnects as f64)),
+            _ => None,
+        };
+        progress.line(&format!("{reconnects} reconnects after the storm in {:.2} s", took.as_secs_f64()));
+        reconnect = Some(ReconnectSummary {
+            seconds: secs(took),
+            all_reconnected,
+            reconnects_per_second: (reconnects as f64 / took.as_secs_f64()).round(),
+            tickets_presented: presented() - presented_before,
+            server_cpu_ms_per_reconnect,
+        });
+    } else if let Some(job) = &config.job {
         let cpu_before_job = cpu();
         let created_at = std::time::Instant::now();
         let created_at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -354,6 +414,10 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
         group: fleet.group_name,
         certificate_arn: fleet.certificate_arn,
         provision_seconds,
+        key_type: match config.key_type {
+            DeviceKeyType::Server => "server",
+            DeviceKeyType::EcP256 => "ec-p256",
+        },
         connect: ConnectSummary {
             seconds: secs(connect_seconds),
             all_connected,
@@ -362,6 +426,7 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
             errors: stats.connect_errors.load(Ordering::Relaxed),
             disconnects: stats.disconnects.load(Ordering::Relaxed),
         },
+        reconnect,
         job: job_summary,
         server_cpu,
         last,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use fleetjobs_sim::{Behaviour, Credentials, JobSpec, ProgressMode, SimConfig};
+use fleetjobs_sim::{Behaviour, Credentials, DeviceKeyType, JobSpec, ProgressMode, SimConfig};
 
 /// Simulate a fleet of AWS IoT Jobs devices against a Fleetjobs server (or any AWS IoT Jobs
 /// endpoint): provision N things in a thing group through the `iot` API, connect N mutual-TLS
@@ -57,10 +57,20 @@ struct Args {
     /// Random connection drops per connected device per second (each device reconnects).
     #[arg(long, default_value_t = 0.0)]
     disconnect_rate: f64,
-    /// Reconnect storm: this many ms after creating the job every device drops its connection
-    /// at once and reconnects.
+    /// Reconnect storm: this many ms after creating the job (without --create-job: after every
+    /// device is connected, and the reconnect phase is measured) every device drops its
+    /// connection at once and reconnects.
     #[arg(long)]
     storm_after_ms: Option<u64>,
+    /// The shared device certificate's key: `server` (create-keys-and-certificate, whatever
+    /// key type the server makes: RSA-2048 by default) or `ec-p256` (a P-256 key made here,
+    /// certified through create-certificate-from-csr; a cheaper client signature per handshake).
+    #[arg(long, default_value = "server")]
+    key_type: String,
+    /// TLS session resumption on reconnects: `on` (a device presents a ticket from an earlier
+    /// connection) or `off` (every handshake a full one).
+    #[arg(long, default_value = "on")]
+    resumption: String,
     /// Create a job on the fleet's thing group once every device is connected, and wait until
     /// every execution is terminal.
     #[arg(long)]
@@ -135,6 +145,16 @@ fn config(args: &Args) -> Result<SimConfig> {
     } else {
         None
     };
+    let key_type = match args.key_type.as_str() {
+        "server" => DeviceKeyType::Server,
+        "ec-p256" => DeviceKeyType::EcP256,
+        other => bail!("--key-type must be server or ec-p256, got {other}"),
+    };
+    let resumption = match args.resumption.as_str() {
+        "on" => true,
+        "off" => false,
+        other => bail!("--resumption must be on or off, got {other}"),
+    };
     let progress = match args.progress.as_str() {
         "auto" if std::io::stderr().is_terminal() => ProgressMode::Tty,
         "auto" | "plain" => ProgressMode::Plain,
@@ -159,6 +179,8 @@ fn config(args: &Args) -> Result<SimConfig> {
         connect_rate: args.connect_rate,
         connect_in_flight: args.connect_in_flight,
         api_concurrency: args.api_concurrency,
+        key_type,
+        resumption,
         job,
         storm_after: args.storm_after_ms.map(Duration::from_millis),
         hold: Duration::from_secs(args.hold_secs),
