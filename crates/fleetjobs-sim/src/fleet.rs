@@ -3,7 +3,7 @@
 //! the counters.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,9 +73,15 @@ pub fn resumption(tickets: Option<Arc<FleetTickets>>) -> Resumption {
 /// rustls's own cache keeps 8 tickets per server name, so N devices connecting to one
 /// address would mostly miss it. Bounded by `capacity` (the fleet's size: a server sends one
 /// ticket per handshake); the oldest goes first.
+///
+/// Tickets are kept from the start but handed out only once [`open`](Self::open)ed (after every
+/// device's first connect): a device's first connect has no ticket of its own, so the first
+/// connects are full handshakes, as a fleet's first ones are — not resumed from a ticket another
+/// device got a moment before.
 #[derive(Debug)]
 pub struct FleetTickets {
     capacity: usize,
+    open: AtomicBool,
     tls13: std::sync::Mutex<VecDeque<Tls13ClientSessionValue>>,
     /// The key exchange hint and TLS 1.2 sessions: rustls's cache.
     other: ClientSessionMemoryCache,
@@ -87,10 +93,16 @@ impl FleetTickets {
     pub fn new(capacity: usize) -> Self {
         FleetTickets {
             capacity: capacity.max(1),
+            open: AtomicBool::new(false),
             tls13: std::sync::Mutex::new(VecDeque::new()),
             other: ClientSessionMemoryCache::new(4),
             presented: AtomicU64::new(0),
         }
+    }
+
+    /// From now on, reconnects present tickets.
+    pub fn open(&self) {
+        self.open.store(true, Ordering::Relaxed);
     }
 }
 
@@ -126,6 +138,9 @@ impl ClientSessionStore for FleetTickets {
     }
 
     fn take_tls13_ticket(&self, _server_name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        if !self.open.load(Ordering::Relaxed) {
+            return None;
+        }
         let ticket = self.tls13.lock().ok()?.pop_back();
         if ticket.is_some() {
             self.presented.fetch_add(1, Ordering::Relaxed);

@@ -305,6 +305,10 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
         server_cpu.connect_ms = Some(after - before);
         server_cpu.connect_ms_per_connect = Some(per(after - before, connected_count.max(0) as f64));
     }
+    // Every device has had its first (full) handshake: reconnects may resume from here on.
+    if let Some(tickets) = &tickets {
+        tickets.open();
+    }
     progress.line(&format!(
         "{connected_count} of {} devices connected in {:.2} s",
         config.things,
