@@ -147,28 +147,31 @@ impl Device {
     }
 }
 
-/// One device: connect and subscribe (holding a `gate` permit), ask `$next/get`, report
+/// Opens a device's pipe, its other end served by the broker.
+type Open = Arc<dyn Fn() -> DuplexStream + Send + Sync>;
+
+/// One device: open its pipe, connect and subscribe, ask `$next/get` (all that holding a
+/// `gate` permit: the broker closes a connection that sends no CONNECT in time), report
 /// itself `connected`, then work the job it is offered and report it `done`.
 async fn device(
     i: usize,
-    stream: DuplexStream,
+    open: Open,
     gate: Arc<Semaphore>,
     connected: Arc<Countdown>,
     done: Arc<Countdown>,
 ) -> DuplexStream {
     let thing = thing_name(i);
     let prefix = format!("$aws/things/{thing}/jobs/");
-    let mut device = Device::new(stream);
-    {
-        let _permit = gate.acquire().await.expect("the gate stays open");
-        device.connect(&thing).await;
-        device.subscribe_all(&ANSWERS.map(|a| format!("{prefix}{a}"))).await;
-        device.publish_json(&format!("{prefix}$next/get"), &json!({ "clientToken": thing })).await;
-        match device.next_publish().await {
-            (t, body) if t.ends_with("/$next/get/accepted") && body.get("execution").is_none() => {}
-            other => panic!("{thing}: $next/get before any job: {other:?}"),
-        }
+    let permit = gate.acquire().await.expect("the gate stays open");
+    let mut device = Device::new(open());
+    device.connect(&thing).await;
+    device.subscribe_all(&ANSWERS.map(|a| format!("{prefix}{a}"))).await;
+    device.publish_json(&format!("{prefix}$next/get"), &json!({ "clientToken": thing })).await;
+    match device.next_publish().await {
+        (t, body) if t.ends_with("/$next/get/accepted") && body.get("execution").is_none() => {}
+        other => panic!("{thing}: $next/get before any job: {other:?}"),
     }
+    drop(permit);
     connected.down();
     let update =
         |status: &str| json!({"status": status, "statusDetails": {"simulator": "mqtt_jobs"}, "clientToken": thing});
@@ -251,13 +254,16 @@ pub async fn completion(devices: usize, concurrency: usize) {
     let started = Instant::now();
     let (gate, connected, done) =
         (Arc::new(Semaphore::new(concurrency)), Countdown::new(devices), Countdown::new(devices));
+    let (server_runtime, b) = (tokio::runtime::Handle::current(), broker.clone());
+    let open: Open = Arc::new(move || {
+        let (client, server) = tokio::io::duplex(PIPE_CAPACITY);
+        let peer = PeerInfo { cert_der: Some(cert_der.to_vec()), ..PeerInfo::default() };
+        server_runtime.spawn(b.serve_connection(server, peer));
+        client
+    });
     let mut handles = Vec::with_capacity(devices);
     for i in 0..devices {
-        let (client, server) = tokio::io::duplex(PIPE_CAPACITY);
-        tokio::spawn(
-            broker.serve_connection(server, PeerInfo { cert_der: Some(cert_der.to_vec()), ..PeerInfo::default() }),
-        );
-        handles.push(clients.spawn(device(i, client, gate.clone(), connected.clone(), done.clone())));
+        handles.push(clients.spawn(device(i, open.clone(), gate.clone(), connected.clone(), done.clone())));
     }
     connected.wait().await;
     let secs = started.elapsed().as_secs_f64();
