@@ -6,7 +6,7 @@ SUCCEEDED, as the devices see their final update accepted (so durable).
     bench/fleet_completion.py                      # sizes 1000 10000 15000 (release build)
     bench/fleet_completion.py --sizes 50 --debug --results-dir /tmp/x   # the CI smoke size
 
-Per size: a new temp data dir and server (--max-connections above N), then
+Per size: a new temp data dir and server (e2elib's start_server, --max-connections above N), then
 `fleetjobs-sim --create-job --server-pid PID`. Writes bench/results/fleet_completion.json
 (every size's figures, the machine, the exact commands) and fleet_completion_N.svg (executions
 by status over time) and fleet_completion_N.json (the simulator's full summary).
@@ -20,7 +20,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,44 +27,27 @@ import time
 from pathlib import Path
 
 from benchlib import RESULTS, machine, target_dir
-from e2elib.server import free_port
-
+from e2elib.server import start_server
 
 
 def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int, results: Path) -> dict:
-    data = Path(tempfile.mkdtemp(prefix=f"fleet-completion-{n}-"))
-    http, mqtt, jobs = free_port(), free_port(), free_port()
-    server_cmd = [
-        str(server_bin), "serve", "--data-dir", str(data / "data"),
-        "--http-listen", f"127.0.0.1:{http}", "--mqtt-listen", f"127.0.0.1:{mqtt}",
-        "--jobs-data-listen", f"127.0.0.1:{jobs}", "--max-connections", str(n + 1000),
-    ]
-    log = open(data / "server.log", "w")
-    server = subprocess.Popen(server_cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="warn"))
+    base = Path(tempfile.mkdtemp(prefix=f"fleet-completion-{n}-"))
+    # The e2e harness's server; RUST_LOG=warn as before (info would log every connection).
+    server = start_server(server_bin, base, "fleetjobs", extra_args=("--max-connections", str(n + 1000)),
+                          extra_env={"RUST_LOG": "warn"})
     try:
-        deadline = time.monotonic() + 60
-        while not ((data / "data" / "credentials").exists() and (data / "data" / "root-CA.crt").exists()):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"fleetjobs serve did not start; see {data / 'server.log'}")
-            time.sleep(0.05)
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", http), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         summary_file = results / f"fleet_completion_{n}.json"
         sim_cmd = [
-            str(sim_bin), "--endpoint", f"http://127.0.0.1:{http}", "--mqtt", f"127.0.0.1:{mqtt}",
-            "--data-dir", str(data / "data"), "--things", str(n), "--create-job", "--job-id", f"bench-{n}",
-            "--work-ms", str(work_ms), "--server-pid", str(server.pid), "--timeout-secs", str(timeout),
+            str(sim_bin), "--endpoint", server.endpoint_url, "--mqtt", f"127.0.0.1:{server.mqtt_port}",
+            "--data-dir", str(server.data_dir), "--things", str(n), "--create-job", "--job-id", f"bench-{n}",
+            "--work-ms", str(work_ms), "--server-pid", str(server.proc.pid), "--timeout-secs", str(timeout),
             "--progress", "plain", "--summary", str(summary_file), "--chart", str(results / f"fleet_completion_{n}.svg"),
         ]
         print(f"== {n} devices", file=sys.stderr, flush=True)
         rc = subprocess.run(sim_cmd).returncode
         summary = json.loads(summary_file.read_text())
         rss_kib = None
-        for line in open(f"/proc/{server.pid}/status"):
+        for line in open(f"/proc/{server.proc.pid}/status"):
             if line.startswith("VmHWM:"):
                 rss_kib = int(line.split()[1])
         job = summary["job"] or {}
@@ -85,17 +67,12 @@ def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int
             "server_peak_rss_mib": round(rss_kib / 1024, 1) if rss_kib else None,
             "server_job_process_details": job.get("server_job_process_details"),
             "errors": summary["errors"],
-            "server_command": " ".join(server_cmd),
+            "server_command": " ".join(server.command()),
             "sim_command": " ".join(sim_cmd),
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
+        server.stop(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:

@@ -4,7 +4,10 @@ must agree with what the server says (boto3)."""
 
 from __future__ import annotations
 
-from e2elib.sim import run_sim, sim_bin
+import subprocess
+
+from e2elib.sim import run_sim, sim_bin, sim_command
+from e2elib.util import eventually
 
 __all__ = ["sim_bin"]  # fixture used below
 
@@ -65,3 +68,36 @@ def test_failures_rejections_and_a_reconnect_storm_are_reported_as_the_server_se
     assert job["failed"] > 0 and job["rejected"] > 0 and job["succeeded"] > 0
     statuses = executions_of(server.boto3_client(), "sim-storm")
     assert sorted(statuses.values()).count("SUCCEEDED") == job["succeeded"]
+
+
+def test_a_job_offered_while_devices_work_on_another_is_taken_once_they_finish(server, sim_bin, tmp_path):
+    """Two jobs created back to back on the group while the devices work (work time > 0): the
+    second's `notify-next` can reach a device before the answer to its first job's final
+    update; like jobs-example.js the device finishes the first job and then takes the second."""
+    things = 10
+    cmd = sim_command(sim_bin, server, tmp_path, "--things", str(things), "--prefix", "busy", "--work-ms", "300",
+                      "--hold-secs", "600")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        connected = f"{things} of {things} devices connected"
+        for line in proc.stderr:
+            if connected in line:
+                break
+        else:
+            raise AssertionError(f"the simulator ended before its devices connected (exit {proc.wait()})")
+        iot = server.boto3_client()
+        group_arn = iot.describe_thing_group(thingGroupName="busy")["thingGroupArn"]
+        for job_id in ("busy-first", "busy-second"):
+            iot.create_job(jobId=job_id, targets=[group_arn], document='{"operation":"x"}')
+
+        def all_succeeded():
+            for job_id in ("busy-first", "busy-second"):
+                details = iot.describe_job(jobId=job_id)["job"]["jobProcessDetails"]
+                assert details["numberOfSucceededThings"] == things, (job_id, details)
+
+        eventually(all_succeeded, timeout=60)
+        assert executions_of(iot, "busy-second") == {f"busy-{i:06d}": "SUCCEEDED" for i in range(things)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()

@@ -71,6 +71,10 @@ struct Current {
     started: bool,
     /// When the work is done.
     done_at: Option<Instant>,
+    /// Another job was offered meanwhile. That offer may be the only one the device gets (no
+    /// later `notify-next` need name the job again), so after finishing it asks `$next/get`,
+    /// as `jobs-example.js` does.
+    next_offered: bool,
 }
 
 /// How a session ended.
@@ -199,8 +203,11 @@ impl Session<'_> {
                 }
                 Ok(())
             }
-            // Busy with another job: its final answer brings the next offer again.
-            Some(_) => Ok(()),
+            // Busy with another job: finish it first, then ask for the next one.
+            Some(job) => {
+                job.next_offered = true;
+                Ok(())
+            }
             None => {
                 let mut job = Current {
                     job_id: job_id.to_string(),
@@ -208,6 +215,7 @@ impl Session<'_> {
                     sent: None,
                     started: false,
                     done_at: None,
+                    next_offered: false,
                 };
                 self.start(&mut job, status == "IN_PROGRESS").await?;
                 *current = Some(job);
@@ -270,10 +278,12 @@ impl Session<'_> {
                 let sent = job.sent.take();
                 match (answer, sent) {
                     ("accepted", Some(Status::InProgress)) => self.in_progress(&mut job),
-                    // The next job, if any, comes with the `notify-next` this change causes.
+                    // The next job, if any, comes with the `notify-next` this change causes,
+                    // unless that came already while this job was busy.
                     ("accepted", Some(_)) => {
+                        let ask = job.next_offered;
                         self.finished(job);
-                        return Ok(());
+                        return if ask { self.next_get().await } else { Ok(()) };
                     }
                     ("rejected", Some(s)) if state_of(&body) == Some(s.wire()) => {
                         // A resent final update: the first one was applied.

@@ -5,7 +5,9 @@
 //! here may hold at most 20,000), so 100k sessions fit.
 //!
 //! `cargo bench -p fleetjobs --bench mqtt_jobs -- [sessions] [jobs_per_device] [concurrency]
-//! [client-id|thing-name]` (defaults 10000, 1, 100, client-id).
+//! [client-id|thing-name]` (defaults 10000, 1, 100, client-id). `-- fleet [devices]
+//! [concurrency]` is another scenario on the same client: fleet completion on a thing group
+//! (see `mqtt_jobs/fleet.rs`); what follows is about the default one.
 //!
 //! Phases, one `key=value` line each:
 //!
@@ -42,6 +44,10 @@
 
 // Test and benchmark code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// Fleet completion in memory (issue 11): its own mode on this bench's client and setup.
+#[path = "mqtt_jobs/fleet.rs"]
+mod fleet;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -410,12 +416,58 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// The server side in `dir`: SQLite store, engine, and a broker over the real hooks that
+/// serves `sessions` connections at once, with the pump that carries the engine's messages to
+/// it.
+async fn open_device_path(
+    dir: &std::path::Path,
+    sessions: usize,
+) -> (Arc<SqliteStore>, Arc<Engine>, Arc<Broker<Hooks>>, tokio::task::JoinHandle<()>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("bench.db")).unwrap());
+    let config = EngineConfig {
+        scope: ArnScope::new("us-east-1", "123456789012"),
+        mqtt_endpoint: "localhost".into(),
+        jobs_endpoint: "localhost:8443".into(),
+        http_endpoint: "http://localhost".into(),
+    };
+    let ca = Arc::new(CertificateAuthority::generate().unwrap());
+    let (engine, outbox) = Engine::open(config, store.clone(), ca, [1; 32], system_clock()).unwrap();
+    // Every session is served at once: the connection cap is the count, not the default.
+    let broker_config = BrokerConfig { max_connections: sessions, ..BrokerConfig::default() };
+    let broker = Broker::new(Arc::new(Hooks { engine: engine.clone(), retained: None }), broker_config);
+    let pump_task = tokio::spawn(pump(outbox, broker.clone()));
+    (store, engine, broker, pump_task)
+}
+
+/// The one certificate every device presents, with the device policy (`variable` names the
+/// device) attached: its ARN and DER.
+async fn shared_certificate(engine: &Engine, variable: &str) -> (String, Arc<[u8]>) {
+    let cert =
+        engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await.unwrap();
+    let cert_der: Arc<[u8]> =
+        CertificateDer::from_pem_slice(cert.certificate_pem.as_bytes()).expect("certificate PEM").to_vec().into();
+    let policy = POLICY.replace("{ID}", variable);
+    let name = "bench-device".to_string();
+    engine.create_policy(CreatePolicyRequest { policy_name: name.clone(), policy_document: policy }).await.unwrap();
+    engine
+        .attach_policy(PolicyTargetRequest { policy_name: name, target: cert.certificate_arn.clone() })
+        .await
+        .unwrap();
+    (cert.certificate_arn, cert_der)
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sessions = args.first().copied().unwrap_or(10_000);
     let jobs_per_device = args.get(1).copied().unwrap_or(1);
     let concurrency = args.get(2).copied().unwrap_or(100).clamp(1, sessions);
+    if std::env::args().skip(1).any(|a| a == "fleet") {
+        // `-- fleet [devices] [concurrency]`: see `mqtt_jobs/fleet.rs`.
+        let concurrency = args.get(1).copied().unwrap_or(100).clamp(1, sessions);
+        return fleet::completion(sessions, concurrency).await;
+    }
     let by_thing_name = match std::env::args()
         .skip(1)
         // `cargo bench` passes `--bench`.
@@ -431,34 +483,10 @@ async fn main() {
     // --- 1. setup --------------------------------------------------------------------------
     let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("fleetjobs-bench-mqtt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.join("bench.db")).unwrap());
-    let config = EngineConfig {
-        scope: ArnScope::new("us-east-1", "123456789012"),
-        mqtt_endpoint: "localhost".into(),
-        jobs_endpoint: "localhost:8443".into(),
-        http_endpoint: "http://localhost".into(),
-    };
-    let ca = Arc::new(CertificateAuthority::generate().unwrap());
-    let (engine, outbox) = Engine::open(config, store.clone(), ca, [1; 32], system_clock()).unwrap();
-    // Every session is served at once: the connection cap is the count, not the default.
-    let broker_config = BrokerConfig { max_connections: sessions, ..BrokerConfig::default() };
-    let broker = Broker::new(Arc::new(Hooks { engine: engine.clone(), retained: None }), broker_config);
-    let pump_task = tokio::spawn(pump(outbox, broker.clone()));
+    let (store, engine, broker, pump_task) = open_device_path(&dir, sessions).await;
+    let (cert_arn, cert_der) = shared_certificate(&engine, variable).await;
 
-    let cert =
-        engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await.unwrap();
-    let cert_der: Arc<[u8]> =
-        CertificateDer::from_pem_slice(cert.certificate_pem.as_bytes()).expect("certificate PEM").to_vec().into();
-    let policy = POLICY.replace("{ID}", variable);
-    let name = "bench-device".to_string();
-    engine.create_policy(CreatePolicyRequest { policy_name: name.clone(), policy_document: policy }).await.unwrap();
-    engine
-        .attach_policy(PolicyTargetRequest { policy_name: name, target: cert.certificate_arn.clone() })
-        .await
-        .unwrap();
-
-    let (e, cert_arn) = (engine.clone(), cert.certificate_arn.clone());
+    let e = engine.clone();
     pool(SETUP_CONCURRENCY, (0..sessions).collect(), move |i| {
         let (e, cert_arn) = (e.clone(), cert_arn.clone());
         async move {
