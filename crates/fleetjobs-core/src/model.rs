@@ -197,6 +197,9 @@ pub struct Tag {
     pub value: Option<String>,
 }
 
+/// An execution as the store keeps it. Written at every device update, so members at their
+/// default (no status details, not force-canceled, first attempt) are left out of the
+/// record; reading fills them in, so records written with them load alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobExecution {
@@ -204,20 +207,24 @@ pub struct JobExecution {
     pub thing_name: String,
     pub execution_number: i64,
     pub status: JobExecutionStatus,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "StatusDetails::is_empty")]
     pub status_details: StatusDetails,
     pub queued_at: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Millis>,
     pub last_updated_at: Millis,
     pub version_number: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force_canceled: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub retry_attempt: i32,
     /// When the step timer set by the device (`stepTimeoutInMinutes`) expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_timeout_at: Option<Millis>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 impl JobExecution {
@@ -641,6 +648,29 @@ impl EventConfigurations {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_execution_record_leaves_its_defaults_out_and_old_records_still_load() {
+        use super::{JobExecution, JobExecutionStatus};
+        let mut e = JobExecution::queued("j", "pi", 1, 1_700_000_000_000);
+        let lean = serde_json::to_string(&e).unwrap();
+        for absent in ["statusDetails", "forceCanceled", "retryAttempt", "startedAt", "stepTimeoutAt"] {
+            assert!(!lean.contains(absent), "{absent} in {lean}");
+        }
+        assert_eq!(serde_json::from_str::<JobExecution>(&lean).unwrap(), e);
+        // A record as written before, every member present.
+        let old = r#"{"jobId":"j","thingName":"pi","executionNumber":1,"status":"QUEUED","statusDetails":{},
+            "queuedAt":1700000000000,"lastUpdatedAt":1700000000000,"versionNumber":1,"forceCanceled":false,
+            "retryAttempt":0}"#;
+        assert_eq!(serde_json::from_str::<JobExecution>(old).unwrap(), e);
+        e.status = JobExecutionStatus::Canceled;
+        e.force_canceled = true;
+        e.retry_attempt = 2;
+        e.status_details.insert("k".into(), "v".into());
+        let full = serde_json::to_string(&e).unwrap();
+        assert!(full.contains(r#""forceCanceled":true"#) && full.contains(r#""retryAttempt":2"#), "{full}");
+        assert_eq!(serde_json::from_str::<JobExecution>(&full).unwrap(), e);
+    }
+
     use super::*;
 
     #[test]

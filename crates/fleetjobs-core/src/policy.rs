@@ -207,11 +207,24 @@ impl PolicyDocument {
     }
 }
 
-/// Evaluates all policies attached to a principal; see [`is_allowed`].
-pub fn decide(policies: &[&PolicyDocument], action: IotAction, resource: &str, ctx: &PolicyContext) -> Decision {
+impl AsRef<PolicyDocument> for PolicyDocument {
+    fn as_ref(&self) -> &PolicyDocument {
+        self
+    }
+}
+
+/// Evaluates all policies attached to a principal; see [`is_allowed`]. The policies come as
+/// any iterator (`&[&PolicyDocument]`, the state's `Arc`s as they are found): the device
+/// path checks every packet and collects nothing.
+pub fn decide<P: AsRef<PolicyDocument>>(
+    policies: impl IntoIterator<Item = P>,
+    action: IotAction,
+    resource: &str,
+    ctx: &PolicyContext,
+) -> Decision {
     let mut decision = Decision::ImplicitDeny;
     for policy in policies {
-        match policy.effect(action, resource, ctx) {
+        match policy.as_ref().effect(action, resource, ctx) {
             Some(Effect::Deny) => return Decision::ExplicitDeny,
             Some(Effect::Allow) => decision = Decision::Allow,
             None => {}
@@ -226,7 +239,12 @@ pub fn decide(policies: &[&PolicyDocument], action: IotAction, resource: &str, c
 /// `resource` is the part of the ARN after `ACCOUNT:`, e.g.
 /// `topic/$aws/things/T/jobs/get`, `topicfilter/$aws/things/T/jobs/#` or
 /// `client/myClient`.
-pub fn is_allowed(policies: &[&PolicyDocument], action: IotAction, resource: &str, ctx: &PolicyContext) -> bool {
+pub fn is_allowed<P: AsRef<PolicyDocument>>(
+    policies: impl IntoIterator<Item = P>,
+    action: IotAction,
+    resource: &str,
+    ctx: &PolicyContext,
+) -> bool {
     decide(policies, action, resource, ctx) == Decision::Allow
 }
 
@@ -719,10 +737,10 @@ mod tests {
             .unwrap()
         };
         let publish = doc("iot:Publish");
-        assert!(is_allowed(&[&publish], IotAction::Publish, "topic/a", &ctx));
-        assert!(!is_allowed(&[&publish], IotAction::RetainPublish, "topic/a", &ctx));
+        assert!(is_allowed([&publish], IotAction::Publish, "topic/a", &ctx));
+        assert!(!is_allowed([&publish], IotAction::RetainPublish, "topic/a", &ctx));
         for action in ["iot:RetainPublish", "iot:*", "iot:retainpublish"] {
-            assert!(is_allowed(&[&doc(action)], IotAction::RetainPublish, "topic/a", &ctx), "{action}");
+            assert!(is_allowed([&doc(action)], IotAction::RetainPublish, "topic/a", &ctx), "{action}");
         }
     }
 
@@ -788,7 +806,7 @@ mod tests {
     }
 
     fn allowed(p: &PolicyDocument, action: IotAction, resource: &str, ctx: &PolicyContext) -> bool {
-        is_allowed(&[p], action, resource, ctx)
+        is_allowed([p], action, resource, ctx)
     }
 
     fn err(json: &str) -> PolicyError {
@@ -919,24 +937,24 @@ mod tests {
             ]}"#);
         assert!(allowed(&both, Publish, "topic/public", &CTX));
         assert!(!allowed(&both, Publish, "topic/secret/x", &CTX));
-        assert_eq!(decide(&[&both], Publish, "topic/secret/x", &CTX), Decision::ExplicitDeny);
+        assert_eq!(decide([&both], Publish, "topic/secret/x", &CTX), Decision::ExplicitDeny);
         assert!(allowed(&both, Receive, "topic/secret/x", &CTX));
 
         let allow = stmt("Allow", "iot:*", "*");
         let deny = stmt("Deny", "iot:Connect", "arn:aws:iot:r:1:client/bad-*");
         for policies in [[&allow, &deny], [&deny, &allow]] {
-            assert!(!is_allowed(&policies, Connect, "client/bad-1", &CTX));
-            assert!(is_allowed(&policies, Connect, "client/good-1", &CTX));
+            assert!(!is_allowed(policies, Connect, "client/bad-1", &CTX));
+            assert!(is_allowed(policies, Connect, "client/good-1", &CTX));
         }
         // A lone deny never allows.
-        assert_eq!(decide(&[&deny], Connect, "client/good-1", &CTX), Decision::ImplicitDeny);
-        assert_eq!(decide(&[&allow], Connect, "client/good-1", &CTX), Decision::Allow);
+        assert_eq!(decide([&deny], Connect, "client/good-1", &CTX), Decision::ImplicitDeny);
+        assert_eq!(decide([&allow], Connect, "client/good-1", &CTX), Decision::Allow);
     }
 
     #[test]
     fn no_policy_means_no_access() {
-        assert!(!is_allowed(&[], Connect, "client/test-1", &CTX));
-        assert_eq!(decide(&[], Publish, "topic/x", &CTX), Decision::ImplicitDeny);
+        assert!(!is_allowed(std::iter::empty::<&PolicyDocument>(), Connect, "client/test-1", &CTX));
+        assert_eq!(decide(std::iter::empty::<&PolicyDocument>(), Publish, "topic/x", &CTX), Decision::ImplicitDeny);
         let unrelated = stmt("Allow", "iot:Publish", "arn:aws:iot:r:1:topic/other");
         assert!(!allowed(&unrelated, Publish, "topic/x", &CTX));
     }
@@ -991,8 +1009,8 @@ mod tests {
         // A deny whose variable has no value does not apply either (AWS behaviour).
         let allow = stmt("Allow", "iot:*", "*");
         let deny = stmt("Deny", "iot:Publish", "arn:aws:iot:r:1:topic/${iot:Connection.Thing.ThingName}/*");
-        assert!(is_allowed(&[&allow, &deny], Publish, "topic/x/y", &NO_THING));
-        assert!(!is_allowed(&[&allow, &deny], Publish, "topic/thingname/y", &CTX));
+        assert!(is_allowed([&allow, &deny], Publish, "topic/x/y", &NO_THING));
+        assert!(!is_allowed([&allow, &deny], Publish, "topic/thingname/y", &CTX));
     }
 
     #[test]

@@ -95,37 +95,53 @@ fn namespace_of_level(level: &str) -> Option<&str> {
     level.strip_prefix("namespace-").filter(|ns| is_id(ns))
 }
 
-/// `-namespace-{ns}` after a push verb, for a namespaced job.
-fn namespace_suffix(namespace: Option<&str>) -> String {
-    namespace.map(|ns| format!("-namespace-{ns}")).unwrap_or_default()
+// Topics are built for every request and notification: one allocation of the exact size
+// ([`concat`]), not `format!`'s machinery and growth.
+
+/// The parts end to end, in one allocation of their total length.
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
+/// `{thing}/jobs/{verb}` under `$aws/things/`, with `-namespace-{ns}` after the verb for a
+/// namespaced job.
+fn push_topic(thing: &str, verb: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        None => concat(&["$aws/things/", thing, "/jobs/", verb]),
+        Some(ns) => concat(&["$aws/things/", thing, "/jobs/", verb, "-namespace-", ns]),
+    }
 }
 
 /// Where a request is answered: `{request topic}/accepted` or `/rejected`.
 pub fn reply(request_topic: &str, accepted: bool) -> String {
-    let outcome = if accepted { "accepted" } else { "rejected" };
-    format!("{request_topic}/{outcome}")
+    let outcome = if accepted { "/accepted" } else { "/rejected" };
+    concat(&[request_topic, outcome])
 }
 
 /// `jobs/notify` (`jobs/notify-namespace-{ns}`): a thing's pending executions in a namespace
 /// changed.
 pub fn notify(thing: &str, namespace: Option<&str>) -> String {
-    format!("$aws/things/{thing}/jobs/notify{}", namespace_suffix(namespace))
+    push_topic(thing, "notify", namespace)
 }
 
 /// `jobs/notify-next` (`jobs/notify-next-namespace-{ns}`): a thing's next pending execution
 /// in a namespace changed.
 pub fn notify_next(thing: &str, namespace: Option<&str>) -> String {
-    format!("$aws/things/{thing}/jobs/notify-next{}", namespace_suffix(namespace))
+    push_topic(thing, "notify-next", namespace)
 }
 
 /// A JOB event: `$aws/events/job/{jobId}/{operation}`.
 pub fn job_event(job_id: &str, operation: &str) -> String {
-    format!("$aws/events/job/{job_id}/{operation}")
+    concat(&["$aws/events/job/", job_id, "/", operation])
 }
 
 /// A JOB_EXECUTION event: `$aws/events/jobExecution/{jobId}/{operation}`.
 pub fn execution_event(job_id: &str, operation: &str) -> String {
-    format!("$aws/events/jobExecution/{job_id}/{operation}")
+    concat(&["$aws/events/jobExecution/", job_id, "/", operation])
 }
 
 #[cfg(test)]

@@ -77,13 +77,13 @@ proptest! {
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"iot:*","Resource":"*"}}"#,
         ).unwrap();
         for action in ACTIONS {
-            let alone = decide(&[&policy], action, &resource, &ctx);
-            prop_assert_eq!(alone, decide(&[&policy], action, &resource, &ctx), "deterministic");
-            prop_assert_eq!(decide(&[&policy, &deny_all], action, &resource, &ctx), Decision::ExplicitDeny);
-            prop_assert_eq!(decide(&[&deny_all, &policy], action, &resource, &ctx), Decision::ExplicitDeny);
-            prop_assert!(!is_allowed(&[], action, &resource, &ctx), "no policy, no access");
+            let alone = decide([&policy], action, &resource, &ctx);
+            prop_assert_eq!(alone, decide([&policy], action, &resource, &ctx), "deterministic");
+            prop_assert_eq!(decide([&policy, &deny_all], action, &resource, &ctx), Decision::ExplicitDeny);
+            prop_assert_eq!(decide([&deny_all, &policy], action, &resource, &ctx), Decision::ExplicitDeny);
+            prop_assert!(!is_allowed(std::iter::empty::<&PolicyDocument>(), action, &resource, &ctx), "no policy, no access");
             if alone == Decision::Allow {
-                prop_assert!(is_allowed(&[&policy, &policy], action, &resource, &ctx));
+                prop_assert!(is_allowed([&policy, &policy], action, &resource, &ctx));
             }
         }
     }
@@ -94,7 +94,7 @@ proptest! {
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Publish","Resource":"*"}}"#,
         ).unwrap();
         let ctx = PolicyContext { client_id: "c", thing_name: None, certificate_id: None };
-        prop_assert!(is_allowed(&[&policy], IotAction::Publish, &resource, &ctx));
-        prop_assert!(!is_allowed(&[&policy], IotAction::Subscribe, &resource, &ctx));
+        prop_assert!(is_allowed([&policy], IotAction::Publish, &resource, &ctx));
+        prop_assert!(!is_allowed([&policy], IotAction::Subscribe, &resource, &ctx));
     }
 }

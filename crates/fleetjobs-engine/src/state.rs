@@ -34,6 +34,65 @@ use crate::notification::Notification;
 /// (jobId, thingName, executionNumber).
 pub type ExecKey = (String, String, i64);
 
+/// An execution key as borrowed parts: maps keyed by [`ExecKey`] are searched with
+/// `exec_key(job, thing, n)`, not with two new `String`s per lookup (the device path looks
+/// executions up several times per request).
+pub trait ExecKeyParts {
+    fn parts(&self) -> (&str, &str, i64);
+}
+
+impl ExecKeyParts for ExecKey {
+    fn parts(&self) -> (&str, &str, i64) {
+        (&self.0, &self.1, self.2)
+    }
+}
+
+impl ExecKeyParts for (&str, &str, i64) {
+    fn parts(&self) -> (&str, &str, i64) {
+        *self
+    }
+}
+
+// The order of the parts is the tuple's own (`String` and `str` order alike), as `Borrow`
+// requires.
+impl<'a> std::borrow::Borrow<dyn ExecKeyParts + 'a> for ExecKey {
+    fn borrow(&self) -> &(dyn ExecKeyParts + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn ExecKeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn ExecKeyParts + '_ {}
+
+// The tuple's hash: `&str` hashes as `String` does.
+impl std::hash::Hash for dyn ExecKeyParts + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialOrd for dyn ExecKeyParts + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn ExecKeyParts + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+/// The borrowed key of (job, thing, execution number), for `get` on maps keyed by [`ExecKey`].
+pub fn exec_key<'k>(key: &'k (&'k str, &'k str, i64)) -> &'k (dyn ExecKeyParts + 'k) {
+    key
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
@@ -69,8 +128,19 @@ fn join_key(parts: &[&str]) -> String {
     parts.join("\n")
 }
 
-fn exec_store_key(k: &ExecKey) -> String {
-    join_key(&[&k.0, &k.1, &k.2.to_string()])
+/// `job\nthing\nnumber`, written once per execution update: one allocation, the number
+/// written into it rather than into a `String` of its own.
+fn exec_store_key(k: &impl ExecKeyParts) -> String {
+    use std::fmt::Write;
+    let (job, thing, number) = k.parts();
+    let mut key = String::with_capacity(job.len() + thing.len() + 2 + 20);
+    key.push_str(job);
+    key.push('\n');
+    key.push_str(thing);
+    key.push('\n');
+    // Writing to a `String` cannot fail.
+    let _ = write!(key, "{number}");
+    key
 }
 
 #[derive(Default)]
@@ -91,8 +161,10 @@ pub struct State {
     /// The account's registration code (GetRegistrationCode), made on first use.
     pub registration_code: Option<String>,
     pub policies: BTreeMap<String, (Policy, Arc<PolicyDocument>)>,
-    /// (target ARN, policy name).
-    pub policy_targets: BTreeSet<(String, String)>,
+    /// Target ARN → the names of the policies attached to it. Keyed by target so that the
+    /// policy check of every device packet finds a certificate's policies with one borrowed
+    /// lookup.
+    pub policy_targets: BTreeMap<String, BTreeSet<String>>,
     /// (thing name, principal ARN).
     pub thing_principals: BTreeSet<(String, String)>,
     /// Derived: (principal ARN, thing name), the reverse of `thing_principals`.
@@ -193,7 +265,7 @@ impl State {
                 }
                 POLICY_TARGET => {
                     let (policy, target) = split2(r)?;
-                    s.policy_targets.insert((target, policy));
+                    s.policy_targets.entry(target).or_default().insert(policy);
                 }
                 THING_PRINCIPAL => {
                     let (thing, principal) = split2(r)?;
@@ -283,9 +355,14 @@ impl State {
     }
 
     /// Keep the timer index in step with an execution's new state (`None`: it is gone).
-    fn set_timer(&mut self, key: &ExecKey, e: Option<&JobExecution>) {
-        if let Some(old) = self.timer_of.remove(key) {
-            self.timers.remove(&(old, key.clone()));
+    fn set_timer(&mut self, key: &impl ExecKeyParts, e: Option<&JobExecution>) {
+        let owned = |k: &dyn ExecKeyParts| {
+            let (job, thing, number) = k.parts();
+            (job.to_string(), thing.to_string(), number)
+        };
+        // Most executions have no timer: nothing is allocated for them.
+        if let Some(old) = self.timer_of.remove(key as &dyn ExecKeyParts) {
+            self.timers.remove(&(old, owned(key)));
         }
         let Some(e) = e.filter(|e| e.status == JobExecutionStatus::InProgress) else { return };
         let minutes = self
@@ -294,8 +371,8 @@ impl State {
             .and_then(|j| j.configs.timeout_config.as_ref())
             .and_then(|t| t.in_progress_timeout_in_minutes);
         if let Some(deadline) = execution::deadline(e, minutes) {
-            self.timers.insert((deadline, key.clone()));
-            self.timer_of.insert(key.clone(), deadline);
+            self.timers.insert((deadline, owned(key)));
+            self.timer_of.insert(owned(key), deadline);
         }
     }
 
@@ -314,8 +391,8 @@ impl State {
     }
 
     /// When the execution times out, if a timer runs.
-    pub fn deadline_of(&self, key: &ExecKey) -> Option<Millis> {
-        self.timer_of.get(key).copied()
+    pub fn deadline_of(&self, key: &impl ExecKeyParts) -> Option<Millis> {
+        self.timer_of.get(key as &dyn ExecKeyParts).copied()
     }
 
     /// The earliest running deadline.
@@ -345,18 +422,12 @@ impl State {
 
     /// All executions of a thing.
     pub fn executions_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a JobExecution> + 'a {
-        let mut entries = self.by_thing.get(thing).into_iter().flatten();
-        // One key buffer for the whole walk: a lookup by owned key would otherwise allocate
-        // two strings per execution (a hot path of CreateJob on large groups).
-        let mut key: ExecKey = (String::new(), thing.to_string(), 0);
-        std::iter::from_fn(move || loop {
-            let (job, n) = entries.next()?;
-            key.0.clear();
-            key.0.push_str(job);
-            key.2 = *n;
-            if let Some(e) = self.executions.get(&key) {
-                return Some(e);
-            }
+        // Looked up by borrowed key: nothing allocated per execution (a hot path of CreateJob
+        // on large groups, and of every device request).
+        self.by_thing.get_key_value(thing).into_iter().flat_map(move |(thing, entries)| {
+            entries
+                .iter()
+                .filter_map(move |(job, n)| self.executions.get(exec_key(&(job.as_str(), thing.as_str(), *n))))
         })
     }
 
@@ -408,15 +479,17 @@ impl State {
     /// The latest execution of (job, thing), or the given execution number.
     pub fn execution(&self, job: &str, thing: &str, number: Option<i64>) -> Option<&JobExecution> {
         match number {
-            Some(n) => self.executions.get(&(job.to_string(), thing.to_string(), n)),
-            // The last of (job, thing)'s executions, walking forward from the lowest key (one
-            // pair of allocations, not two; a thing has few executions of one job).
-            None => self
-                .executions
-                .range((job.to_string(), thing.to_string(), i64::MIN)..)
-                .take_while(|(k, _)| k.0 == job && k.1 == thing)
-                .last()
-                .map(|(_, e)| e),
+            Some(n) => self.executions.get(exec_key(&(job, thing, n))),
+            // The last of (job, thing)'s executions: the greatest key up to number i64::MAX.
+            None => {
+                let hi = (job, thing, i64::MAX);
+                let range = (std::ops::Bound::Unbounded, std::ops::Bound::Included(exec_key(&hi)));
+                self.executions
+                    .range::<dyn ExecKeyParts, _>(range)
+                    .next_back()
+                    .filter(|(k, _)| k.0 == job && k.1 == thing)
+                    .map(|(_, e)| e)
+            }
         }
     }
 
@@ -437,9 +510,7 @@ impl State {
         &'a self,
         target: &str,
     ) -> impl Iterator<Item = &'a (Policy, Arc<PolicyDocument>)> + 'a {
-        let lo = (target.to_string(), String::new());
-        let target = target.to_string();
-        self.policy_targets.range(lo..).take_while(move |(t, _)| *t == target).filter_map(|(_, p)| self.policies.get(p))
+        self.policy_targets.get(target).into_iter().flatten().filter_map(|p| self.policies.get(p))
     }
 
     /// Things a principal (certificate ARN) is attached to.
@@ -711,7 +782,7 @@ impl<'a> Txn<'a> {
     }
 
     pub fn attach_policy(&mut self, policy: &str, target: &str) {
-        self.s.policy_targets.insert((target.to_string(), policy.to_string()));
+        self.s.policy_targets.entry(target.to_string()).or_default().insert(policy.to_string());
         self.changes.mutations.push(Mutation::Put {
             kind: POLICY_TARGET,
             key: join_key(&[policy, target]),
@@ -720,7 +791,12 @@ impl<'a> Txn<'a> {
     }
 
     pub fn detach_policy(&mut self, policy: &str, target: &str) {
-        self.s.policy_targets.remove(&(target.to_string(), policy.to_string()));
+        if let Some(policies) = self.s.policy_targets.get_mut(target) {
+            policies.remove(policy);
+            if policies.is_empty() {
+                self.s.policy_targets.remove(target);
+            }
+        }
         self.changes.mutations.push(Mutation::Delete { kind: POLICY_TARGET, key: join_key(&[policy, target]) });
     }
 
@@ -912,9 +988,12 @@ impl<'a> Txn<'a> {
     /// Insert or replace an execution. A newly terminal status publishes its event.
     pub fn put_execution(&mut self, e: JobExecution) {
         self.touch_thing(&e.thing_name);
-        self.touched_jobs.insert(e.job_id.clone());
-        let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
-        let old_status = self.s.executions.get(&key).map(|old| old.status);
+        if !self.touched_jobs.contains(&e.job_id) {
+            self.touched_jobs.insert(e.job_id.clone());
+        }
+        // Borrowed: a replacement (the common case, a device's update) allocates no key.
+        let key = (e.job_id.as_str(), e.thing_name.as_str(), e.execution_number);
+        let old_status = self.s.executions.get(exec_key(&key)).map(|old| old.status);
         match old_status {
             // A replacement keeps its place in the thing's index; only the counts move.
             Some(old) if old != e.status => {
@@ -932,12 +1011,18 @@ impl<'a> Txn<'a> {
         }
         if matches!(e.status, JobExecutionStatus::Failed | JobExecutionStatus::TimedOut) && old_status != Some(e.status)
         {
-            self.failed.push(key.clone());
+            self.failed.push((e.job_id.clone(), e.thing_name.clone(), e.execution_number));
         }
         self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
         self.s.set_timer(&key, Some(&e));
-        self.s.executions.insert(key, e);
+        match self.s.executions.get_mut(exec_key(&key)) {
+            Some(slot) => *slot = e,
+            None => {
+                let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
+                self.s.executions.insert(key, e);
+            }
+        }
     }
 
     pub fn delete_execution(&mut self, key: &ExecKey) {
@@ -1011,7 +1096,7 @@ impl<'a> Txn<'a> {
             // The attempts before this one (its retryAttempt of them) ended FAILED or TIMED_OUT.
             let mut so_far = fleetjobs_rollout::retry::Attempts::default();
             for n in (e.execution_number - i64::from(e.retry_attempt))..e.execution_number {
-                match self.s.executions.get(&(key.0.clone(), key.1.clone(), n)).map(|p| p.status) {
+                match self.s.executions.get(exec_key(&(key.0.as_str(), key.1.as_str(), n))).map(|p| p.status) {
                     Some(JobExecutionStatus::Failed) => so_far.failed += 1,
                     Some(JobExecutionStatus::TimedOut) => so_far.timed_out += 1,
                     _ => {}
@@ -1081,5 +1166,27 @@ impl<'a> Txn<'a> {
                 self.job_event(JobEvent::Completed, &job_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod exec_key_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn borrowed_keys_find_what_owned_keys_do() {
+        let owned = |j: &str, t: &str, n: i64| (j.to_string(), t.to_string(), n);
+        let keys =
+            [owned("a", "t1", 1), owned("a", "t1", 2), owned("a", "t2", 1), owned("ab", "t", 1), owned("b", "", 0)];
+        let tree: BTreeMap<ExecKey, usize> = keys.iter().cloned().zip(0..).collect();
+        let hash: HashMap<ExecKey, usize> = keys.iter().cloned().zip(0..).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let parts = (k.0.as_str(), k.1.as_str(), k.2);
+            assert_eq!(tree.get(exec_key(&parts)), Some(&i));
+            assert_eq!(hash.get(exec_key(&parts)), Some(&i));
+        }
+        assert_eq!(tree.get(exec_key(&("a", "t1", 3))), None);
+        assert_eq!(hash.get(exec_key(&("a", "t", 1))), None);
     }
 }

@@ -83,16 +83,38 @@ impl Rejected {
     }
 }
 
-fn resource(action: IotAction, name: &str) -> String {
+/// The kind of resource an action is on: the start of its resource name (`topic/...`).
+fn resource_prefix(action: IotAction) -> &'static str {
     match action {
-        IotAction::Connect => format!("client/{name}"),
-        IotAction::Publish | IotAction::Receive | IotAction::RetainPublish => format!("topic/{name}"),
-        IotAction::Subscribe => format!("topicfilter/{name}"),
+        IotAction::Connect => "client/",
+        IotAction::Publish | IotAction::Receive | IotAction::RetainPublish => "topic/",
+        IotAction::Subscribe => "topicfilter/",
         IotAction::GetPendingJobExecutions
         | IotAction::StartNextPendingJobExecution
         | IotAction::DescribeJobExecution
-        | IotAction::UpdateJobExecution => format!("thing/{name}"),
+        | IotAction::UpdateJobExecution => "thing/",
     }
+}
+
+/// Resource names up to this length are built on the stack.
+const RESOURCE_ON_STACK: usize = 256;
+
+/// `f` applied to the resource of `action` on `name` (`topic/{name}`, ...). The policy check
+/// runs for every packet a device sends or receives, so the name is built in a stack buffer,
+/// not a new `String`; only longer names (a topic may be) take the heap.
+fn with_resource<R>(action: IotAction, name: &str, f: impl FnOnce(&str) -> R) -> R {
+    let prefix = resource_prefix(action);
+    let len = prefix.len() + name.len();
+    if len <= RESOURCE_ON_STACK {
+        let mut buf = [0u8; RESOURCE_ON_STACK];
+        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        buf[prefix.len()..len].copy_from_slice(name.as_bytes());
+        // Two whole `str`s end to end are UTF-8: this cannot fail.
+        if let Ok(resource) = std::str::from_utf8(&buf[..len]) {
+            return f(resource);
+        }
+    }
+    f(&format!("{prefix}{name}"))
 }
 
 /// Whether the CA that signed `c` lets it in: certificates without a registered CA (ours,
@@ -111,13 +133,13 @@ fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) ->
     if !active {
         return false;
     }
-    let docs: Vec<_> = s.policies_of_target(&session.certificate_arn).map(|(_, d)| d.as_ref()).collect();
     let ctx = PolicyContext {
         client_id: &session.client_id,
         thing_name: session.thing_name(s),
         certificate_id: Some(&session.certificate_id),
     };
-    policy::is_allowed(&docs, action, &resource(action, name), &ctx)
+    let policies = s.policies_of_target(&session.certificate_arn).map(|(_, d)| d);
+    with_resource(action, name, |resource| policy::is_allowed(policies, action, resource, &ctx))
 }
 
 fn check_step_timeout(minutes: Option<i64>, allow_discard: bool) -> Result<(), Rejected> {
@@ -307,12 +329,13 @@ impl Engine {
             if started {
                 execution::set_step_timer(&mut e, r.step_timeout_in_minutes, txn.now);
             }
-            let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
             let execution = Execution::new(&e, txn.s.documents.get(&e.job_id).cloned());
             if started {
                 txn.put_execution(e);
             }
-            Ok(Some(execution.timed(txn.s.deadline_of(&key), txn.now)))
+            let key = (execution.job_id.as_str(), execution.thing_name.as_str(), execution.execution_number);
+            let deadline = txn.s.deadline_of(&key);
+            Ok(Some(execution.timed(deadline, txn.now)))
         })
         .await
     }
@@ -340,7 +363,7 @@ impl Engine {
                 }
             };
             let document = s.documents.get(&e.job_id).filter(|_| include_document).cloned();
-            let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));
+            let deadline = s.deadline_of(&(e.job_id.as_str(), e.thing_name.as_str(), e.execution_number));
             Ok(Some(Execution::new(e, document).timed(deadline, now)))
         })
         .await
@@ -378,5 +401,22 @@ impl Engine {
             Ok(updated)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_is_its_kind_then_the_name_on_the_stack_or_not() {
+        let long = "a/".repeat(RESOURCE_ON_STACK);
+        let edge = "b".repeat(RESOURCE_ON_STACK - "topic/".len());
+        for name in ["", "x", "$aws/things/pi/jobs/get", "é/ü/☃", edge.as_str(), long.as_str()] {
+            with_resource(IotAction::Publish, name, |r| assert_eq!(r, format!("topic/{name}")));
+            with_resource(IotAction::Subscribe, name, |r| assert_eq!(r, format!("topicfilter/{name}")));
+            with_resource(IotAction::Connect, name, |r| assert_eq!(r, format!("client/{name}")));
+            with_resource(IotAction::UpdateJobExecution, name, |r| assert_eq!(r, format!("thing/{name}")));
+        }
     }
 }

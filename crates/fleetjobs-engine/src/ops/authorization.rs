@@ -37,7 +37,7 @@ fn judge(policies: &[&(Policy, Arc<PolicyDocument>)], info: &AuthInfo, ctx: &Pol
     };
     let (mut allowed, mut denied) = (Policies::default(), Denied::default());
     for (p, doc) in policies {
-        let each: Vec<Decision> = resources.iter().map(|r| policy::decide(&[doc.as_ref()], action, r, ctx)).collect();
+        let each: Vec<Decision> = resources.iter().map(|r| policy::decide([doc], action, r, ctx)).collect();
         if each.contains(&Decision::ExplicitDeny) {
             denied.explicit_deny.policies.push(policy_ref(p));
         } else if each.iter().all(|d| *d == Decision::Allow) {

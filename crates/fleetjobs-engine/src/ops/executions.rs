@@ -78,7 +78,7 @@ impl Engine {
         self.read_job(job, |s| {
             let e = s.execution(job, thing, r.execution_number).ok_or_else(|| execution_not_found(job, thing))?;
             let mut execution = JobExecutionDescription::new(e, &self.config.scope);
-            let deadline = s.deadline_of(&(e.job_id.clone(), e.thing_name.clone(), e.execution_number));
+            let deadline = s.deadline_of(&(e.job_id.as_str(), e.thing_name.as_str(), e.execution_number));
             execution.approximate_seconds_before_timed_out = deadline.map(|d| execution::seconds_before(d, now));
             Ok(DescribeJobExecutionResponse { execution })
         })

@@ -90,7 +90,7 @@ impl Engine {
         let name = &r.policy_name;
         self.write(|txn| {
             let (p, _) = policy(txn.s, name)?;
-            if txn.s.policy_targets.iter().any(|(_, p)| p == name) {
+            if txn.s.policy_targets.values().any(|policies| policies.contains(name)) {
                 return Err(ApiError::new(
                     ErrorCode::DeleteConflict,
                     format!(
@@ -337,5 +337,5 @@ impl Engine {
 /// The targets (certificate ARNs) a policy is attached to, or the policy's not-found error.
 fn targets_of(s: &State, name: &str) -> ApiResult<Vec<String>> {
     policy(s, name)?;
-    Ok(s.policy_targets.iter().filter(|(_, p)| p == name).map(|(t, _)| t.clone()).collect())
+    Ok(s.policy_targets.iter().filter(|(_, policies)| policies.contains(name)).map(|(t, _)| t.clone()).collect())
 }
