@@ -75,6 +75,29 @@ struct Current {
     /// later `notify-next` need name the job again), so after finishing it asks `$next/get`,
     /// as `jobs-example.js` does.
     next_offered: bool,
+    /// The execution's `versionNumber` as last known: the offer's, plus one per accepted update.
+    version: Option<u64>,
+}
+
+/// The execution a device finished last, and the `versionNumber` its final update gave it.
+/// The server's `notify-next` travels apart from the answers to updates (as on AWS, whose
+/// delivery is unordered), so the `notify-next` a job's creation caused can arrive after the
+/// device has already taken that job through `$next/get` and finished it. Such a stale offer
+/// names this execution with an older version; taking it would send IN_PROGRESS to a terminal
+/// execution (`InvalidStateTransition`).
+#[derive(Debug)]
+struct Finished {
+    job_id: String,
+    version: u64,
+}
+
+/// Whether an offer of `job_id` at `version` predates the device's last finished execution.
+/// A later offer of the same job (a retry) has a newer version and is taken.
+fn is_stale(finished: Option<&Finished>, job_id: &str, version: Option<u64>) -> bool {
+    match (finished, version) {
+        (Some(f), Some(v)) => f.job_id == job_id && v <= f.version,
+        _ => false,
+    }
 }
 
 /// How a session ended.
@@ -89,6 +112,7 @@ pub async fn run(thing: String, fleet: Arc<Fleetwide>) {
     let mut stop = fleet.stop.clone();
     let mut storm = fleet.storm.clone();
     let mut current: Option<Current> = None;
+    let mut finished: Option<Finished> = None;
     let mut failures = 0u32;
     let stats = &fleet.stats;
     loop {
@@ -117,7 +141,7 @@ pub async fn run(thing: String, fleet: Arc<Fleetwide>) {
         Stats::add(&stats.connects);
         stats.connected.fetch_add(1, Ordering::Relaxed);
         storm.mark_unchanged();
-        let end = session(&thing, conn, &mut current, &fleet, &mut stop, &mut storm).await;
+        let end = session(&thing, conn, &mut current, &mut finished, &fleet, &mut stop, &mut storm).await;
         stats.connected.fetch_sub(1, Ordering::Relaxed);
         match end {
             End::Stop => return,
@@ -166,6 +190,7 @@ struct Session<'a> {
     prefix: String,
     conn: Connection,
     fleet: &'a Fleetwide,
+    finished: &'a mut Option<Finished>,
 }
 
 impl Session<'_> {
@@ -195,8 +220,13 @@ impl Session<'_> {
         else {
             return Ok(());
         };
+        let version = execution.get("versionNumber").and_then(Value::as_u64);
+        if is_stale(self.finished.as_ref(), job_id, version) {
+            return Ok(());
+        }
         match current {
             Some(job) if job.job_id == job_id => {
+                job.version = version.or(job.version);
                 // The server still has our job: resume what the last session left off.
                 if job.sent.is_none() && job.done_at.is_none() {
                     self.start(job, status == "IN_PROGRESS").await?;
@@ -216,6 +246,7 @@ impl Session<'_> {
                     started: false,
                     done_at: None,
                     next_offered: false,
+                    version,
                 };
                 self.start(&mut job, status == "IN_PROGRESS").await?;
                 *current = Some(job);
@@ -243,7 +274,13 @@ impl Session<'_> {
         job.done_at = Some(Instant::now() + self.fleet.behaviour.work);
     }
 
-    fn finished(&self, job: Current) {
+    /// Remember `job` as the last execution done with, to tell its stale offers.
+    fn remember(&mut self, job: &Current) {
+        *self.finished = job.version.map(|version| Finished { job_id: job.job_id.clone(), version });
+    }
+
+    fn finished(&mut self, job: Current) {
+        self.remember(&job);
         let stats = &self.fleet.stats;
         if job.started {
             stats.in_progress.fetch_sub(1, Ordering::Relaxed);
@@ -276,6 +313,11 @@ impl Session<'_> {
                 let Some((job_id, answer)) = suffix.split_once("/update/") else { return Ok(()) };
                 let Some(mut job) = current.take_if(|j| j.job_id == job_id) else { return Ok(()) };
                 let sent = job.sent.take();
+                if answer == "accepted" {
+                    job.version = job.version.map(|v| v + 1);
+                } else {
+                    job.version = version_of(&body).or(job.version);
+                }
                 match (answer, sent) {
                     ("accepted", Some(Status::InProgress)) => self.in_progress(&mut job),
                     // The next job, if any, comes with the `notify-next` this change causes,
@@ -292,6 +334,7 @@ impl Session<'_> {
                     }
                     ("rejected", _) => {
                         self.fleet.stats.error(&format!("update rejected: {}", code(&body)));
+                        self.remember(&job);
                         if job.started {
                             self.fleet.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
                         }
@@ -314,16 +357,21 @@ fn state_of(body: &Value) -> Option<&str> {
     body.get("executionState").and_then(|s| s.get("status")).and_then(Value::as_str)
 }
 
+fn version_of(body: &Value) -> Option<u64> {
+    body.get("executionState").and_then(|s| s.get("versionNumber")).and_then(Value::as_u64)
+}
+
 async fn session(
     thing: &str,
     conn: Connection,
     current: &mut Option<Current>,
+    finished: &mut Option<Finished>,
     fleet: &Fleetwide,
     stop: &mut watch::Receiver<bool>,
     storm: &mut watch::Receiver<u64>,
 ) -> End {
     let prefix = format!("$aws/things/{thing}/jobs/");
-    let mut s = Session { thing, prefix, conn, fleet };
+    let mut s = Session { thing, prefix, conn, fleet, finished };
     let filters: Vec<String> =
         ["notify-next", "$next/get/accepted", "$next/get/rejected", "+/update/accepted", "+/update/rejected"]
             .iter()
@@ -403,6 +451,22 @@ mod tests {
         assert!((0..100).all(|_| draw_outcome(&b(0.0, 1.0)) == Status::Rejected));
         let failed = (0..10_000).filter(|_| draw_outcome(&b(0.3, 0.0)) == Status::Failed).count();
         assert!((2_500..3_500).contains(&failed), "{failed}");
+    }
+
+    #[test]
+    fn an_offer_of_the_execution_just_finished_is_stale_unless_newer() {
+        // The trace that showed it: the device took job r2 (version 1) through `$next/get`,
+        // updated it IN_PROGRESS (2) and SUCCEEDED (3); then the `notify-next` r2's creation
+        // caused arrived, still naming r2 QUEUED at version 1.
+        let finished = Finished { job_id: "r2".to_string(), version: 3 };
+        assert!(is_stale(Some(&finished), "r2", Some(1)));
+        assert!(is_stale(Some(&finished), "r2", Some(3)));
+        // A retry of the same job comes back with a newer version; other jobs are new work.
+        assert!(!is_stale(Some(&finished), "r2", Some(4)));
+        assert!(!is_stale(Some(&finished), "r3", Some(1)));
+        // Nothing finished yet, or an offer without a version: take it.
+        assert!(!is_stale(None, "r2", Some(1)));
+        assert!(!is_stale(Some(&finished), "r2", None));
     }
 
     #[test]
