@@ -135,6 +135,9 @@ pub fn notify_next(thing: &str, namespace: Option<&str>) -> String {
 }
 
 /// A JOB event: `$aws/events/job/{jobId}/{operation}`.
+/// The levels every job event topic starts with ([`job_event`], [`execution_event`]).
+pub const EVENTS_PREFIX: &str = "$aws/events";
+
 pub fn job_event(job_id: &str, operation: &str) -> String {
     concat(&["$aws/events/job/", job_id, "/", operation])
 }

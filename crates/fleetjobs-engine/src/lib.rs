@@ -44,14 +44,23 @@ pub use device::{DeviceAuthError, DeviceSession};
 pub use state::LoadError;
 pub use stats::{FleetStats, JOB_STATUSES};
 
+pub use notification::UnheardEvent;
+
 /// Something the device plane must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DeviceCommand {
     /// Publish to every authorized subscriber (notifications, events). QoS 1 where granted.
     Publish { topic: String, payload: Vec<u8> },
+    /// An event nobody could receive when it was rendered: publish it only if someone
+    /// could now (rendering it then).
+    Event(UnheardEvent),
     /// Close every MQTT connection authenticated with this certificate.
     DisconnectCertificate { certificate_id: String },
 }
+
+/// Whether anyone could receive a job event now (a subscription or a tap that could match
+/// `$aws/events/...`): asked once per batch with events, so it must be cheap.
+pub type EventAudience = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// The receiving end of the engine's device commands.
 pub type Outbox = mpsc::UnboundedReceiver<DeviceCommand>;
@@ -88,6 +97,8 @@ pub struct Engine {
     health: Arc<health::Health>,
     secret_box: credentials::SecretBox,
     timing: Timing,
+    /// Set once by the device plane; until then every event is rendered.
+    event_audience: std::sync::OnceLock<EventAudience>,
 }
 
 /// Where requests spend their time in the pipeline (handles taken once: one record each).
@@ -160,8 +171,15 @@ impl Engine {
             health: Arc::default(),
             secret_box,
             timing: Timing::new(),
+            event_audience: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(engine), rx))
+    }
+
+    /// Wire who could receive events (once, before serving; later calls are ignored), so that
+    /// events nobody could receive are not rendered.
+    pub fn set_event_audience(&self, audience: EventAudience) {
+        let _ = self.event_audience.set(audience);
     }
 
     /// Wire the fetcher of `documentSource` documents (once, before serving).
@@ -261,8 +279,10 @@ impl Engine {
             debug_assert!(result.is_ok() || txn.is_clean(), "an operation changed state before failing");
             let mut changes = txn.finish();
             let transitions = std::mem::take(&mut changes.transitions);
-            let outgoing = (!changes.notifications.is_empty())
-                .then(|| notification::Outgoing::new(std::mem::take(&mut changes.notifications)));
+            let outgoing = (!changes.notifications.is_empty()).then(|| {
+                let audience = self.event_audience.get().cloned();
+                notification::Outgoing::new(std::mem::take(&mut changes.notifications), audience)
+            });
             let done = self.submit(&mut guard, changes.mutations, outgoing.clone());
             (result, done, transitions, guard.seq, guard.epoch, outgoing)
         };

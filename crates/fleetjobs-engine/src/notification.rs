@@ -16,7 +16,7 @@ use fleetjobs_core::model::{Job, JobExecution};
 use fleetjobs_core::{topics, Millis};
 
 use crate::device::{self, Execution};
-use crate::DeviceCommand;
+use crate::{DeviceCommand, EventAudience};
 
 /// One thing the device plane must be told once a transaction is durable.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,25 @@ pub enum Notification {
     DisconnectCertificate { certificate_id: String },
 }
 
+/// An event that nobody could have received when its batch was rendered, left unrendered
+/// (its topic and payload are most of an execution's rendering cost, issue 11). The device
+/// plane asks again just before it would publish, and renders it then only if someone listens
+/// now: a subscription acknowledged in between still receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnheardEvent(Notification);
+
+impl UnheardEvent {
+    /// The publish it becomes (`None`: an event with no topic).
+    pub fn render(self) -> Option<DeviceCommand> {
+        self.0.render()
+    }
+}
+
 impl Notification {
+    fn is_event(&self) -> bool {
+        matches!(self, Notification::JobEvent { .. } | Notification::ExecutionEvent { .. })
+    }
+
     /// The device command this notification becomes (`None`: an event with no topic, such
     /// as a non-terminal execution status).
     pub fn render(self) -> Option<DeviceCommand> {
@@ -66,7 +84,11 @@ impl Notification {
 /// A batch's notifications on their way out: rendered by whichever comes first, the request
 /// task once it has released the lock ([`Outgoing::render`]) or the store's callback when the
 /// batch is durable ([`Outgoing::take`]).
-pub(crate) struct Outgoing(Mutex<Slot>);
+pub(crate) struct Outgoing {
+    slot: Mutex<Slot>,
+    /// Whether events could reach anyone (`None`: always render them).
+    audience: Option<EventAudience>,
+}
 
 enum Slot {
     Domain(Vec<Notification>),
@@ -74,24 +96,35 @@ enum Slot {
     Taken,
 }
 
-fn render_all(notifications: Vec<Notification>) -> Vec<DeviceCommand> {
-    notifications.into_iter().filter_map(Notification::render).collect()
+/// Render `notifications`, except events when `audience` says nobody could receive them
+/// (asked once per batch, and only if it has an event).
+fn render_all(notifications: Vec<Notification>, audience: Option<&EventAudience>) -> Vec<DeviceCommand> {
+    let mut heard = None;
+    notifications
+        .into_iter()
+        .filter_map(|n| {
+            if n.is_event() && !*heard.get_or_insert_with(|| audience.is_none_or(|listening| listening())) {
+                return Some(DeviceCommand::Event(UnheardEvent(n)));
+            }
+            n.render()
+        })
+        .collect()
 }
 
 impl Outgoing {
-    pub(crate) fn new(notifications: Vec<Notification>) -> Arc<Outgoing> {
-        Arc::new(Outgoing(Mutex::new(Slot::Domain(notifications))))
+    pub(crate) fn new(notifications: Vec<Notification>, audience: Option<EventAudience>) -> Arc<Outgoing> {
+        Arc::new(Outgoing { slot: Mutex::new(Slot::Domain(notifications)), audience })
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Render now unless already rendered or taken.
     pub(crate) fn render(&self) {
         let mut slot = self.slot();
         if let Slot::Domain(n) = &mut *slot {
-            let rendered = render_all(std::mem::take(n));
+            let rendered = render_all(std::mem::take(n), self.audience.as_ref());
             *slot = Slot::Rendered(rendered);
         }
     }
@@ -99,7 +132,7 @@ impl Outgoing {
     /// The rendered commands, rendering them here if the task has not yet; once.
     pub(crate) fn take(&self) -> Vec<DeviceCommand> {
         match std::mem::replace(&mut *self.slot(), Slot::Taken) {
-            Slot::Domain(n) => render_all(n),
+            Slot::Domain(n) => render_all(n, self.audience.as_ref()),
             Slot::Rendered(c) => c,
             Slot::Taken => vec![],
         }
@@ -163,14 +196,49 @@ mod tests {
     #[test]
     fn a_batch_renders_once_whoever_comes_first() {
         let disconnect = || Notification::DisconnectCertificate { certificate_id: "c".into() };
-        let out = Outgoing::new(vec![disconnect()]);
+        let out = Outgoing::new(vec![disconnect()], None);
         out.render();
         out.render();
         assert_eq!(out.take().len(), 1);
         assert!(out.take().is_empty(), "taken once");
-        let out = Outgoing::new(vec![disconnect()]);
+        let out = Outgoing::new(vec![disconnect()], None);
         assert_eq!(out.take().len(), 1, "the callback renders what the task did not");
         out.render();
         assert!(out.take().is_empty());
+    }
+
+    #[test]
+    fn events_nobody_hears_are_left_unrendered() {
+        let event = || Notification::ExecutionEvent {
+            execution: execution("a", JobExecutionStatus::Succeeded),
+            thing_arn: "arn".into(),
+            deleted: false,
+            at: 0,
+        };
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let audience = |listening: bool| -> EventAudience {
+            let asked = asked.clone();
+            Arc::new(move || {
+                asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                listening
+            })
+        };
+        let disconnect = Notification::DisconnectCertificate { certificate_id: "c".into() };
+        let out = Outgoing::new(vec![event(), disconnect.clone(), event()], Some(audience(false)));
+        let commands = out.take();
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1, "asked once per batch");
+        assert!(matches!(
+            commands[..],
+            [DeviceCommand::Event(_), DeviceCommand::DisconnectCertificate { .. }, DeviceCommand::Event(_)]
+        ));
+        let Some(DeviceCommand::Event(unheard)) = commands.into_iter().next() else { panic!("an unheard event") };
+        let Some(DeviceCommand::Publish { topic, .. }) = unheard.render() else { panic!("renders later") };
+        assert_eq!(topic, "$aws/events/jobExecution/a/succeeded");
+
+        let out = Outgoing::new(vec![event()], Some(audience(true)));
+        assert!(matches!(out.take()[..], [DeviceCommand::Publish { .. }]));
+        let out = Outgoing::new(vec![disconnect], Some(audience(false)));
+        out.take();
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2, "not asked without an event");
     }
 }

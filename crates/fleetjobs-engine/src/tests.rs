@@ -167,7 +167,7 @@ impl Harness {
         std::iter::from_fn(|| self.outbox.try_recv().ok())
             .filter_map(|c| match c {
                 DeviceCommand::DisconnectCertificate { certificate_id } => Some(certificate_id),
-                DeviceCommand::Publish { .. } => None,
+                DeviceCommand::Publish { .. } | DeviceCommand::Event(_) => None,
             })
             .collect()
     }

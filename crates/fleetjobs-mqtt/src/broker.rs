@@ -260,6 +260,15 @@ impl<H: DeviceHooks> Broker<H> {
         self.route(&Message { topic, payload, qos: qos.min(QoS::Level1), retain: false })
     }
 
+    /// Whether a message published to a topic under `prefix` (whole levels, e.g.
+    /// `$aws/events`) could reach anyone now: a subscription whose filter could match such a
+    /// topic (wildcards included), or any open tap. Answered from the subscription index
+    /// without allocating, so that the service can skip building messages nobody would
+    /// receive; a subscription counts from its insertion, before its SUBACK.
+    pub fn has_audience_under(&self, prefix: &str) -> bool {
+        self.taps.any_open() || self.index().could_match_under(prefix)
+    }
+
     /// Watch the messages routed to `filters` in-process (at most `capacity` waiting; more
     /// are dropped and counted), as an administrator would with a subscription that every
     /// policy allows. Closed when the [`Tap`] is dropped; at most 16 open at once.

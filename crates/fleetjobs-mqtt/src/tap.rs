@@ -108,9 +108,14 @@ impl Taps {
         Ok(Tap { id, rx, dropped, taps: self.clone() })
     }
 
+    /// Whether any tap is open (whatever its filters: taps are few).
+    pub(crate) fn any_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed) > 0
+    }
+
     /// Offer a routed message to every tap with a matching filter (never waits).
     pub(crate) fn offer(&self, topic_name: &str, payload: &Bytes) {
-        if self.open.load(Ordering::Relaxed) == 0 {
+        if !self.any_open() {
             return;
         }
         let at = SystemTime::now();

@@ -140,6 +140,20 @@ impl<T> Node<T> {
         removed
     }
 
+    /// Whether a filter in this subtree could match a topic that continues with `levels`
+    /// (and perhaps more). Empty branches are pruned, so a non-empty node holds a subscriber.
+    fn could_match_under<'f>(&self, mut levels: impl Iterator<Item = &'f str> + Clone, dollar: bool) -> bool {
+        let Some(level) = levels.next() else {
+            return !self.is_empty();
+        };
+        if self.children.get(MATCH_ALL).is_some() && wildcard_allowed(dollar, MATCH_ALL) {
+            return true;
+        }
+        self.children.get(level).is_some_and(|child| child.could_match_under(levels.clone(), false))
+            || (wildcard_allowed(dollar, MATCH_ONE)
+                && self.children.get(MATCH_ONE).is_some_and(|child| child.could_match_under(levels, false)))
+    }
+
     fn visit<'a>(&'a self, levels: &[&str], dollar: bool, visit: &mut impl FnMut(u64, &'a T)) {
         if let Some(all) = self.children.get(MATCH_ALL).filter(|_| wildcard_allowed(dollar, MATCH_ALL)) {
             all.subscribers.for_each(|key, value| visit(*key, value));
@@ -181,6 +195,12 @@ impl<T> TopicTree<T> {
     pub fn for_each_match<'a>(&'a self, topic: &str, mut visit: impl FnMut(u64, &'a T)) {
         let levels: Vec<&str> = topic.split(SEPARATOR).collect();
         self.root.visit(&levels, topic.starts_with('$'), &mut visit);
+    }
+
+    /// Whether some subscription could match a topic whose first levels are `prefix`'s: walks
+    /// only the prefix's levels, without allocating.
+    pub fn could_match_under(&self, prefix: &str) -> bool {
+        self.root.could_match_under(prefix.split(SEPARATOR), prefix.starts_with('$'))
     }
 
     #[cfg(test)]
@@ -316,6 +336,31 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn could_match_under_a_prefix_follows_the_wildcard_rules() {
+        let mut tree = TopicTree::default();
+        assert!(!tree.could_match_under("$aws/events"));
+        for (key, filter) in [(1, "#"), (2, "+/events/#"), (3, "$aws/things/+/jobs/notify"), (4, "a/b")] {
+            tree.insert(filter, key, ());
+        }
+        assert!(!tree.could_match_under("$aws/events"), "leading wildcards never match a $ topic");
+        assert!(tree.could_match_under("a"), "# matches a plain topic");
+        for (key, filter) in [
+            (5, "$aws/events/#"),
+            (6, "$aws/+/job/j/completed"),
+            (7, "$aws/#"),
+            (8, "$aws/events/jobExecution/+/succeeded"),
+            (9, "$aws/events"),
+        ] {
+            tree.insert(filter, key, ());
+            assert!(tree.could_match_under("$aws/events"), "{filter}");
+            tree.remove(filter, key);
+            assert!(!tree.could_match_under("$aws/events"), "{filter} removed");
+        }
+        assert!(tree.could_match_under("$aws/things"));
+        assert!(!tree.could_match_under("$aws/rules"));
+    }
 
     #[test]
     fn filter_validation() {

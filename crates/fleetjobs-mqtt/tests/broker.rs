@@ -151,6 +151,39 @@ async fn suback_failure_for_denied_or_invalid_filters_and_qos2_granted_as_1() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn audience_under_a_prefix_follows_subscriptions_taps_and_sessions() {
+    let (broker, _) = broker();
+    let events = "$aws/events";
+    assert!(!broker.has_audience_under(events));
+    let mut client = Client::connect(&broker, "device").await;
+    client.subscribe(&[("#", QoS::Level0), ("$aws/things/device/jobs/notify", QoS::Level1)]).await;
+    assert!(!broker.has_audience_under(events), "# does not match $ topics");
+    for filter in ["$aws/events/#", "$aws/+/job/+/completed", "$aws/events/jobExecution/j/succeeded"] {
+        client.subscribe(&[(filter, QoS::Level1)]).await;
+        assert!(broker.has_audience_under(events), "{filter}");
+        client.send(Unsubscribe::new(pid(9), vec![TopicFilter::try_from(filter).unwrap()])).await;
+        assert_eq!(client.recv().await, Packet::Unsuback(pid(9)));
+        assert!(!broker.has_audience_under(events), "{filter} unsubscribed");
+    }
+
+    // A tap listens too, until dropped.
+    let tap = broker.tap(vec!["$aws/events/#".into()], 4).unwrap();
+    assert!(broker.has_audience_under(events));
+    drop(tap);
+    assert!(!broker.has_audience_under(events));
+
+    // A clean session's subscriptions end with it; a persistent one's outlive the connection.
+    client.subscribe(&[("$aws/events/#", QoS::Level1)]).await;
+    client.disconnect().await;
+    wait_until("the clean session ended", || !broker.has_audience_under(events)).await;
+    let (mut persistent, _) = Client::connect_session(&broker, "keeper", false).await;
+    persistent.subscribe(&[("$aws/events/job/#", QoS::Level1)]).await;
+    persistent.disconnect().await;
+    wait_until("the connection closed", || !broker.is_connected("keeper")).await;
+    assert!(broker.has_audience_under(events), "an offline persistent session still receives");
+}
+
+#[tokio::test(start_paused = true)]
 async fn unsubscribe_stops_delivery() {
     let (broker, _) = broker();
     let mut client = Client::connect(&broker, "device").await;

@@ -436,7 +436,7 @@ async fn open_device_path(
     // Every session is served at once: the connection cap is the count, not the default.
     let broker_config = BrokerConfig { max_connections: sessions, ..BrokerConfig::default() };
     let broker = Broker::new(Arc::new(Hooks { engine: engine.clone(), retained: None }), broker_config);
-    let pump_task = tokio::spawn(pump(outbox, broker.clone()));
+    let pump_task = tokio::spawn(pump(&engine, outbox, broker.clone()));
     (store, engine, broker, pump_task)
 }
 

@@ -112,11 +112,33 @@ fn within_validity_now(der: &[u8]) -> bool {
 }
 
 /// Carry the engine's device commands to the broker, in order, until the engine is gone.
-pub async fn pump(mut outbox: Outbox, broker: Arc<Broker<Hooks>>) {
+/// Wires the engine's event audience to the broker first, so that events nobody could
+/// receive are neither rendered nor published.
+pub fn pump(
+    engine: &Engine,
+    outbox: Outbox,
+    broker: Arc<Broker<Hooks>>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Weak: the broker's hooks hold the engine, which holds the audience.
+    let audience = Arc::downgrade(&broker);
+    engine.set_event_audience(Arc::new(move || {
+        audience.upgrade().is_some_and(|b| b.has_audience_under(topics::EVENTS_PREFIX))
+    }));
+    carry(outbox, broker)
+}
+
+async fn carry(mut outbox: Outbox, broker: Arc<Broker<Hooks>>) {
     while let Some(command) = outbox.recv().await {
         match command {
-            DeviceCommand::Publish { topic, payload } => {
-                broker.publish(&topic, Bytes::from(payload), mqtt_proto::QoS::Level1);
+            DeviceCommand::Publish { topic, payload } => publish(&broker, &topic, payload),
+            // Asked again here, just before publishing: a subscription acknowledged since the
+            // event's batch was rendered still receives it.
+            DeviceCommand::Event(event) => {
+                if broker.has_audience_under(topics::EVENTS_PREFIX) {
+                    if let Some(DeviceCommand::Publish { topic, payload }) = event.render() {
+                        publish(&broker, &topic, payload);
+                    }
+                }
             }
             DeviceCommand::DisconnectCertificate { certificate_id } => {
                 let n = broker.disconnect_where(|s| s.certificate_id == certificate_id);
@@ -124,4 +146,8 @@ pub async fn pump(mut outbox: Outbox, broker: Arc<Broker<Hooks>>) {
             }
         }
     }
+}
+
+fn publish(broker: &Broker<Hooks>, topic: &str, payload: Vec<u8>) {
+    broker.publish(topic, Bytes::from(payload), mqtt_proto::QoS::Level1);
 }

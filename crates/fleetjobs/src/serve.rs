@@ -99,7 +99,7 @@ async fn serve(args: ServeArgs, priority: ControlPlanePriority, control_plane: H
     let hooks = Hooks { engine: engine.clone(), retained: Some(Arc::new(retained)) };
     let broker_config = BrokerConfig { max_connections: args.max_connections, ..BrokerConfig::default() };
     let broker = Broker::new(Arc::new(hooks), broker_config);
-    let pump_task = tokio::spawn(pump(outbox, broker.clone()));
+    let pump_task = tokio::spawn(pump(&engine, outbox, broker.clone()));
     let timers_task = tokio::spawn(engine.clone().run_timers());
 
     let mqtt_listener =
