@@ -21,7 +21,7 @@
 //! minus those of the client threads (`/proc/self/task/*/stat`), in clock ticks (10 ms). It
 //! holds the broker, the hooks, the engine, the store's writer and the server halves of the
 //! pipes, and also this bench's main task (asleep while it waits). For instruction counts, the
-//! job phase lies between the callgrind marks `fleet_job_starts` and `fleet_job_ends`.
+//! job phase lies between the bench's callgrind marks `jobs_phase_starts` and `jobs_phase_ends`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -95,16 +95,6 @@ fn cpu_ms() -> (f64, f64) {
     }
     // Linux reports ticks of USER_HZ = 100.
     ((process - client) as f64 * 10.0, client as f64 * 10.0)
-}
-
-#[inline(never)]
-fn fleet_job_starts() {
-    std::hint::black_box(());
-}
-
-#[inline(never)]
-fn fleet_job_ends() {
-    std::hint::black_box(());
 }
 
 impl Device {
@@ -276,7 +266,7 @@ pub async fn completion(devices: usize, concurrency: usize) {
 
     // --- job: create-job on the group until every execution is SUCCEEDED --------------------
     let (server_before, client_before) = cpu_ms();
-    fleet_job_starts();
+    super::jobs_phase_starts();
     let started = Instant::now();
     let request = CreateJobRequest {
         job_id: JOB.into(),
@@ -288,7 +278,7 @@ pub async fn completion(devices: usize, concurrency: usize) {
     let create_call = started.elapsed();
     done.wait().await;
     let secs = started.elapsed().as_secs_f64();
-    fleet_job_ends();
+    super::jobs_phase_ends();
     let (server_after, client_after) = cpu_ms();
     let server_ms = server_after - server_before;
 
