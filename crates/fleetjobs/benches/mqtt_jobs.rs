@@ -60,7 +60,7 @@ use fleetjobs::device_plane::{pump, Hooks};
 use fleetjobs_core::arn::ArnScope;
 use fleetjobs_core::model::JobStatus;
 use fleetjobs_core::ops::certificates::CreateKeysAndCertificateRequest;
-use fleetjobs_core::ops::jobs::{CreateJobRequest, DescribeJobRequest};
+use fleetjobs_core::ops::jobs::{CreateJobRequest, DescribeJobRequest, JobProcessDetails};
 use fleetjobs_core::ops::policies::{CreatePolicyRequest, PolicyTargetRequest};
 use fleetjobs_core::ops::things::{CreateThingRequest, ThingPrincipalRequest};
 use fleetjobs_engine::{system_clock, Engine, EngineConfig};
@@ -411,6 +411,17 @@ fn jobs_phase_ends() {
     std::hint::black_box(());
 }
 
+/// A job's executions in any state but SUCCEEDED.
+fn not_succeeded(d: &JobProcessDetails) -> i64 {
+    d.number_of_queued_things
+        + d.number_of_in_progress_things
+        + d.number_of_failed_things
+        + d.number_of_rejected_things
+        + d.number_of_canceled_things
+        + d.number_of_removed_things
+        + d.number_of_timed_out_things
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i].as_secs_f64() * 1000.0
@@ -632,14 +643,7 @@ async fn main() {
             engine.describe_job(DescribeJobRequest { job_id: id.clone(), ..Default::default() }).await.unwrap().job;
         let d = job.job_process_details;
         succeeded += d.number_of_succeeded_things;
-        let others = d.number_of_queued_things
-            + d.number_of_in_progress_things
-            + d.number_of_failed_things
-            + d.number_of_rejected_things
-            + d.number_of_canceled_things
-            + d.number_of_removed_things
-            + d.number_of_timed_out_things;
-        assert_eq!(others, 0, "{id}: {d:?}");
+        assert_eq!(not_succeeded(&d), 0, "{id}: {d:?}");
         assert_eq!(job.status, JobStatus::Completed, "{id}");
     }
     assert_eq!(succeeded, (sessions * jobs_per_device) as i64);

@@ -285,14 +285,7 @@ pub async fn completion(devices: usize, concurrency: usize) {
     let job = engine.describe_job(DescribeJobRequest { job_id: JOB.into(), ..Default::default() }).await.unwrap().job;
     let d = &job.job_process_details;
     assert_eq!(d.number_of_succeeded_things, devices as i64, "{d:?}");
-    let others = d.number_of_queued_things
-        + d.number_of_in_progress_things
-        + d.number_of_failed_things
-        + d.number_of_rejected_things
-        + d.number_of_canceled_things
-        + d.number_of_removed_things
-        + d.number_of_timed_out_things;
-    assert_eq!(others, 0, "{d:?}");
+    assert_eq!(super::not_succeeded(d), 0, "{d:?}");
     assert_eq!(job.status, JobStatus::Completed);
     println!(
         "mqtt_jobs mode=fleet phase=job devices={devices} create_call_ms={:.1} completion_seconds={secs:.3} \
