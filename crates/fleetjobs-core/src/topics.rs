@@ -95,31 +95,22 @@ fn namespace_of_level(level: &str) -> Option<&str> {
     level.strip_prefix("namespace-").filter(|ns| is_id(ns))
 }
 
-// Topics are built for every request and notification: one allocation of the exact size
-// ([`concat`]), not `format!`'s machinery and growth.
-
-/// The parts end to end, in one allocation of their total length.
-pub fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in parts {
-        out.push_str(part);
-    }
-    out
-}
+// Topics are built for every request and notification: `<[&str]>::concat` makes one
+// allocation of the exact size, without `format!`'s machinery and growth.
 
 /// `{thing}/jobs/{verb}` under `$aws/things/`, with `-namespace-{ns}` after the verb for a
 /// namespaced job.
 fn push_topic(thing: &str, verb: &str, namespace: Option<&str>) -> String {
     match namespace {
-        None => concat(&["$aws/things/", thing, "/jobs/", verb]),
-        Some(ns) => concat(&["$aws/things/", thing, "/jobs/", verb, "-namespace-", ns]),
+        None => ["$aws/things/", thing, "/jobs/", verb].concat(),
+        Some(ns) => ["$aws/things/", thing, "/jobs/", verb, "-namespace-", ns].concat(),
     }
 }
 
 /// Where a request is answered: `{request topic}/accepted` or `/rejected`.
 pub fn reply(request_topic: &str, accepted: bool) -> String {
     let outcome = if accepted { "/accepted" } else { "/rejected" };
-    concat(&[request_topic, outcome])
+    [request_topic, outcome].concat()
 }
 
 /// `jobs/notify` (`jobs/notify-namespace-{ns}`): a thing's pending executions in a namespace
@@ -134,17 +125,17 @@ pub fn notify_next(thing: &str, namespace: Option<&str>) -> String {
     push_topic(thing, "notify-next", namespace)
 }
 
-/// A JOB event: `$aws/events/job/{jobId}/{operation}`.
 /// The levels every job event topic starts with ([`job_event`], [`execution_event`]).
 pub const EVENTS_PREFIX: &str = "$aws/events";
 
+/// A JOB event: `$aws/events/job/{jobId}/{operation}`.
 pub fn job_event(job_id: &str, operation: &str) -> String {
-    concat(&["$aws/events/job/", job_id, "/", operation])
+    ["$aws/events/job/", job_id, "/", operation].concat()
 }
 
 /// A JOB_EXECUTION event: `$aws/events/jobExecution/{jobId}/{operation}`.
 pub fn execution_event(job_id: &str, operation: &str) -> String {
-    concat(&["$aws/events/jobExecution/", job_id, "/", operation])
+    ["$aws/events/jobExecution/", job_id, "/", operation].concat()
 }
 
 #[cfg(test)]
