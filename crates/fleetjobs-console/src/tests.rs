@@ -1,13 +1,14 @@
 //! The console's routes end to end in-process: a real engine over SQLite in a temp dir,
 //! requests through the router (sign-in, sessions, CSRF, refusals, escaping).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use fleetjobs_core::arn::ArnScope;
 use fleetjobs_core::ops::things::CreateThingRequest;
-use fleetjobs_engine::{system_clock, AdminKey, EngineConfig};
+use fleetjobs_engine::{system_clock, AdminKey, Clock, EngineConfig};
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::SqliteStore;
 use http_body_util::BodyExt;
@@ -22,6 +23,20 @@ struct Harness {
     _dir: std::path::PathBuf,
 }
 
+/// The system clock, except that every reading is at least a millisecond after the one before:
+/// a job created and charted within one millisecond would otherwise span no time, and its chart
+/// would hold one sample, not the requested number.
+fn ticking_clock() -> Clock {
+    let system = system_clock();
+    let last = AtomicI64::new(0);
+    Arc::new(move || {
+        let now = system();
+        let next = |prev: i64| Some(now.max(prev + 1));
+        let prev = last.fetch_update(Ordering::SeqCst, Ordering::SeqCst, next).unwrap_or_default();
+        now.max(prev + 1)
+    })
+}
+
 async fn harness() -> Harness {
     let dir = std::env::temp_dir().join(format!("fleetjobs-console-{}", auth::random_token()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -33,7 +48,7 @@ async fn harness() -> Harness {
         http_endpoint: "http://localhost".into(),
     };
     let ca = Arc::new(CertificateAuthority::generate().unwrap());
-    let (engine, outbox) = Engine::open(config, store, ca, [5; 32], system_clock()).unwrap();
+    let (engine, outbox) = Engine::open(config, store, ca, [5; 32], ticking_clock()).unwrap();
     // Nobody listens to devices here; keep the channel open.
     std::mem::forget(outbox);
     let key = engine.ensure_admin_key().await.unwrap();
