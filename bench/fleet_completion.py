@@ -67,6 +67,8 @@ def run_size(server_bin: Path, sim_bin: Path, n: int, work_ms: int, timeout: int
             "server_peak_rss_mib": round(rss_kib / 1024, 1) if rss_kib else None,
             "server_job_process_details": job.get("server_job_process_details"),
             "errors": summary["errors"],
+            # Offers of an execution a device had already finished (see the simulator's summary).
+            "stale_offers": summary.get("stale_offers"),
             "server_command": " ".join(server.command()),
             "sim_command": " ".join(sim_cmd),
         }

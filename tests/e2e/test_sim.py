@@ -119,3 +119,41 @@ def test_a_stale_notify_next_of_a_finished_job_is_not_taken_again(server, sim_bi
     assert job["all_terminal"], job
     assert job["succeeded"] == things
     assert summary["errors"] == {}
+    # Ignored offers are counted, not hidden (the race may or may not happen in a given run).
+    assert summary["stale_offers"] >= 0
+
+
+def test_a_retry_of_a_failed_job_is_taken_although_its_version_is_older(server, sim_bin, tmp_path):
+    """A retry (jobExecutionsRetryConfig) is a new execution of the same job: the next
+    executionNumber, at versionNumber 1 again. The device that just failed the job (version 3)
+    must take it, not ignore it as a stale offer of the execution it finished (which left the
+    retries QUEUED for ever)."""
+    things = 5
+    cmd = sim_command(sim_bin, server, tmp_path, "--things", str(things), "--prefix", "retry", "--fail-rate", "1",
+                      "--hold-secs", "600")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        connected = f"{things} of {things} devices connected"
+        for line in proc.stderr:
+            if connected in line:
+                break
+        else:
+            raise AssertionError(f"the simulator ended before its devices connected (exit {proc.wait()})")
+        iot = server.boto3_client()
+        group_arn = iot.describe_thing_group(thingGroupName="retry")["thingGroupArn"]
+        iot.create_job(jobId="retry-flaky", targets=[group_arn], document='{"operation":"x"}',
+                       jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]})
+
+        def every_attempt_failed():
+            for i in range(things):
+                summaries = iot.list_job_executions_for_thing(thingName=f"retry-{i:06d}")["executionSummaries"]
+                got = sorted((s["jobExecutionSummary"]["executionNumber"], s["jobExecutionSummary"]["status"])
+                             for s in summaries)
+                assert got == [(1, "FAILED"), (2, "FAILED"), (3, "FAILED")], (i, got)
+
+        eventually(every_attempt_failed, timeout=60)
+        assert iot.describe_job(jobId="retry-flaky")["job"]["status"] == "COMPLETED"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()

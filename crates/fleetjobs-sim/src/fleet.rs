@@ -193,6 +193,9 @@ pub struct Fleetwide {
     pub stop: watch::Receiver<bool>,
     /// Each change: every device drops its connection at once and reconnects.
     pub storm: watch::Receiver<u64>,
+    /// `Some(start)`: devices keep their recent messages (`device::Trace`), timed from `start`,
+    /// and print them when something goes wrong.
+    pub trace: Option<std::time::Instant>,
 }
 
 impl Fleetwide {

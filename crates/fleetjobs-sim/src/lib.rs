@@ -97,6 +97,9 @@ pub struct SimConfig {
     /// The server's process id, when it runs on this machine: its CPU time per phase is
     /// reported (`/proc/PID/stat`).
     pub server_pid: Option<u32>,
+    /// Print a device's recent messages to stderr when one of its updates is rejected or it
+    /// ignores a stale offer.
+    pub trace: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +185,12 @@ pub struct Summary {
     pub last: Sample,
     /// `/rejected` answers and connection failures, by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Offers (`notify-next`, `$next/get/accepted`) of an execution the device had already
+    /// finished, at the version its final update gave it or older: mostly the `notify-next` a
+    /// job's creation caused, delivered after the device took the job through its first
+    /// `$next/get` and finished it (replies and notifications are not ordered, on AWS either).
+    /// Ignored; `jobs-example.js` would start the job again and get `InvalidStateTransition`.
+    pub stale_offers: u64,
     pub sample_interval_ms: u64,
     pub timeline: Vec<Sample>,
 }
@@ -286,6 +295,7 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
         gate: ConnectGate::new(config.connect_rate, config.connect_in_flight),
         stop: stop_rx.clone(),
         storm: storm_rx,
+        trace: config.trace.then_some(start),
     });
     let timeline = Arc::new(std::sync::Mutex::new(Timeline::new(start, SAMPLE_EVERY)));
     let monitor_task = tokio::spawn(monitor(shared.clone(), timeline.clone(), progress.clone(), stop_rx.clone()));
@@ -435,6 +445,7 @@ pub async fn run(config: SimConfig) -> Result<Summary, SimError> {
         server_cpu,
         last,
         errors: stats.errors(),
+        stale_offers: stats.stale_offers.load(Ordering::Relaxed),
         sample_interval_ms,
         timeline,
     })

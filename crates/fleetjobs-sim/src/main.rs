@@ -104,6 +104,10 @@ struct Args {
     /// execution from /proc/PID/stat.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// When a device's update is rejected or it ignores a stale offer, print its recent
+    /// messages (ms since start, direction, topic, job, status, version) to stderr.
+    #[arg(long)]
+    trace: bool,
 }
 
 fn rate(name: &str, v: f64) -> Result<f64> {
@@ -187,6 +191,7 @@ fn config(args: &Args) -> Result<SimConfig> {
         timeout: Duration::from_secs(args.timeout_secs),
         progress,
         server_pid: args.server_pid,
+        trace: args.trace,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct Stats {
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
+    /// Offers of an execution the device had already finished (see `Summary::stale_offers`).
+    pub stale_offers: AtomicU64,
     /// Answers on `/rejected` topics (update or `$next/get`), by `code`.
     errors: Mutex<BTreeMap<String, u64>>,
 }
