@@ -49,7 +49,7 @@
 #[path = "mqtt_jobs/fleet.rs"]
 mod fleet;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
@@ -67,6 +67,7 @@ use fleetjobs_engine::{system_clock, Engine, EngineConfig};
 use fleetjobs_mqtt::{Broker, BrokerConfig, PeerInfo};
 use fleetjobs_pki::CertificateAuthority;
 use fleetjobs_store::SqliteStore;
+use mimalloc::MiMalloc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
@@ -121,12 +122,13 @@ fn live_heap_bytes() -> isize {
     LIVE.iter().map(|s| s.0.load(Relaxed)).sum()
 }
 
-// SAFETY: every call forwards to `System` unchanged; the counting has no effect on memory.
+// SAFETY: every call forwards to `MiMalloc` (the server binary's allocator) unchanged; the
+// counting has no effect on memory.
 #[allow(unsafe_code)] // a counting allocator: GlobalAlloc is an unsafe trait
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc` is passed on as is.
-        let ptr = unsafe { System.alloc(layout) };
+        let ptr = unsafe { MiMalloc.alloc(layout) };
         if !ptr.is_null() {
             count(layout.size() as isize);
         }
@@ -135,7 +137,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
+        let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
             count(layout.size() as isize);
         }
@@ -143,14 +145,14 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` and `layout` come from this allocator, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) };
+        // SAFETY: `ptr` and `layout` come from this allocator, i.e. from `MiMalloc`.
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         count(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as for `dealloc`.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        let new = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             count(new_size as isize - layout.size() as isize);
         }
