@@ -242,7 +242,7 @@ pub struct JobDescription {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_package_versions: Option<Vec<String>>,
     /// True while the job is still creating executions (its rollout is held back by a rate,
-    /// a schedule or maintenance windows).
+    /// a schedule or maintenance windows, or a big target list is being created in chunks).
     pub is_concurrent: bool,
     /// The next starts of its maintenance windows (set by the engine, which knows the rules).
     #[serde(skip_serializing_if = "Option::is_none")]

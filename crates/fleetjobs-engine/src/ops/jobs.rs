@@ -1,8 +1,10 @@
 //! Jobs: CreateJob, UpdateJob, DescribeJob, ListJobs, CancelJob, DeleteJob, GetJobDocument,
 //! AssociateTargetsWithJob.
 //!
-//! Executions are created for every target at once (rollout rates, abort, timeouts, retries
-//! and scheduling are validated and stored; their behaviour belongs to the rollout engine).
+//! A job without a rate or a schedule gets an execution for every target before CreateJob
+//! answers: in its own transaction when it has up to `rollout::CREATE_CHUNK_MIN` targets, else a
+//! chunk per transaction through the rollout driver (`crate::rollout`), which also creates the
+//! executions of jobs with a rate or a schedule over time.
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::events::JobEvent;
@@ -13,6 +15,7 @@ use fleetjobs_core::validate::MAX_TARGETS;
 use fleetjobs_core::{ApiError, ApiResult, AtMember, ErrorCode};
 
 use super::{job_in_namespace, job_not_found, queue_executions};
+use crate::rollout::CREATE_CHUNK_MIN;
 use crate::Engine;
 
 impl Engine {
@@ -22,7 +25,7 @@ impl Engine {
         }
         r.check(self.now())?;
         let job_id = r.job_id.clone();
-        self.write(|txn| {
+        let created = self.write(|txn| {
             let arn = txn.scope.arn(ResourceKind::Job, &job_id);
             if txn.s.jobs.contains_key(&job_id) {
                 let message = format!("Job with id {job_id} already exists");
@@ -34,6 +37,8 @@ impl Engine {
             // A rate or a schedule holds executions back: the rollout driver creates them.
             let staged = configs.job_executions_rollout_config.is_some() || configs.scheduling_config.is_some();
             let things = self.resolve_targets(txn.s, &r.targets).at("targets")?;
+            // Many targets: the rollout driver creates them a chunk per transaction, below.
+            let chunked = !staged && things.len() > CREATE_CHUNK_MIN;
             let job = Job {
                 job_id: job_id.clone(),
                 job_arn: arn,
@@ -56,18 +61,37 @@ impl Engine {
                 tags: r.tags.clone(),
                 configs,
                 document_before_substitution: source.document_before_substitution,
-                rollout: staged.then(Rollout::default),
+                rollout: match (staged, chunked) {
+                    (true, _) => Some(Rollout::default()),
+                    (false, true) => Some(Rollout { pending: Some(things.clone()), ..Rollout::default() }),
+                    (false, false) => None,
+                },
             };
             let out = CreateJobResponse::from(&job);
             txn.put_job(job);
-            if staged {
-                self.advance_rollout(txn, &job_id);
+            if staged || chunked {
+                let _ = self.advance_rollout(txn, &job_id);
             } else {
                 queue_executions(txn, &job_id, &things);
             }
-            Ok(out)
-        })
-        .await
+            Ok((out, chunked))
+        });
+        let (out, chunked) = created.await?;
+        // The rest of a chunked job, one transaction per chunk: others take the state lock in
+        // between. The answer waits for the last, so every execution exists when CreateJob
+        // answers, as for a small job. Should a chunk fail (the store refusing writes), the job
+        // stays a rollout in progress (DescribeJob's `isConcurrent`) and the timer loop goes on.
+        while chunked {
+            match self.write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, &job_id))).await {
+                Ok(step) if step.created > 0 && step.remaining > 0 => {}
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(job_id, error = %e.message, "executions left to the timer loop");
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub async fn update_job(&self, r: UpdateJobRequest) -> ApiResult<Empty> {

@@ -45,7 +45,7 @@ mod tests_tags;
 #[cfg(test)]
 mod tests_thing_types;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::execution::Rejection;
@@ -109,6 +109,8 @@ impl Engine {
 
     /// Resolve job target ARNs to thing names: a thing, or a thing group's things and those
     /// of all its descendant groups (as they are now: the snapshot of membership).
+    /// The things `targets` name, each once (a thing in two target groups gets one
+    /// execution), in the order the targets name them.
     pub(crate) fn resolve_targets(&self, s: &State, targets: &[String]) -> ApiResult<Vec<String>> {
         let mut things = Vec::new();
         for t in targets {
@@ -125,6 +127,10 @@ impl Engine {
                 _ => return Err(ApiError::invalid(format!("Invalid target ARN: {t}"))),
             }
         }
+        let mut seen = HashSet::with_capacity(things.len());
+        let first: Vec<bool> = things.iter().map(|t| seen.insert(t.as_str())).collect();
+        let mut first = first.into_iter();
+        things.retain(|_| first.next().unwrap_or(true));
         Ok(things)
     }
 }

@@ -8,6 +8,7 @@ use fleetjobs_core::ops::thing_groups::*;
 use fleetjobs_core::ops::things::DeleteThingRequest;
 use fleetjobs_core::ErrorCode;
 
+use crate::rollout::CREATE_CHUNK_MIN;
 use crate::tests::{describe, execution, harness, job_request, Harness};
 
 fn group(name: &str, parent: Option<&str>) -> CreateThingGroupRequest {
@@ -271,4 +272,52 @@ async fn a_continuous_job_follows_things_joining_and_leaving() {
     h.engine.associate_targets_with_job(add).await.unwrap();
     assert_eq!(status(&h, "cont", "a").await, Some((JobExecutionStatus::Queued, 1)));
     assert_eq!(status(&h, "cont", "d").await, Some((JobExecutionStatus::Queued, 3)));
+}
+
+/// CreateJob on more things than one transaction creates: the first batch holds one chunk of
+/// executions, not all (the state lock is let go between chunks), yet when CreateJob answers
+/// every target has exactly one execution (a thing named twice, directly and through the
+/// group, included) and the job is no longer creating executions.
+#[tokio::test]
+async fn a_job_on_a_big_group_is_created_in_chunks_and_whole_before_it_answers() {
+    let h = harness();
+    let n = 2 * CREATE_CHUNK_MIN + 1;
+    h.engine.create_thing_group(group("big", None)).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let engine = h.engine.clone();
+        tasks.spawn(async move {
+            let thing = format!("t{i}");
+            let request =
+                fleetjobs_core::ops::things::CreateThingRequest { thing_name: thing.clone(), ..Default::default() };
+            engine.create_thing(request).await.unwrap();
+            engine.add_thing_to_thing_group(member("big", &thing)).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+
+    let mut request = job_request("big-job", &["t7"]);
+    request.targets.push(group_arn("big"));
+    h.hold();
+    let engine = h.engine.clone();
+    let create = tokio::spawn(async move { engine.create_job(request).await });
+    while h.held() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let first_batch = h.held.lock().unwrap().as_ref().unwrap()[0].mutations.len();
+    assert!(
+        (CREATE_CHUNK_MIN..n).contains(&first_batch),
+        "the first batch holds one chunk, not all {n}: {first_batch} mutations"
+    );
+    h.release();
+    create.await.unwrap().unwrap();
+
+    let job = h.engine.describe_job(describe("big-job")).await.unwrap().job;
+    assert_eq!(job.job_process_details.number_of_queued_things, n as i64, "one execution per thing");
+    assert!(!job.is_concurrent, "every execution exists when CreateJob answers");
+    assert_eq!(job.job_process_details.processing_targets, None);
+    assert_eq!(status(&h, "big-job", "t7").await, Some((JobExecutionStatus::Queued, 1)));
+    assert_eq!(status(&h, "big-job", &format!("t{}", n - 1)).await.map(|s| s.1), Some(1));
 }
