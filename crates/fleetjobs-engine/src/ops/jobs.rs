@@ -81,15 +81,15 @@ impl Engine {
         // between. The answer waits for the last, so every execution exists when CreateJob
         // answers, as for a small job. Should a chunk fail (the store refusing writes), the job
         // stays a rollout in progress (DescribeJob's `isConcurrent`) and the timer loop goes on.
-        while chunked {
-            match self.write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, &job_id))).await {
-                Ok(step) if step.created > 0 && step.remaining > 0 => {}
-                Ok(_) => break,
+        let mut more = chunked;
+        while more {
+            more = match self.write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, &job_id))).await {
+                Ok(step) => step.created > 0 && step.remaining > 0,
                 Err(e) => {
                     tracing::debug!(job_id, error = %e.message, "executions left to the timer loop");
-                    break;
+                    false
                 }
-            }
+            };
         }
         Ok(out)
     }
