@@ -131,6 +131,26 @@ impl Timing {
     }
 }
 
+/// A write queued to the store by [`Engine::begin_write`], not yet known to be durable.
+struct Submitted<T> {
+    result: T,
+    done: Option<oneshot::Receiver<Result<(), ApiError>>>,
+    transitions: Vec<state::Transition>,
+    seq: u64,
+    epoch: u64,
+}
+
+impl<T> Submitted<T> {
+    /// This write, begun after `earlier`: the store commits `earlier` first, so waiting for this
+    /// one waits for both; `earlier`'s transitions are logged with this one's.
+    fn after<U>(mut self, earlier: Submitted<U>) -> Self {
+        let mut transitions = earlier.transitions;
+        transitions.append(&mut self.transitions);
+        self.transitions = transitions;
+        self
+    }
+}
+
 /// What a read may have looked at, which decides the batches it waits for.
 #[derive(Clone, Copy)]
 enum ReadScope<'a> {
@@ -268,6 +288,18 @@ impl Engine {
     /// `E` is the caller's error dialect (`ApiError`, or the device's `Rejected`): the
     /// pipeline's own failures convert into it.
     async fn write<T, E: From<ApiError>>(&self, f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, E>) -> Result<T, E> {
+        let submitted = self.begin_write(f)?;
+        self.durable(submitted).await
+    }
+
+    /// The first half of [`Self::write`]: run `f` under the lock, queue its changes to the
+    /// store, and render its notifications after releasing the lock, without waiting for
+    /// durability. Writes begun one after another commit in that order, so waiting for the last
+    /// (`durable`) waits for all: CreateJob's chunks are queued back to back this way.
+    fn begin_write<T, E: From<ApiError>>(
+        &self,
+        f: impl FnOnce(&mut state::Txn<'_>) -> Result<T, E>,
+    ) -> Result<Submitted<Result<T, E>>, E> {
         let now = self.now();
         let (result, done, transitions, seq, epoch, outgoing) = {
             let mut guard = self.lock()?;
@@ -290,6 +322,13 @@ impl Engine {
         if let Some(outgoing) = &outgoing {
             outgoing.render();
         }
+        Ok(Submitted { result, done, transitions, seq, epoch })
+    }
+
+    /// The second half of [`Self::write`]: wait until the write is durable (or refused), then
+    /// return its result.
+    async fn durable<T, E: From<ApiError>>(&self, submitted: Submitted<Result<T, E>>) -> Result<T, E> {
+        let Submitted { result, done, transitions, seq, epoch } = submitted;
         let waiting = std::time::Instant::now();
         let durable = match done {
             // Its own batch decides: durable, or refused (and then rolled back in memory).

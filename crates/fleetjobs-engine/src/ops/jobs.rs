@@ -78,18 +78,32 @@ impl Engine {
         });
         let (out, chunked) = created.await?;
         // The rest of a chunked job, one transaction per chunk: others take the state lock in
-        // between. The answer waits for the last, so every execution exists when CreateJob
-        // answers, as for a small job. Should a chunk fail (the store refusing writes), the job
-        // stays a rollout in progress (DescribeJob's `isConcurrent`) and the timer loop goes on.
+        // between. The chunks are queued back to back and the answer waits for the last (the
+        // store commits in order), so every execution exists when CreateJob answers, as for a
+        // small job. Should a chunk fail (the store refusing writes), the job stays a rollout
+        // in progress (DescribeJob's `isConcurrent`) and the timer loop goes on with it.
         let mut more = chunked;
+        let mut last = None;
         while more {
-            more = match self.write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, &job_id))).await {
-                Ok(step) => step.created > 0 && step.remaining > 0,
+            tokio::task::yield_now().await;
+            match self.begin_write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, &job_id))) {
+                Ok(submitted) => {
+                    more = matches!(submitted.result, Ok(step) if step.created > 0 && step.remaining > 0);
+                    last = Some(match last.take() {
+                        Some(earlier) => submitted.after(earlier),
+                        None => submitted,
+                    });
+                }
                 Err(e) => {
                     tracing::debug!(job_id, error = %e.message, "executions left to the timer loop");
-                    false
+                    more = false;
                 }
-            };
+            }
+        }
+        if let Some(last) = last {
+            if let Err(e) = self.durable(last).await {
+                tracing::debug!(job_id, error = %e.message, "executions left to the timer loop");
+            }
         }
         Ok(out)
     }
