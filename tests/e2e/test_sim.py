@@ -5,6 +5,7 @@ must agree with what the server says (boto3)."""
 from __future__ import annotations
 
 import subprocess
+from contextlib import contextmanager
 
 from e2elib.sim import run_sim, sim_bin, sim_command
 from e2elib.util import eventually
@@ -19,6 +20,28 @@ def executions_of(iot, job_id: str) -> dict[str, str]:
         for e in page["executionSummaries"]:
             out[e["thingArn"].rsplit("/", 1)[1]] = e["jobExecutionSummary"]["status"]
     return out
+
+
+@contextmanager
+def connected_fleet(server, sim_bin, tmp_path, things: int, prefix: str, *args: str):
+    """A simulator holding `things` devices of group `prefix` connected (until the block ends),
+    without a job: yields (boto3 iot client, the group's ARN) once every device is connected."""
+    cmd = sim_command(sim_bin, server, tmp_path, "--things", str(things), "--prefix", prefix, *args,
+                      "--hold-secs", "600")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        connected = f"{things} of {things} devices connected"
+        for line in proc.stderr:
+            if connected in line:
+                break
+        else:
+            raise AssertionError(f"the simulator ended before its devices connected (exit {proc.wait()})")
+        iot = server.boto3_client()
+        yield iot, iot.describe_thing_group(thingGroupName=prefix)["thingGroupArn"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
 
 
 def test_fifty_devices_finish_a_job_and_the_server_agrees(server, sim_bin, tmp_path):
@@ -75,18 +98,7 @@ def test_a_job_offered_while_devices_work_on_another_is_taken_once_they_finish(s
     second's `notify-next` can reach a device before the answer to its first job's final
     update; like jobs-example.js the device finishes the first job and then takes the second."""
     things = 10
-    cmd = sim_command(sim_bin, server, tmp_path, "--things", str(things), "--prefix", "busy", "--work-ms", "300",
-                      "--hold-secs", "600")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        connected = f"{things} of {things} devices connected"
-        for line in proc.stderr:
-            if connected in line:
-                break
-        else:
-            raise AssertionError(f"the simulator ended before its devices connected (exit {proc.wait()})")
-        iot = server.boto3_client()
-        group_arn = iot.describe_thing_group(thingGroupName="busy")["thingGroupArn"]
+    with connected_fleet(server, sim_bin, tmp_path, things, "busy", "--work-ms", "300") as (iot, group_arn):
         for job_id in ("busy-first", "busy-second"):
             iot.create_job(jobId=job_id, targets=[group_arn], document='{"operation":"x"}')
 
@@ -97,10 +109,6 @@ def test_a_job_offered_while_devices_work_on_another_is_taken_once_they_finish(s
 
         eventually(all_succeeded, timeout=60)
         assert executions_of(iot, "busy-second") == {f"busy-{i:06d}": "SUCCEEDED" for i in range(things)}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stderr.close()
 
 
 def test_a_stale_notify_next_of_a_finished_job_is_not_taken_again(server, sim_bin, tmp_path):
@@ -129,18 +137,7 @@ def test_a_retry_of_a_failed_job_is_taken_although_its_version_is_older(server, 
     must take it, not ignore it as a stale offer of the execution it finished (which left the
     retries QUEUED for ever)."""
     things = 5
-    cmd = sim_command(sim_bin, server, tmp_path, "--things", str(things), "--prefix", "retry", "--fail-rate", "1",
-                      "--hold-secs", "600")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        connected = f"{things} of {things} devices connected"
-        for line in proc.stderr:
-            if connected in line:
-                break
-        else:
-            raise AssertionError(f"the simulator ended before its devices connected (exit {proc.wait()})")
-        iot = server.boto3_client()
-        group_arn = iot.describe_thing_group(thingGroupName="retry")["thingGroupArn"]
+    with connected_fleet(server, sim_bin, tmp_path, things, "retry", "--fail-rate", "1") as (iot, group_arn):
         iot.create_job(jobId="retry-flaky", targets=[group_arn], document='{"operation":"x"}',
                        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 2}]})
 
@@ -153,7 +150,3 @@ def test_a_retry_of_a_failed_job_is_taken_although_its_version_is_older(server, 
 
         eventually(every_attempt_failed, timeout=60)
         assert iot.describe_job(jobId="retry-flaky")["job"]["status"] == "COMPLETED"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stderr.close()
