@@ -313,9 +313,18 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// The `ring` crypto provider, used explicitly everywhere.
-pub(crate) fn provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
+/// The crypto provider of every TLS config the server and the simulator build, named
+/// explicitly (the workspace compiles two, so rustls has no process default): `aws-lc-rs`,
+/// whose X25519 takes half of `ring`'s instructions (callgrind), so that a full handshake costs the
+/// server 11 % fewer and a resumed one 12 % fewer (docs/PERFORMANCE.md, issue 11).
+///
+/// Key exchange is pinned to X25519, then P-256, then P-384: the provider's default puts the
+/// post-quantum hybrid X25519MLKEM768 first, whose ~1.2 KB key shares make every
+/// ClientHello and ServerHello bigger and every handshake dearer; the devices' TLS stacks
+/// (OpenSSL, the npm SDK's Node, rumqttc's rustls) all offer X25519.
+pub fn provider() -> CryptoProvider {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    CryptoProvider { kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1], ..default_provider() }
 }
 
 /// Checks that `key` is the private key of `cert`.
