@@ -22,10 +22,10 @@
 //! * [`ForeignCertificate`] — a certificate made elsewhere, read from PEM, with the
 //!   checks registration needs (is it a CA, did this CA sign it, its validity).
 //!
-//! Every `rustls` config names its crypto provider, [`provider`] (`aws-lc-rs`, key
-//! exchange pinned to X25519, P-256, P-384); nothing depends on a process-wide default
-//! provider being installed. Certificates are still made and checked on `ring` (rcgen,
-//! x509-parser).
+//! Every `rustls` config names its crypto provider, [`provider`] (`aws-lc-rs`'s key
+//! exchange — pinned to X25519, P-256, P-384 — and signatures, `ring`'s cipher suites);
+//! nothing depends on a process-wide default provider being installed. Certificates are
+//! made and checked on `ring` (rcgen, x509-parser).
 
 mod ca;
 mod csr;

@@ -19,8 +19,8 @@ use crate::{IssuedCert, PkiError};
 ///
 /// Presents `server` (see [`CertificateAuthority::issue_server_cert`](crate::CertificateAuthority::issue_server_cert))
 /// and requires a client certificate, within its validity, whose private key the client
-/// proves it holds (the handshake signature). TLS 1.2 and 1.3, `aws-lc-rs` provider
-/// ([`provider`](crate::provider)), no ALPN.
+/// proves it holds (the handshake signature). TLS 1.2 and 1.3, [`provider`](crate::provider),
+/// no ALPN.
 ///
 /// Which CA issued the certificate is not checked here: the trusted set changes at runtime
 /// (CAs are registered, deactivated and deleted through the API), and a certificate is only
@@ -29,7 +29,8 @@ use crate::{IssuedCert, PkiError};
 /// up its [`certificate_id`](crate::certificate_id), and refuses the connection unless the
 /// certificate (and its CA, if it has one) is ACTIVE.
 ///
-/// **Resumption**: stateless session tickets (`aws-lc-rs`'s rotating AEAD ticketer; one ticket per
+/// **Resumption**: stateless session tickets (`ring`'s rotating ChaCha20-Poly1305 ticketer, which
+/// seals and opens a ticket for a fraction of `aws-lc-rs`'s AES-CBC + HMAC one; one ticket per
 /// full handshake), so that a reconnect storm resumes without the key exchange's signature
 /// and the client certificate's signature check, and the server keeps no per-client cache. A
 /// resumed handshake carries the client certificate from the ticket (rustls gives it as the
@@ -38,7 +39,7 @@ use crate::{IssuedCert, PkiError};
 /// session's certificate ([`within_validity`]).
 pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
     let mut config = base_config(server)?;
-    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     // Each ticket costs an AEAD seal and about a kilobyte on the wire (it holds the client's
     // certificate); a device reconnects with one.
     config.send_tls13_tickets = 1;
