@@ -25,6 +25,18 @@ Writes bench/results/tls_connect_fleet.json (or --out).
 
     python3 bench/tls_connect_cost.py --fleet 1000 5000 10000 --sim-key-type ec-p256
     python3 bench/tls_connect_cost.py --fleet 40 --smoke   # CI: debug build
+
+`--callgrind DIR`: instructions per connect instead of CPU time, which no other load on the
+machine changes. The server runs under `valgrind --tool=callgrind --instr-atstart=no` (its
+profile files in DIR); after the warm-up, each round switches instrumentation on
+(`callgrind_control -i on PID`), makes its connects, waits for the server to finish the last
+one, switches it off and dumps (`-d`): each dump holds one round, all of the server's threads.
+Default 50 connects and 1 round of each mode; `--key-type ec-p256` spares the RSA key
+generation under valgrind. Writes bench/results/tls_connect_callgrind.json (or --out);
+`callgrind_annotate --inclusive=yes DIR/callgrind.out.N` shows where a round's instructions
+went.
+
+    FLEETJOBS_BIN=target/debug/fleetjobs python3 bench/tls_connect_cost.py --callgrind /tmp/cg --key-type ec-p256
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ import time
 from pathlib import Path
 
 from benchlib import CLK_TCK, RESULTS, connect_packet, machine, target_dir
-from e2elib.server import start_server
+from e2elib.server import FleetjobsServer, start_server
 
 POLICY = {
     "Version": "2012-10-17",
@@ -104,6 +116,62 @@ def round_of(server, ctx: ssl.SSLContext, n: int, resume: bool) -> dict:
         "server_system_ms_per_connect": round(system * 1000 / n, 3),
         "connects_per_second_sequential": round(n / wall, 1),
     }
+
+
+def callgrind_control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, stdout=subprocess.DEVNULL)
+
+
+def callgrind_round(server, ctx: ssl.SSLContext, n: int, resume: bool, out_dir: Path) -> dict:
+    """One round under callgrind: the server's instructions (every thread) from just before the
+    first connect until the server has finished the last one, from the round's own dump."""
+    pid = server.proc.pid
+    session = None
+    if resume:  # a ticket to start from, outside the count
+        _, _, session = mqtt_connect(server.mqtt_port, ctx, None)
+    before = set(out_dir.iterdir())
+    callgrind_control(pid, "--zero")
+    callgrind_control(pid, "-i", "on")
+    reused = 0
+    suite = None
+    for _ in range(n):
+        suite, was_reused, newest = mqtt_connect(server.mqtt_port, ctx, session if resume else None)
+        reused += was_reused
+        if resume:
+            session = newest
+    # The server closes the last connection after the client; under valgrind it takes longer.
+    time.sleep(2)
+    callgrind_control(pid, "-i", "off")
+    callgrind_control(pid, "--dump=" + ("resumed" if resume else "full"))
+    deadline = time.monotonic() + 60
+    while not (dumps := sorted(set(out_dir.iterdir()) - before)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no callgrind dump appeared in {out_dir}")
+        time.sleep(0.2)
+    [dump] = dumps
+    instructions = callgrind_total(dump)
+    return {
+        "mode": "resumed" if resume else "full",
+        "connects": n,
+        "resumed": reused,
+        "suite": suite,
+        "instructions": instructions,
+        "instructions_per_connect": round(instructions / n),
+        "dump": str(dump),
+    }
+
+
+def callgrind_total(dump: Path) -> int:
+    """The Ir total of a callgrind dump: its `totals:` line (`summary:` counts since the last
+    zeroing of the whole run, 0 here)."""
+    deadline = time.monotonic() + 60
+    while True:  # the file appears before callgrind has written its last line
+        for line in dump.read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{dump} has no summary line")
+        time.sleep(0.2)
 
 
 def fleet_size(binary: Path, sim_bin: Path, n: int, args) -> dict:
@@ -177,6 +245,32 @@ def fleet_main(args, profile: str, binary: Path) -> None:
         for r in runs]}))
 
 
+def callgrind_report(args, started: str, started_on: dict, binary: Path, rounds: list[dict],
+                     server_command: str) -> None:
+    def per(mode: str) -> list[int]:
+        return [r["instructions_per_connect"] for r in rounds if r["mode"] == mode]
+
+    result = {
+        "benchmark": "tls_connect_callgrind",
+        "started": started,
+        "binary": str(binary),
+        "machine": started_on,
+        "client": f"Python {platform.python_version()} ssl, {ssl.OPENSSL_VERSION}, sequential",
+        "device_key": f"{args.key_type} (create-keys-and-certificate)",
+        "note": "valgrind's virtual CPU: no SHA-NI, no ADX; instructions of every server thread",
+        "rounds": rounds,
+        "full_instructions_per_connect": per("full"),
+        "resumed_instructions_per_connect": per("resumed"),
+        "server_command": server_command,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+    out = results_path(args.out, "tls_connect_callgrind.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"results": str(out), "full_instructions_per_connect": per("full"),
+                      "resumed_instructions_per_connect": per("resumed"),
+                      "dumps": [r["dump"] for r in rounds]}))
+
+
 def results_path(out: str | None, default: str) -> Path:
     path = Path(out) if out else RESULTS / default
     if not path.is_absolute():
@@ -187,8 +281,10 @@ def results_path(out: str | None, default: str) -> Path:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--connects", type=int, default=400, help="connects per round")
-    p.add_argument("--rounds", type=int, default=4, help="rounds of each mode, alternating")
+    p.add_argument("--connects", type=int, default=None, help="connects per round (400; --callgrind 50)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds of each mode, alternating (4; --callgrind 1)")
+    p.add_argument("--callgrind", type=Path, default=None, metavar="DIR",
+                   help="instead: instructions per connect, the server under callgrind (profiles in DIR)")
     p.add_argument("--key-type", default="rsa-2048", choices=["rsa-2048", "ec-p256"],
                    help="the device key the server makes (its --device-key-type)")
     p.add_argument("--fleet", type=int, nargs="+", default=None, metavar="N",
@@ -202,6 +298,8 @@ def main() -> None:
     args = p.parse_args()
     if args.smoke:
         args.connects, args.rounds = 20, 1
+    args.connects = args.connects or (50 if args.callgrind else 400)
+    args.rounds = args.rounds or (1 if args.callgrind else 4)
     profile = "debug" if args.smoke else "release"
     binary = Path(os.environ.get("FLEETJOBS_BIN") or target_dir() / profile / "fleetjobs")
     if not binary.is_file():
@@ -211,10 +309,26 @@ def main() -> None:
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     started_on = machine()
     base = Path(tempfile.mkdtemp(prefix="tls-cost-"))
-    server = start_server(binary, base, "tls-cost", extra_env={"RUST_LOG": "warn"},
-                          extra_args=("--device-key-type", args.key_type))
+    if args.callgrind:
+        args.callgrind.mkdir(parents=True, exist_ok=True)
+        if any(args.callgrind.iterdir()):  # a new dump must not overwrite an earlier run's
+            raise SystemExit(f"{args.callgrind} is not empty")
+        server = FleetjobsServer(binary, data_dir=base / "data", log_path=base / "fleetjobs.log",
+                                 workdir=base / "work", name="tls-cost")
+        server.extra_args = ["--device-key-type", args.key_type]
+        server.extra_env = {"RUST_LOG": "warn"}
+        plain = server.command
+        out_file = args.callgrind.resolve() / "callgrind.out"
+        server.command = lambda: ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                  f"--callgrind-out-file={out_file}", *plain()]
+        server.start(timeout=300)
+    else:
+        server = start_server(binary, base, "tls-cost", extra_env={"RUST_LOG": "warn"},
+                              extra_args=("--device-key-type", args.key_type))
+    # Under callgrind, an RSA key generation takes longer than the CLI's 60 s default.
+    patience = ("--cli-read-timeout", "0") if args.callgrind else ()
     try:
-        cert = server.aws("create-keys-and-certificate", "--set-as-active")
+        cert = server.aws("create-keys-and-certificate", "--set-as-active", *patience)
         (base / "dev.crt").write_text(cert["certificatePem"])
         (base / "dev.key").write_text(cert["keyPair"]["PrivateKey"])
         server.aws("create-policy", "--policy-name", "tls-cost", "--policy-document", json.dumps(POLICY))
@@ -225,11 +339,17 @@ def main() -> None:
             mqtt_connect(server.mqtt_port, ctx, None)
         rounds = []
         for _ in range(args.rounds):
-            rounds.append(round_of(server, ctx, args.connects, resume=False))
-            rounds.append(round_of(server, ctx, args.connects, resume=True))
+            for resume in (False, True):
+                if args.callgrind:
+                    rounds.append(callgrind_round(server, ctx, args.connects, resume, args.callgrind))
+                else:
+                    rounds.append(round_of(server, ctx, args.connects, resume))
         server_command = " ".join(server.command())
     finally:
-        server.stop()
+        # Under callgrind, the exit writes the last profile.
+        server.stop(timeout=120 if args.callgrind else 10)
+    if args.callgrind:
+        return callgrind_report(args, started, started_on, binary, rounds, server_command)
 
     def per(mode: str, key: str = "server_cpu_ms_per_connect") -> list[float]:
         return [r[key] for r in rounds if r["mode"] == mode]

@@ -394,7 +394,7 @@ fn tls_error(error: rustls::Error) -> io::Error {
 mod tests {
     use super::*;
 
-    use rustls::crypto::ring::default_provider;
+    use rustls::crypto::aws_lc_rs::default_provider;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     use rustls::server::WebPkiClientVerifier;
     use rustls::RootCertStore;

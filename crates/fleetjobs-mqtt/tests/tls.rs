@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use fleetjobs_mqtt::{serve_tls, BrokerConfig};
 use mqtt_proto::v3::{ConnectReturnCode, Packet};
-use rustls::crypto::ring::default_provider;
+use rustls::crypto::aws_lc_rs::default_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;

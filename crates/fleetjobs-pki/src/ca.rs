@@ -313,9 +313,26 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// The `ring` crypto provider, used explicitly everywhere.
-pub(crate) fn provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
+/// The crypto provider of every TLS config the server and the simulator build, named
+/// explicitly (the workspace compiles two, so rustls has no process default).
+///
+/// Composed from both for the cheapest handshake (docs/PERFORMANCE.md, "TLS handshakes on
+/// aws-lc-rs"): `aws-lc-rs`'s key exchange (its X25519 costs the server far less than
+/// `ring`'s), signing keys and signature checks; `ring`'s cipher suites, whose HKDF keeps each
+/// key's HMAC state where `aws-lc-rs`'s sets the key up again at every expand of the key
+/// schedule.
+///
+/// Key exchange is pinned to X25519, then P-256, then P-384: the provider's default puts the
+/// post-quantum hybrid X25519MLKEM768 first, whose ~1.2 KB key shares make every
+/// ClientHello and ServerHello bigger and every handshake dearer; the devices' TLS stacks
+/// (OpenSSL, the npm SDK's Node, rumqttc's rustls) all offer X25519.
+pub fn provider() -> CryptoProvider {
+    use rustls::crypto::{aws_lc_rs, ring};
+    CryptoProvider {
+        kx_groups: vec![aws_lc_rs::kx_group::X25519, aws_lc_rs::kx_group::SECP256R1, aws_lc_rs::kx_group::SECP384R1],
+        cipher_suites: ring::default_provider().cipher_suites,
+        ..aws_lc_rs::default_provider()
+    }
 }
 
 /// Checks that `key` is the private key of `cert`.

@@ -22,8 +22,10 @@
 //! * [`ForeignCertificate`] — a certificate made elsewhere, read from PEM, with the
 //!   checks registration needs (is it a CA, did this CA sign it, its validity).
 //!
-//! All cryptography uses the `ring` provider explicitly; nothing depends on a
-//! process-wide default `rustls` crypto provider being installed.
+//! Every `rustls` config names its crypto provider, [`provider`] (`aws-lc-rs`'s key
+//! exchange — pinned to X25519, P-256, P-384 — and signatures, `ring`'s cipher suites);
+//! nothing depends on a process-wide default provider being installed. Certificates are
+//! made and checked on `ring` (rcgen, x509-parser).
 
 mod ca;
 mod csr;
@@ -31,7 +33,7 @@ mod keys;
 mod registered;
 mod tls;
 
-pub use ca::{CertificateAuthority, IssuedCert, SignedCert};
+pub use ca::{provider, CertificateAuthority, IssuedCert, SignedCert};
 pub use keys::DeviceKeyType;
 pub use registered::{CertificateCheckError, ForeignCertificate};
 pub use tls::{jobs_data_tls_config, mqtt_server_tls_config, within_validity};

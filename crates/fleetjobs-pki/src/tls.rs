@@ -19,7 +19,8 @@ use crate::{IssuedCert, PkiError};
 ///
 /// Presents `server` (see [`CertificateAuthority::issue_server_cert`](crate::CertificateAuthority::issue_server_cert))
 /// and requires a client certificate, within its validity, whose private key the client
-/// proves it holds (the handshake signature). TLS 1.2 and 1.3, `ring` provider, no ALPN.
+/// proves it holds (the handshake signature). TLS 1.2 and 1.3, [`provider`](crate::provider),
+/// no ALPN.
 ///
 /// Which CA issued the certificate is not checked here: the trusted set changes at runtime
 /// (CAs are registered, deactivated and deleted through the API), and a certificate is only
@@ -28,7 +29,8 @@ use crate::{IssuedCert, PkiError};
 /// up its [`certificate_id`](crate::certificate_id), and refuses the connection unless the
 /// certificate (and its CA, if it has one) is ACTIVE.
 ///
-/// **Resumption**: stateless session tickets (`ring`'s rotating AEAD ticketer; one ticket per
+/// **Resumption**: stateless session tickets (`ring`'s rotating ChaCha20-Poly1305 ticketer, which
+/// seals and opens a ticket for a fraction of `aws-lc-rs`'s AES-CBC + HMAC one; one ticket per
 /// full handshake), so that a reconnect storm resumes without the key exchange's signature
 /// and the client certificate's signature check, and the server keeps no per-client cache. A
 /// resumed handshake carries the client certificate from the ticket (rustls gives it as the
@@ -93,7 +95,7 @@ fn check_validity(der: &[u8], now_secs: u64) -> Result<(), rustls::Error> {
     Ok(())
 }
 
-/// `ring`'s suites with the SHA-256 ones first: AES-128-GCM, then ChaCha20-Poly1305, then
+/// The provider's suites with the SHA-256 ones first: AES-128-GCM, then ChaCha20-Poly1305, then
 /// AES-256-GCM. TLS 1.3's AES-256 suite runs its key schedule on SHA-384, which the SHA
 /// instructions of x86 CPUs do not cover, so every handshake costs more for no gain here.
 fn server_provider() -> rustls::crypto::CryptoProvider {

@@ -35,8 +35,9 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The client TLS configuration every device uses: our CA, the fleet's shared certificate,
-/// rustls's default session cache (see [`resumption`] for the fleet's own).
+/// The client TLS configuration every device uses: the server's crypto provider
+/// ([`fleetjobs_pki::provider`]), our CA, the fleet's shared certificate, rustls's default
+/// session cache (see [`resumption`] for the fleet's own).
 pub fn client_config(root_ca_pem: &[u8], cert_pem: &str, key_pem: &str) -> Result<rustls::ClientConfig, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(root_ca_pem).flatten() {
@@ -50,7 +51,10 @@ pub fn client_config(root_ca_pem: &[u8], cert_pem: &str, key_pem: &str) -> Resul
     if chain.is_empty() {
         return Err(TlsSetupError::BadIdentity);
     }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    // The server's provider and groups: the simulator shares the server's cores, and the
+    // ML-KEM key share a default provider would add costs both sides CPU that the devices it
+    // stands for (X25519) do not spend.
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(fleetjobs_pki::provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?)
