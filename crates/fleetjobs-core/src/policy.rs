@@ -443,9 +443,24 @@ enum Piece {
     Var(Var),
 }
 
-/// A glob pattern, optionally with `${...}` policy variables.
+/// A glob pattern, optionally with `${...}` policy variables: its pieces, and the same with
+/// every run of literal characters joined, which matching walks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Pattern(Vec<Piece>);
+struct Pattern {
+    pieces: Vec<Piece>,
+    segments: Vec<Segment>,
+}
+
+/// A piece of a pattern as matching sees it: a run of literal characters is one string,
+/// compared with the text at once, rather than a step of the match per character (a resource
+/// ARN is ~80 characters, checked several times per packet of every device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Lit(Box<str>),
+    AnyChar,
+    AnySeq,
+    Var(Var),
+}
 
 impl Pattern {
     fn parse(s: &str, variables: bool) -> Self {
@@ -471,13 +486,37 @@ impl Pattern {
             });
             rest = &rest[c.len_utf8()..];
         }
-        Pattern(pieces)
+        Pattern::new(pieces)
+    }
+
+    fn new(pieces: Vec<Piece>) -> Self {
+        let mut segments = Vec::new();
+        let mut run = String::new();
+        for piece in &pieces {
+            let segment = match piece {
+                Piece::Lit(c) => {
+                    run.push(*c);
+                    continue;
+                }
+                Piece::AnyChar => Segment::AnyChar,
+                Piece::AnySeq => Segment::AnySeq,
+                Piece::Var(var) => Segment::Var(*var),
+            };
+            if !run.is_empty() {
+                segments.push(Segment::Lit(std::mem::take(&mut run).into_boxed_str()));
+            }
+            segments.push(segment);
+        }
+        if !run.is_empty() {
+            segments.push(Segment::Lit(run.into_boxed_str()));
+        }
+        Pattern { pieces, segments }
     }
 
     /// Substitutes variables; `None` if one has no value.
     fn resolve(&self, ctx: &PolicyContext) -> Option<Vec<Piece>> {
-        let mut out = Vec::with_capacity(self.0.len());
-        for piece in &self.0 {
+        let mut out = Vec::with_capacity(self.pieces.len());
+        for piece in &self.pieces {
             match piece {
                 Piece::Var(var) => out.extend(var.value(ctx)?.chars().map(Piece::Lit)),
                 other => out.push(*other),
@@ -489,10 +528,10 @@ impl Pattern {
     /// `None` when a variable has no value. Evaluated at every packet of every device, so
     /// variables are matched in place, as the literal text of their value: nothing allocated.
     fn try_match(&self, text: &str, ctx: &PolicyContext) -> Option<bool> {
-        if self.0.iter().any(|p| matches!(p, Piece::Var(v) if v.value(ctx).is_none())) {
+        if self.segments.iter().any(|s| matches!(s, Segment::Var(v) if v.value(ctx).is_none())) {
             return None;
         }
-        Some(glob_in_place(&self.0, text, ctx))
+        Some(glob_in_place(&self.segments, text, ctx))
     }
 
     fn matches(&self, text: &str, ctx: &PolicyContext) -> bool {
@@ -500,25 +539,27 @@ impl Pattern {
     }
 }
 
-/// [`glob`] over unresolved pieces and a `&str`: a variable matches its value's text
-/// literally (as the characters it resolves to would), `?` one character. The caller has
-/// checked that every variable has a value. Same single-star backtracking as [`glob`]: a
-/// variable's text either matches whole at a position or the match backtracks to the last
-/// `*`, exactly as its characters one by one would.
-fn glob_in_place(pattern: &[Piece], text: &str, ctx: &PolicyContext) -> bool {
+/// [`glob`] over unresolved segments and a `&str`: a variable matches its value's text
+/// literally (as the characters it resolves to would), a literal run its text, `?` one
+/// character. The caller has checked that every variable has a value. Same single-star
+/// backtracking as [`glob`]: between two stars every segment has a fixed length, so a run of
+/// them either matches whole at a position or the match backtracks to the last `*`, exactly
+/// as their characters one by one would (checked against [`glob`] by a property test).
+fn glob_in_place(pattern: &[Segment], text: &str, ctx: &PolicyContext) -> bool {
     let value = |var: &Var| var.value(ctx).unwrap_or_default();
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while let Some(c) = text[t..].chars().next() {
+    while t < text.len() {
+        let rest = &text[t..];
         let step = match pattern.get(p) {
-            Some(Piece::AnySeq) => {
+            Some(Segment::AnySeq) => {
                 star = Some((p, t));
                 p += 1;
                 continue;
             }
-            Some(Piece::AnyChar) => Some(c.len_utf8()),
-            Some(Piece::Lit(l)) if *l == c => Some(c.len_utf8()),
-            Some(Piece::Var(var)) if text[t..].starts_with(value(var)) => Some(value(var).len()),
+            Some(Segment::AnyChar) => rest.chars().next().map(char::len_utf8),
+            Some(Segment::Lit(l)) if rest.starts_with(&**l) => Some(l.len()),
+            Some(Segment::Var(var)) if rest.starts_with(value(var)) => Some(value(var).len()),
             _ => None,
         };
         match (step, star) {
@@ -535,9 +576,9 @@ fn glob_in_place(pattern: &[Piece], text: &str, ctx: &PolicyContext) -> bool {
             (None, None) => return false,
         }
     }
-    pattern[p..].iter().all(|piece| match piece {
-        Piece::AnySeq => true,
-        Piece::Var(var) => value(var).is_empty(),
+    pattern[p..].iter().all(|segment| match segment {
+        Segment::AnySeq => true,
+        Segment::Var(var) => value(var).is_empty(),
         _ => false,
     })
 }
@@ -643,9 +684,9 @@ impl Condition {
                     .map(|v| match op {
                         // Wildcards only mean something to StringLike.
                         Op::StringLike => Pattern::parse(v, true),
-                        _ => Pattern(
+                        _ => Pattern::new(
                             Pattern::parse(v, true)
-                                .0
+                                .pieces
                                 .into_iter()
                                 .map(|piece| match piece {
                                     Piece::AnySeq => Piece::Lit('*'),
@@ -1301,7 +1342,7 @@ mod tests {
 
     #[test]
     fn glob_edge_cases() {
-        let g = |p: &str, t: &str| glob(&Pattern::parse(p, false).0, &t.chars().collect::<Vec<_>>());
+        let g = |p: &str, t: &str| glob(&Pattern::parse(p, false).pieces, &t.chars().collect::<Vec<_>>());
         assert!(g("", ""));
         assert!(!g("", "a"));
         assert!(g("*", ""));
