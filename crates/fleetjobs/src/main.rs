@@ -31,7 +31,7 @@ use fleetjobs::{device_plane, retained};
 
 /// mimalloc rather than glibc's malloc: the server allocates and frees small buffers per packet
 /// and per request on many threads, where glibc's arenas cost about an eighth of the jobs
-/// phase's instructions (docs/PERFORMANCE.md, "The allocator").
+/// phase's instructions (docs/PERFORMANCE.md, "mimalloc, and CreateJob in chunks").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -45,7 +45,7 @@ mod tests_tags;
 #[cfg(test)]
 mod tests_thing_types;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use fleetjobs_core::arn::ResourceKind;
 use fleetjobs_core::execution::Rejection;
@@ -135,16 +135,13 @@ impl Engine {
     }
 }
 
-/// Queue one execution per thing (once per thing) unless it already has a pending one.
+/// Queue one execution per thing unless it already has a pending one. `things` names each
+/// thing once (as [`Engine::resolve_targets`] gives them).
 pub(crate) fn queue_executions(txn: &mut Txn<'_>, job_id: &str, things: &[String]) {
     // A job without executions (a new one) needs no look for each thing's latest: at 100,000
     // things that look is a tenth of CreateJob.
     let fresh = txn.s.counts(job_id).by_status.iter().all(|n| *n == 0);
-    let mut seen = BTreeSet::new();
     for thing in things {
-        if !seen.insert(thing.as_str()) {
-            continue;
-        }
         let latest = if fresh { None } else { txn.s.execution(job_id, thing, None) };
         if latest.is_some_and(|e| e.is_pending()) {
             continue;
