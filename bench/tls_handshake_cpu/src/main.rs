@@ -3,75 +3,20 @@
 //! MQTT), the server's thread CPU time (`CLOCK_THREAD_CPUTIME_ID`) summed around its own calls
 //! only. The real CPU's figure that callgrind cannot give (valgrind has no ADX, BMI2, SHA-NI).
 //!
-//! Every variant has the server's settings (`fleetjobs_pki::tls`): TLS 1.3 and 1.2, our suite
-//! order, the client certificate's dates and CertificateVerify checked against its raw public
-//! key (as `RegistryClientVerifier`), no session cache, one ticket per handshake. The client
+//! Every variant is the server's configuration (`fleetjobs_pki::mqtt_server_tls_config_with`:
+//! TLS 1.3 and 1.2, its suite order, its client-certificate verifier, no session cache, one
+//! ticket per handshake) on another provider and ticketer. The client
 //! is fixed: `ring`, X25519 only (what OpenSSL's first key share is), an EC P-256 device key.
 //!
 //!     tls-handshake-cpu [HANDSHAKES_PER_ROUND=50] [ROUNDS=40]
 
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{aws_lc_rs, ring, verify_tls13_signature_with_raw_key, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{aws_lc_rs, ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::ProducesTickets;
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, DistinguishedName, Error, HandshakeKind, ServerConfig,
-    ServerConnection, SignatureScheme,
-};
-
-/// The server's verifier, as `fleetjobs_pki`'s: dates, then the signature against the raw key.
-#[derive(Debug)]
-struct RawKeyVerifier(WebPkiSupportedAlgorithms);
-
-fn spki(cert: &CertificateDer<'_>) -> Result<SubjectPublicKeyInfoDer<'static>, Error> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|_| Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-    Ok(SubjectPublicKeyInfoDer::from(parsed.tbs_certificate.subject_pki.raw.to_vec()))
-}
-
-impl ClientCertVerifier for RawKeyVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, Error> {
-        if !fleetjobs_pki::within_validity(end_entity.as_ref(), now.as_secs()) {
-            return Err(Error::InvalidCertificate(rustls::CertificateError::Expired));
-        }
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::General("TLS 1.2 is not measured".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature_with_raw_key(message, &spki(cert)?, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
+use rustls::{ClientConfig, ClientConnection, Error, HandshakeKind, ServerConfig, ServerConnection};
 
 fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -83,37 +28,14 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The server's suite order (`fleetjobs_pki::tls::server_provider`).
-fn ordered(mut provider: CryptoProvider) -> CryptoProvider {
-    use rustls::CipherSuite::*;
-    provider.cipher_suites.sort_by_key(|s| match s.suite() {
-        TLS13_AES_128_GCM_SHA256 => 0,
-        TLS13_CHACHA20_POLY1305_SHA256 => 1,
-        TLS13_AES_256_GCM_SHA384 => 2,
-        _ => 3,
-    });
-    provider
-}
-
+/// The server's configuration (`fleetjobs_pki::mqtt_server_tls_config_with`) on `provider`
+/// and `ticketer`.
 fn server_config(
     provider: CryptoProvider,
     ticketer: Arc<dyn ProducesTickets>,
     cert: &fleetjobs_pki::IssuedCert,
 ) -> Arc<ServerConfig> {
-    let provider = Arc::new(ordered(provider));
-    let verifier = Arc::new(RawKeyVerifier(provider.signature_verification_algorithms));
-    let key = PrivateKeyDer::from_pem_slice(cert.private_key_pem.as_bytes()).expect("server key");
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("versions")
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![CertificateDer::from(cert.cert_der.clone())], key)
-        .expect("server config");
-    config.ignore_client_order = true;
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.ticketer = ticketer;
-    config.send_tls13_tickets = 1;
-    Arc::new(config)
+    fleetjobs_pki::mqtt_server_tls_config_with(cert, provider, ticketer).expect("server config")
 }
 
 /// One handshake, through the ticket; the server's CPU ns (its constructor, every call that

@@ -36,7 +36,7 @@ mod tls;
 pub use ca::{provider, CertificateAuthority, IssuedCert, SignedCert};
 pub use keys::DeviceKeyType;
 pub use registered::{CertificateCheckError, ForeignCertificate};
-pub use tls::{jobs_data_tls_config, mqtt_server_tls_config, within_validity};
+pub use tls::{jobs_data_tls_config, mqtt_server_tls_config, mqtt_server_tls_config_with, within_validity};
 
 use sha2::{Digest, Sha256};
 

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
+use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::ProducesTickets;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 use crate::ca::{check_key_matches, provider};
@@ -38,8 +39,19 @@ use crate::{IssuedCert, PkiError};
 /// the verifier does not run, so the caller re-checks the validity dates of a resumed
 /// session's certificate ([`within_validity`]).
 pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
-    let mut config = base_config(server)?;
-    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    mqtt_server_tls_config_with(server, provider(), rustls::crypto::ring::Ticketer::new()?)
+}
+
+/// [`mqtt_server_tls_config`] on another crypto provider (its suites put in the server's
+/// order) and session ticketer: what `bench/tls_handshake_cpu` compares providers with, so
+/// that every variant it measures is the server's configuration but for those two.
+pub fn mqtt_server_tls_config_with(
+    server: &IssuedCert,
+    provider: CryptoProvider,
+    ticketer: Arc<dyn ProducesTickets>,
+) -> Result<Arc<ServerConfig>, PkiError> {
+    let mut config = base_config(server, provider)?;
+    config.ticketer = ticketer;
     // Each ticket costs an AEAD seal and about a kilobyte on the wire (it holds the client's
     // certificate); a device reconnects with one.
     config.send_tls13_tickets = 1;
@@ -50,13 +62,13 @@ pub fn mqtt_server_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, 
 /// without resumption, so that every connection's certificate goes through the verifier
 /// (dates and key proof) before its requests reach the registry check.
 pub fn jobs_data_tls_config(server: &IssuedCert) -> Result<Arc<ServerConfig>, PkiError> {
-    let mut config = base_config(server)?;
+    let mut config = base_config(server, provider())?;
     config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
-fn base_config(server: &IssuedCert) -> Result<ServerConfig, PkiError> {
-    let provider = Arc::new(server_provider());
+fn base_config(server: &IssuedCert, provider: CryptoProvider) -> Result<ServerConfig, PkiError> {
+    let provider = Arc::new(in_server_order(provider));
     let verifier = Arc::new(RegistryClientVerifier { algorithms: provider.signature_verification_algorithms });
 
     let cert = CertificateDer::from(server.cert_der.clone());
@@ -95,12 +107,12 @@ fn check_validity(der: &[u8], now_secs: u64) -> Result<(), rustls::Error> {
     Ok(())
 }
 
-/// The provider's suites with the SHA-256 ones first: AES-128-GCM, then ChaCha20-Poly1305, then
-/// AES-256-GCM. TLS 1.3's AES-256 suite runs its key schedule on SHA-384, which the SHA
-/// instructions of x86 CPUs do not cover, so every handshake costs more for no gain here.
-fn server_provider() -> rustls::crypto::CryptoProvider {
+/// `provider` with its suites in the server's order, the SHA-256 ones first: AES-128-GCM, then
+/// ChaCha20-Poly1305, then AES-256-GCM. TLS 1.3's AES-256 suite runs its key schedule on
+/// SHA-384, which the SHA instructions of x86 CPUs do not cover, so every handshake costs more
+/// for no gain here.
+fn in_server_order(mut provider: CryptoProvider) -> CryptoProvider {
     use rustls::CipherSuite::*;
-    let mut provider = provider();
     provider.cipher_suites.sort_by_key(|s| match s.suite() {
         TLS13_AES_128_GCM_SHA256 => 0,
         TLS13_CHACHA20_POLY1305_SHA256 => 1,
