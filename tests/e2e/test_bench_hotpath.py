@@ -29,15 +29,20 @@ def test_idle_connections_smoke_measures_every_step(tmp_path):
     assert result["machine"]["cpus"] >= 1
     assert "--max-connections" in result["server_command"]
     steps = result["steps"]
-    assert [s["connections"] for s in steps] == [20, 50]
+    assert [s["connections"] for s in steps] == [300, 1000]
+    assert result["baseline_rss_bytes"] > 0, result
     for s in steps:
         # Every connection is open and counted by the server while it is measured.
         assert s["mqtt_connections_seen_by_server"] == s["connections"], s
-        assert s["server_rss_bytes"] > result["baseline_rss_bytes"] > 0, s
-        # A connection costs something, and less than a MiB (a leak or a unit error would not).
-        assert 0 < s["rss_bytes_per_connection"] < 1 << 20, s
+        # Less than a MiB per connection (a leak or a unit error would not be).
+        assert s["rss_bytes_per_connection"] < 1 << 20, s
         assert s["server_cpu_ms_per_connect"] >= 0, s
         assert s["connects_per_second"] > 0, s
+    # A connection costs something: 1,000 of them (~9 MB) stand well clear of the ~1 MB by
+    # which the server's RSS moves on its own; the 300 of the first step may not.
+    last = steps[-1]
+    assert last["server_rss_bytes"] > result["baseline_rss_bytes"], last
+    assert last["rss_bytes_per_connection"] > 0, last
 
 
 def test_tls_connect_cost_smoke_measures_full_and_resumed_connects(tmp_path):
