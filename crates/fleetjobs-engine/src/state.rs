@@ -7,7 +7,12 @@
 //! domain [`Notification`]s (rendered into topics and payloads by the commit pipeline, after
 //! the lock is released).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash, not std's SipHash: the keys here are names an operator chose (things, jobs,
+// groups) or certificate ARNs, not strings a device picks, and SipHash was ~4 % of the
+// instructions of every execution. Its per-map random seed still defeats simple collisions.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use fleetjobs_core::arn::{ArnScope, ResourceKind};
@@ -1172,7 +1177,6 @@ impl<'a> Txn<'a> {
 #[cfg(test)]
 mod exec_key_tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn borrowed_keys_find_what_owned_keys_do() {

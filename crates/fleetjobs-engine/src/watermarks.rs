@@ -10,7 +10,10 @@
 //! record by its key, an `execution` record by the job id that leads its key. The per-job
 //! counts are derived from the executions, so they are covered too.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Keyed by job ids, which operators choose: foldhash, as the state's maps (see `state`).
+use foldhash::HashMap;
 
 use fleetjobs_core::events::ExecutionCounts;
 use fleetjobs_store::Mutation;

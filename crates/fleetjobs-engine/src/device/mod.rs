@@ -283,7 +283,7 @@ impl Engine {
         thing: &str,
         ns: Option<&str>,
         request: JobsRequest<'_>,
-        p: Payload,
+        p: Payload<'_>,
     ) -> Result<Answer, Rejected> {
         match request {
             JobsRequest::GetPending => Ok(Answer::pending(&self.device_get_pending(thing, ns).await?)),

@@ -8,7 +8,7 @@ use fleetjobs_core::execution;
 use fleetjobs_core::model::{JobExecution, JobExecutionStatus, StatusDetails};
 use fleetjobs_core::validate::{self, SentStatusDetails};
 use fleetjobs_core::Millis;
-use serde::de::{self, Deserializer};
+use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -28,34 +28,71 @@ pub enum PayloadError {
 
 /// A request payload: its `clientToken` (echoed on every answer, also when the rest of the
 /// request is refused) and its other members, read by the request's type.
-pub struct Payload {
+///
+/// What devices send is read in one pass straight into the types: the token, then the
+/// request. Only a payload those passes refuse (or would read differently: a member sent
+/// twice) is read again the slow way — into a JSON object, then into the type — whose errors
+/// name the member at fault; so both ways accept the same payloads and read them alike.
+pub struct Payload<'a> {
     pub client_token: Option<String>,
-    members: Map<String, Value>,
+    bytes: &'a [u8],
 }
 
-impl Payload {
+/// The token alone; every other member is skipped without being kept.
+#[derive(Deserialize)]
+struct TokenOnly {
+    #[serde(rename = "clientToken")]
+    client_token: Option<String>,
+}
+
+/// AWS's limit on `clientToken`.
+const MAX_CLIENT_TOKEN_CHARS: usize = 64;
+
+impl<'a> Payload<'a> {
     /// Parse a payload; a blank payload is `{}`, as AWS takes it.
-    pub fn parse(bytes: &[u8]) -> Result<Payload, PayloadError> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Payload<'a>, PayloadError> {
+        // A struct also reads from a JSON array, which is no request: only objects go the fast way.
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if object {
+            if let Ok(TokenOnly { client_token }) = serde_json::from_slice(bytes) {
+                if client_token.as_ref().is_none_or(|t| t.chars().count() <= MAX_CLIENT_TOKEN_CHARS) {
+                    return Ok(Payload { client_token, bytes });
+                }
+            }
+        }
+        let (client_token, _) = Self::members(bytes)?;
+        Ok(Payload { client_token, bytes })
+    }
+
+    /// The request's members as `T` (which has no `clientToken` member: it is skipped like
+    /// any member `T` does not know); a member of the wrong type names itself.
+    pub fn request<T: DeserializeOwned>(self) -> Result<T, PayloadError> {
+        // `parse` saw a JSON object or a blank payload: an array never reaches this pass.
+        if let Ok(request) = serde_json::from_slice(self.bytes) {
+            return Ok(request);
+        }
+        let (_, members) = Self::members(self.bytes)?;
+        serde_path_to_error::deserialize(Value::Object(members)).map_err(|e| {
+            let path = e.path().to_string();
+            PayloadError::InvalidRequest(format!("Invalid {path}: {}", e.inner()))
+        })
+    }
+
+    /// The slow way: the payload as a JSON object (the last of a member sent twice), and its
+    /// checked token, taken out of it.
+    fn members(bytes: &[u8]) -> Result<(Option<String>, Map<String, Value>), PayloadError> {
         let mut members =
             validate::json_object(bytes).map_err(|e| PayloadError::InvalidJson(format!("The request payload {e}")))?;
         let client_token = match members.remove("clientToken") {
             None | Some(Value::Null) => None,
-            Some(Value::String(t)) if t.chars().count() <= 64 => Some(t),
+            Some(Value::String(t)) if t.chars().count() <= MAX_CLIENT_TOKEN_CHARS => Some(t),
             Some(_) => {
-                return Err(PayloadError::InvalidRequest(
-                    "clientToken must be a string of at most 64 characters".into(),
-                ))
+                return Err(PayloadError::InvalidRequest(format!(
+                    "clientToken must be a string of at most {MAX_CLIENT_TOKEN_CHARS} characters"
+                )))
             }
         };
-        Ok(Payload { client_token, members })
-    }
-
-    /// The request's members as `T`; a member of the wrong type names itself.
-    pub fn request<T: for<'de> Deserialize<'de>>(self) -> Result<T, PayloadError> {
-        serde_path_to_error::deserialize(Value::Object(self.members)).map_err(|e| {
-            let path = e.path().to_string();
-            PayloadError::InvalidRequest(format!("Invalid {path}: {}", e.inner()))
-        })
+        Ok((client_token, members))
     }
 }
 
@@ -344,6 +381,90 @@ mod tests {
         ));
         assert!(matches!(parse::<DescribeRequest>("[1]"), Err(PayloadError::InvalidJson(_))));
         assert!(matches!(parse::<DescribeRequest>(r#"{"clientToken":5}"#), Err(PayloadError::InvalidRequest(_))));
+    }
+
+    /// What a payload reads as, the slow way only: a JSON object, then the type. As
+    /// `handle_jobs_topic` answers: the token, also beside a request refused.
+    fn slow<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> (Option<String>, Result<T, PayloadError>) {
+        match Payload::members(payload) {
+            Err(e) => (None, Err(e)),
+            Ok((token, members)) => (
+                token,
+                serde_path_to_error::deserialize(Value::Object(members)).map_err(|e| {
+                    let path = e.path().to_string();
+                    PayloadError::InvalidRequest(format!("Invalid {path}: {}", e.inner()))
+                }),
+            ),
+        }
+    }
+
+    /// Both ways give the same token, request and error for `payload`, as each request type.
+    fn assert_read_alike(payload: &[u8]) {
+        fn one<T: for<'de> Deserialize<'de> + std::fmt::Debug>(payload: &[u8]) {
+            let fast = match Payload::parse(payload) {
+                Err(e) => (None, Err(e)),
+                Ok(p) => (p.client_token.clone(), p.request::<T>()),
+            };
+            let slow = slow::<T>(payload);
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{}", String::from_utf8_lossy(payload));
+        }
+        one::<UpdateRequest>(payload);
+        one::<StartNextRequest>(payload);
+        one::<DescribeRequest>(payload);
+    }
+
+    #[test]
+    fn the_fast_way_reads_as_the_slow_way() {
+        let corpus: &[&str] = &[
+            "",
+            "  \n ",
+            "{}",
+            "[]",
+            r#"["IN_PROGRESS"]"#,
+            "null",
+            "3",
+            r#""x""#,
+            "{",
+            r#"{"status":"IN_PROGRESS"} x"#,
+            r#"{"status":"IN_PROGRESS","clientToken":"t"}"#,
+            r#" {"status":"SUCCEEDED","statusDetails":{"a":"b","n":1.5,"big":1e21,"t":true},"expectedVersion":2}"#,
+            r#"{"status":"IN_PROGRESS","expectedVersion":"3","executionNumber":" 7 ","stepTimeoutInMinutes":"x"}"#,
+            r#"{"status":"IN_PROGRESS","clientToken":"a","clientToken":"b"}"#,
+            r#"{"status":"IN_PROGRESS","status":"FAILED"}"#,
+            r#"{"status":"IN_PROGRESS","other":1,"other":[1,{"a":null}]}"#,
+            r#"{"clientToken":null,"includeJobDocument":true,"executionNumber":null}"#,
+            r#"{"clientToken":5}"#,
+            r#"{"clientToken":"0123456789012345678901234567890123456789012345678901234567890123"}"#,
+            r#"{"clientToken":"01234567890123456789012345678901234567890123456789012345678901234"}"#,
+            r#"{"clientToken":"\u00e9\ud83d\ude00\n"}"#,
+            r#"{"includeJobDocument":"true"}"#,
+            r#"{"executionNumber":1.0}"#,
+            r#"{"executionNumber":-4,"expectedVersion":18446744073709551615}"#,
+            r#"{"status":"DONE"}"#,
+            r#"{"status":null}"#,
+            r#"{"statusDetails":null,"status":"QUEUED"}"#,
+            r#"{"statusDetails":{"k":null},"status":"FAILED"}"#,
+            r#"{"statusDetails":["x"],"status":"FAILED"}"#,
+            r#"{"statusDetails":{"k":"v","k":"w"},"status":"FAILED"}"#,
+            r#"{"includeJobExecutionState":null,"status":"FAILED"}"#,
+        ];
+        for payload in corpus {
+            assert_read_alike(payload.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        /// Objects of the members the requests know (and one they do not), each value of
+        /// every JSON kind, members repeated.
+        #[test]
+        fn any_object_reads_alike(members in proptest::collection::vec((0usize..9, 0usize..14), 0..6)) {
+            const KEYS: [&str; 9] = ["status", "statusDetails", "expectedVersion", "executionNumber",
+                "includeJobExecutionState", "includeJobDocument", "stepTimeoutInMinutes", "clientToken", "x"];
+            const VALUES: [&str; 14] = ["null", "true", "0", "-1", "2.5", r#""7""#, r#""t""#, r#""IN_PROGRESS""#,
+                r#""SUCCEEDED""#, "{}", r#"{"a":"b"}"#, r#"{"a":1}"#, "[]", "99999999999999999999"];
+            let body: Vec<String> = members.iter().map(|&(k, v)| format!("\"{}\":{}", KEYS[k], VALUES[v])).collect();
+            assert_read_alike(format!("{{{}}}", body.join(",")).as_bytes());
+        }
     }
 
     #[test]
