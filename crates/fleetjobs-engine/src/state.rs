@@ -187,6 +187,10 @@ pub struct State {
     pub executions: BTreeMap<ExecKey, JobExecution>,
     /// Derived: thing name -> its executions (jobId, executionNumber).
     pub by_thing: HashMap<String, BTreeSet<(String, i64)>>,
+    /// Derived: thing name -> its pending (QUEUED, IN_PROGRESS) executions, the part of
+    /// `by_thing` that every device request and every change of the thing's queue reads: what
+    /// they cost does not grow with the thing's finished executions.
+    pending_by_thing: HashMap<String, BTreeSet<(String, i64)>>,
     pub events: Option<EventConfigurations>,
     /// The fleet-indexing configuration (AWS's default, all OFF, until one is stored).
     pub indexing: IndexingConfiguration,
@@ -419,6 +423,31 @@ impl State {
         } else {
             set.remove(&(e.job_id.clone(), e.execution_number));
         }
+        self.index_pending(e, delta > 0 && e.is_pending());
+    }
+
+    /// `pending_by_thing` is what it would be if derived from the executions afresh.
+    #[cfg(test)]
+    fn assert_pending_index(&self) {
+        let mut fresh: HashMap<String, BTreeSet<(String, i64)>> = HashMap::default();
+        for e in self.executions.values().filter(|e| e.is_pending()) {
+            fresh.entry(e.thing_name.clone()).or_default().insert((e.job_id.clone(), e.execution_number));
+        }
+        assert_eq!(self.pending_by_thing, fresh, "the pending index is out of step with the executions");
+    }
+
+    /// Keep `pending_by_thing` in step with whether the execution is pending now.
+    fn index_pending(&mut self, e: &JobExecution, pending: bool) {
+        let key = (e.job_id.clone(), e.execution_number);
+        if pending {
+            self.pending_by_thing.entry(e.thing_name.clone()).or_default().insert(key);
+        } else if let Some(set) = self.pending_by_thing.get_mut(&e.thing_name) {
+            set.remove(&key);
+            // A thing's queue empties after each job: the entry goes, and comes back with the next.
+            if set.is_empty() {
+                self.pending_by_thing.remove(&e.thing_name);
+            }
+        }
     }
 
     pub fn event_configurations(&self) -> &EventConfigurations {
@@ -430,6 +459,15 @@ impl State {
         // Looked up by borrowed key: nothing allocated per execution (a hot path of CreateJob
         // on large groups, and of every device request).
         self.by_thing.get_key_value(thing).into_iter().flat_map(move |(thing, entries)| {
+            entries
+                .iter()
+                .filter_map(move |(job, n)| self.executions.get(exec_key(&(job.as_str(), thing.as_str(), *n))))
+        })
+    }
+
+    /// A thing's pending executions (QUEUED, IN_PROGRESS), in no particular order.
+    pub fn pending_executions_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a JobExecution> + 'a {
+        self.pending_by_thing.get_key_value(thing).into_iter().flat_map(move |(thing, entries)| {
             entries
                 .iter()
                 .filter_map(move |(job, n)| self.executions.get(exec_key(&(job.as_str(), thing.as_str(), *n))))
@@ -452,7 +490,7 @@ impl State {
     /// The thing's pending executions in one job namespace, in `$next` order: each namespace
     /// is a queue of its own, with its own head and its own `notify` / `notify-next` topics.
     pub fn pending_of_thing(&self, thing: &str, namespace: Option<&str>) -> Vec<&JobExecution> {
-        pending::ordered(self.executions_of_thing(thing).filter(|e| self.namespace_of(&e.job_id) == namespace))
+        pending::ordered(self.pending_executions_of_thing(thing).filter(|e| self.namespace_of(&e.job_id) == namespace))
     }
 
     /// The shape of each of the thing's queues, by the namespaces it has pending executions in
@@ -461,11 +499,8 @@ impl State {
     /// Asked twice per change of a thing's executions (before and after): the common case, no
     /// job with a namespace, builds one shape without grouping anything.
     pub fn queue_shapes(&self, thing: &str) -> BTreeMap<Option<String>, QueueShape> {
-        let pending: Vec<(Option<&str>, &JobExecution)> = self
-            .executions_of_thing(thing)
-            .filter(|e| e.is_pending())
-            .map(|e| (self.namespace_of(&e.job_id), e))
-            .collect();
+        let pending: Vec<(Option<&str>, &JobExecution)> =
+            self.pending_executions_of_thing(thing).map(|e| (self.namespace_of(&e.job_id), e)).collect();
         let mut shapes = BTreeMap::new();
         if pending.iter().all(|(ns, _)| ns.is_none()) {
             if !pending.is_empty() {
@@ -1000,11 +1035,15 @@ impl<'a> Txn<'a> {
         let key = (e.job_id.as_str(), e.thing_name.as_str(), e.execution_number);
         let old_status = self.s.executions.get(exec_key(&key)).map(|old| old.status);
         match old_status {
-            // A replacement keeps its place in the thing's index; only the counts move.
+            // A replacement keeps its place in the thing's index; the counts move, and it
+            // leaves (or joins) the thing's pending ones when it ends (or is queued again).
             Some(old) if old != e.status => {
                 let counts = self.s.counts.entry(e.job_id.clone()).or_default();
                 counts.add(old, -1);
                 counts.add(e.status, 1);
+                if old.is_terminal() != e.status.is_terminal() {
+                    self.s.index_pending(&e, e.is_pending());
+                }
             }
             Some(_) => {}
             None => self.s.index_execution(&e, 1),
@@ -1119,6 +1158,9 @@ impl<'a> Txn<'a> {
     pub fn finish(mut self) -> Changes {
         self.apply_rollout_rules();
         self.complete_snapshot_jobs();
+        // Every transaction of the engine's own tests checks the index against the executions.
+        #[cfg(test)]
+        self.s.assert_pending_index();
         let now = self.now;
         let touched = std::mem::take(&mut self.touched_things);
         let empty = QueueShape::default();

@@ -171,7 +171,7 @@ impl Engine {
                     "Cannot delete thing {name}. Please detach all principals from the thing before deleting it."
                 )));
             }
-            let pending: Vec<_> = txn.s.executions_of_thing(name).filter(|e| e.is_pending()).cloned().collect();
+            let pending: Vec<_> = txn.s.pending_executions_of_thing(name).cloned().collect();
             for mut e in pending {
                 execution::remove(&mut e, txn.now);
                 txn.put_execution(e);
