@@ -29,9 +29,24 @@ pub fn shown(any_scheduled: bool) -> usize {
 /// Identity of an execution: (jobId, executionNumber).
 pub type ExecutionKey = (String, i64);
 
-fn rank(e: &JobExecution) -> (u8, i64, &str, i64) {
-    let class = if e.status == JobExecutionStatus::InProgress { 0 } else { 1 };
-    (class, e.queued_at, e.job_id.as_str(), e.execution_number)
+/// Where a pending execution stands in its thing's queue, before the job id that breaks ties:
+/// IN_PROGRESS before QUEUED, each by `queuedAt`. Kept beside each pending execution in the
+/// engine's index, so that a queue's shape needs no execution record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Place {
+    class: u8,
+    queued_at: i64,
+}
+
+impl Place {
+    pub fn of(e: &JobExecution) -> Place {
+        let class = if e.status == JobExecutionStatus::InProgress { 0 } else { 1 };
+        Place { class, queued_at: e.queued_at }
+    }
+}
+
+fn rank(e: &JobExecution) -> (Place, &str, i64) {
+    (Place::of(e), e.job_id.as_str(), e.execution_number)
 }
 
 /// Sort pending executions in `$next` order, dropping terminal ones.
@@ -50,11 +65,20 @@ pub struct QueueShape {
 
 impl QueueShape {
     pub fn of<'a>(executions: impl IntoIterator<Item = &'a JobExecution>) -> Self {
-        let pending = ordered(executions);
-        QueueShape {
-            head: pending.first().map(|e| (e.job_id.clone(), e.execution_number)),
-            set: pending.iter().map(|e| (e.job_id.clone(), e.execution_number)).collect(),
+        Self::of_places(executions.into_iter().filter(|e| e.is_pending()).map(rank))
+    }
+
+    /// The shape of pending executions given as (place, jobId, executionNumber).
+    pub fn of_places<'a>(pending: impl IntoIterator<Item = (Place, &'a str, i64)>) -> Self {
+        let mut head: Option<(Place, &str, i64)> = None;
+        let mut set = BTreeSet::new();
+        for p in pending {
+            if head.is_none_or(|h| p < h) {
+                head = Some(p);
+            }
+            set.insert((p.1.to_string(), p.2));
         }
+        QueueShape { head: head.map(|(_, job, n)| (job.to_string(), n)), set }
     }
 }
 

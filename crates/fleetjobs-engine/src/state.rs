@@ -23,7 +23,7 @@ use fleetjobs_core::model::{
     CaCertificate, Certificate, EventConfigurations, IndexingConfiguration, Job, JobExecution, JobExecutionStatus,
     JobStatus, JobTemplate, Policy, TargetSelection, Thing, ThingGroup, ThingType,
 };
-use fleetjobs_core::pending::{self, QueueShape};
+use fleetjobs_core::pending::{self, Place, QueueShape};
 use fleetjobs_core::policy::PolicyDocument;
 use fleetjobs_core::Millis;
 use fleetjobs_store::{Mutation, Record, StoreError};
@@ -190,7 +190,9 @@ pub struct State {
     /// Derived: thing name -> its pending (QUEUED, IN_PROGRESS) executions, the part of
     /// `by_thing` that every device request and every change of the thing's queue reads: what
     /// they cost does not grow with the thing's finished executions.
-    pending_by_thing: HashMap<String, BTreeSet<(String, i64)>>,
+    /// Each with its place in the queue, so that the queue's shape (asked before and after
+    /// every change) reads no execution record.
+    pending_by_thing: HashMap<String, BTreeMap<(String, i64), Place>>,
     pub events: Option<EventConfigurations>,
     /// The fleet-indexing configuration (AWS's default, all OFF, until one is stored).
     pub indexing: IndexingConfiguration,
@@ -429,9 +431,9 @@ impl State {
     /// `pending_by_thing` is what it would be if derived from the executions afresh.
     #[cfg(test)]
     fn assert_pending_index(&self) {
-        let mut fresh: HashMap<String, BTreeSet<(String, i64)>> = HashMap::default();
+        let mut fresh: HashMap<String, BTreeMap<(String, i64), Place>> = HashMap::default();
         for e in self.executions.values().filter(|e| e.is_pending()) {
-            fresh.entry(e.thing_name.clone()).or_default().insert((e.job_id.clone(), e.execution_number));
+            fresh.entry(e.thing_name.clone()).or_default().insert((e.job_id.clone(), e.execution_number), Place::of(e));
         }
         assert_eq!(self.pending_by_thing, fresh, "the pending index is out of step with the executions");
     }
@@ -440,7 +442,7 @@ impl State {
     fn index_pending(&mut self, e: &JobExecution, pending: bool) {
         let key = (e.job_id.clone(), e.execution_number);
         if pending {
-            self.pending_by_thing.entry(e.thing_name.clone()).or_default().insert(key);
+            self.pending_by_thing.entry(e.thing_name.clone()).or_default().insert(key, Place::of(e));
         } else if let Some(set) = self.pending_by_thing.get_mut(&e.thing_name) {
             set.remove(&key);
             // A thing's queue empties after each job: the entry goes, and comes back with the next.
@@ -469,7 +471,7 @@ impl State {
     pub fn pending_executions_of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a JobExecution> + 'a {
         self.pending_by_thing.get_key_value(thing).into_iter().flat_map(move |(thing, entries)| {
             entries
-                .iter()
+                .keys()
                 .filter_map(move |(job, n)| self.executions.get(exec_key(&(job.as_str(), thing.as_str(), *n))))
         })
     }
@@ -499,20 +501,19 @@ impl State {
     /// Asked twice per change of a thing's executions (before and after): the common case, no
     /// job with a namespace, builds one shape without grouping anything.
     pub fn queue_shapes(&self, thing: &str) -> BTreeMap<Option<String>, QueueShape> {
-        let pending: Vec<(Option<&str>, &JobExecution)> =
-            self.pending_executions_of_thing(thing).map(|e| (self.namespace_of(&e.job_id), e)).collect();
         let mut shapes = BTreeMap::new();
-        if pending.iter().all(|(ns, _)| ns.is_none()) {
-            if !pending.is_empty() {
-                shapes.insert(None, QueueShape::of(pending.into_iter().map(|(_, e)| e)));
-            }
+        // A thing with nothing pending has no entry (the index drops emptied ones).
+        let Some(pending) = self.pending_by_thing.get(thing) else { return shapes };
+        let places = pending.iter().map(|((job, n), place)| (*place, job.as_str(), *n));
+        if pending.keys().all(|(job, _)| self.namespace_of(job).is_none()) {
+            shapes.insert(None, QueueShape::of_places(places));
             return shapes;
         }
-        let mut by_namespace: BTreeMap<Option<&str>, Vec<&JobExecution>> = BTreeMap::new();
-        for (ns, e) in pending {
-            by_namespace.entry(ns).or_default().push(e);
+        let mut by_namespace: BTreeMap<Option<&str>, Vec<(Place, &str, i64)>> = BTreeMap::new();
+        for p in places {
+            by_namespace.entry(self.namespace_of(p.1)).or_default().push(p);
         }
-        shapes.extend(by_namespace.into_iter().map(|(ns, es)| (ns.map(str::to_string), QueueShape::of(es))));
+        shapes.extend(by_namespace.into_iter().map(|(ns, ps)| (ns.map(str::to_string), QueueShape::of_places(ps))));
         shapes
     }
 
@@ -1035,15 +1036,14 @@ impl<'a> Txn<'a> {
         let key = (e.job_id.as_str(), e.thing_name.as_str(), e.execution_number);
         let old_status = self.s.executions.get(exec_key(&key)).map(|old| old.status);
         match old_status {
-            // A replacement keeps its place in the thing's index; the counts move, and it
-            // leaves (or joins) the thing's pending ones when it ends (or is queued again).
+            // A replacement keeps its place in the thing's index; the counts move, and so does
+            // its place among the thing's pending ones (started, or ended: then it leaves them).
             Some(old) if old != e.status => {
                 let counts = self.s.counts.entry(e.job_id.clone()).or_default();
                 counts.add(old, -1);
                 counts.add(e.status, 1);
-                if old.is_terminal() != e.status.is_terminal() {
-                    self.s.index_pending(&e, e.is_pending());
-                }
+                // (Also QUEUED -> IN_PROGRESS: the execution's place in the queue moves.)
+                self.s.index_pending(&e, e.is_pending());
             }
             Some(_) => {}
             None => self.s.index_execution(&e, 1),
