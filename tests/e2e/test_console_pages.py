@@ -8,13 +8,15 @@ link.
   kept current while the device works; markup in statusDetails stays text.
 - Devices: the thing-group tree (a child group under its parent, a grandchild under it), and
   a thing's page listing the policy attached to its certificate.
-- The sign-in link `fleetjobs serve` prints: it signs in once (a fresh session), and is
-  refused the second time.
+- The sign-in link `fleetjobs serve` prints: fetching it (a mail scanner, a link preview)
+  spends nothing; its button signs in once (a fresh session); it is refused the second time.
 
 Screenshots go to tests/e2e/artifacts/console/ (git-ignored).
 """
 
 from __future__ import annotations
+
+import urllib.request
 
 from playwright.sync_api import expect
 
@@ -193,6 +195,12 @@ def test_the_group_tree_nests_children_and_a_thing_shows_its_policy(server, keys
 
 def test_the_printed_sign_in_link_signs_in_once(server, browser):
     link = signin_link(server)
+    # Fetched first by something that is not the person (a mail scanner): it shows whom the
+    # link signs in, sets no session, and spends nothing.
+    with urllib.request.urlopen(link, timeout=10) as r:
+        assert r.status == 200
+        assert server.credentials()[0] in r.read().decode()
+        assert "fleetjobs_session" not in (r.headers.get("Set-Cookie") or "")
     first = browser.new_context()
     second = browser.new_context()
     try:
@@ -200,6 +208,9 @@ def test_the_printed_sign_in_link_signs_in_once(server, browser):
         first.add_cookies([{"name": "fleetjobs_session", "value": "planted", "url": server.endpoint_url}])
         page = first.new_page()
         page.goto(link)
+        assert session_cookie(first) == "planted", "opening the link signs nobody in"
+        shot(page, "18-sign-in-link")
+        page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/console/jobs")
         session = session_cookie(first)
         assert session and session != "planted"

@@ -183,22 +183,20 @@ impl SigninLinks {
         token
     }
 
+    /// The access key id `token` would sign in as, if it is outstanding and not expired,
+    /// leaving it outstanding: what the link's page shows before the sign-in is confirmed.
+    pub fn peek(&self, token: &str, now: Instant) -> Option<String> {
+        let links = self.links();
+        let link = &links[find(&links, token)?];
+        (now < link.expires).then(|| link.access_key_id.clone())
+    }
+
     /// The access key id `token` signs in as, if it is outstanding and not expired; it is
     /// spent either way (a second use is refused).
     pub fn redeem(&self, token: &str, now: Instant) -> Option<String> {
         let mut links = self.links();
-        // Every token is compared (no early exit), so the time taken says nothing of which.
-        let found = links.iter().enumerate().fold(
-            None,
-            |found, (i, l)| {
-                if same_secret(&l.token, token) {
-                    Some(i)
-                } else {
-                    found
-                }
-            },
-        );
-        let link = links.remove(found?);
+        let found = find(&links, token)?;
+        let link = links.remove(found);
         (now < link.expires).then_some(link.access_key_id)
     }
 
@@ -209,6 +207,12 @@ impl SigninLinks {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Which of `links` has `token`. Every token is compared (no early exit), so the time taken
+/// says nothing of which.
+fn find(links: &[Link], token: &str) -> Option<usize> {
+    links.iter().enumerate().fold(None, |found, (i, l)| if same_secret(&l.token, token) { Some(i) } else { found })
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -351,10 +355,15 @@ mod tests {
         let t0 = Instant::now();
         let token = links.issue("AKIA1", t0);
         assert_eq!(token.len(), 64);
+        assert_eq!(links.peek(&token, t0).as_deref(), Some("AKIA1"));
+        assert_eq!(links.peek(&token, t0).as_deref(), Some("AKIA1"), "looking does not spend it");
+        assert_eq!(links.peek(&token[1..], t0), None);
+        assert_eq!(links.peek(&token, t0 + Duration::from_secs(900)), None, "expired");
         assert_eq!(links.redeem("", t0), None);
         assert_eq!(links.redeem(&token[1..], t0), None, "a prefix is not the token");
         assert_eq!(links.redeem(&token, t0 + Duration::from_secs(60)), Some("AKIA1".to_string()));
         assert_eq!(links.redeem(&token, t0 + Duration::from_secs(61)), None, "used once");
+        assert_eq!(links.peek(&token, t0), None, "and gone");
         let late = links.issue("AKIA1", t0);
         assert_eq!(links.redeem(&late, t0 + Duration::from_secs(900)), None, "expired");
         assert_eq!(links.redeem(&late, t0), None, "and spent");

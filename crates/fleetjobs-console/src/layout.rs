@@ -99,6 +99,27 @@ pub fn signin(token: &str, error: Option<&str>, access_key_id: &str) -> Markup {
     }
 }
 
+/// What a one-time sign-in link opens: whom it signs in, and the button that does it.
+pub fn signin_link(token: &str, link_token: &str, access_key_id: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head("Sign in")) }
+            body.narrow {
+                main.signin {
+                    h1 { "Fleetjobs console" }
+                    p { "This one-time link signs you in with the access key " code { (access_key_id) } "." }
+                    form method="post" action="/console/signin" {
+                        input type="hidden" name="signin_token" value=(token);
+                        input type="hidden" name="link_token" value=(link_token);
+                        button.primary type="submit" autofocus { "Sign in" }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub fn job_status(status: JobStatus) -> Markup {
     html! { span class={ "badge st-" (status.as_str()) } { (status.as_str()) } }
 }

@@ -272,19 +272,12 @@ async fn signin_page(
     headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<SigninQuery>,
 ) -> Response {
-    if let Some(token) = query.token {
-        // Spent whatever happens next: a link signs in once.
-        let key_id = console.config.signin_links.redeem(&token, Instant::now());
-        // The key must still be the admin's (it may have been replaced since the link was made).
-        return match key_id.filter(|k| console.engine.secret_for(k).is_some()) {
-            Some(key_id) => {
-                tracing::info!(access_key_id = %key_id, "console sign-in with a one-time link");
-                start_session(&console, &headers, &key_id)
-            }
-            None => {
-                tracing::info!("console sign-in link refused (unknown, used or expired)");
-                signin_form(StatusCode::UNAUTHORIZED, Some("This sign-in link was already used or has expired."), "")
-            }
+    if let Some(link) = query.token {
+        // A GET only shows whom the link signs in; the button's POST spends it. Mail scanners
+        // and link previews fetch links before the person does, and must not use them up.
+        return match console.config.signin_links.peek(&link, Instant::now()).filter(|k| admin_key(&console, k)) {
+            Some(key_id) => with_signin_cookie(StatusCode::OK, |token| layout::signin_link(token, &link, &key_id)),
+            None => link_refused(),
         };
     }
     if auth::cookie(&headers, SESSION_COOKIE).and_then(|id| console.sessions.touch(id, Instant::now())).is_some() {
@@ -310,13 +303,27 @@ fn start_session(console: &Console, headers: &HeaderMap, key_id: &str) -> Respon
 }
 
 fn signin_form(status: StatusCode, error: Option<&str>, access_key_id: &str) -> Response {
+    with_signin_cookie(status, |token| layout::signin(token, error, access_key_id))
+}
+
+/// A page with a sign-in form: a fresh double-submit token, in its cookie and in the form.
+fn with_signin_cookie(status: StatusCode, page: impl FnOnce(&str) -> maud::Markup) -> Response {
     let token = auth::random_token();
-    let page = layout::signin(&token, error, access_key_id);
-    let mut response = (status, page).into_response();
+    let mut response = (status, page(&token)).into_response();
     if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(SIGNIN_COOKIE, Some(&token))) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
+}
+
+/// The key must still be the admin's (it may have been replaced since a link was made).
+fn admin_key(console: &Console, key_id: &str) -> bool {
+    console.engine.secret_for(key_id).is_some()
+}
+
+fn link_refused() -> Response {
+    tracing::info!("console sign-in link refused (unknown, used or expired)");
+    signin_form(StatusCode::UNAUTHORIZED, Some("This sign-in link was already used or has expired."), "")
 }
 
 async fn signin(State(console): State<Console>, headers: HeaderMap, body: Body) -> Response {
@@ -331,6 +338,17 @@ async fn signin(State(console): State<Console>, headers: HeaderMap, body: Body) 
     let token_ok = matches!((expected_token, form.get("signin_token")), (Some(a), Some(b)) if auth::same_secret(a, b));
     if !token_ok {
         return signin_form(StatusCode::FORBIDDEN, Some("The sign-in form expired: please try again."), "");
+    }
+    if let Some(link) = form.get("link_token") {
+        // Spent whatever happens next: a link signs in once.
+        let key_id = console.config.signin_links.redeem(link, Instant::now());
+        return match key_id.filter(|k| admin_key(&console, k)) {
+            Some(key_id) => {
+                tracing::info!(access_key_id = %key_id, "console sign-in with a one-time link");
+                start_session(&console, &headers, &key_id)
+            }
+            None => link_refused(),
+        };
     }
     let key_id = form.text("access_key_id").unwrap_or_default();
     let secret = form.get("secret_access_key").unwrap_or_default();

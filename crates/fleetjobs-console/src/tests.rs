@@ -296,6 +296,25 @@ async fn a_job_created_in_the_console_is_the_engines_and_renders_inert() {
 
 // ----------------------------------------------------------------------------- job, execution and sign-in link pages
 
+/// Open a sign-in link as a browser does: its page, then its button. `None` when the page
+/// refuses the link; else the answer to the button's POST.
+async fn follow_link(app: &Router, url: &str, cookie: &str) -> Option<(StatusCode, HeaderMap, String)> {
+    let (status, headers, page) = send(app, get(url).header(header::COOKIE, cookie).body(Body::empty()).unwrap()).await;
+    if status != StatusCode::OK {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(page.contains("already used or has expired"), "{page}");
+        assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
+        return None;
+    }
+    let signin = set_cookie_value(&headers, SIGNIN_COOKIE).unwrap();
+    assert!(page.contains(&format!(r#"name="signin_token" value="{signin}""#)), "{page}");
+    let link = url.split("token=").nth(1).unwrap();
+    assert!(page.contains(&format!(r#"name="link_token" value="{link}""#)), "{page}");
+    let cookie = format!("{cookie}; {SIGNIN_COOKIE}={signin}");
+    let fields = [("signin_token", signin.as_str()), ("link_token", link)];
+    Some(send(app, post_form("/console/signin", &cookie, &fields)).await)
+}
+
 #[tokio::test]
 async fn a_sign_in_link_signs_in_once_with_a_fresh_session() {
     let h = harness().await;
@@ -304,9 +323,19 @@ async fn a_sign_in_link_signs_in_once_with_a_fresh_session() {
     let app = router(h.engine.clone(), None, config, std::future::pending());
     let token = links.issue(&h.key.access_key_id, Instant::now());
     let url = format!("/console/signin?token={token}");
+
+    // Fetching the link (a mail scanner, a link preview) shows whom it signs in, and spends
+    // nothing: no session, and the link still works.
+    for _ in 0..2 {
+        let (status, headers, page) = send(&app, get(&url).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&h.key.access_key_id), "{page}");
+        assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
+    }
+    assert_eq!(links.len(), 1);
+
     let planted = format!("{SESSION_COOKIE}=planted-by-an-attacker");
-    let (status, headers, _) =
-        send(&app, get(&url).header(header::COOKIE, &planted).body(Body::empty()).unwrap()).await;
+    let (status, headers, _) = follow_link(&app, &url, &planted).await.unwrap();
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/console/jobs");
     let session = set_cookie_value(&headers, SESSION_COOKIE).unwrap();
@@ -316,17 +345,27 @@ async fn a_sign_in_link_signs_in_once_with_a_fresh_session() {
         send(&app, get("/console/jobs").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
 
-    // Used once: refused, and no session.
-    let (status, headers, body) = send(&app, get(&url).body(Body::empty()).unwrap()).await;
+    // Used once: its page refuses it, and so does its POST sent again.
+    assert!(follow_link(&app, &url, "").await.is_none());
+    let signin = signin_token(&app).await;
+    let fields = [("signin_token", signin.as_str()), ("link_token", token.as_str())];
+    let (status, headers, body) =
+        send(&app, post_form("/console/signin", &format!("{SIGNIN_COOKIE}={signin}"), &fields)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
     assert!(body.contains("already used or has expired"), "{body}");
+
+    // The button's POST needs the page's double-submit token, as every sign-in form does.
+    let fresh = links.issue(&h.key.access_key_id, Instant::now());
+    let fields = [("signin_token", "forged"), ("link_token", fresh.as_str())];
+    let (status, headers, _) = send(&app, post_form("/console/signin", "", &fields)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
+    assert_eq!(links.peek(&fresh, Instant::now()).as_deref(), Some(h.key.access_key_id.as_str()), "not spent");
+
     // A link for a key the engine does not know signs nobody in.
     let stranger = links.issue("AKIANOTAKEY", Instant::now());
-    let (status, headers, _) =
-        send(&app, get(&format!("/console/signin?token={stranger}")).body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(set_cookie_value(&headers, SESSION_COOKIE).is_none());
+    assert!(follow_link(&app, &format!("/console/signin?token={stranger}"), "").await.is_none());
 }
 
 #[tokio::test]
