@@ -2,7 +2,9 @@
 root CA registered with the registration code (get-registration-code,
 register-ca-certificate), device certificates it signed registered under it
 (register-certificate) or certificates registered without a CA, devices connecting over
-mutual TLS with them and receiving jobs, and a CA set INACTIVE refusing its devices."""
+mutual TLS with them and receiving jobs, and a CA set INACTIVE refusing its devices; a CA
+with auto-registration registering an unknown device certificate at its first connect
+(just-in-time registration)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,38 @@ def assert_refused(identity, port) -> None:
     with pytest.raises(ConnectRefused) as e:
         client.connect()
     assert "CONNACK" in str(e.value), e.value
+
+
+def test_just_in_time_registration_of_a_device_at_its_first_connect(
+        server, aws, tmp_path, arn_prefix, connect_device, connect_watcher):
+    ca = make_ca("Acme JITR Root")
+    ca_id = register_ca(aws, tmp_path, ca, "--set-as-active", "--allow-auto-registration")["certificateId"]
+    watcher = connect_watcher("jitr-watcher", f"$aws/events/certificates/registered/{ca_id}")
+    since = watcher.mark()
+
+    # A certificate the CA signed, never registered: the first connect is refused, as AWS's.
+    device = make_leaf(ca, "jitr-sensor-1")
+    unknown = {"certificateArn": "", "certificateId": ""}
+    identity = device_identity(device, server.root_ca, tmp_path / "jitr-certs", "jitr-sensor-1", unknown)
+    assert_refused(identity, server.mqtt_port)
+
+    # ... and registers it PENDING_ACTIVATION, announced to whoever listens.
+    event = watcher.wait_topic(f"$aws/events/certificates/registered/{ca_id}", since).json
+    assert (event["caCertificateId"], event["certificateStatus"]) == (ca_id, "PENDING_ACTIVATION")
+    assert event["awsAccountId"] == arn_prefix.split(":")[4]
+    cert_id = event["certificateId"]
+    d = aws("describe-certificate", "--certificate-id", cert_id)["certificateDescription"]
+    assert (d["status"], d["caCertificateId"]) == ("PENDING_ACTIVATION", ca_id)
+    assert d["certificatePem"].strip() == device.cert_pem.strip()
+    assert [c["certificateId"] for c in aws("list-certificates-by-ca", "--ca-certificate-id", ca_id)["certificates"]] \
+        == [cert_id]
+    # Pending, it is still refused.
+    assert_refused(identity, server.mqtt_port)
+
+    # What the rule's function of AWS's guide does: activate it and give it a thing and a policy.
+    aws("update-certificate", "--certificate-id", cert_id, "--new-status", "ACTIVE")
+    device_with_policy(aws, arn_prefix, d["certificateArn"], "jitr-sensor-1")
+    connect_device(identity)
 
 
 def test_registration_code_is_stable(aws):

@@ -447,7 +447,8 @@ impl CaCertificateStatus {
     }
 }
 
-/// `AutoRegistrationStatus` of a CA (kept and answered; devices are not auto-registered).
+/// `AutoRegistrationStatus` of a CA: with `ENABLE`, an unknown device certificate it signed is
+/// registered `PENDING_ACTIVATION` when the device first connects (just-in-time registration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AutoRegistrationStatus {

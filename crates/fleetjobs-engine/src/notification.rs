@@ -33,6 +33,8 @@ pub enum Notification {
     ExecutionEvent { execution: JobExecution, thing_arn: String, deleted: bool, at: Millis },
     /// Close the connections authenticated with this certificate.
     DisconnectCertificate { certificate_id: String },
+    /// A device certificate registered `PENDING_ACTIVATION` at its device's first connect.
+    CertificateRegistered { certificate_id: String, ca_certificate_id: String, account_id: String, at: Millis },
 }
 
 /// An event that nobody could have received when its batch was rendered, left unrendered
@@ -75,6 +77,20 @@ impl Notification {
             }
             Notification::DisconnectCertificate { certificate_id } => {
                 return Some(DeviceCommand::DisconnectCertificate { certificate_id })
+            }
+            Notification::CertificateRegistered { certificate_id, ca_certificate_id, account_id, at } => {
+                // AWS's just-in-time registration message: epoch seconds, as its other
+                // `$aws/events` messages.
+                let payload = serde_json::json!({
+                    "certificateId": certificate_id,
+                    "caCertificateId": ca_certificate_id,
+                    "timestamp": at.div_euclid(1000),
+                    "certificateStatus": "PENDING_ACTIVATION",
+                    "awsAccountId": account_id,
+                    "certificateRegistrationTimestamp": at.div_euclid(1000),
+                });
+                let topic = format!("$aws/events/certificates/registered/{ca_certificate_id}");
+                (topic, serde_json::to_vec(&payload).expect("json serializes"))
             }
         };
         Some(DeviceCommand::Publish { topic, payload })

@@ -953,6 +953,17 @@ impl<'a> Txn<'a> {
         self.s.admin_keys.insert(key.access_key_id.clone(), key);
     }
 
+    /// Announce a certificate registered when its device first connected, on
+    /// `$aws/events/certificates/registered/{caCertificateId}` (just-in-time registration).
+    pub fn certificate_registered(&mut self, certificate_id: &str, ca_certificate_id: &str) {
+        self.changes.notifications.push(Notification::CertificateRegistered {
+            certificate_id: certificate_id.to_string(),
+            ca_certificate_id: ca_certificate_id.to_string(),
+            account_id: self.scope.account_id.clone(),
+            at: self.now,
+        });
+    }
+
     pub fn disconnect_certificate(&mut self, certificate_id: &str) {
         let certificate_id = certificate_id.to_string();
         self.changes.notifications.push(Notification::DisconnectCertificate { certificate_id });

@@ -41,6 +41,19 @@ impl ForeignCertificate {
         Self::from_der(der.to_vec())
     }
 
+    /// The certificate as PEM text (what is kept of one registered when its device connects).
+    pub fn to_pem(&self) -> String {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(&self.der);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in text.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem
+    }
+
     /// Reads a DER certificate.
     pub fn from_der(der: Vec<u8>) -> Result<Self, CertificateCheckError> {
         let cert = parse(&der)?;

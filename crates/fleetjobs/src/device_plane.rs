@@ -22,6 +22,24 @@ pub struct Hooks {
     pub retained: Option<Arc<RetainedFiles>>,
 }
 
+impl Hooks {
+    /// Just-in-time registration of an unknown certificate, after the refused connect (the
+    /// hook cannot wait for a commit): registered `PENDING_ACTIVATION` if a CA with
+    /// auto-registration signed it, for the device's next connect once it is activated.
+    fn register_at_connect(&self, der: Vec<u8>) {
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            match engine.register_certificate_at_connect(&der).await {
+                Ok(Some(r)) => {
+                    tracing::info!(certificate_id = %r.certificate_id, "certificate registered at connect (PENDING_ACTIVATION)")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::info!(error = %e.message, "certificate not registered at connect"),
+            }
+        });
+    }
+}
+
 impl DeviceHooks for Hooks {
     type Session = DeviceSession;
 
@@ -34,6 +52,9 @@ impl DeviceHooks for Hooks {
         }
         self.engine.authenticate_device(peer.cert_der.as_deref(), &connect.client_id).map_err(|e| {
             tracing::info!(client_id = %connect.client_id, remote = ?peer.remote_addr, reason = %e, "connection refused");
+            if let (DeviceAuthError::UnknownCertificate(_), Some(der)) = (&e, &peer.cert_der) {
+                self.register_at_connect(der.to_vec());
+            }
             match e {
                 DeviceAuthError::Unavailable(_) => ConnectRefusal::ServerUnavailable,
                 _ => ConnectRefusal::NotAuthorized,

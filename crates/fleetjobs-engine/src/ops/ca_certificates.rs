@@ -367,6 +367,57 @@ impl Engine {
         .await
     }
 
+    /// Just-in-time registration: the certificate a device presented at CONNECT, unknown
+    /// here, registered `PENDING_ACTIVATION` under the registered CA that signed it, if that
+    /// CA is ACTIVE with auto-registration ENABLE (then announced on
+    /// `$aws/events/certificates/registered/{caCertificateId}`). The connect itself is refused,
+    /// as AWS refuses it: the device connects again once someone has activated the
+    /// certificate. `None`: no such CA, or the certificate is registered already.
+    pub async fn register_certificate_at_connect(&self, der: &[u8]) -> ApiResult<Option<RegisterCertificateResponse>> {
+        let now = self.now();
+        let cert = ForeignCertificate::from_der(der.to_vec()).map_err(|e| invalid_certificate(e.to_string()))?;
+        if !cert.valid_at(now) {
+            return Ok(None);
+        }
+        let enabled = |c: &CaCertificate| {
+            c.status == CaCertificateStatus::Active && c.auto_registration_status == AutoRegistrationStatus::Enable
+        };
+        let candidates: Vec<(String, String)> = self
+            .read(|s| {
+                Ok::<_, ApiError>(if s.certificates.contains_key(&cert.certificate_id) {
+                    vec![]
+                } else {
+                    s.ca_certificates
+                        .values()
+                        .filter(|c| enabled(c))
+                        .map(|c| (c.certificate_id.clone(), c.certificate_pem.clone()))
+                        .collect()
+                })
+            })
+            .await?;
+        // Signatures are checked here, outside the state lock.
+        let Some(ca_id) = candidates
+            .into_iter()
+            .find(|(_, pem)| ForeignCertificate::from_pem(pem).is_ok_and(|ca| cert.is_signed_by(&ca)))
+            .map(|(id, _)| id)
+        else {
+            return Ok(None);
+        };
+        self.write(|txn| {
+            // Checked again under the lock: the CA may have changed, or another connect won.
+            let Some(ca) = txn.s.ca_certificates.get(&ca_id).filter(|c| enabled(c)) else { return Ok(None) };
+            if txn.s.certificates.contains_key(&cert.certificate_id) {
+                return Ok(None);
+            }
+            let mode = ca.certificate_mode;
+            let status = CertificateStatus::PendingActivation;
+            let out = put_registered(txn, &cert, &cert.to_pem(), status, Some(ca_id.clone()), mode);
+            txn.certificate_registered(&out.certificate_id, &ca_id);
+            Ok(Some(out))
+        })
+        .await
+    }
+
     pub async fn register_certificate_without_ca(
         &self,
         r: RegisterCertificateWithoutCaRequest,

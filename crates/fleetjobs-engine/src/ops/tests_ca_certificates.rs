@@ -310,3 +310,71 @@ async fn a_deleted_registration_code_is_replaced_by_a_new_one_and_survives_a_res
     assert_ne!(first, second);
     assert_eq!(second, code(&h.reopen()).await);
 }
+
+#[tokio::test]
+async fn a_ca_with_auto_registration_registers_its_devices_at_their_first_connect() {
+    let mut h = harness();
+    let ca = own_ca("Auto Root");
+    let verification = ca.sign(&code(&h).await).0;
+    let mut r = register(&ca, Some(verification));
+    r.allow_auto_registration = true;
+    let ca_id = h.engine.register_ca_certificate(r).await.unwrap().certificate_id;
+    let _ = h.published();
+
+    // The first connect is refused (the certificate is unknown) and registers it, pending.
+    let (pem, der) = ca.sign("auto-device-1");
+    let e = h.engine.authenticate_device(Some(&der), "auto-device-1").unwrap_err();
+    assert!(matches!(e, DeviceAuthError::UnknownCertificate(_)), "{e:?}");
+    let out = h.engine.register_certificate_at_connect(&der).await.unwrap().expect("registered");
+    let d = h
+        .engine
+        .describe_certificate(DescribeCertificateRequest { certificate_id: out.certificate_id.clone() })
+        .await
+        .unwrap()
+        .certificate_description;
+    assert_eq!(d.status, CertificateStatus::PendingActivation);
+    assert_eq!(d.ca_certificate_id.as_deref(), Some(ca_id.as_str()));
+    assert_eq!(fleetjobs_pki::ForeignCertificate::from_pem(&d.certificate_pem).unwrap().der, der);
+    assert_eq!(
+        fleetjobs_pki::ForeignCertificate::from_pem(&pem).unwrap().certificate_id,
+        out.certificate_id,
+        "the id of the device's own PEM"
+    );
+    // Announced as AWS announces it.
+    let published = h.published();
+    let (topic, event) = published.iter().find(|(t, _)| t.starts_with("$aws/events/certificates")).unwrap();
+    assert_eq!(topic, &format!("$aws/events/certificates/registered/{ca_id}"));
+    assert_eq!(event["certificateId"], out.certificate_id.as_str());
+    assert_eq!(event["caCertificateId"], ca_id.as_str());
+    assert_eq!(
+        (event["certificateStatus"].as_str(), event["awsAccountId"].as_str()),
+        (Some("PENDING_ACTIVATION"), Some("123456789012"))
+    );
+    assert!(event["timestamp"].as_i64().is_some() && event["certificateRegistrationTimestamp"].as_i64().is_some());
+
+    // Pending: still refused, and not registered twice.
+    let e = h.engine.authenticate_device(Some(&der), "auto-device-1").unwrap_err();
+    assert!(matches!(e, DeviceAuthError::NotActive(_)), "{e:?}");
+    assert_eq!(h.engine.register_certificate_at_connect(&der).await.unwrap(), None);
+    // Once activated (by the operator, or a rule's function), the certificate is in.
+    let activate = UpdateCertificateRequest { certificate_id: out.certificate_id.clone(), new_status: "ACTIVE".into() };
+    h.engine.update_certificate(activate).await.unwrap();
+    let e = h.engine.authenticate_device(Some(&der), "auto-device-1").unwrap_err();
+    assert!(matches!(e, DeviceAuthError::ConnectDenied(_)), "active, and only its policies refuse: {e:?}");
+
+    // Nothing for certificates no auto-registering CA signed, nor once the CA stops it.
+    let (_, stranger) = self_signed("stranger");
+    assert_eq!(h.engine.register_certificate_at_connect(&stranger).await.unwrap(), None);
+    let off = UpdateCaCertificateRequest {
+        certificate_id: ca_id.clone(),
+        new_auto_registration_status: Some("DISABLE".into()),
+        ..Default::default()
+    };
+    h.engine.update_ca_certificate(off).await.unwrap();
+    let (_, second) = ca.sign("auto-device-2");
+    assert_eq!(h.engine.register_certificate_at_connect(&second).await.unwrap(), None);
+    assert_eq!(
+        h.engine.register_certificate_at_connect(b"not a certificate").await.map_err(|e| e.code).unwrap_err(),
+        ErrorCode::CertificateValidation
+    );
+}
