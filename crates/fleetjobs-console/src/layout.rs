@@ -75,7 +75,8 @@ pub fn message_page(title: &str, message: &str) -> Markup {
     }
 }
 
-pub fn signin(token: &str, error: Option<&str>, access_key_id: &str) -> Markup {
+/// The frame of the sign-in pages (no navigation: nobody is signed in yet).
+fn signin_frame(content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -83,6 +84,15 @@ pub fn signin(token: &str, error: Option<&str>, access_key_id: &str) -> Markup {
             body.narrow {
                 main.signin {
                     h1 { "Fleetjobs console" }
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+pub fn signin(token: &str, error: Option<&str>, access_key_id: &str) -> Markup {
+    signin_frame(html! {
                     p.muted { "Sign in with the admin access key from the " code { "credentials" } " file in the data directory." }
                     @if let Some(e) = error { p.error role="alert" { (e) } }
                     form method="post" action="/console/signin" {
@@ -93,31 +103,19 @@ pub fn signin(token: &str, error: Option<&str>, access_key_id: &str) -> Markup {
                             input name="secret_access_key" type="password" autocomplete="current-password" required; }
                         button.primary type="submit" { "Sign in" }
                     }
-                }
-            }
-        }
-    }
+    })
 }
 
 /// What a one-time sign-in link opens: whom it signs in, and the button that does it.
 pub fn signin_link(token: &str, link_token: &str, access_key_id: &str) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { (head("Sign in")) }
-            body.narrow {
-                main.signin {
-                    h1 { "Fleetjobs console" }
+    signin_frame(html! {
                     p { "This one-time link signs you in with the access key " code { (access_key_id) } "." }
                     form method="post" action="/console/signin" {
                         input type="hidden" name="signin_token" value=(token);
                         input type="hidden" name="link_token" value=(link_token);
                         button.primary type="submit" autofocus { "Sign in" }
                     }
-                }
-            }
-        }
-    }
+    })
 }
 
 pub fn job_status(status: JobStatus) -> Markup {

@@ -53,7 +53,9 @@ impl DeviceHooks for Hooks {
         self.engine.authenticate_device(peer.cert_der.as_deref(), &connect.client_id).map_err(|e| {
             tracing::info!(client_id = %connect.client_id, remote = ?peer.remote_addr, reason = %e, "connection refused");
             if let (DeviceAuthError::UnknownCertificate(_), Some(der)) = (&e, &peer.cert_der) {
-                self.register_at_connect(der.to_vec());
+                if self.engine.registers_at_connect() {
+                    self.register_at_connect(der.to_vec());
+                }
             }
             match e {
                 DeviceAuthError::Unavailable(_) => ConnectRefusal::ServerUnavailable,

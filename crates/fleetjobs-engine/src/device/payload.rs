@@ -72,6 +72,11 @@ impl<'a> Payload<'a> {
             return Ok(request);
         }
         let (_, members) = Self::members(self.bytes)?;
+        Self::typed(members)
+    }
+
+    /// The slow way's second step: the members as `T`, an error naming the member at fault.
+    fn typed<T: DeserializeOwned>(members: Map<String, Value>) -> Result<T, PayloadError> {
         serde_path_to_error::deserialize(Value::Object(members)).map_err(|e| {
             let path = e.path().to_string();
             PayloadError::InvalidRequest(format!("Invalid {path}: {}", e.inner()))
@@ -388,13 +393,7 @@ mod tests {
     fn slow<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> (Option<String>, Result<T, PayloadError>) {
         match Payload::members(payload) {
             Err(e) => (None, Err(e)),
-            Ok((token, members)) => (
-                token,
-                serde_path_to_error::deserialize(Value::Object(members)).map_err(|e| {
-                    let path = e.path().to_string();
-                    PayloadError::InvalidRequest(format!("Invalid {path}: {}", e.inner()))
-                }),
-            ),
+            Ok((token, members)) => (token, Payload::typed(members)),
         }
     }
 

@@ -58,6 +58,19 @@ fn check_not_registered(txn: &Txn<'_>, id: &str) -> ApiResult<()> {
     }
 }
 
+/// A CA that registers the unknown certificates it signed at their devices' first connect.
+fn auto_registers(c: &CaCertificate) -> bool {
+    c.status == CaCertificateStatus::Active && c.auto_registration_status == AutoRegistrationStatus::Enable
+}
+
+/// The id of the CA among `cas` (id, PEM) whose key verifies `cert`. Signatures are checked
+/// by the caller outside the state lock.
+fn signer_of(cert: &ForeignCertificate, cas: Vec<(String, String)>) -> Option<String> {
+    cas.into_iter()
+        .find(|(_, pem)| ForeignCertificate::from_pem(pem).is_ok_and(|ca| cert.is_signed_by(&ca)))
+        .map(|(id, _)| id)
+}
+
 impl Engine {
     pub async fn get_registration_code(&self, r: GetRegistrationCodeRequest) -> ApiResult<GetRegistrationCodeResponse> {
         r.check(self.now())?;
@@ -341,13 +354,9 @@ impl Engine {
                         )
                     })
                     .await?;
-                registered
-                    .into_iter()
-                    .find(|(_, pem)| ForeignCertificate::from_pem(pem).is_ok_and(|ca| cert.is_signed_by(&ca)))
-                    .map(|(id, _)| id)
-                    .ok_or_else(|| {
-                        invalid_certificate("The certificate is not signed by a registered CA certificate")
-                    })?
+                signer_of(&cert, registered).ok_or_else(|| {
+                    invalid_certificate("The certificate is not signed by a registered CA certificate")
+                })?
             }
         };
         self.write(|txn| {
@@ -367,6 +376,12 @@ impl Engine {
         .await
     }
 
+    /// Whether any CA registers certificates at connect: a refused connect starts
+    /// [`Self::register_certificate_at_connect`] only then (one lookup, no task, otherwise).
+    pub fn registers_at_connect(&self) -> bool {
+        self.lock().is_ok_and(|s| s.ca_certificates.values().any(auto_registers))
+    }
+
     /// Just-in-time registration: the certificate a device presented at CONNECT, unknown
     /// here, registered `PENDING_ACTIVATION` under the registered CA that signed it, if that
     /// CA is ACTIVE with auto-registration ENABLE (then announced on
@@ -379,9 +394,6 @@ impl Engine {
         if !cert.valid_at(now) {
             return Ok(None);
         }
-        let enabled = |c: &CaCertificate| {
-            c.status == CaCertificateStatus::Active && c.auto_registration_status == AutoRegistrationStatus::Enable
-        };
         let candidates: Vec<(String, String)> = self
             .read(|s| {
                 Ok::<_, ApiError>(if s.certificates.contains_key(&cert.certificate_id) {
@@ -389,23 +401,16 @@ impl Engine {
                 } else {
                     s.ca_certificates
                         .values()
-                        .filter(|c| enabled(c))
+                        .filter(|c| auto_registers(c))
                         .map(|c| (c.certificate_id.clone(), c.certificate_pem.clone()))
                         .collect()
                 })
             })
             .await?;
-        // Signatures are checked here, outside the state lock.
-        let Some(ca_id) = candidates
-            .into_iter()
-            .find(|(_, pem)| ForeignCertificate::from_pem(pem).is_ok_and(|ca| cert.is_signed_by(&ca)))
-            .map(|(id, _)| id)
-        else {
-            return Ok(None);
-        };
+        let Some(ca_id) = signer_of(&cert, candidates) else { return Ok(None) };
         self.write(|txn| {
             // Checked again under the lock: the CA may have changed, or another connect won.
-            let Some(ca) = txn.s.ca_certificates.get(&ca_id).filter(|c| enabled(c)) else { return Ok(None) };
+            let Some(ca) = txn.s.ca_certificates.get(&ca_id).filter(|c| auto_registers(c)) else { return Ok(None) };
             if txn.s.certificates.contains_key(&cert.certificate_id) {
                 return Ok(None);
             }

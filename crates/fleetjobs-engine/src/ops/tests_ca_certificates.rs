@@ -320,6 +320,7 @@ async fn a_ca_with_auto_registration_registers_its_devices_at_their_first_connec
     r.allow_auto_registration = true;
     let ca_id = h.engine.register_ca_certificate(r).await.unwrap().certificate_id;
     let _ = h.published();
+    assert!(h.engine.registers_at_connect());
 
     // The first connect is refused (the certificate is unknown) and registers it, pending.
     let (pem, der) = ca.sign("auto-device-1");
@@ -371,6 +372,7 @@ async fn a_ca_with_auto_registration_registers_its_devices_at_their_first_connec
         ..Default::default()
     };
     h.engine.update_ca_certificate(off).await.unwrap();
+    assert!(!h.engine.registers_at_connect(), "a refused connect then starts nothing");
     let (_, second) = ca.sign("auto-device-2");
     assert_eq!(h.engine.register_certificate_at_connect(&second).await.unwrap(), None);
     assert_eq!(
