@@ -565,8 +565,14 @@ def main() -> None:
                    help="nice value of the measuring client's threads (e.g. -10, root): on a machine "
                         "loaded by other processes its own wake-ups otherwise count in every latency; "
                         "server and simulator keep the bench's nice value")
+    p.add_argument("--gil-switch-ms", type=float, default=0.2,
+                   help="the client's GIL switch interval (Python's default is 5 ms): the measuring "
+                        "thread shares the interpreter with the load keeper and the simulator's "
+                        "watcher, and a reply that arrives while one of them runs waits up to this "
+                        "long before its clock stops")
     p.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    sys.setswitchinterval(args.gil_switch_ms / 1000)
     if args.smoke:
         args.sizes, args.rounds, args.calls, args.creates, args.phase_secs, args.work_ms = [50], 2, 60, 15, 3.0, 100
     out_name = args.out or ("control_plane_smoke.json" if args.smoke else "control_plane.json")
@@ -608,7 +614,8 @@ def write_results(args, out_name: str, started: str, runs: list[dict]) -> dict:
         "network_namespace": args.in_netns,
         "command": " ".join([sys.executable, *sys.argv]),
         "settings": {"calls": args.calls, "creates": args.creates, "phase_secs": args.phase_secs,
-                     "work_ms": args.work_ms, "rounds": args.rounds, "client_nice": args.client_nice},
+                     "work_ms": args.work_ms, "rounds": args.rounds, "client_nice": args.client_nice,
+                     "gil_switch_ms": args.gil_switch_ms},
         "summary": summarize(runs),
         "runs": runs,
     }

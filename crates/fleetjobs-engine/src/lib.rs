@@ -12,6 +12,8 @@
 //! - `health`: the store's failures as the engine sees them (re-read, refuse, recover).
 //! - `timers`: the one timer loop (execution timeouts, rollouts).
 //! - `watermarks`: which batch last wrote each job (what a read of one job waits for).
+//! - `durable_view`: each job's record and counts, and the access keys, as durable: what
+//!   DescribeJob and the SigV4 check read without the state lock.
 //! - `rollout`: applies the rollout rules (`fleetjobs-rollout`) to a job: start, rate, windows, end.
 //!
 //! The engine never talks to devices directly: it emits [`DeviceCommand`]s on the outbox,
@@ -21,6 +23,7 @@
 mod credentials;
 mod device;
 pub mod document_source;
+mod durable_view;
 mod health;
 mod notification;
 mod ops;
@@ -88,6 +91,8 @@ pub fn system_clock() -> Clock {
 pub struct Engine {
     config: EngineConfig,
     state: Mutex<state::State>,
+    /// What is durable of the jobs and access keys, readable without `state`'s lock.
+    view: Arc<durable_view::DurableView>,
     store: Arc<dyn Store>,
     ca: Arc<CertificateAuthority>,
     clock: Clock,
@@ -182,6 +187,7 @@ impl Engine {
         let (outbox, rx) = mpsc::unbounded_channel();
         let engine = Engine {
             config,
+            view: Arc::new(durable_view::DurableView::of(&state)),
             state: Mutex::new(state),
             store,
             ca,
@@ -265,7 +271,6 @@ impl Engine {
                 .map_err(|e| health::unavailable(&e.to_string()))?;
             fresh.seq = guard.seq;
             fresh.written = std::mem::take(&mut guard.written);
-            fresh.written.forget_counts();
             fresh.epoch = failed + 1;
             if let Some(source) = guard.document_source() {
                 fresh.set_document_source(source);
@@ -359,14 +364,10 @@ impl Engine {
         state.seq += 1;
         let seq = state.seq;
         let epoch = state.epoch;
-        let state::State { written, counts, jobs, .. } = state;
-        written.note(
-            seq,
-            &mutations,
-            *self.durable.borrow(),
-            |job| counts.get(job).copied().unwrap_or_default(),
-            |job| jobs.contains_key(job),
-        );
+        let state::State { written, jobs, .. } = state;
+        written.note(seq, &mutations, *self.durable.borrow(), |job| jobs.contains_key(job));
+        let view_changes = durable_view::ViewChanges::of(state, &mutations);
+        let view = self.view.clone();
         let (tx, rx) = oneshot::channel();
         let outbox = self.outbox.clone();
         let durable = self.durable.clone();
@@ -377,6 +378,10 @@ impl Engine {
             mutations,
             on_durable: Box::new(move |result| {
                 let result = health.settle(epoch, result, clock());
+                if result.is_ok() {
+                    // Before anyone is answered: whoever learns of this batch reads it there.
+                    view.apply(view_changes);
+                }
                 if let (Ok(()), Some(outgoing)) = (&result, outgoing) {
                     for c in outgoing.take() {
                         let _ = outbox.send(c);
@@ -406,30 +411,6 @@ impl Engine {
         f: impl Fn(&state::State) -> Result<T, E>,
     ) -> Result<T, E> {
         self.read_in(ReadScope::Job(job), f).await
-    }
-
-    /// A read of one job's record and execution counts that answers from the durable view: the
-    /// record if its last write is durable, with the counts as of the last settled batch, so
-    /// it waits neither for device updates of other jobs nor for those of this one still
-    /// committing (it shows them once durable). When that view cannot be told (the record
-    /// itself is being written, a commit failed), it waits as [`Self::read_job`] does.
-    async fn read_job_counts<T, E: From<ApiError>>(
-        &self,
-        job: &str,
-        f: impl Fn(&state::State, &fleetjobs_core::events::ExecutionCounts) -> Result<T, E>,
-    ) -> Result<T, E> {
-        {
-            let guard = self.lock()?;
-            // Settled includes refused batches: only while none of this epoch failed is it durable.
-            let settled = *self.durable.borrow();
-            if self.health.failed_epoch() < guard.epoch {
-                if let Some(counts) = guard.written.durable_counts(job, settled, guard.counts(job)) {
-                    self.timing.read_wait.record(0.0);
-                    return f(&guard, &counts);
-                }
-            }
-        }
-        self.read_job(job, |s| f(s, &s.counts(job))).await
     }
 
     async fn read_in<T, E: From<ApiError>>(

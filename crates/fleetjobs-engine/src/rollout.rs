@@ -114,7 +114,9 @@ impl Engine {
     /// [`creation_chunk`] in this transaction), and at `endTime` apply `endBehavior` (stop the
     /// rollout, cancel, or force-cancel).
     pub(crate) fn advance_rollout(&self, txn: &mut Txn<'_>, job_id: &str) -> RolloutStep {
-        let Some(mut job) = txn.s.jobs.get(job_id).cloned().filter(watched) else { return RolloutStep::default() };
+        let Some(mut job) = txn.s.jobs.get(job_id).filter(|j| watched(j)).map(|j| Job::clone(j)) else {
+            return RolloutStep::default();
+        };
         let now = txn.now;
         let sched = schedule(&job);
         match sched.phase(now) {

@@ -117,7 +117,7 @@ pub(crate) const JOB: &str = "job";
 pub(crate) const EXECUTION: &str = "execution";
 const EVENT_CONFIGURATIONS: &str = "event_configurations";
 const INDEXING_CONFIGURATION: &str = "indexing_configuration";
-const ACCESS_KEY: &str = "access_key";
+pub(crate) const ACCESS_KEY: &str = "access_key";
 const THING_GROUP: &str = "thing_group";
 /// Key: group name, newline, thing name.
 const THING_GROUP_MEMBER: &str = "thing_group_member";
@@ -179,7 +179,9 @@ pub struct State {
     /// (thing name, principal ARN) of the attachments made `EXCLUSIVE_THING` (the record's
     /// value says so; the others are `NON_EXCLUSIVE_THING`).
     pub exclusive_principals: BTreeSet<(String, String)>,
-    pub jobs: BTreeMap<String, Job>,
+    /// Shared with the durable view (`crate::durable_view`), which keeps the stored version
+    /// of each record without copying it: a change replaces the record, never edits it.
+    pub jobs: BTreeMap<String, Arc<Job>>,
     /// Derived: each job's document, parsed once (MQTT payloads embed it as an object).
     pub documents: HashMap<String, Arc<DeviceDocument>>,
     /// Derived: per-job execution counts by status.
@@ -289,7 +291,7 @@ impl State {
                 JOB => {
                     let j: Job = decode(r)?;
                     s.documents.insert(j.job_id.clone(), Arc::new(document_object(&j, None)));
-                    s.jobs.insert(j.job_id.clone(), j);
+                    s.jobs.insert(j.job_id.clone(), Arc::new(j));
                 }
                 EXECUTION => {
                     let e: JobExecution = decode(r)?;
@@ -983,7 +985,7 @@ impl<'a> Txn<'a> {
             let document = document_object(&j, self.s.document_source.as_ref());
             self.s.documents.insert(j.job_id.clone(), Arc::new(document));
         }
-        self.s.jobs.insert(j.job_id.clone(), j);
+        self.s.jobs.insert(j.job_id.clone(), Arc::new(j));
     }
 
     pub fn delete_job(&mut self, id: &str) {
@@ -1021,7 +1023,7 @@ impl<'a> Txn<'a> {
             return;
         }
         if let Some(job) = self.s.jobs.get(job_id) {
-            let (job, counts) = (Box::new(job.clone()), self.s.counts(job_id));
+            let (job, counts) = (Box::new(Job::clone(job)), self.s.counts(job_id));
             self.events.push(Notification::JobEvent { kind, job, counts, at: self.now });
         }
     }
@@ -1071,12 +1073,15 @@ impl<'a> Txn<'a> {
         self.execution_transition(&e, old_status, Some(e.status));
         self.changes.mutations.push(put(EXECUTION, exec_store_key(&key), &e));
         self.s.set_timer(&key, Some(&e));
-        match self.s.executions.get_mut(exec_key(&key)) {
-            Some(slot) => *slot = e,
-            None => {
-                let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
-                self.s.executions.insert(key, e);
+        // One more search of the executions only for a replacement (a new one, CreateJob's
+        // case, is inserted without a second miss first).
+        if old_status.is_some() {
+            if let Some(slot) = self.s.executions.get_mut(exec_key(&key)) {
+                *slot = e;
             }
+        } else {
+            let key = (e.job_id.clone(), e.thing_name.clone(), e.execution_number);
+            self.s.executions.insert(key, e);
         }
     }
 
@@ -1140,7 +1145,7 @@ impl<'a> Txn<'a> {
             let Some(config) = &job.configs.abort_config else { continue };
             if let Some(abort) = fleetjobs_rollout::abort::evaluate(config, &self.s.counts(&job_id)) {
                 tracing::info!(job_id, comment = %abort.comment, "job aborted");
-                let job = job.clone();
+                let job = Job::clone(job);
                 self.cancel_job(job, false, Some(abort.reason_code.to_string()), Some(abort.comment));
             }
         }
@@ -1214,13 +1219,13 @@ impl<'a> Txn<'a> {
                 && total > 0
                 && counts.pending() == 0
             {
-                let mut job = job.clone();
+                let mut job = Job::clone(job);
                 job.status = JobStatus::Completed;
                 job.completed_at = Some(self.now);
                 job.last_updated_at = self.now;
                 self.job_transition(&job_id, Some(JobStatus::Completed));
                 self.changes.mutations.push(put(JOB, job.job_id.clone(), &job));
-                self.s.jobs.insert(job_id.clone(), job);
+                self.s.jobs.insert(job_id.clone(), Arc::new(job));
                 self.job_event(JobEvent::Completed, &job_id);
             }
         }

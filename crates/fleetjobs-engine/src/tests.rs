@@ -589,6 +589,7 @@ async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
     let e = h.engine.describe_job_execution(execution("job1", "pi")).await.unwrap();
     assert_eq!(e.execution.status, JobExecutionStatus::InProgress);
     assert_eq!(h.engine.get_job_document(describe("job2")).await.unwrap_err().code, ErrorCode::ResourceNotFound);
+    assert_eq!(h.engine.describe_job(describe("job2")).await.unwrap_err().code, ErrorCode::ResourceNotFound);
 
     // Space returns: the next write after the interval goes through, and so do retries.
     h.full.store(false, Ordering::SeqCst);
@@ -597,6 +598,8 @@ async fn a_refused_commit_changes_nothing_and_writes_recover_by_themselves() {
     h.job("job2", &["pi"]).await.expect("a retried create-job is created, not a conflict");
     let (t, _) = h.mqtt("$aws/things/pi/jobs/job1/update", json!({"status": "SUCCEEDED"})).await;
     assert_eq!(t, "$aws/things/pi/jobs/job1/update/accepted");
+    let d = h.engine.describe_job(describe("job1")).await.unwrap();
+    assert_eq!((d.job.status, d.job.job_process_details.number_of_succeeded_things), (JobStatus::Completed, 1));
 
     // What every answer said is what the store holds.
     let h = h.reopen();
@@ -628,6 +631,7 @@ async fn writes_in_flight_behind_a_refused_one_are_refused_too() {
     assert_eq!(second.unwrap_err().code, ErrorCode::ServiceUnavailable, "built on a refused write");
     let e = h.engine.describe_thing(DescribeThingRequest { thing_name: "new".into() }).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::ResourceNotFound);
+    assert_eq!(h.engine.describe_job(describe("j")).await.unwrap_err().code, ErrorCode::ResourceNotFound);
     let h = h.reopen();
     assert!(h.engine.describe_thing(DescribeThingRequest { thing_name: "new".into() }).await.is_err());
     assert!(h.engine.describe_job(describe("j")).await.is_err());

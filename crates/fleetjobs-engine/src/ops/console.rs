@@ -18,8 +18,13 @@ impl Engine {
         let needle = r.text.as_deref().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty());
         self.read(|s| {
             let matches = |j: &Job| needle.as_deref().is_none_or(|n| job_matches(j, n));
-            let mut jobs: Vec<&Job> =
-                s.jobs.values().filter(|j| r.status.is_none_or(|st| j.status == st)).filter(|j| matches(j)).collect();
+            let mut jobs: Vec<&Job> = s
+                .jobs
+                .values()
+                .map(|j| &**j)
+                .filter(|j| r.status.is_none_or(|st| j.status == st))
+                .filter(|j| matches(j))
+                .collect();
             jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.job_id.cmp(&b.job_id)));
             let truncated = jobs.len() > r.max_results;
             let jobs =

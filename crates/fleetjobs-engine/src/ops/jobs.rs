@@ -15,6 +15,7 @@ use fleetjobs_core::validate::MAX_TARGETS;
 use fleetjobs_core::{ApiError, ApiResult, AtMember, ErrorCode};
 
 use super::{job_in_namespace, job_not_found, queue_executions};
+use crate::durable_view::DurableJob;
 use crate::rollout::CREATE_CHUNK_MIN;
 use crate::Engine;
 
@@ -114,7 +115,7 @@ impl Engine {
         let job_id = &r.job_id;
         self.write(|txn| {
             job_in_namespace(txn.s, job_id, r.namespace_id.as_deref())?;
-            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            let mut job = txn.s.jobs.get(job_id).map(|j| Job::clone(j)).ok_or_else(|| job_not_found(job_id))?;
             if matches!(job.status, JobStatus::Completed | JobStatus::Canceled | JobStatus::DeletionInProgress) {
                 return Err(ApiError::invalid(format!(
                     "Job {job_id} is in status {} and cannot be updated",
@@ -135,13 +136,12 @@ impl Engine {
     pub async fn describe_job(&self, r: DescribeJobRequest) -> ApiResult<DescribeJobResponse> {
         r.check(self.now())?;
         let now = self.now();
-        self.read_job_counts(&r.job_id, |s, counts| {
-            let job = s.jobs.get(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
-            let mut description = JobDescription::new(job, counts);
-            description.scheduled_job_rollouts = crate::rollout::scheduled_job_rollouts(job, now);
-            Ok(DescribeJobResponse { document_source: job.document_source.clone(), job: description })
-        })
-        .await
+        // From the durable view: no wait for the state lock, which device updates and CreateJob
+        // chunks hold.
+        let DurableJob { job, counts } = self.view.job(&r.job_id).ok_or_else(|| job_not_found(&r.job_id))?;
+        let mut description = JobDescription::new(&job, &counts);
+        description.scheduled_job_rollouts = crate::rollout::scheduled_job_rollouts(&job, now);
+        Ok(DescribeJobResponse { document_source: job.document_source.clone(), job: description })
     }
 
     pub async fn get_job_document(&self, r: GetJobDocumentRequest) -> ApiResult<GetJobDocumentResponse> {
@@ -170,6 +170,7 @@ impl Engine {
             let mut jobs: Vec<&Job> = s
                 .jobs
                 .values()
+                .map(|j| &**j)
                 .filter(|j| r.status.is_none_or(|st| j.status == st))
                 .filter(|j| r.target_selection.is_none_or(|t| j.target_selection == t))
                 .filter(|j| r.namespace_id.as_ref().is_none_or(|ns| j.namespace_id.as_ref() == Some(ns)))
@@ -193,7 +194,7 @@ impl Engine {
         let job_id = &r.job_id;
         let force = r.force;
         self.write(|txn| {
-            let job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            let job = txn.s.jobs.get(job_id).map(|j| Job::clone(j)).ok_or_else(|| job_not_found(job_id))?;
             match job.status {
                 JobStatus::DeletionInProgress => {
                     return Err(ApiError::new(
@@ -221,7 +222,7 @@ impl Engine {
         let job_id = &r.job_id;
         self.write(|txn| {
             job_in_namespace(txn.s, job_id, r.namespace_id.as_deref())?;
-            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            let mut job = txn.s.jobs.get(job_id).map(|j| Job::clone(j)).ok_or_else(|| job_not_found(job_id))?;
             match job.status {
                 JobStatus::DeletionInProgress => {
                     return Err(ApiError::new(
@@ -264,7 +265,7 @@ impl Engine {
         let job_id = &r.job_id;
         self.write(|txn| {
             job_in_namespace(txn.s, job_id, r.namespace_id.as_deref())?;
-            let mut job = txn.s.jobs.get(job_id).cloned().ok_or_else(|| job_not_found(job_id))?;
+            let mut job = txn.s.jobs.get(job_id).map(|j| Job::clone(j)).ok_or_else(|| job_not_found(job_id))?;
             if job.target_selection != TargetSelection::Continuous || job.status != JobStatus::InProgress {
                 return Err(ApiError::invalid("Targets can only be added to CONTINUOUS jobs that are IN_PROGRESS"));
             }

@@ -50,7 +50,7 @@ impl Taggable {
         let tags = (!tags.is_empty()).then_some(tags);
         match self {
             Taggable::Job(id) => {
-                if let Some(mut job) = txn.s.jobs.get(id).cloned() {
+                if let Some(mut job) = txn.s.jobs.get(id).map(|j| fleetjobs_core::model::Job::clone(j)) {
                     job.tags = tags;
                     txn.put_job(job);
                 }
