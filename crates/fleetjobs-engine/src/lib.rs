@@ -93,6 +93,10 @@ pub struct Engine {
     state: Mutex<state::State>,
     /// What is durable of the jobs and access keys, readable without `state`'s lock.
     view: Arc<durable_view::DurableView>,
+    /// Bumped, under `state`'s lock, by every change a device's policy decision could rest on
+    /// (anything but jobs and executions): what a session's remembered decisions are checked
+    /// against (`device::Decisions`).
+    authz_generation: std::sync::atomic::AtomicU64,
     store: Arc<dyn Store>,
     ca: Arc<CertificateAuthority>,
     clock: Clock,
@@ -188,6 +192,7 @@ impl Engine {
         let engine = Engine {
             config,
             view: Arc::new(durable_view::DurableView::of(&state)),
+            authz_generation: std::sync::atomic::AtomicU64::new(1),
             state: Mutex::new(state),
             store,
             ca,
@@ -276,6 +281,7 @@ impl Engine {
                 fresh.set_document_source(source);
             }
             *guard = fresh;
+            self.authz_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             tracing::warn!(epoch = failed + 1, "state re-read from the store after a failed commit");
         }
         Ok(guard)
@@ -364,6 +370,13 @@ impl Engine {
         state.seq += 1;
         let seq = state.seq;
         let epoch = state.epoch;
+        let kind = |m: &fleetjobs_store::Mutation| match m {
+            fleetjobs_store::Mutation::Put { kind, .. } | fleetjobs_store::Mutation::Delete { kind, .. } => *kind,
+        };
+        // A device update writes its execution (and at most its job): no new generation.
+        if mutations.iter().any(|m| !matches!(kind(m), state::JOB | state::EXECUTION)) {
+            self.authz_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         let state::State { written, jobs, .. } = state;
         written.note(seq, &mutations, *self.durable.borrow(), |job| jobs.contains_key(job));
         let view_changes = durable_view::ViewChanges::of(state, &mutations);

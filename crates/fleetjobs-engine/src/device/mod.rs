@@ -27,6 +27,76 @@ pub struct DeviceSession {
     pub client_id: String,
     pub certificate_id: String,
     pub certificate_arn: String,
+    /// The connection's last Publish and Receive decisions (see [`Decisions`]).
+    decisions: Decisions,
+}
+
+/// How many of a connection's Publish/Receive decisions are remembered: a telemetry
+/// publisher's few topics, a fan-in publisher's or a fan-out subscriber's one.
+const REMEMBERED: usize = 8;
+
+/// The last decisions of [`Engine::authorize_device`] on one connection, valid while the
+/// engine's authorization generation is the one they were made at: every committed change to
+/// anything but jobs and executions (certificates, CAs, policies, attachments, things) starts
+/// a new generation, so a detach or a deactivation still takes effect at the next packet.
+/// Only `iot:Publish` and `iot:Receive` on topics outside `$aws/` are remembered (they repeat
+/// with every message; a connection's Connect and Subscribes are checked once, and the Jobs
+/// API's topics name one job or request each), and nothing is kept until the connection's
+/// first such message, so an idle connection holds no entries.
+#[derive(Default)]
+struct Decisions(std::sync::Mutex<Remembered>);
+
+#[derive(Default)]
+struct Remembered {
+    generation: u64,
+    recent: Vec<(IotAction, Box<str>, bool)>,
+}
+
+impl Decisions {
+    fn get(&self, generation: u64, action: IotAction, topic: &str) -> Option<bool> {
+        let r = self.0.lock().ok()?;
+        if r.generation != generation {
+            return None;
+        }
+        r.recent.iter().find(|(a, t, _)| *a == action && **t == *topic).map(|(_, _, allowed)| *allowed)
+    }
+
+    fn put(&self, generation: u64, action: IotAction, topic: &str, allowed: bool) {
+        let Ok(mut r) = self.0.lock() else { return };
+        if r.generation != generation {
+            if r.generation > generation {
+                return; // made before a change another check already saw
+            }
+            r.recent.clear();
+            r.generation = generation;
+        }
+        if r.recent.len() >= REMEMBERED {
+            r.recent.remove(0);
+        }
+        r.recent.push((action, topic.into(), allowed));
+    }
+}
+
+/// A session's copy starts with nothing remembered; remembered decisions do not make two
+/// sessions differ.
+impl Clone for Decisions {
+    fn clone(&self) -> Self {
+        Decisions::default()
+    }
+}
+
+impl PartialEq for Decisions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Decisions {}
+
+impl std::fmt::Debug for Decisions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decisions").finish_non_exhaustive()
+    }
 }
 
 impl DeviceSession {
@@ -193,6 +263,7 @@ impl Engine {
             client_id: client_id.to_string(),
             certificate_arn: cert.certificate_arn.clone(),
             certificate_id,
+            decisions: Decisions::default(),
         };
         if !allowed(&s, &session, IotAction::Connect, client_id) {
             return Err(DeviceAuthError::ConnectDenied(client_id.to_string()));
@@ -221,6 +292,7 @@ impl Engine {
             client_id: thing.to_string(),
             certificate_arn: cert.certificate_arn.clone(),
             certificate_id,
+            decisions: Decisions::default(),
         };
         if !allowed(&s, &session, action, thing) {
             return Err(ApiError::new(
@@ -231,10 +303,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Authorize one MQTT action on a topic (or topic filter) for a session. The policies are
-    /// read at each call, so attaching, detaching or deactivating takes effect at once.
+    /// Authorize one MQTT action on a topic (or topic filter) for a session. Attaching,
+    /// detaching or deactivating takes effect at the next call: a Publish or Receive decision
+    /// the session remembers is used only while no such change was made since (the
+    /// authorization generation), so most packets of a steady stream skip the state lock.
     pub fn authorize_device(&self, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
-        self.lock().is_ok_and(|s| allowed(&s, session, action, topic))
+        // Jobs API topics (`$aws/...`) name a job or a request that rarely comes twice: a
+        // device's jobs traffic would only fill and churn the memory, at a cost per packet.
+        let remembers = matches!(action, IotAction::Publish | IotAction::Receive) && !topic.starts_with("$aws/");
+        if remembers {
+            let generation = self.authz_generation.load(std::sync::atomic::Ordering::Acquire);
+            if let Some(allowed) = session.decisions.get(generation, action, topic) {
+                return allowed;
+            }
+        }
+        let Ok(s) = self.lock() else { return false };
+        // Read with the state it describes: it changes only under the lock.
+        let generation = self.authz_generation.load(std::sync::atomic::Ordering::Acquire);
+        let allowed = allowed(&s, session, action, topic);
+        drop(s);
+        if remembers {
+            session.decisions.put(generation, action, topic, allowed);
+        }
+        allowed
     }
 
     /// Handle a publish if it is a Jobs API request. `None`: not a jobs topic. `Some`: the

@@ -215,3 +215,50 @@ async fn v2_listings_say_how_each_principal_is_attached_and_exclusive_means_one_
     h.engine.detach_thing_principal(detach).await.unwrap();
     h.engine.attach_thing_principal(attach("b", only, None)).await.unwrap();
 }
+
+/// A connection's Publish and Receive decisions are remembered while nothing they rest on
+/// changes: job traffic keeps them (they answer even while another thread holds the state
+/// lock), a registry change drops them at the next packet.
+#[tokio::test]
+async fn remembered_decisions_last_until_a_registry_change() {
+    use fleetjobs_core::ops::certificates::UpdateCertificateRequest;
+    let h = harness();
+    h.thing("pi").await;
+    let created = h.engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await;
+    let created = created.unwrap();
+    create(&h, "p").await;
+    let attach = PrincipalPolicyRequest { policy_name: "p".into(), principal: created.certificate_arn.clone() };
+    h.engine.attach_principal_policy(attach).await.unwrap();
+    let session = h.engine.authenticate_device(Some(&pem_to_der(&created.certificate_pem)), "pi").unwrap();
+    let session = std::sync::Arc::new(session);
+    assert!(h.engine.authorize_device(&session, IotAction::Publish, "telemetry"));
+    assert!(!h.engine.authorize_device(&session, IotAction::Receive, "telemetry"), "a denial is remembered too");
+    h.job("j", &["pi"]).await.unwrap();
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let engine = h.engine.clone();
+    let holder = std::thread::spawn(move || {
+        let _guard = engine.state.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    locked_rx.recv().unwrap();
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+    let (engine, remembered) = (h.engine.clone(), session.clone());
+    let checker = std::thread::spawn(move || {
+        let publish = engine.authorize_device(&remembered, IotAction::Publish, "telemetry");
+        let receive = engine.authorize_device(&remembered, IotAction::Receive, "telemetry");
+        answer_tx.send((publish, receive)).unwrap();
+    });
+    // Bounded: a check that took the lock would wait here (then the lock goes, and it ends).
+    let answer = answer_rx.recv_timeout(std::time::Duration::from_secs(30));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    checker.join().unwrap();
+    assert_eq!(answer.expect("a remembered decision waited for the state lock"), (true, false));
+
+    let r = UpdateCertificateRequest { certificate_id: created.certificate_id.clone(), new_status: "INACTIVE".into() };
+    h.engine.update_certificate(r).await.unwrap();
+    assert!(!h.engine.authorize_device(&session, IotAction::Publish, "telemetry"), "deactivated: refused at once");
+}
