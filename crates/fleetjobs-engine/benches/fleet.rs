@@ -56,14 +56,7 @@ impl Store for Measured {
         if batch.mutations.len() < BIG_BATCH {
             return self.inner.submit(batch);
         }
-        let bytes = batch
-            .mutations
-            .iter()
-            .map(|m| match m {
-                fleetjobs_store::Mutation::Put { kind, key, value } => kind.len() + key.len() + value.len(),
-                fleetjobs_store::Mutation::Delete { kind, key } => kind.len() + key.len(),
-            })
-            .sum();
+        let bytes = batch.mutations.iter().map(fleetjobs_store::Mutation::size).sum();
         let submitted = Instant::now();
         *self.last_big.lock().unwrap() =
             Some(BigBatch { mutations: batch.mutations.len(), bytes, submitted, commit: None });

@@ -69,9 +69,9 @@ impl ViewChanges {
         let mut others: Vec<&str> = Vec::new();
         let mut secrets = Vec::new();
         for m in mutations {
-            let (Mutation::Put { kind, key, .. } | Mutation::Delete { kind, key }) = m;
-            if *kind == state::ACCESS_KEY {
-                secrets.push((key.clone(), state.admin_keys.get(key).map(|k| k.secret_access_key.clone())));
+            let (kind, key) = m.record();
+            if kind == state::ACCESS_KEY {
+                secrets.push((key.to_string(), state.admin_keys.get(key).map(|k| k.secret_access_key.clone())));
             }
             match (job_of(m), first) {
                 (Some(job), None) => first = Some(job),

@@ -370,11 +370,8 @@ impl Engine {
         state.seq += 1;
         let seq = state.seq;
         let epoch = state.epoch;
-        let kind = |m: &fleetjobs_store::Mutation| match m {
-            fleetjobs_store::Mutation::Put { kind, .. } | fleetjobs_store::Mutation::Delete { kind, .. } => *kind,
-        };
         // A device update writes its execution (and at most its job): no new generation.
-        if mutations.iter().any(|m| !matches!(kind(m), state::JOB | state::EXECUTION)) {
+        if mutations.iter().any(|m| !matches!(m.record().0, state::JOB | state::EXECUTION)) {
             self.authz_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         let state::State { written, jobs, .. } = state;

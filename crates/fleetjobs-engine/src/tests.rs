@@ -199,6 +199,34 @@ impl Harness {
     }
 }
 
+/// `f`'s answer, run on a thread of its own while another thread holds the engine's state
+/// lock; `None` if it did not answer within 30 s (it waited for the lock). The lock is
+/// released either way, so that both threads end.
+pub(crate) fn while_state_locked<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    f: impl FnOnce(Arc<Engine>) -> T + Send + 'static,
+) -> Option<T> {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let held = engine.clone();
+    let holder = std::thread::spawn(move || {
+        let _guard = held.state.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    locked_rx.recv().unwrap();
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+    let engine = engine.clone();
+    let worker = std::thread::spawn(move || {
+        let _ = answer_tx.send(f(engine));
+    });
+    let answer = answer_rx.recv_timeout(std::time::Duration::from_secs(30)).ok();
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    worker.join().unwrap();
+    answer
+}
+
 pub(crate) fn topics(published: &[(String, Value)]) -> Vec<&str> {
     published.iter().map(|(t, _)| t.as_str()).collect()
 }

@@ -10,7 +10,7 @@ use fleetjobs_core::ops::executions::CancelJobExecutionRequest;
 use fleetjobs_core::ops::executions::ListJobExecutionsForJobRequest;
 use fleetjobs_core::ops::jobs::CancelJobRequest;
 
-use crate::tests::{describe, execution, harness, Harness};
+use crate::tests::{describe, execution, harness, while_state_locked, Harness};
 
 /// Whether `fut` is still waiting after being polled once (nothing else runs meanwhile).
 async fn pending_once<F: Future>(fut: std::pin::Pin<&mut F>) -> bool {
@@ -155,29 +155,11 @@ async fn describe_job_and_the_access_key_check_do_not_wait_for_the_state_lock() 
     h.thing("pi").await;
     h.job("j", &["pi"]).await.unwrap();
     let key = h.engine.ensure_admin_key().await.unwrap();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let engine = h.engine.clone();
-    let holder = std::thread::spawn(move || {
-        let _guard = engine.state.lock().unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-    });
-    locked_rx.recv().unwrap();
-    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
-    let engine = h.engine.clone();
-    let reader = std::thread::spawn(move || {
+    let answer = while_state_locked(&h.engine, move |engine| {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let described = rt.block_on(engine.describe_job(describe("j"))).map(|d| d.job.job_id);
-        let secret = engine.secret_for(&key.access_key_id);
-        answer_tx.send((described, secret, key.secret_access_key)).unwrap();
+        (described, engine.secret_for(&key.access_key_id), key.secret_access_key)
     });
-    // Bounded: were the reads to wait for the lock, this would time out (then the lock goes,
-    // so that the threads end).
-    let answer = answer_rx.recv_timeout(std::time::Duration::from_secs(30));
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
-    reader.join().unwrap();
     let (described, secret, expected) = answer.expect("a read waited for the state lock");
     assert_eq!(described.unwrap(), "j");
     assert_eq!(secret, Some(expected));

@@ -56,9 +56,7 @@ impl Watermarks {
 /// The job whose shown state a mutation changes: a `job` record's key, or the job id that
 /// leads an `execution` record's key.
 pub(crate) fn job_of(m: &Mutation) -> Option<&str> {
-    let (kind, key) = match m {
-        Mutation::Put { kind, key, .. } | Mutation::Delete { kind, key } => (*kind, key.as_str()),
-    };
+    let (kind, key) = m.record();
     match kind {
         state::JOB => Some(key),
         state::EXECUTION => key.split('\n').next(),

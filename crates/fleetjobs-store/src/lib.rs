@@ -27,6 +27,13 @@ pub enum Mutation {
 }
 
 impl Mutation {
+    /// The kind and key of the record it changes.
+    pub fn record(&self) -> (&'static str, &str) {
+        match self {
+            Mutation::Put { kind, key, .. } | Mutation::Delete { kind, key } => (kind, key),
+        }
+    }
+
     /// About how many bytes it writes.
     pub fn size(&self) -> usize {
         match self {

@@ -1,14 +1,14 @@
 //! Policy versions and the principal listings, built from request types: the five-version
 //! limit, the default's rules, devices judged by the new default at once, and restarts.
 
-use fleetjobs_core::ops::certificates::CreateKeysAndCertificateRequest;
+use fleetjobs_core::ops::certificates::{CreateKeysAndCertificateRequest, CreateKeysAndCertificateResponse};
 use fleetjobs_core::ops::policies::*;
 use fleetjobs_core::ops::things::*;
 use fleetjobs_core::policy::IotAction;
 use fleetjobs_core::ErrorCode;
 use serde_json::json;
 
-use crate::tests::{harness, pem_to_der, Harness};
+use crate::tests::{harness, pem_to_der, while_state_locked, Harness};
 
 fn document(effect: &str) -> String {
     json!({"Version": "2012-10-17", "Statement": [
@@ -32,6 +32,18 @@ fn new_version(name: &str, effect: &str, set_as_default: bool) -> CreatePolicyVe
 async fn create(h: &Harness, name: &str) {
     let r = CreatePolicyRequest { policy_name: name.into(), policy_document: document("Allow") };
     assert_eq!(h.engine.create_policy(r).await.unwrap().policy_version_id, "1");
+}
+
+/// Thing `pi` and an ACTIVE certificate with policy `p` (version 1: Connect, Publish on
+/// `telemetry`) attached; the attachment, to detach.
+async fn attached_device(h: &Harness) -> (CreateKeysAndCertificateResponse, PrincipalPolicyRequest) {
+    h.thing("pi").await;
+    let created = h.engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await;
+    let created = created.unwrap();
+    create(h, "p").await;
+    let attach = PrincipalPolicyRequest { policy_name: "p".into(), principal: created.certificate_arn.clone() };
+    h.engine.attach_principal_policy(attach.clone()).await.unwrap();
+    (created, attach)
 }
 
 async fn ids(h: &Harness, name: &str) -> Vec<(String, bool)> {
@@ -111,13 +123,8 @@ async fn versions_and_the_default_survive_a_restart() {
 #[tokio::test]
 async fn a_device_is_judged_by_the_new_default_at_once() {
     let h = harness();
-    h.thing("pi").await;
-    let created = h.engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await;
-    let created = created.unwrap();
+    let (created, attach) = attached_device(&h).await;
     let arn = created.certificate_arn.clone();
-    create(&h, "p").await;
-    let attach = PrincipalPolicyRequest { policy_name: "p".into(), principal: arn.clone() };
-    h.engine.attach_principal_policy(attach.clone()).await.unwrap();
     let session = h.engine.authenticate_device(Some(&pem_to_der(&created.certificate_pem)), "pi").unwrap();
     assert!(h.engine.authorize_device(&session, IotAction::Publish, "telemetry"));
 
@@ -223,39 +230,18 @@ async fn v2_listings_say_how_each_principal_is_attached_and_exclusive_means_one_
 async fn remembered_decisions_last_until_a_registry_change() {
     use fleetjobs_core::ops::certificates::UpdateCertificateRequest;
     let h = harness();
-    h.thing("pi").await;
-    let created = h.engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await;
-    let created = created.unwrap();
-    create(&h, "p").await;
-    let attach = PrincipalPolicyRequest { policy_name: "p".into(), principal: created.certificate_arn.clone() };
-    h.engine.attach_principal_policy(attach).await.unwrap();
+    let (created, _) = attached_device(&h).await;
     let session = h.engine.authenticate_device(Some(&pem_to_der(&created.certificate_pem)), "pi").unwrap();
     let session = std::sync::Arc::new(session);
     assert!(h.engine.authorize_device(&session, IotAction::Publish, "telemetry"));
     assert!(!h.engine.authorize_device(&session, IotAction::Receive, "telemetry"), "a denial is remembered too");
     h.job("j", &["pi"]).await.unwrap();
 
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let engine = h.engine.clone();
-    let holder = std::thread::spawn(move || {
-        let _guard = engine.state.lock().unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-    });
-    locked_rx.recv().unwrap();
-    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
-    let (engine, remembered) = (h.engine.clone(), session.clone());
-    let checker = std::thread::spawn(move || {
+    let remembered = session.clone();
+    let answer = while_state_locked(&h.engine, move |engine| {
         let publish = engine.authorize_device(&remembered, IotAction::Publish, "telemetry");
-        let receive = engine.authorize_device(&remembered, IotAction::Receive, "telemetry");
-        answer_tx.send((publish, receive)).unwrap();
+        (publish, engine.authorize_device(&remembered, IotAction::Receive, "telemetry"))
     });
-    // Bounded: a check that took the lock would wait here (then the lock goes, and it ends).
-    let answer = answer_rx.recv_timeout(std::time::Duration::from_secs(30));
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
-    checker.join().unwrap();
     assert_eq!(answer.expect("a remembered decision waited for the state lock"), (true, false));
 
     let r = UpdateCertificateRequest { certificate_id: created.certificate_id.clone(), new_status: "INACTIVE".into() };
