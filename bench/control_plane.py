@@ -145,10 +145,14 @@ def describe_job(c: Client, job_id: str) -> tuple[dict, float]:
     return body, ms
 
 
-def timed_loop(fn, calls: int, seconds: float) -> list[float]:
+SLOW_MS = 10.0
+
+
+def timed_loop(fn, calls: int, seconds: float, slow: list | None = None) -> list[float]:
     """`fn()` (returns ms) `calls` times spread evenly over `seconds` (so a phase lasts as long
     whatever the latency, and the client adds little load), ending early only if the answers
-    are so slow that it runs past three times that."""
+    are so slow that it runs past three times that. Calls over `SLOW_MS` go to `slow` as
+    (CLOCK_MONOTONIC start, ms), to be set against what else ran then."""
     out: list[float] = []
     start = time.monotonic()
     interval = seconds / calls
@@ -158,8 +162,22 @@ def timed_loop(fn, calls: int, seconds: float) -> list[float]:
             break
         if start + i * interval > now:
             time.sleep(start + i * interval - now)
+        began = time.monotonic()
         out.append(fn())
+        if slow is not None and out[-1] > SLOW_MS:
+            slow.append((began, out[-1]))
     return out
+
+
+def slow_calls(slow: list[tuple[float, float]], creating: list[tuple[float, float]]) -> dict:
+    """The describe-job calls over `SLOW_MS`: how many overlapped one of the load keeper's
+    CreateJobs on the whole fleet, and each call's CLOCK_MONOTONIC start (to find it in a
+    `perf sched record -k CLOCK_MONOTONIC` of the same run)."""
+    def during_create(began: float, ms: float) -> bool:
+        return any(s < began + ms / 1000 and began < e for s, e in creating)
+    return {"over_ms": SLOW_MS, "calls": len(slow),
+            "during_fleet_create_job": sum(during_create(b, ms) for b, ms in slow),
+            "calls_at": [[round(b, 6), round(ms, 3), during_create(b, ms)] for b, ms in slow]}
 
 
 def list_all(c: Client, job_id: str, expected: int) -> dict:
@@ -321,10 +339,13 @@ class LoadKeeper(threading.Thread):
         self.jobs: list[str] = []
         self.stopping = threading.Event()
         self.active: str | None = None
+        self.creating: list[tuple[float, float]] = []  # CLOCK_MONOTONIC (start, end) of each CreateJob
 
     def new_job(self) -> None:
         job = f"load-{len(self.jobs)}-{uuid.uuid4().hex[:6]}"
+        began = time.monotonic()
         create_job(self.c, job, [self.group_arn])
+        self.creating.append((began, time.monotonic()))
         self.jobs.append(job)
         self.active = job
 
@@ -388,11 +409,14 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
             if time.monotonic() > deadline:
                 raise SystemExit("the devices did not start working")
             time.sleep(0.05)
+        print(f"== load phase (CLOCK_MONOTONIC {time.monotonic():.3f})", file=sys.stderr, flush=True)
         t0, m0 = time.monotonic(), scrape(http_port)
         threads0, sim0, load0 = thread_cpu(server.pid), process_cpu_s(sim.pid), os.getloadavg()[0]
+        slow: list[tuple[float, float]] = []
         load = {
-            "describe_job_quiet": percentiles(timed_loop(lambda: describe_job(c, "quiet")[1], calls, secs)),
-            "describe_job_busy": percentiles(timed_loop(lambda: describe_job(c, keeper.active)[1], calls, secs)),
+            "describe_job_quiet": percentiles(timed_loop(lambda: describe_job(c, "quiet")[1], calls, secs, slow)),
+            "describe_job_busy": percentiles(timed_loop(lambda: describe_job(c, keeper.active)[1], calls, secs,
+                                                        slow)),
             "create_job": percentiles(timed_loop(lambda: create_job(c, f"busy-{next(seq)}", [quiet_arn]),
                                                  args.creates, secs)),
         }
@@ -409,6 +433,7 @@ def run_fleetjobs(bins: dict, n: int, args, rnd: int) -> dict:
         load["load_jobs_created"] = len(keeper.jobs)
         keeper.stopping.set()
         keeper.join()
+        load["slow_describes"] = slow_calls(slow, keeper.creating)
         result["load"] = load
         # The list: a job of N executions, finished (as the devices left it).
         first = keeper.jobs[0]

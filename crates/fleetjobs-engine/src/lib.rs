@@ -108,6 +108,10 @@ pub struct Engine {
     timing: Timing,
     /// Set once by the device plane; until then every event is rendered.
     event_audience: std::sync::OnceLock<EventAudience>,
+    /// Where CreateJob's chunks run (set once by the server; unset, on the caller's task).
+    bulk: std::sync::OnceLock<tokio::runtime::Handle>,
+    /// This engine, for the tasks it spawns there.
+    me: std::sync::Weak<Engine>,
 }
 
 /// Where requests spend their time in the pipeline (handles taken once: one record each).
@@ -189,7 +193,8 @@ impl Engine {
         let now = clock();
         let state = state::State::load(store.load()?, &secret_box, now)?;
         let (outbox, rx) = mpsc::unbounded_channel();
-        let engine = Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
             config,
             view: Arc::new(durable_view::DurableView::of(&state)),
             authz_generation: std::sync::atomic::AtomicU64::new(1),
@@ -203,14 +208,24 @@ impl Engine {
             secret_box,
             timing: Timing::new(),
             event_audience: std::sync::OnceLock::new(),
-        };
-        Ok((Arc::new(engine), rx))
+            bulk: std::sync::OnceLock::new(),
+        });
+        Ok((engine, rx))
     }
 
     /// Wire who could receive events (once, before serving; later calls are ignored), so that
     /// events nobody could receive are not rendered.
     pub fn set_event_audience(&self, audience: EventAudience) {
         let _ = self.event_audience.set(audience);
+    }
+
+    /// Run CreateJob's chunks on `runtime` (once, before serving; later calls are ignored). The
+    /// server passes its device plane's runtime: a CreateJob on a big group then creates its
+    /// executions at the devices' priority, and the control plane's threads, whose raised
+    /// priority is there to answer API calls at once, stay free for them (describe-job's tail
+    /// under load came from the HTTP runtime's threads computing chunks).
+    pub fn set_bulk_runtime(&self, runtime: tokio::runtime::Handle) {
+        let _ = self.bulk.set(runtime);
     }
 
     /// Wire the fetcher of `documentSource` documents (once, before serving).

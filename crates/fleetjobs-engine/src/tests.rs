@@ -27,6 +27,7 @@ pub(crate) struct Harness {
     pub(crate) full: Arc<AtomicBool>,
     /// While `Some`, the store holds batches back (not durable yet) in submission order.
     pub(crate) held: Arc<std::sync::Mutex<Option<Vec<Batch>>>>,
+    pub(crate) submitted: Submissions,
 }
 
 /// The real SQLite store, with a switch that makes it refuse commits as a full disk does,
@@ -37,7 +38,11 @@ struct FlakyStore {
     pub(crate) full: Arc<AtomicBool>,
     failed_epoch: AtomicU64,
     held: Arc<std::sync::Mutex<Option<Vec<Batch>>>>,
+    submitted: Submissions,
 }
+
+/// Each batch submitted: the name of the thread that submitted it, and its mutations.
+pub(crate) type Submissions = Arc<std::sync::Mutex<Vec<(Option<String>, usize)>>>;
 
 impl Store for FlakyStore {
     fn load(&self) -> Result<Vec<Record>, StoreError> {
@@ -45,6 +50,8 @@ impl Store for FlakyStore {
     }
 
     fn submit(&self, batch: Batch) {
+        let thread = std::thread::current().name().map(String::from);
+        self.submitted.lock().unwrap().push((thread, batch.mutations.len()));
         let mut held = self.held.lock().unwrap();
         if let Some(held) = held.as_mut() {
             held.push(batch);
@@ -78,11 +85,13 @@ fn temp_dir() -> PathBuf {
 fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> Harness {
     let full = Arc::new(AtomicBool::new(false));
     let held = Arc::new(std::sync::Mutex::new(None));
+    let submitted = Arc::default();
     let store = Arc::new(FlakyStore {
         inner: SqliteStore::open(&dir.join("db.sqlite")).unwrap(),
         full: full.clone(),
         failed_epoch: AtomicU64::new(0),
         held: held.clone(),
+        submitted: Arc::clone(&submitted),
     });
     let config = EngineConfig {
         scope: ArnScope::new("us-east-1", "123456789012"),
@@ -93,7 +102,7 @@ fn open(dir: PathBuf, ca: Arc<CertificateAuthority>, clock: Arc<AtomicI64>) -> H
     let c = clock.clone();
     let (engine, outbox) =
         Engine::open(config, store, ca.clone(), [3; 32], Arc::new(move || c.load(Ordering::SeqCst))).unwrap();
-    Harness { engine, outbox, dir, clock, ca, full, held }
+    Harness { engine, outbox, dir, clock, ca, full, held, submitted }
 }
 
 pub(crate) fn harness() -> Harness {

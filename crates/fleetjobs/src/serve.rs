@@ -92,6 +92,8 @@ async fn serve(args: ServeArgs, priority: ControlPlanePriority, control_plane: H
         crate::s3::Credentials::from_environment(),
     )?);
     engine.set_document_source(documents.clone());
+    // Here, on the device plane's runtime: see `Engine::set_bulk_runtime`.
+    engine.set_bulk_runtime(Handle::current());
     let admin = engine.ensure_admin_key().await.map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
     let credentials = dir.write_credentials(&admin, &args.region)?;
 

@@ -70,24 +70,39 @@ impl Engine {
             };
             let out = CreateJobResponse::from(&job);
             txn.put_job(job);
-            if staged || chunked {
+            if staged {
                 let _ = self.advance_rollout(txn, &job_id);
-            } else {
+            } else if !chunked {
                 queue_executions(txn, &job_id, &things);
             }
             Ok((out, chunked))
         });
         let (out, chunked) = created.await?;
-        // The rest of a chunked job, one transaction per chunk: others take the state lock in
-        // between. The chunks are queued back to back and the answer waits for the last (the
-        // store commits in order), so every execution exists when CreateJob answers, as for a
-        // small job. Should a chunk fail (the store refusing writes), the job stays a rollout
-        // in progress (DescribeJob's `isConcurrent`) and the timer loop goes on with it.
-        let mut more = chunked;
+        if chunked {
+            match (self.bulk.get(), self.me.upgrade()) {
+                (Some(runtime), Some(engine)) => {
+                    let chunks = runtime.spawn(async move { engine.create_in_chunks(&job_id).await });
+                    if let Err(e) = chunks.await {
+                        tracing::error!(error = %e, "CreateJob's chunks ended early; the timer loop goes on");
+                    }
+                }
+                _ => self.create_in_chunks(&job_id).await,
+            }
+        }
+        Ok(out)
+    }
+
+    /// A chunked job's executions, one transaction per chunk: others take the state lock in
+    /// between. The chunks are queued back to back and CreateJob's answer waits for the last
+    /// (the store commits in order), so every execution exists when CreateJob answers, as for a
+    /// small job. Should a chunk fail (the store refusing writes), the job stays a rollout in
+    /// progress (DescribeJob's `isConcurrent`) and the timer loop goes on with it.
+    async fn create_in_chunks(&self, job_id: &str) {
+        let mut more = true;
         let mut last = None;
         while more {
             tokio::task::yield_now().await;
-            match self.begin_write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, &job_id))) {
+            match self.begin_write(|txn| Ok::<_, ApiError>(self.advance_rollout(txn, job_id))) {
                 Ok(submitted) => {
                     more = matches!(submitted.result, Ok(step) if step.created > 0 && step.remaining > 0);
                     last = Some(match last.take() {
@@ -106,7 +121,6 @@ impl Engine {
                 tracing::debug!(job_id, error = %e.message, "executions left to the timer loop");
             }
         }
-        Ok(out)
     }
 
     pub async fn update_job(&self, r: UpdateJobRequest) -> ApiResult<Empty> {

@@ -274,45 +274,43 @@ async fn a_continuous_job_follows_things_joining_and_leaving() {
     assert_eq!(status(&h, "cont", "d").await, Some((JobExecutionStatus::Queued, 3)));
 }
 
-/// CreateJob on more things than one transaction creates: the first batch holds one chunk of
-/// executions, not all (the state lock is let go between chunks), yet when CreateJob answers
-/// every target has exactly one execution (a thing named twice, directly and through the
-/// group, included) and the job is no longer creating executions.
-#[tokio::test]
-async fn a_job_on_a_big_group_is_created_in_chunks_and_whole_before_it_answers() {
-    let h = harness();
-    let n = 2 * CREATE_CHUNK_MIN + 1;
-    h.engine.create_thing_group(group("big", None)).await.unwrap();
+/// A group of `n` things `t0`…
+async fn big_group(h: &Harness, name: &str, n: usize) {
+    h.engine.create_thing_group(group(name, None)).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let engine = h.engine.clone();
+        let (engine, name) = (h.engine.clone(), name.to_string());
         tasks.spawn(async move {
             let thing = format!("t{i}");
             let request =
                 fleetjobs_core::ops::things::CreateThingRequest { thing_name: thing.clone(), ..Default::default() };
             engine.create_thing(request).await.unwrap();
-            engine.add_thing_to_thing_group(member("big", &thing)).await.unwrap();
+            engine.add_thing_to_thing_group(member(&name, &thing)).await.unwrap();
         });
     }
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
+}
+
+/// CreateJob on more things than one transaction creates: the job is written first, then one
+/// chunk of executions per batch, not all at once (the state lock is let go between chunks),
+/// yet when CreateJob answers every target has exactly one execution (a thing named twice,
+/// directly and through the group, included) and the job is no longer creating executions.
+#[tokio::test]
+async fn a_job_on_a_big_group_is_created_in_chunks_and_whole_before_it_answers() {
+    let h = harness();
+    let n = 2 * CREATE_CHUNK_MIN + 1;
+    big_group(&h, "big", n).await;
 
     let mut request = job_request("big-job", &["t7"]);
     request.targets.push(group_arn("big"));
-    h.hold();
-    let engine = h.engine.clone();
-    let create = tokio::spawn(async move { engine.create_job(request).await });
-    while h.held() == 0 {
-        tokio::task::yield_now().await;
-    }
-    let first_batch = h.held.lock().unwrap().as_ref().unwrap()[0].mutations.len();
-    assert!(
-        (CREATE_CHUNK_MIN..n).contains(&first_batch),
-        "the first batch holds one chunk, not all {n}: {first_batch} mutations"
-    );
-    h.release();
-    create.await.unwrap().unwrap();
+    h.submitted.lock().unwrap().clear();
+    h.engine.create_job(request).await.unwrap();
+    let batches: Vec<usize> = h.submitted.lock().unwrap().iter().map(|(_, mutations)| *mutations).collect();
+    assert!(batches[0] < CREATE_CHUNK_MIN, "the job's own batch creates no executions: {batches:?}");
+    assert!(batches.len() > 2, "the executions come in more than one batch: {batches:?}");
+    assert!(batches[1..].iter().all(|&b| b < n), "each later batch holds one chunk, not all {n}: {batches:?}");
 
     let job = h.engine.describe_job(describe("big-job")).await.unwrap().job;
     assert_eq!(job.job_process_details.number_of_queued_things, n as i64, "one execution per thing");
@@ -320,4 +318,41 @@ async fn a_job_on_a_big_group_is_created_in_chunks_and_whole_before_it_answers()
     assert_eq!(job.job_process_details.processing_targets, None);
     assert_eq!(status(&h, "big-job", "t7").await, Some((JobExecutionStatus::Queued, 1)));
     assert_eq!(status(&h, "big-job", &format!("t{}", n - 1)).await.map(|s| s.1), Some(1));
+}
+
+/// With a bulk runtime set (the server's device plane), a big job's chunks are created by a
+/// task of that runtime, not by the caller's (the HTTP runtime's threads run at a raised
+/// priority to answer API calls at once); the caller still gets its answer only once every
+/// execution exists, and small jobs stay on the caller's task.
+#[test]
+fn a_big_jobs_chunks_run_on_the_bulk_runtime() {
+    let bulk = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bulk-worker")
+        .enable_all()
+        .build()
+        .unwrap();
+    let caller = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    caller.block_on(async {
+        let h = harness();
+        h.engine.set_bulk_runtime(bulk.handle().clone());
+        let n = 2 * CREATE_CHUNK_MIN + 1;
+        big_group(&h, "big", n).await;
+        h.submitted.lock().unwrap().clear();
+
+        h.engine.create_job(job_request("small", &["t1", "t2"])).await.unwrap();
+        let mut request = job_request("big-job", &[]);
+        request.targets.push(group_arn("big"));
+        h.engine.create_job(request).await.unwrap();
+
+        let job = h.engine.describe_job(describe("big-job")).await.unwrap().job;
+        assert_eq!(job.job_process_details.number_of_queued_things, n as i64, "every execution before the answer");
+        let submitted = h.submitted.lock().unwrap().clone();
+        let on_bulk: usize =
+            submitted.iter().filter(|(thread, _)| thread.as_deref() == Some("bulk-worker")).map(|(_, m)| m).sum();
+        assert!(on_bulk >= n, "the chunks' {n} executions were submitted on the bulk runtime: {submitted:?}");
+        let elsewhere: Vec<_> =
+            submitted.iter().filter(|(thread, _)| thread.as_deref() != Some("bulk-worker")).collect();
+        assert_eq!(elsewhere.len(), 2, "the small job and the big job's own record on the caller's: {submitted:?}");
+    });
 }
