@@ -243,9 +243,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, checkpoints: Opt
 fn commit(conn: &mut Connection, group: &[Batch]) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(db_err)?;
     {
-        let mut put = tx
-            .prepare_cached("INSERT INTO records (kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value")
-            .map_err(db_err)?;
+        // REPLACE, not an upsert (`ON CONFLICT DO UPDATE`): with the key the table's only index
+        // and no triggers, both leave the same row, and REPLACE seeks once where the upsert
+        // seeks again for its UPDATE (callgrind: 12.0k -> 6.3k instructions per put).
+        let mut put =
+            tx.prepare_cached("REPLACE INTO records (kind, key, value) VALUES (?1, ?2, ?3)").map_err(db_err)?;
         let mut delete = tx.prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2").map_err(db_err)?;
         for m in group.iter().flat_map(|b| &b.mutations) {
             match m {
