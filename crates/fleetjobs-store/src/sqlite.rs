@@ -162,14 +162,19 @@ fn checkpoint_loop(conn: Connection, asked: mpsc::Receiver<()>, done: mpsc::Sync
     );
     let seconds = metrics::histogram!("fleetjobs_store_checkpoint_seconds");
     while asked.recv().is_ok() {
-        let started = std::time::Instant::now();
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            // The WAL keeps everything meanwhile; the next request tries again.
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-        seconds.record(started.elapsed().as_secs_f64());
+        checkpoint(&conn, &seconds);
         let _ = done.try_send(());
     }
+}
+
+/// One PASSIVE checkpoint on `conn`, timed into `seconds`. A failure is logged only: the WAL
+/// keeps everything meanwhile, and the next checkpoint tries again.
+fn checkpoint(conn: &Connection, seconds: &metrics::Histogram) {
+    let started = std::time::Instant::now();
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+    seconds.record(started.elapsed().as_secs_f64());
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, checkpoints: Option<Checkpoints>) {
@@ -230,11 +235,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Batch>, checkpoints: Opt
         // After the callers are answered, before the next group: once this copy leaves no frame
         // behind, the next commit starts the WAL again from its beginning.
         if checkpoints.as_ref().is_some_and(|c| c.finished.try_recv().is_ok()) {
-            let started = std::time::Instant::now();
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
-            }
-            tail_seconds.record(started.elapsed().as_secs_f64());
+            checkpoint(&conn, &tail_seconds);
             checkpointing = false;
         }
     }
