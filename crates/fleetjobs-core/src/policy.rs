@@ -106,8 +106,20 @@ impl IotAction {
 }
 
 impl IotAction {
-    /// The action name lowercased, as statements' action patterns are kept (IAM action names
-    /// are case-insensitive): no lowercasing at each evaluation.
+    const ALL: [IotAction; 9] = [
+        IotAction::Connect,
+        IotAction::Publish,
+        IotAction::Subscribe,
+        IotAction::Receive,
+        IotAction::RetainPublish,
+        IotAction::GetPendingJobExecutions,
+        IotAction::StartNextPendingJobExecution,
+        IotAction::DescribeJobExecution,
+        IotAction::UpdateJobExecution,
+    ];
+
+    /// The action name lowercased, as statements' action patterns are (IAM action names are
+    /// case-insensitive).
     fn lowercase(self) -> &'static str {
         match self {
             IotAction::Connect => "iot:connect",
@@ -260,8 +272,7 @@ enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Statement {
     effect: Effect,
-    /// Patterns, lowercased. `true` for `NotAction`.
-    actions: (bool, Vec<Pattern>),
+    actions: Actions,
     /// `true` for `NotResource`.
     resources: (bool, Vec<ResourcePattern>),
     condition: Condition,
@@ -284,7 +295,7 @@ impl Statement {
         };
 
         let (negated, raw) = one_of(s, "Action", "NotAction").ok_or(PolicyError::MissingAction)?;
-        let actions = strings(raw)
+        let patterns: Vec<Pattern> = strings(raw)
             .ok_or_else(|| PolicyError::InvalidAction(display(raw)))?
             .into_iter()
             .map(|a| {
@@ -309,13 +320,12 @@ impl Statement {
             Some(_) => return Err(PolicyError::InvalidCondition),
         };
 
-        Ok(Self { effect, actions: (negated, actions), resources: (not_resource, resources), condition })
+        let actions = Actions::matching(&patterns, negated);
+        Ok(Self { effect, actions, resources: (not_resource, resources), condition })
     }
 
     fn applies(&self, action: IotAction, resource: &str, ctx: &PolicyContext) -> bool {
-        let action = action.lowercase();
-        let (not_action, patterns) = &self.actions;
-        if patterns.iter().any(|p| p.matches(action, ctx)) == *not_action {
+        if !self.actions.contains(action) {
             return false;
         }
         // A pattern whose variable has no value matches nothing; under
@@ -335,6 +345,31 @@ impl Statement {
             return false;
         }
         self.condition.holds(ctx)
+    }
+}
+
+/// The actions a statement covers (its `Action`, or every action but its `NotAction`), decided
+/// when the policy is parsed: action patterns hold no policy variables and the actions
+/// Fleetjobs authorizes are a fixed set, so the check at every packet is a bit test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Actions(u16);
+
+impl Actions {
+    fn matching(patterns: &[Pattern], negated: bool) -> Self {
+        let no_variables = PolicyContext::default();
+        let covered = IotAction::ALL
+            .iter()
+            .filter(|a| patterns.iter().any(|p| p.matches(a.lowercase(), &no_variables)) != negated)
+            .fold(0, |bits, a| bits | Self::bit(*a));
+        Actions(covered)
+    }
+
+    fn bit(action: IotAction) -> u16 {
+        1 << action as u16
+    }
+
+    fn contains(self, action: IotAction) -> bool {
+        self.0 & Self::bit(action) != 0
     }
 }
 
@@ -369,7 +404,12 @@ fn display(v: &Value) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ResourcePattern {
     Any,
-    Arn { service: Pattern, resource: Pattern },
+    /// An `iot` ARN (the service field matched `iot` when the policy was parsed).
+    Arn {
+        resource: Pattern,
+    },
+    /// An ARN of another service: covers nothing Fleetjobs authorizes.
+    OtherService,
 }
 
 impl ResourcePattern {
@@ -387,16 +427,19 @@ impl ResourcePattern {
         let _region = fields.next().ok_or_else(invalid)?;
         let _account = fields.next().ok_or_else(invalid)?;
         let resource = fields.next().ok_or_else(invalid)?;
-        Ok(Self::Arn { service: Pattern::parse(service, false), resource: Pattern::parse(resource, true) })
+        // The service field holds no policy variables: decided once.
+        if !Pattern::parse(service, false).matches("iot", &PolicyContext::default()) {
+            return Ok(Self::OtherService);
+        }
+        Ok(Self::Arn { resource: Pattern::parse(resource, true) })
     }
 
     /// `None` when the pattern uses a variable that has no value.
     fn try_match(&self, resource: &str, ctx: &PolicyContext) -> Option<bool> {
         match self {
             Self::Any => Some(true),
-            Self::Arn { service, resource: pattern } => {
-                Some(service.matches("iot", ctx) && pattern.try_match(resource, ctx)?)
-            }
+            Self::Arn { resource: pattern } => pattern.try_match(resource, ctx),
+            Self::OtherService => Some(false),
         }
     }
 }
@@ -552,6 +595,9 @@ fn glob_in_place(pattern: &[Segment], text: &str, ctx: &PolicyContext) -> bool {
     while t < text.len() {
         let rest = &text[t..];
         let step = match pattern.get(p) {
+            // A trailing `*` takes whatever text is left: no need to walk it (a resource
+            // like `topic/$aws/things/${iot:ClientId}/jobs/*` ends in one).
+            Some(Segment::AnySeq) if p + 1 == pattern.len() => return true,
             Some(Segment::AnySeq) => {
                 star = Some((p, t));
                 p += 1;
@@ -568,7 +614,20 @@ fn glob_in_place(pattern: &[Segment], text: &str, ctx: &PolicyContext) -> bool {
                 t += n;
             }
             (None, Some((sp, st))) => {
-                let next = st + text[st..].chars().next().map_or(1, char::len_utf8);
+                let mut next = st + text[st..].chars().next().map_or(1, char::len_utf8);
+                // The segment after the star is literal text: the match can resume only where
+                // that text occurs, so skip to it instead of trying each position between.
+                let after = match pattern.get(sp + 1) {
+                    Some(Segment::Lit(l)) => Some(&**l),
+                    Some(Segment::Var(var)) => Some(value(var)),
+                    _ => None,
+                };
+                if let Some(needle) = after {
+                    match text.get(next..).and_then(|rest| rest.find(needle)) {
+                        Some(at) => next += at,
+                        None => return false,
+                    }
+                }
                 p = sp + 1;
                 t = next;
                 star = Some((sp, next));
@@ -1338,6 +1397,32 @@ mod tests {
         assert_eq!(g("${iot:Unknown}*", "x"), None);
         assert_eq!(g("é?*", "éé"), Some(true));
         assert_eq!(g("*é", "aéb"), Some(false));
+    }
+
+    #[test]
+    fn every_action_has_its_own_bit() {
+        // The match has no wildcard arm: a new action does not compile here until it is given
+        // a place, and the assertions then fail until `IotAction::ALL` lists it.
+        let place = |a: IotAction| match a {
+            Connect => 0,
+            Publish => 1,
+            Subscribe => 2,
+            Receive => 3,
+            RetainPublish => 4,
+            GetPendingJobExecutions => 5,
+            StartNextPendingJobExecution => 6,
+            DescribeJobExecution => 7,
+            UpdateJobExecution => 8,
+        };
+        let mut listed: Vec<usize> = IotAction::ALL.iter().map(|a| place(*a)).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, (0..=8).collect::<Vec<_>>());
+        let all = doc(r#"{"Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*"}}"#);
+        for a in IotAction::ALL {
+            assert!(is_allowed([&all], a, "thing/x", &CTX), "{a}");
+            let bits: Vec<bool> = IotAction::ALL.iter().map(|b| Actions(Actions::bit(a)).contains(*b)).collect();
+            assert_eq!(bits.iter().filter(|b| **b).count(), 1, "{a}");
+        }
     }
 
     #[test]
