@@ -8,7 +8,7 @@ mod payload;
 
 use fleetjobs_core::execution::{self, DeviceUpdate};
 use fleetjobs_core::model::{CaCertificateStatus, Certificate, CertificateStatus, JobExecution, StatusDetails};
-use fleetjobs_core::policy::{self, IotAction, PolicyContext};
+use fleetjobs_core::policy::{self, IotAction, PolicyContext, PolicyDocument};
 use fleetjobs_core::topics::{self, JobsRequest, JobsTopic};
 use fleetjobs_core::validate::{self, SentStatusDetails};
 use fleetjobs_core::ApiError;
@@ -17,6 +17,8 @@ pub(crate) use payload::{notify, notify_next, Execution};
 use payload::{
     Answer, DescribeRequest, ExecutionState, Payload, PayloadError, StartNextRequest, UpdateRequest, Updated,
 };
+
+use std::sync::Arc;
 
 use crate::state::State;
 use crate::Engine;
@@ -35,46 +37,119 @@ pub struct DeviceSession {
 /// publisher's few topics, a fan-in publisher's or a fan-out subscriber's one.
 const REMEMBERED: usize = 8;
 
-/// The last decisions of [`Engine::authorize_device`] on one connection, valid while the
-/// engine's authorization generation is the one they were made at: every committed change to
-/// anything but jobs and executions (certificates, CAs, policies, attachments, things) starts
-/// a new generation, so a detach or a deactivation still takes effect at the next packet.
-/// Only `iot:Publish` and `iot:Receive` on topics outside `$aws/` are remembered (they repeat
-/// with every message; a connection's Connect and Subscribes are checked once, and the Jobs
-/// API's topics name one job or request each), and nothing is kept until the connection's
-/// first such message, so an idle connection holds no entries.
+/// What [`Engine::authorize_device`] remembers of one connection, valid while the engine's
+/// authorization generation is the one it was read at: every committed change to anything but
+/// jobs and executions (certificates, CAs, policies, attachments, things) starts a new
+/// generation, so a detach or a deactivation still takes effect at the next packet.
+/// - The connection's [`Grant`]: what its checks read from the registry, so that a check
+///   within one generation takes no state lock and makes no lookup, only the policies'
+///   evaluation (a device's Jobs API traffic: five checks per execution).
+/// - Its last decisions on `iot:Publish` and `iot:Receive` outside `$aws/`, which repeat with
+///   every message (a telemetry topic), so that those skip the evaluation too. The Jobs API's
+///   topics name one job or request each: remembering them would only churn the memory.
 #[derive(Default)]
 struct Decisions(std::sync::Mutex<Remembered>);
 
 #[derive(Default)]
 struct Remembered {
     generation: u64,
+    grant: Option<Grant>,
     recent: Vec<(IotAction, Box<str>, bool)>,
 }
 
+/// What a connection's policy checks read from the registry: whether its certificate is let
+/// in, whether a thing named as its client id is attached to it, and its policies' documents
+/// (shared with the state: a new policy version is a new document and a new generation).
+struct Grant {
+    admitted: bool,
+    thing_attached: bool,
+    policies: Vec<Arc<PolicyDocument>>,
+}
+
+impl Grant {
+    fn read(s: &State, session: &DeviceSession) -> Self {
+        let admitted = s
+            .certificates
+            .get(&session.certificate_id)
+            .is_some_and(|c| c.status == CertificateStatus::Active && ca_admits(s, c));
+        Grant {
+            admitted,
+            thing_attached: s.is_attached(&session.certificate_arn, &session.client_id),
+            policies: if admitted {
+                s.policies_of_target(&session.certificate_arn).map(|(_, d)| Arc::clone(d)).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn allows(&self, session: &DeviceSession, action: IotAction, name: &str) -> bool {
+        if !self.admitted {
+            return false;
+        }
+        // `iot:Connection.Thing.ThingName` is the client id while that thing is attached.
+        let ctx = PolicyContext {
+            client_id: &session.client_id,
+            thing_name: self.thing_attached.then_some(session.client_id.as_str()),
+            certificate_id: Some(&session.certificate_id),
+        };
+        with_resource(action, name, |resource| policy::is_allowed(&self.policies, action, resource, &ctx))
+    }
+}
+
 impl Decisions {
-    fn get(&self, generation: u64, action: IotAction, topic: &str) -> Option<bool> {
-        let r = self.0.lock().ok()?;
+    /// The decision from what is remembered at `generation`, if anything is.
+    fn decide(&self, generation: u64, session: &DeviceSession, action: IotAction, topic: &str) -> Option<bool> {
+        let mut r = self.0.lock().ok()?;
         if r.generation != generation {
             return None;
         }
-        r.recent.iter().find(|(a, t, _)| *a == action && **t == *topic).map(|(_, _, allowed)| *allowed)
+        let repeats = repeats(action, topic);
+        if repeats {
+            let recent = r.recent.iter().find(|(a, t, _)| *a == action && **t == *topic);
+            if let Some((_, _, allowed)) = recent {
+                return Some(*allowed);
+            }
+        }
+        let allowed = r.grant.as_ref()?.allows(session, action, topic);
+        if repeats {
+            r.remember(action, topic, allowed);
+        }
+        Some(allowed)
     }
 
-    fn put(&self, generation: u64, action: IotAction, topic: &str, allowed: bool) {
-        let Ok(mut r) = self.0.lock() else { return };
+    /// Remember `grant`, read at `generation`, and the decision it gives.
+    fn renew(&self, generation: u64, grant: Grant, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
+        let allowed = grant.allows(session, action, topic);
+        let Ok(mut r) = self.0.lock() else { return allowed };
+        if r.generation > generation {
+            return allowed; // read before a change another check already saw
+        }
         if r.generation != generation {
-            if r.generation > generation {
-                return; // made before a change another check already saw
-            }
             r.recent.clear();
             r.generation = generation;
         }
-        if r.recent.len() >= REMEMBERED {
-            r.recent.remove(0);
+        r.grant = Some(grant);
+        if repeats(action, topic) {
+            r.remember(action, topic, allowed);
         }
-        r.recent.push((action, topic.into(), allowed));
+        allowed
     }
+}
+
+impl Remembered {
+    fn remember(&mut self, action: IotAction, topic: &str, allowed: bool) {
+        if self.recent.len() >= REMEMBERED {
+            self.recent.remove(0);
+        }
+        self.recent.push((action, topic.into(), allowed));
+    }
+}
+
+/// Whether a decision is worth remembering by its topic: a Publish or Receive outside the
+/// Jobs API's topics (`$aws/...`).
+fn repeats(action: IotAction, topic: &str) -> bool {
+    matches!(action, IotAction::Publish | IotAction::Receive) && !topic.starts_with("$aws/")
 }
 
 /// A session's copy starts with nothing remembered; remembered decisions do not make two
@@ -96,16 +171,6 @@ impl Eq for Decisions {}
 impl std::fmt::Debug for Decisions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decisions").finish_non_exhaustive()
-    }
-}
-
-impl DeviceSession {
-    /// The thing this connection speaks for *now*: the client id, while a thing of that name
-    /// is attached to the certificate (as AWS sets `iot:Connection.Thing.ThingName`). Read
-    /// from the registry at each action, so a detach-thing-principal takes what the
-    /// attachment gave away at the connection's next action, as a detach-policy does.
-    fn thing_name<'s>(&'s self, s: &State) -> Option<&'s str> {
-        s.is_attached(&self.certificate_arn, &self.client_id).then_some(self.client_id.as_str())
     }
 }
 
@@ -196,20 +261,7 @@ fn ca_admits(s: &State, c: &Certificate) -> bool {
 }
 
 fn allowed(s: &State, session: &DeviceSession, action: IotAction, name: &str) -> bool {
-    let active = s
-        .certificates
-        .get(&session.certificate_id)
-        .is_some_and(|c| c.status == CertificateStatus::Active && ca_admits(s, c));
-    if !active {
-        return false;
-    }
-    let ctx = PolicyContext {
-        client_id: &session.client_id,
-        thing_name: session.thing_name(s),
-        certificate_id: Some(&session.certificate_id),
-    };
-    let policies = s.policies_of_target(&session.certificate_arn).map(|(_, d)| d);
-    with_resource(action, name, |resource| policy::is_allowed(policies, action, resource, &ctx))
+    Grant::read(s, session).allows(session, action, name)
 }
 
 fn check_step_timeout(minutes: Option<i64>, allow_discard: bool) -> Result<(), Rejected> {
@@ -304,28 +356,21 @@ impl Engine {
     }
 
     /// Authorize one MQTT action on a topic (or topic filter) for a session. Attaching,
-    /// detaching or deactivating takes effect at the next call: a Publish or Receive decision
-    /// the session remembers is used only while no such change was made since (the
-    /// authorization generation), so most packets of a steady stream skip the state lock.
+    /// detaching or deactivating takes effect at the next call: what the session remembers
+    /// (see [`Decisions`]) is used only while no such change was made since (the
+    /// authorization generation), so a connection's packets take the state lock only for
+    /// its first check after a registry change.
     pub fn authorize_device(&self, session: &DeviceSession, action: IotAction, topic: &str) -> bool {
-        // Jobs API topics (`$aws/...`) name a job or a request that rarely comes twice: a
-        // device's jobs traffic would only fill and churn the memory, at a cost per packet.
-        let remembers = matches!(action, IotAction::Publish | IotAction::Receive) && !topic.starts_with("$aws/");
-        if remembers {
-            let generation = self.authz_generation.load(std::sync::atomic::Ordering::Acquire);
-            if let Some(allowed) = session.decisions.get(generation, action, topic) {
-                return allowed;
-            }
+        let generation = self.authz_generation.load(std::sync::atomic::Ordering::Acquire);
+        if let Some(allowed) = session.decisions.decide(generation, session, action, topic) {
+            return allowed;
         }
         let Ok(s) = self.lock() else { return false };
         // Read with the state it describes: it changes only under the lock.
         let generation = self.authz_generation.load(std::sync::atomic::Ordering::Acquire);
-        let allowed = allowed(&s, session, action, topic);
+        let grant = Grant::read(&s, session);
         drop(s);
-        if remembers {
-            session.decisions.put(generation, action, topic, allowed);
-        }
-        allowed
+        session.decisions.renew(generation, grant, session, action, topic)
     }
 
     /// Handle a publish if it is a Jobs API request. `None`: not a jobs topic. `Some`: the

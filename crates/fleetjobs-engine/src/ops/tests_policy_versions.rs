@@ -248,3 +248,48 @@ async fn remembered_decisions_last_until_a_registry_change() {
     h.engine.update_certificate(r).await.unwrap();
     assert!(!h.engine.authorize_device(&session, IotAction::Publish, "telemetry"), "deactivated: refused at once");
 }
+
+/// A connection's Jobs API checks read its grant (certificate admitted, thing attached,
+/// policies) from what it remembers: they answer while another thread holds the state lock,
+/// and each registry change they rest on (the thing's attachment, the policy's) is in force
+/// at the next check.
+#[tokio::test]
+async fn jobs_topic_checks_use_the_connection_grant_until_a_registry_change() {
+    let h = harness();
+    h.thing("pi").await;
+    let created = h.engine.create_keys_and_certificate(CreateKeysAndCertificateRequest { set_as_active: true }).await;
+    let created = created.unwrap();
+    let document = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
+         "Resource": "arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/jobs/*"}]});
+    let r = CreatePolicyRequest { policy_name: "jobs".into(), policy_document: document.to_string() };
+    h.engine.create_policy(r).await.unwrap();
+    let policy = PrincipalPolicyRequest { policy_name: "jobs".into(), principal: created.certificate_arn.clone() };
+    h.engine.attach_principal_policy(policy.clone()).await.unwrap();
+    let thing = || ThingPrincipalRequest {
+        thing_name: "pi".into(),
+        principal: created.certificate_arn.clone(),
+        thing_principal_type: None,
+    };
+    h.engine.attach_thing_principal(thing()).await.unwrap();
+    let session = h.engine.authenticate_device(Some(&pem_to_der(&created.certificate_pem)), "pi").unwrap();
+    let session = std::sync::Arc::new(session);
+    let get = "$aws/things/pi/jobs/get";
+    assert!(h.engine.authorize_device(&session, IotAction::Publish, get));
+
+    let remembered = session.clone();
+    let answer = while_state_locked(&h.engine, move |engine| {
+        let update = engine.authorize_device(&remembered, IotAction::Publish, "$aws/things/pi/jobs/j1/update");
+        let other = engine.authorize_device(&remembered, IotAction::Receive, "$aws/things/pi2/jobs/notify-next");
+        (update, other)
+    });
+    assert_eq!(answer.expect("a Jobs API check waited for the state lock"), (true, false));
+
+    h.engine.detach_thing_principal(thing()).await.unwrap();
+    assert!(!h.engine.authorize_device(&session, IotAction::Publish, get), "no thing: the variable has no value");
+    h.engine.attach_thing_principal(thing()).await.unwrap();
+    assert!(h.engine.authorize_device(&session, IotAction::Publish, get), "attached again");
+    h.engine.detach_principal_policy(policy).await.unwrap();
+    assert!(!h.engine.authorize_device(&session, IotAction::Publish, get), "the policy detached: refused at once");
+}
