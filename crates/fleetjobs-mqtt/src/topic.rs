@@ -14,7 +14,9 @@ const MAX_LEN: usize = u16::MAX as usize;
 
 /// A valid topic name (what a PUBLISH is sent to): non-empty, no wildcard, no NUL (§4.7.3).
 pub fn is_valid_topic_name(topic: &str) -> bool {
-    !topic.is_empty() && topic.len() <= MAX_LEN && !topic.contains(['+', '#', '\0'])
+    // Checked for every message in and out: a scan of bytes, not of decoded characters (the
+    // three are ASCII, and no byte of a multi-byte UTF-8 character is).
+    !topic.is_empty() && topic.len() <= MAX_LEN && !topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0))
 }
 
 /// A valid topic filter (§4.7.1): non-empty, no NUL, `+` and `#` each occupy a whole level, and
@@ -405,7 +407,8 @@ mod tests {
     fn topic_name_validation() {
         assert!(is_valid_topic_name("a/b"));
         assert!(is_valid_topic_name("/"));
-        for invalid in ["", "a/+", "#", "a\0"] {
+        assert!(is_valid_topic_name("dév/ü/日本"));
+        for invalid in ["", "a/+", "#", "a\0", "dév/+", "ü#"] {
             assert!(!is_valid_topic_name(invalid), "{invalid}");
         }
     }
