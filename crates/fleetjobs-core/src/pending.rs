@@ -5,8 +5,6 @@
 //! `notify` fires when the *set* of pending executions changes; `notify-next` when the *head*
 //! changes. A QUEUED→IN_PROGRESS move of the head changes neither (the AWS worked example).
 
-use std::collections::BTreeSet;
-
 use crate::model::{JobExecution, JobExecutionStatus};
 
 /// How many pending executions `jobs/get` and `jobs/notify` show.
@@ -57,9 +55,13 @@ pub fn ordered<'a>(executions: impl IntoIterator<Item = &'a JobExecution>) -> Ve
 }
 
 /// What `notify`/`notify-next` need to compare: the pending set and its head.
+///
+/// The set is a sorted list without duplicates: built twice for every change of a thing's
+/// executions (before and after) and only compared, it needs no tree (a thing usually has one
+/// or two pending executions).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueShape {
-    pub set: BTreeSet<ExecutionKey>,
+    pub set: Vec<ExecutionKey>,
     pub head: Option<ExecutionKey>,
 }
 
@@ -71,13 +73,16 @@ impl QueueShape {
     /// The shape of pending executions given as (place, jobId, executionNumber).
     pub fn of_places<'a>(pending: impl IntoIterator<Item = (Place, &'a str, i64)>) -> Self {
         let mut head: Option<(Place, &str, i64)> = None;
-        let mut set = BTreeSet::new();
+        let mut set = Vec::new();
         for p in pending {
             if head.is_none_or(|h| p < h) {
                 head = Some(p);
             }
-            set.insert((p.1.to_string(), p.2));
+            set.push((p.1.to_string(), p.2));
         }
+        // The engine's index yields them in order already: the sort only checks.
+        set.sort_unstable();
+        set.dedup();
         QueueShape { head: head.map(|(_, job, n)| (job.to_string(), n)), set }
     }
 }

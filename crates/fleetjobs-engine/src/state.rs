@@ -502,21 +502,20 @@ impl State {
     ///
     /// Asked twice per change of a thing's executions (before and after): the common case, no
     /// job with a namespace, builds one shape without grouping anything.
-    pub fn queue_shapes(&self, thing: &str) -> BTreeMap<Option<String>, QueueShape> {
-        let mut shapes = BTreeMap::new();
+    pub fn queue_shapes(&self, thing: &str) -> QueueShapes {
         // A thing with nothing pending has no entry (the index drops emptied ones).
-        let Some(pending) = self.pending_by_thing.get(thing) else { return shapes };
+        let Some(pending) = self.pending_by_thing.get(thing) else { return QueueShapes::default() };
         let places = pending.iter().map(|((job, n), place)| (*place, job.as_str(), *n));
         if pending.keys().all(|(job, _)| self.namespace_of(job).is_none()) {
-            shapes.insert(None, QueueShape::of_places(places));
-            return shapes;
+            return QueueShapes(vec![(None, QueueShape::of_places(places))]);
         }
         let mut by_namespace: BTreeMap<Option<&str>, Vec<(Place, &str, i64)>> = BTreeMap::new();
         for p in places {
             by_namespace.entry(self.namespace_of(p.1)).or_default().push(p);
         }
-        shapes.extend(by_namespace.into_iter().map(|(ns, ps)| (ns.map(str::to_string), QueueShape::of_places(ps))));
-        shapes
+        QueueShapes(
+            by_namespace.into_iter().map(|(ns, ps)| (ns.map(str::to_string), QueueShape::of_places(ps))).collect(),
+        )
     }
 
     /// The latest execution of (job, thing), or the given execution number.
@@ -695,6 +694,25 @@ impl State {
     }
 }
 
+/// A thing's queue shape in each job namespace it has pending executions in, by namespace
+/// (no namespace first). Usually one: a `Vec`, not a map.
+#[derive(Debug, Default)]
+pub struct QueueShapes(Vec<(Option<String>, QueueShape)>);
+
+impl QueueShapes {
+    fn get(&self, namespace: &Option<String>) -> Option<&QueueShape> {
+        self.0.iter().find(|(ns, _)| ns == namespace).map(|(_, shape)| shape)
+    }
+
+    /// The namespaces of `self` and of `other`, in order, each once.
+    fn namespaces_with<'s>(&'s self, other: &'s QueueShapes) -> Vec<&'s Option<String>> {
+        let mut namespaces: Vec<&Option<String>> = self.0.iter().chain(&other.0).map(|(ns, _)| ns).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        namespaces
+    }
+}
+
 /// What a transaction produced: store mutations, then what devices must be told and the
 /// status changes to log, both once durable.
 #[derive(Default)]
@@ -738,7 +756,7 @@ pub struct Txn<'a> {
     pub now: Millis,
     changes: Changes,
     /// Things whose pending queue may have changed, with its shape before the first change.
-    touched_things: BTreeMap<String, BTreeMap<Option<String>, QueueShape>>,
+    touched_things: BTreeMap<String, QueueShapes>,
     touched_jobs: BTreeSet<String>,
     /// Events in the order they happened (execution events before the job's completion).
     events: Vec<Notification>,
@@ -1182,8 +1200,7 @@ impl<'a> Txn<'a> {
         let empty = QueueShape::default();
         for (thing, before) in touched {
             let after = self.s.queue_shapes(&thing);
-            let namespaces: BTreeSet<&Option<String>> = before.keys().chain(after.keys()).collect();
-            for namespace in namespaces {
+            for namespace in before.namespaces_with(&after) {
                 let before = before.get(namespace).unwrap_or(&empty);
                 let n = pending::notifications(before, after.get(namespace).unwrap_or(&empty));
                 if !(n.notify || n.notify_next) {
